@@ -1,0 +1,157 @@
+// The binding table: one entry per UDP client endpoint (RFC 4787 REQ-1,
+// endpoint-independent mapping) and the remote endpoints it talks to ("flows", each with
+// a flow id shared with the peer proxy). No IO: the owner passes in a Clock and hears
+// about removals through BindingObserver.
+//
+// All entries share one idle timeout, so least-recently-used order *is* expiry order:
+// the LRU tail is always the next binding to expire. One timer at next_expiry() serves
+// the whole table, and touching a binding is an O(1) list splice, never a timer re-arm.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "binding/clock.h"
+#include "net/endpoint.h"
+
+namespace mpudp {
+
+struct Flow {
+  Endpoint remote;
+  std::uint32_t id = 0;
+  // The peer knows this flow id on the current connection. Cleared when the connection
+  // is replaced, so the next datagram re-announces the pair with OPEN.
+  bool announced = false;
+};
+
+enum class RemoveReason : std::uint8_t {
+  Expired,      // idle timeout
+  Evicted,      // table full, least recently used went first
+  PeerClosed,   // the peer sent CLOSE
+  PeerReset,    // the peer sent RESET (it did not know the binding)
+  SessionLost,  // the tunnel connection carrying it went away
+  Refused,      // policy refused it
+  Shutdown,     // daemon exit
+};
+const char* to_string(RemoveReason r);
+
+// Edge-specific state hung on a binding (the concentrator's UDP socket, the CPE's
+// per-binding connection). Destroyed with the binding, after the observer ran.
+class BindingEdge {
+ public:
+  virtual ~BindingEdge() = default;
+};
+
+struct DirectionStats {
+  std::uint64_t datagrams = 0;
+  std::uint64_t bytes = 0;
+};
+
+struct Binding {
+  std::uint32_t scope = 0;  // which session the client endpoint belongs to (0 on the CPE)
+  Endpoint client;
+  std::vector<Flow> flows;
+  TimePoint created{};
+  TimePoint last_active{};
+  DirectionStats upstream;    // client -> remote
+  DirectionStats downstream;  // remote -> client
+  std::unique_ptr<BindingEdge> edge;
+
+  Flow* find_flow(const Endpoint& remote);
+  Flow* find_flow_id(std::uint32_t id);
+
+ private:
+  friend class BindingTable;
+  Binding* lru_prev_ = nullptr;  // towards most recently used
+  Binding* lru_next_ = nullptr;  // towards least recently used
+};
+
+class BindingObserver {
+ public:
+  virtual ~BindingObserver() = default;
+  // Called before the binding is destroyed. Must not add or remove bindings.
+  virtual void on_binding_removed(Binding& b, RemoveReason why) = 0;
+};
+
+struct BindingLimits {
+  std::size_t max_bindings = 65536;
+  std::size_t max_flows_per_binding = 64;
+  Duration idle_timeout = std::chrono::seconds(300);
+};
+
+class BindingTable {
+ public:
+  BindingTable(BindingLimits limits, const Clock& clock, BindingObserver* observer);
+  ~BindingTable();  // removes what is left, reason Shutdown
+  BindingTable(const BindingTable&) = delete;
+  BindingTable& operator=(const BindingTable&) = delete;
+
+  // Reload: a lower max evicts least recently used entries until it holds.
+  void set_limits(const BindingLimits& limits);
+  const BindingLimits& limits() const { return limits_; }
+
+  Binding* find(std::uint32_t scope, const Endpoint& client);
+  Binding* find_by_flow(std::uint32_t scope, std::uint32_t flow_id);
+
+  // New binding, most recently used. At max_bindings the least recently used one is
+  // removed first (reason Evicted). nullptr only when max_bindings is 0 or the binding
+  // exists already.
+  Binding* create(std::uint32_t scope, const Endpoint& client);
+
+  // Adds a flow to `b` with the given id; nullptr when the binding has
+  // max_flows_per_binding flows or the id is in use in this scope.
+  Flow* add_flow(Binding& b, const Endpoint& remote, std::uint32_t flow_id);
+
+  // A flow id not in use in `scope`, with `tag_bits` or-ed in (see
+  // wire::kConcentratorFlowBit). Never returns 0.
+  std::uint32_t allocate_flow_id(std::uint32_t scope, std::uint32_t tag_bits);
+
+  // Re-arms the lifetime: last_active = now, moved to most recently used.
+  void touch(Binding& b);
+
+  void remove(Binding& b, RemoveReason why);
+  // Removes every binding of a scope (its session went away); returns how many.
+  std::size_t remove_scope(std::uint32_t scope, RemoveReason why);
+  // Removes every binding whose lifetime ran out by clock.now(); returns how many.
+  std::size_t expire();
+  // When the least recently used binding expires; nullopt when the table is empty.
+  std::optional<TimePoint> next_expiry() const;
+
+  std::size_t size() const { return by_client_.size(); }
+  // Most recently used first. `fn` must not add or remove bindings.
+  void for_each(const std::function<void(const Binding&)>& fn) const;
+  // Clears `announced` on every flow of a scope (its connection was replaced).
+  void forget_announcements(std::uint32_t scope);
+
+ private:
+  struct Key {
+    std::uint32_t scope;
+    Endpoint client;
+    friend bool operator==(const Key&, const Key&) = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const noexcept;
+  };
+  static std::uint64_t flow_key(std::uint32_t scope, std::uint32_t id) {
+    return (static_cast<std::uint64_t>(scope) << 32) | id;
+  }
+
+  void lru_unlink(Binding& b);
+  void lru_push_front(Binding& b);
+
+  BindingLimits limits_;
+  const Clock& clock_;
+  BindingObserver* observer_;
+  std::unordered_map<Key, std::unique_ptr<Binding>, KeyHash> by_client_;
+  std::unordered_map<std::uint64_t, Binding*> by_flow_;
+  Binding* lru_head_ = nullptr;  // most recently used
+  Binding* lru_tail_ = nullptr;  // least recently used: expires first
+  std::uint32_t next_flow_id_ = 1;
+};
+
+}  // namespace mpudp

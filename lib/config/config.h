@@ -1,0 +1,70 @@
+// The daemon's configuration: one immutable value built from YAML by one validation pass.
+// Every error names file:line:column. Reload builds a new Config and swaps it in; nothing
+// else keeps raw YAML.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "net/endpoint.h"
+
+namespace mpudp {
+
+enum class ProxyRole : std::uint8_t { Cpe, Concentrator };
+enum class SessionModeConfig : std::uint8_t { Multiplexed, PerBinding };
+enum class LogLevel : std::uint8_t { Error, Warn, Info, Debug };
+
+struct Config {
+  ProxyRole role = ProxyRole::Cpe;
+  LogLevel log_level = LogLevel::Info;
+  SessionModeConfig session_mode = SessionModeConfig::Multiplexed;
+
+  struct Cpe {
+    std::uint16_t tproxy_port = 5555;
+    Endpoint concentrator;  // required when role is cpe
+  } cpe;
+
+  struct Concentrator {
+    std::vector<Endpoint> listen;  // required (non-empty) when role is concentrator
+  } concentrator;
+
+  struct Bindings {
+    std::chrono::milliseconds idle_timeout = std::chrono::seconds(300);
+    std::size_t max = 65536;
+    std::size_t max_remotes = 64;  // remote endpoints per binding
+  } bindings;
+
+  struct Tunnel {
+    // Multiplexed sessions send a keepalive after this much silence and give the
+    // connection up after three keepalives go unanswered.
+    std::chrono::milliseconds keepalive = std::chrono::seconds(15);
+    // Bytes a connection may hold in user space waiting for the socket; past it,
+    // datagrams are dropped (counted), never queued without bound.
+    std::size_t queue_bytes = 256 * 1024;
+  } tunnel;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when the error has no position (unreadable file)
+  int column = 0;  // 1-based
+  std::string message;
+  std::string str() const;  // "FILE:LINE:COL: message" (or "FILE: message")
+};
+
+using ConfigResult = std::variant<Config, ConfigError>;
+
+// `name` is what errors call the source (normally the path).
+ConfigResult load_config_string(std::string_view yaml, std::string_view name);
+ConfigResult load_config_file(const std::string& path);
+
+const char* to_string(ProxyRole r);
+const char* to_string(SessionModeConfig m);
+const char* to_string(LogLevel l);
+
+}  // namespace mpudp

@@ -1,0 +1,125 @@
+// The tunnel protocol between CPE and concentrator: frames as values, pure bytes in and
+// out. docs/PROTOCOL.md is the byte-by-byte description; keep the two in step.
+//
+// Every frame: type (u8) | flags (u8) | body length (u16, big endian) | body.
+// A DATA frame's body is flow id (u32) + payload, so a datagram costs 8 bytes once its
+// (client, remote) pair has been announced with OPEN.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <variant>
+
+#include "net/endpoint.h"
+
+namespace mpudp::wire {
+
+inline constexpr std::uint32_t kMagic = 0x4d505544;  // "MPUD"
+inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::size_t kHeaderSize = 4;
+inline constexpr std::size_t kMaxBody = 65535;
+inline constexpr std::size_t kMaxFrame = kHeaderSize + kMaxBody;
+inline constexpr std::size_t kDataOverhead = kHeaderSize + 4;
+inline constexpr std::size_t kMaxDataPayload = kMaxBody - 4;
+// Flow ids the concentrator allocates (replies from a remote the client has not yet sent
+// to) carry this bit; the CPE's never do, so the two sides never collide.
+inline constexpr std::uint32_t kConcentratorFlowBit = 0x80000000u;
+
+enum class Type : std::uint8_t {
+  Hello = 1,
+  Open = 2,
+  Data = 3,
+  Close = 4,
+  Reset = 5,
+  Keepalive = 6,
+};
+
+enum class SessionMode : std::uint8_t { Multiplexed = 0, PerBinding = 1 };
+enum class Role : std::uint8_t { Cpe = 1, Concentrator = 2 };
+
+// Frame flags, by type.
+inline constexpr std::uint8_t kOpenHasPayload = 0x01;
+inline constexpr std::uint8_t kKeepaliveReplyRequested = 0x01;
+
+enum class CloseReason : std::uint8_t { Unspecified = 0, Idle = 1, Evicted = 2, Shutdown = 3 };
+enum class ResetReason : std::uint8_t {
+  Unspecified = 0,
+  UnknownFlow = 1,   // the receiver holds no binding for this flow id
+  Refused = 2,       // policy or resource limit refused the binding
+  FlowIdInUse = 3,   // OPEN reused a flow id that names another pair
+};
+
+struct Hello {
+  std::uint8_t version = kVersion;
+  Role role = Role::Cpe;
+  SessionMode mode = SessionMode::Multiplexed;
+  std::uint16_t capabilities = 0;  // no capability bits defined in version 1
+};
+
+struct Open {
+  std::uint32_t flow_id = 0;
+  Endpoint client;  // the LAN client's source endpoint
+  Endpoint remote;  // the destination the client sent to (the original destination)
+  bool has_payload = false;
+  std::span<const std::uint8_t> payload;  // points into the decoded buffer
+};
+
+struct Data {
+  std::uint32_t flow_id = 0;
+  std::span<const std::uint8_t> payload;  // points into the decoded buffer
+};
+
+struct Close {
+  Endpoint client;
+  CloseReason reason = CloseReason::Unspecified;
+};
+
+struct Reset {
+  std::uint32_t flow_id = 0;
+  ResetReason reason = ResetReason::Unspecified;
+};
+
+struct Keepalive {
+  bool reply_requested = false;
+};
+
+using Frame = std::variant<Hello, Open, Data, Close, Reset, Keepalive>;
+
+enum class DecodeStatus : std::uint8_t {
+  Ok,
+  NeedMore,      // not a whole frame yet: read more bytes and call again
+  UnknownType,
+  BadLength,     // body length impossible for the type
+  BadEndpoint,   // unknown address family in an endpoint
+  BadMagic,
+  BadVersion,
+  BadFlags,      // flag bits set that the type does not define
+};
+
+const char* to_string(DecodeStatus s);
+const char* to_string(Type t);
+
+struct Decoded {
+  DecodeStatus status = DecodeStatus::NeedMore;
+  std::size_t consumed = 0;  // bytes of input the frame took (valid when status == Ok)
+  Frame frame;
+};
+
+// Decodes the first frame of `in`. Spans in the result point into `in`.
+Decoded decode(std::span<const std::uint8_t> in);
+
+// Size the frame needs on the wire; 0 if it cannot be encoded (body over kMaxBody,
+// invalid endpoint family).
+std::size_t encoded_size(const Frame& f);
+
+// Writes `f` at the start of `out`; returns the bytes written, or 0 when `out` is too
+// small or the frame cannot be encoded. Never writes past out.size().
+std::size_t encode(const Frame& f, std::span<std::uint8_t> out);
+
+// The hot path: DATA frame header (8 bytes) written at `out`; the caller copies the
+// payload right after it. Returns kDataOverhead. `payload_len` <= kMaxDataPayload.
+std::size_t encode_data_header(std::uint32_t flow_id, std::size_t payload_len,
+                               std::uint8_t* out);
+
+}  // namespace mpudp::wire
