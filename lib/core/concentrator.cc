@@ -1,0 +1,256 @@
+#include "core/concentrator.h"
+
+#include "ctl/log.h"
+
+namespace mpudp {
+
+ConcentratorProxy::ConcentratorProxy(Loop* loop, const Config& cfg, Stats& stats)
+    : ProxyBase(loop, cfg, stats) {
+  deferred_.add_task([this] { reap_sessions(); });
+}
+
+ConcentratorProxy::~ConcentratorProxy() { shutdown(); }
+
+bool ConcentratorProxy::start(std::string* err) {
+  for (const Endpoint& at : cfg_.concentrator.listen) {
+    std::string e;
+    auto l = Listener::open(
+        loop_, at, [this](Fd fd, const Endpoint& peer) { on_accept(std::move(fd), peer); }, &e);
+    if (!l) {
+      if (err) *err = "listen " + at.str() + ": " + e;
+      return false;
+    }
+    LOG_INFO("concentrator: listening on %s", at.str().c_str());
+    listeners_.push_back(std::move(l));
+  }
+  return true;
+}
+
+void ConcentratorProxy::on_accept(Fd fd, const Endpoint& peer) {
+  auto s = std::make_unique<Session>();
+  s->conn = Connection::adopt(conn_ctx(), std::move(fd), peer, connection_options(cfg_, false),
+                              *this);
+  s->conn->owner = s.get();
+  stats_.add(Counter::tunnel_connects);
+  LOG_DEBUG("session %u: connection from %s (%s)", s->conn->id(), peer.str().c_str(),
+            s->conn->is_mptcp() ? "MPTCP" : "TCP");
+  const std::uint32_t id = s->conn->id();
+  sessions_.emplace(id, std::move(s));
+}
+
+ConcentratorProxy::Session* ConcentratorProxy::session_of(std::uint32_t scope) {
+  auto it = sessions_.find(scope);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+void ConcentratorProxy::send_reset(Connection& c, std::uint32_t flow_id,
+                                   wire::ResetReason why) {
+  if (c.send(wire::Reset{flow_id, why})) stats_.add(Counter::resets_tx);
+}
+
+void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
+  auto& s = *static_cast<Session*>(c.owner);
+  const std::uint32_t scope = c.id();
+  if (!s.hello) {
+    const auto* h = std::get_if<wire::Hello>(&frame);
+    if (h == nullptr || h->role != wire::Role::Cpe) {
+      stats_.add(Counter::tunnel_protocol_errors);
+      LOG_WARN("session %u from %s: expected a CPE HELLO first; closing", scope,
+               c.peer().str().c_str());
+      c.close();
+      end_session_later(scope);
+      return;
+    }
+    s.hello = true;
+    s.mode = h->mode;
+    c.send(wire::Hello{wire::kVersion, wire::Role::Concentrator, h->mode, 0});
+    LOG_INFO("session %u from %s: %s over %s", scope, c.peer().str().c_str(),
+             h->mode == wire::SessionMode::PerBinding ? "per-binding" : "multiplexed",
+             c.is_mptcp() ? "MPTCP" : "TCP");
+    return;
+  }
+  if (const auto* d = std::get_if<wire::Data>(&frame)) {
+    Binding* b = table_.find_by_flow(scope, d->flow_id);
+    Flow* f = b ? b->find_flow_id(d->flow_id) : nullptr;
+    if (f == nullptr) {
+      stats_.drop(Drop::unknown_flow);
+      send_reset(c, d->flow_id, wire::ResetReason::UnknownFlow);
+      return;
+    }
+    table_.touch(*b);
+    if (static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, d->payload)) {
+      b->upstream.datagrams++;
+      b->upstream.bytes += d->payload.size();
+    }
+  } else if (const auto* o = std::get_if<wire::Open>(&frame)) {
+    on_open(s, c, *o);
+  } else if (const auto* cl = std::get_if<wire::Close>(&frame)) {
+    if (Binding* b = table_.find(scope, cl->client)) table_.remove(*b, RemoveReason::PeerClosed);
+  } else if (const auto* r = std::get_if<wire::Reset>(&frame)) {
+    if (Binding* b = table_.find_by_flow(scope, r->flow_id))
+      table_.remove(*b, RemoveReason::PeerReset);
+  } else if (const auto* k = std::get_if<wire::Keepalive>(&frame)) {
+    stats_.add(Counter::tunnel_keepalives_rx);
+    if (k->reply_requested && c.send(wire::Keepalive{false}))
+      stats_.add(Counter::tunnel_keepalives_tx);
+  } else if (std::holds_alternative<wire::Hello>(frame)) {
+    stats_.add(Counter::tunnel_protocol_errors);
+    LOG_WARN("session %u from %s: second HELLO; closing", scope, c.peer().str().c_str());
+    c.close();
+    end_session_later(scope);
+  }
+}
+
+void ConcentratorProxy::on_open(Session& s, Connection& c, const wire::Open& o) {
+  const std::uint32_t scope = c.id();
+  Binding* b = table_.find(scope, o.client);
+  if (b == nullptr) {
+    b = table_.create(scope, o.client);
+    std::string err;
+    std::unique_ptr<RelaySocket> sock;
+    if (b != nullptr) {
+      sock = RelaySocket::open(loop_, o.client.family, *b, batch_, *this, stats_, &err);
+      if (!sock) {
+        LOG_WARN("binding for %s: %s", o.client.str().c_str(), err.c_str());
+        table_.remove(*b, RemoveReason::Refused);
+        b = nullptr;
+      }
+    }
+    if (b == nullptr) {
+      if (o.has_payload) stats_.drop(Drop::binding_refused);
+      send_reset(c, o.flow_id, wire::ResetReason::Refused);
+      return;
+    }
+    b->edge = std::move(sock);
+    on_created(*b);
+    (void)s;
+  }
+  Flow* f = b->find_flow_id(o.flow_id);
+  if (f == nullptr) {
+    f = table_.add_flow(*b, o.remote, o.flow_id);
+  } else if (f->remote != o.remote) {
+    f = nullptr;
+  }
+  if (f == nullptr) {
+    if (o.has_payload) stats_.drop(Drop::remote_limit);
+    send_reset(c, o.flow_id, wire::ResetReason::Refused);
+    return;
+  }
+  f->announced = true;
+  stats_.add(Counter::flows_opened);
+  table_.touch(*b);
+  if (o.has_payload &&
+      static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, o.payload)) {
+    b->upstream.datagrams++;
+    b->upstream.bytes += o.payload.size();
+  }
+}
+
+void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,
+                                           std::span<const std::uint8_t> payload) {
+  Session* s = session_of(b.scope);
+  if (s == nullptr || !s->conn->open()) {
+    stats_.drop(Drop::tunnel_down);
+    return;
+  }
+  Connection& c = *s->conn;
+  bool ok;
+  Flow* f = b.find_flow(from);
+  if (f == nullptr) {
+    // Endpoint-independent filtering (RFC 4787 REQ-8): a remote the client has not sent
+    // to may answer on the binding's port; the CPE learns the pair from this OPEN.
+    f = table_.add_flow(b, from, table_.allocate_flow_id(b.scope, wire::kConcentratorFlowBit));
+    if (f == nullptr) {
+      stats_.drop(Drop::remote_limit);
+      return;
+    }
+  }
+  if (payload.size() > wire::kMaxDataPayload) {
+    stats_.drop(Drop::too_large);
+    return;
+  }
+  if (!f->announced) {
+    wire::Open open{f->id, b.client, from, true, payload};
+    if (wire::encoded_size(open) == 0) {
+      open.has_payload = false;
+      open.payload = {};
+      ok = c.send(open) && c.send_data(f->id, payload);
+    } else {
+      ok = c.send(open);
+    }
+    if (ok) {
+      f->announced = true;
+      stats_.add(Counter::flows_opened);
+    }
+  } else {
+    ok = c.send_data(f->id, payload);
+  }
+  if (!ok) {
+    stats_.drop(Drop::tunnel_queue_full);
+    return;
+  }
+  table_.touch(b);
+  b.downstream.datagrams++;
+  b.downstream.bytes += payload.size();
+}
+
+void ConcentratorProxy::on_closed(Connection& c, std::string_view reason) {
+  LOG_INFO("session %u from %s ended: %.*s", c.id(), c.peer().str().c_str(),
+           static_cast<int>(reason.size()), reason.data());
+  end_session_later(c.id());
+}
+
+void ConcentratorProxy::on_binding_removed(Binding& b, RemoveReason why) {
+  account_removal(b, why);
+  if (auto* sock = static_cast<RelaySocket*>(b.edge.get())) sock->close();
+  deferred_.destroy_later(std::move(b.edge));
+  Session* s = session_of(b.scope);
+  if (s == nullptr || !s->conn->usable()) return;
+  if (s->mode == wire::SessionMode::PerBinding) {
+    if (why == RemoveReason::Expired || why == RemoveReason::Evicted ||
+        why == RemoveReason::Shutdown || why == RemoveReason::Refused) {
+      // The binding was the connection's reason to exist: end both abortively, so the
+      // kernel sends MP_FASTCLOSE and the CPE's table follows.
+      s->conn->abort();
+      end_session_later(b.scope);
+    }
+    return;
+  }
+  if (why == RemoveReason::Expired || why == RemoveReason::Evicted ||
+      why == RemoveReason::Shutdown) {
+    const auto reason = why == RemoveReason::Expired   ? wire::CloseReason::Idle
+                        : why == RemoveReason::Evicted ? wire::CloseReason::Evicted
+                                                       : wire::CloseReason::Shutdown;
+    if (s->conn->send(wire::Close{b.client, reason})) stats_.add(Counter::closes_tx);
+  }
+}
+
+void ConcentratorProxy::end_session_later(std::uint32_t scope) { dying_.push_back(scope); }
+
+void ConcentratorProxy::reap_sessions() {
+  while (!dying_.empty()) {
+    std::vector<std::uint32_t> now;
+    now.swap(dying_);
+    for (std::uint32_t scope : now) {
+      auto it = sessions_.find(scope);
+      if (it == sessions_.end()) continue;
+      it->second->conn->close();
+      table_.remove_scope(scope, RemoveReason::SessionLost);
+      deferred_.destroy_later(std::move(it->second));
+      sessions_.erase(it);
+    }
+  }
+}
+
+void ConcentratorProxy::shutdown() {
+  listeners_.clear();
+  for (auto& [scope, s] : sessions_) {
+    table_.remove_scope(scope, RemoveReason::Shutdown);
+    if (s->conn->open()) s->conn->flush();
+    s->conn->close();
+  }
+  sessions_.clear();
+  dying_.clear();
+}
+
+}  // namespace mpudp

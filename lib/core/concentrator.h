@@ -1,0 +1,50 @@
+// The concentrator side: tunnel sessions from CPEs in, plain UDP to the remotes out, and
+// replies back through the session that owns the binding.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/proxy_base.h"
+#include "relay/relay_socket.h"
+#include "tunnel/listener.h"
+
+namespace mpudp {
+
+class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, public RemoteSink {
+ public:
+  ConcentratorProxy(Loop* loop, const Config& cfg, Stats& stats);
+  ~ConcentratorProxy() override;
+  bool start(std::string* err);
+  void shutdown();
+  std::size_t session_count() const { return sessions_.size(); }
+
+ private:
+  struct Session {
+    std::unique_ptr<Connection> conn;
+    bool hello = false;
+    wire::SessionMode mode = wire::SessionMode::Multiplexed;
+  };
+
+  void on_accept(Fd fd, const Endpoint& peer);
+  void on_frame(Connection& c, const wire::Frame& f) override;
+  void on_closed(Connection& c, std::string_view reason) override;
+  void on_binding_removed(Binding& b, RemoveReason why) override;
+  void on_remote_datagram(Binding& b, const Endpoint& from,
+                          std::span<const std::uint8_t> payload) override;
+
+  void on_open(Session& s, Connection& c, const wire::Open& o);
+  void send_reset(Connection& c, std::uint32_t flow_id, wire::ResetReason why);
+  Session* session_of(std::uint32_t scope);
+  // Ends a session outside of any table callback: its bindings go, then the session.
+  void end_session_later(std::uint32_t scope);
+  void reap_sessions();
+
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unordered_map<std::uint32_t, std::unique_ptr<Session>> sessions_;
+  std::vector<std::uint32_t> dying_;
+};
+
+}  // namespace mpudp

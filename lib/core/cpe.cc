@@ -1,0 +1,269 @@
+#include "core/cpe.h"
+
+#include "ctl/log.h"
+
+namespace mpudp {
+namespace {
+constexpr std::size_t kReplySockets = 1024;
+constexpr std::chrono::milliseconds kBackoffMin{200};
+constexpr std::chrono::milliseconds kBackoffMax{10000};
+}  // namespace
+
+// Per-binding mode: the binding's own connection, aborted (MP_FASTCLOSE) with it.
+struct CpeProxy::BindingConn final : BindingEdge {
+  std::unique_ptr<Connection> conn;
+};
+
+CpeProxy::CpeProxy(Loop* loop, const Config& cfg, Stats& stats)
+    : ProxyBase(loop, cfg, stats),
+      replies_(kReplySockets, stats),
+      reconnect_timer_(loop, [this] { connect_main(); }),
+      rng_(std::random_device{}()) {}
+
+CpeProxy::~CpeProxy() { shutdown(); }
+
+bool CpeProxy::start(std::string* err) {
+  for (Family fam : {Family::V4, Family::V6}) {
+    std::string e;
+    auto s = TproxySocket::open(loop_, fam, cfg_.cpe.tproxy_port, batch_, *this, stats_, &e);
+    if (!s) {
+      if (err) *err = std::string("TPROXY socket (") + (fam == Family::V4 ? "IPv4" : "IPv6") +
+                      ", port " + std::to_string(cfg_.cpe.tproxy_port) + "): " + e;
+      return false;
+    }
+    lan_.push_back(std::move(s));
+  }
+  LOG_INFO("cpe: intercepting on port %u, concentrator %s, %s sessions", cfg_.cpe.tproxy_port,
+           cfg_.cpe.concentrator.str().c_str(), to_string(cfg_.session_mode));
+  if (cfg_.session_mode == SessionModeConfig::Multiplexed) connect_main();
+  return true;
+}
+
+std::unique_ptr<Connection> CpeProxy::open_connection(std::string* err) {
+  auto c = Connection::connect(conn_ctx(), cfg_.cpe.concentrator,
+                               connection_options(cfg_, true), *this, err);
+  if (!c) return nullptr;
+  // The HELLO leaves with the handshake's first write; frames may follow it at once.
+  c->send(wire::Hello{wire::kVersion, wire::Role::Cpe, wire_mode(cfg_.session_mode), 0});
+  return c;
+}
+
+void CpeProxy::connect_main() {
+  std::string err;
+  main_ = open_connection(&err);
+  if (!main_) {
+    stats_.add(Counter::tunnel_connect_failures);
+    LOG_WARN("tunnel to %s: %s", cfg_.cpe.concentrator.str().c_str(), err.c_str());
+    schedule_reconnect();
+  }
+}
+
+void CpeProxy::schedule_reconnect() {
+  if (stopping_) return;
+  backoff_ = backoff_.count() == 0 ? kBackoffMin : std::min(backoff_ * 2, kBackoffMax);
+  // Jitter, so that many CPEs cut off together do not come back in lockstep.
+  std::uniform_real_distribution<double> jitter(0.75, 1.25);
+  const double wait = std::chrono::duration<double>(backoff_).count() * jitter(rng_);
+  LOG_INFO("reconnecting to %s in %.1f s", cfg_.cpe.concentrator.str().c_str(), wait);
+  reconnect_timer_.start(wait);
+}
+
+Connection* CpeProxy::connection_for(Binding& b) {
+  if (cfg_.session_mode == SessionModeConfig::Multiplexed) return main_.get();
+  auto* edge = static_cast<BindingConn*>(b.edge.get());
+  return edge ? edge->conn.get() : nullptr;
+}
+
+void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
+                               std::span<const std::uint8_t> payload) {
+  if (client.family != orig_dst.family) {
+    stats_.drop(Drop::family_mismatch);
+    return;
+  }
+  Binding* b = table_.find(0, client);
+  if (b == nullptr) {
+    b = table_.create(0, client);
+    if (b == nullptr) {
+      stats_.drop(Drop::binding_refused);
+      return;
+    }
+    if (cfg_.session_mode == SessionModeConfig::PerBinding) {
+      std::string err;
+      auto edge = std::make_unique<BindingConn>();
+      edge->conn = open_connection(&err);
+      if (!edge->conn) {
+        LOG_WARN("tunnel for %s: %s", client.str().c_str(), err.c_str());
+        stats_.add(Counter::tunnel_connect_failures);
+        table_.remove(*b, RemoveReason::Refused);
+        stats_.drop(Drop::tunnel_down);
+        return;
+      }
+      edge->conn->owner = b;
+      b->edge = std::move(edge);
+    }
+    on_created(*b);
+  }
+  table_.touch(*b);
+  Connection* c = connection_for(*b);
+  if (c == nullptr || !c->usable()) {
+    stats_.drop(Drop::tunnel_down);
+    return;
+  }
+  Flow* f = b->find_flow(orig_dst);
+  if (f == nullptr) {
+    f = table_.add_flow(*b, orig_dst, table_.allocate_flow_id(0, 0));
+    if (f == nullptr) {
+      stats_.drop(Drop::remote_limit);
+      return;
+    }
+  }
+  send_upstream(*c, *b, *f, payload);
+}
+
+void CpeProxy::send_upstream(Connection& c, Binding& b, Flow& f,
+                             std::span<const std::uint8_t> payload) {
+  if (payload.size() > wire::kMaxDataPayload) {
+    stats_.drop(Drop::too_large);
+    return;
+  }
+  bool ok;
+  if (!f.announced) {
+    wire::Open open{f.id, b.client, f.remote, true, payload};
+    if (wire::encoded_size(open) == 0) {
+      // Too big to ride along: announce the pair, then send the datagram as DATA.
+      open.has_payload = false;
+      open.payload = {};
+      ok = c.send(open) && c.send_data(f.id, payload);
+    } else {
+      ok = c.send(open);
+    }
+    if (ok) {
+      f.announced = true;
+      stats_.add(Counter::flows_opened);
+    }
+  } else {
+    ok = c.send_data(f.id, payload);
+  }
+  if (!ok) {
+    stats_.drop(Drop::tunnel_queue_full);
+    return;
+  }
+  b.upstream.datagrams++;
+  b.upstream.bytes += payload.size();
+}
+
+void CpeProxy::deliver(Binding& b, const Endpoint& from, std::span<const std::uint8_t> payload) {
+  table_.touch(b);
+  if (replies_.send(from, b.client, payload)) {
+    b.downstream.datagrams++;
+    b.downstream.bytes += payload.size();
+  }
+}
+
+void CpeProxy::on_connected(Connection& c) {
+  if (&c == main_.get()) {
+    backoff_ = std::chrono::milliseconds(0);
+    LOG_INFO("tunnel up to %s over %s", c.peer().str().c_str(), c.is_mptcp() ? "MPTCP" : "TCP");
+  }
+}
+
+void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
+  if (const auto* d = std::get_if<wire::Data>(&frame)) {
+    Binding* b = table_.find_by_flow(0, d->flow_id);
+    Flow* f = b ? b->find_flow_id(d->flow_id) : nullptr;
+    if (f == nullptr) {
+      stats_.drop(Drop::unknown_flow);
+      if (c.send(wire::Reset{d->flow_id, wire::ResetReason::UnknownFlow}))
+        stats_.add(Counter::resets_tx);
+      return;
+    }
+    deliver(*b, f->remote, d->payload);
+  } else if (const auto* o = std::get_if<wire::Open>(&frame)) {
+    // A remote the client has not sent to answered through the concentrator's mapping.
+    Binding* b = table_.find(0, o->client);
+    Flow* f = nullptr;
+    if (b != nullptr) {
+      f = b->find_flow_id(o->flow_id);
+      if (f == nullptr) f = table_.add_flow(*b, o->remote, o->flow_id);
+    }
+    if (f == nullptr || f->remote != o->remote) {
+      if (o->has_payload) stats_.drop(b ? Drop::remote_limit : Drop::unknown_binding);
+      if (c.send(wire::Reset{o->flow_id, b ? wire::ResetReason::Refused
+                                           : wire::ResetReason::UnknownFlow}))
+        stats_.add(Counter::resets_tx);
+      return;
+    }
+    f->announced = true;
+    if (o->has_payload) deliver(*b, f->remote, o->payload);
+  } else if (const auto* cl = std::get_if<wire::Close>(&frame)) {
+    if (Binding* b = table_.find(0, cl->client)) table_.remove(*b, RemoveReason::PeerClosed);
+  } else if (const auto* r = std::get_if<wire::Reset>(&frame)) {
+    if (Binding* b = table_.find_by_flow(0, r->flow_id)) {
+      LOG_DEBUG("concentrator reset flow %u (reason %u)", r->flow_id,
+                static_cast<unsigned>(r->reason));
+      table_.remove(*b, RemoveReason::PeerReset);
+    }
+  } else if (const auto* k = std::get_if<wire::Keepalive>(&frame)) {
+    stats_.add(Counter::tunnel_keepalives_rx);
+    if (k->reply_requested && c.send(wire::Keepalive{false}))
+      stats_.add(Counter::tunnel_keepalives_tx);
+  } else if (const auto* h = std::get_if<wire::Hello>(&frame)) {
+    if (h->role != wire::Role::Concentrator || h->mode != wire_mode(cfg_.session_mode)) {
+      LOG_ERROR("peer %s is not a concentrator in %s mode: closing", c.peer().str().c_str(),
+                to_string(cfg_.session_mode));
+      c.close();
+      on_closed(c, "unexpected HELLO");
+    }
+  }
+}
+
+void CpeProxy::on_closed(Connection& c, std::string_view reason) {
+  if (&c == main_.get()) {
+    LOG_WARN("tunnel to %s lost: %.*s", c.peer().str().c_str(), static_cast<int>(reason.size()),
+             reason.data());
+    table_.forget_announcements(0);
+    deferred_.destroy_later(std::move(main_));
+    schedule_reconnect();
+    return;
+  }
+  if (auto* b = static_cast<Binding*>(c.owner)) {
+    LOG_DEBUG("tunnel for %s ended: %.*s", b->client.str().c_str(),
+              static_cast<int>(reason.size()), reason.data());
+    table_.remove(*b, RemoveReason::SessionLost);
+  }
+}
+
+void CpeProxy::on_binding_removed(Binding& b, RemoveReason why) {
+  account_removal(b, why);
+  if (cfg_.session_mode == SessionModeConfig::PerBinding) {
+    if (auto* edge = static_cast<BindingConn*>(b.edge.get()); edge && edge->conn) {
+      edge->conn->owner = nullptr;
+      // SO_LINGER 0: the kernel ends the MPTCP connection with MP_FASTCLOSE.
+      edge->conn->abort();
+    }
+    deferred_.destroy_later(std::move(b.edge));
+    return;
+  }
+  const bool tell_peer = why == RemoveReason::Expired || why == RemoveReason::Evicted ||
+                         why == RemoveReason::Shutdown;
+  if (tell_peer && main_ && main_->open()) {
+    const auto reason = why == RemoveReason::Expired   ? wire::CloseReason::Idle
+                        : why == RemoveReason::Evicted ? wire::CloseReason::Evicted
+                                                       : wire::CloseReason::Shutdown;
+    if (main_->send(wire::Close{b.client, reason})) stats_.add(Counter::closes_tx);
+  }
+}
+
+void CpeProxy::shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  reconnect_timer_.stop();
+  table_.remove_scope(0, RemoveReason::Shutdown);
+  if (main_) {
+    main_->flush();
+    main_->close();
+  }
+  lan_.clear();
+}
+
+}  // namespace mpudp

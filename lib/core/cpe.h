@@ -1,0 +1,50 @@
+// The CPE side: LAN datagrams in through TPROXY, out through the tunnel; replies back to
+// the client from the original destination.
+#pragma once
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/proxy_base.h"
+#include "intercept/tproxy.h"
+
+namespace mpudp {
+
+class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandler {
+ public:
+  CpeProxy(Loop* loop, const Config& cfg, Stats& stats);
+  ~CpeProxy() override;
+  bool start(std::string* err);
+  // Ends every binding (CLOSE, or MP_FASTCLOSE per binding) and writes what it can.
+  void shutdown();
+  const Connection* main_connection() const { return main_.get(); }
+
+ private:
+  struct BindingConn;
+
+  void on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
+                       std::span<const std::uint8_t> payload) override;
+  void on_connected(Connection& c) override;
+  void on_frame(Connection& c, const wire::Frame& f) override;
+  void on_closed(Connection& c, std::string_view reason) override;
+  void on_binding_removed(Binding& b, RemoveReason why) override;
+
+  Connection* connection_for(Binding& b);
+  std::unique_ptr<Connection> open_connection(std::string* err);
+  void connect_main();
+  void schedule_reconnect();
+  void send_upstream(Connection& c, Binding& b, Flow& f, std::span<const std::uint8_t> payload);
+  void deliver(Binding& b, const Endpoint& from, std::span<const std::uint8_t> payload);
+
+  std::vector<std::unique_ptr<TproxySocket>> lan_;
+  ReplySockets replies_;
+  std::unique_ptr<Connection> main_;  // multiplexed mode
+  Timer reconnect_timer_;
+  std::chrono::milliseconds backoff_{0};
+  std::minstd_rand rng_;
+  bool stopping_ = false;
+};
+
+}  // namespace mpudp

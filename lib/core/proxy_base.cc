@@ -1,0 +1,83 @@
+#include "core/proxy_base.h"
+
+#include "ctl/log.h"
+
+namespace mpudp {
+
+BindingLimits binding_limits(const Config& cfg) {
+  BindingLimits l;
+  l.max_bindings = cfg.bindings.max;
+  l.max_flows_per_binding = cfg.bindings.max_remotes;
+  l.idle_timeout = std::chrono::duration_cast<Duration>(cfg.bindings.idle_timeout);
+  return l;
+}
+
+ConnectionOptions connection_options(const Config& cfg, bool send_keepalives) {
+  ConnectionOptions o;
+  o.queue_bytes = cfg.tunnel.queue_bytes;
+  o.keepalive = std::chrono::duration_cast<Duration>(cfg.tunnel.keepalive);
+  o.send_keepalives = send_keepalives;
+  return o;
+}
+
+wire::SessionMode wire_mode(SessionModeConfig m) {
+  return m == SessionModeConfig::PerBinding ? wire::SessionMode::PerBinding
+                                            : wire::SessionMode::Multiplexed;
+}
+
+ProxyBase::ProxyBase(Loop* loop, const Config& cfg, Stats& stats)
+    : loop_(loop),
+      cfg_(cfg),
+      stats_(stats),
+      deferred_(loop),
+      flusher_(deferred_),
+      table_(binding_limits(cfg), clock_, this),
+      expiry_timer_(loop, [this] { on_expiry_timer(); }) {}
+
+void ProxyBase::reload(const Config& cfg) {
+  cfg_ = cfg;
+  table_.set_limits(binding_limits(cfg));
+  arm_expiry();
+}
+
+void ProxyBase::on_created(const Binding& b) {
+  stats_.add(Counter::bindings_created);
+  LOG_DEBUG("binding created client=%s scope=%u", b.client.str().c_str(), b.scope);
+  if (!expiry_timer_.active()) arm_expiry();
+}
+
+void ProxyBase::account_removal(const Binding& b, RemoveReason why) {
+  switch (why) {
+    case RemoveReason::Expired: stats_.add(Counter::bindings_expired); break;
+    case RemoveReason::Evicted: stats_.add(Counter::bindings_evicted); break;
+    case RemoveReason::PeerClosed: stats_.add(Counter::bindings_closed_by_peer); break;
+    case RemoveReason::PeerReset: stats_.add(Counter::bindings_reset_by_peer); break;
+    case RemoveReason::SessionLost: stats_.add(Counter::bindings_session_lost); break;
+    case RemoveReason::Refused:
+    case RemoveReason::Shutdown: break;
+  }
+  LOG_DEBUG("binding removed client=%s scope=%u reason=%s up=%llu/%lluB down=%llu/%lluB",
+            b.client.str().c_str(), b.scope, to_string(why),
+            static_cast<unsigned long long>(b.upstream.datagrams),
+            static_cast<unsigned long long>(b.upstream.bytes),
+            static_cast<unsigned long long>(b.downstream.datagrams),
+            static_cast<unsigned long long>(b.downstream.bytes));
+}
+
+void ProxyBase::arm_expiry() {
+  auto next = table_.next_expiry();
+  if (!next) {
+    expiry_timer_.stop();
+    return;
+  }
+  const auto wait = std::chrono::duration<double>(*next - clock_.now()).count();
+  // A millisecond late is harmless; firing early would just re-arm.
+  expiry_timer_.start(wait + 0.001);
+}
+
+void ProxyBase::on_expiry_timer() {
+  table_.expire();
+  arm_expiry();
+}
+
+}  // namespace mpudp

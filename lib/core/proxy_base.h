@@ -1,0 +1,59 @@
+// What the CPE and the concentrator share: the event-loop plumbing (deferred work,
+// coalesced tunnel writes, the shared receive buffers), the binding table with its single
+// expiry timer, and the bookkeeping of removals.
+#pragma once
+
+#include <string>
+
+#include "binding/binding_table.h"
+#include "config/config.h"
+#include "ctl/stats.h"
+#include "io/loop.h"
+#include "io/recv_batch.h"
+#include "tunnel/connection.h"
+#include "wire/frame.h"
+
+namespace mpudp {
+
+class SteadyClockSource final : public Clock {
+ public:
+  TimePoint now() const override { return SteadyClock::now(); }
+};
+
+BindingLimits binding_limits(const Config& cfg);
+ConnectionOptions connection_options(const Config& cfg, bool send_keepalives);
+wire::SessionMode wire_mode(SessionModeConfig m);
+
+class ProxyBase : public BindingObserver {
+ public:
+  ProxyBase(Loop* loop, const Config& cfg, Stats& stats);
+  ~ProxyBase() override { deferred_.collect_garbage(); }
+
+  const BindingTable& bindings() const { return table_; }
+  const Config& config() const { return cfg_; }
+  // Applies what can change at run time: limits, timeouts, log level.
+  virtual void reload(const Config& cfg);
+
+ protected:
+  // Counts the removal and logs it; subclasses call it from on_binding_removed.
+  void account_removal(const Binding& b, RemoveReason why);
+  // Keeps the expiry timer pointed at the table's least recently used binding.
+  void arm_expiry();
+  void on_created(const Binding& b);
+  ConnectionContext conn_ctx() { return {loop_, deferred_, flusher_, stats_}; }
+
+  Loop* loop_;
+  Config cfg_;
+  Stats& stats_;
+  Deferred deferred_;
+  Flusher flusher_;
+  RecvBatch batch_;
+  SteadyClockSource clock_;
+  BindingTable table_;
+
+ private:
+  void on_expiry_timer();
+  Timer expiry_timer_;
+};
+
+}  // namespace mpudp

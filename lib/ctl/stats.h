@@ -1,0 +1,99 @@
+// Every counter and every drop reason, declared once. Names say object and direction:
+// "lan" is the client side of the CPE, "wan" the server side of the concentrator,
+// "tunnel" the MPTCP connections between the two proxies. Every datagram a proxy takes in
+// is either passed on or counted under exactly one drop reason.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#define MPUDP_COUNTERS(X)                                                                   \
+  X(lan_rx_datagrams, "datagrams received from LAN clients")                                \
+  X(lan_rx_bytes, "payload bytes received from LAN clients")                                \
+  X(lan_tx_datagrams, "datagrams sent to LAN clients")                                      \
+  X(lan_tx_bytes, "payload bytes sent to LAN clients")                                      \
+  X(wan_tx_datagrams, "datagrams sent to remote servers")                                   \
+  X(wan_tx_bytes, "payload bytes sent to remote servers")                                   \
+  X(wan_rx_datagrams, "datagrams received from remote servers")                             \
+  X(wan_rx_bytes, "payload bytes received from remote servers")                             \
+  X(tunnel_tx_frames, "frames written to tunnel connections")                               \
+  X(tunnel_tx_bytes, "bytes written to tunnel connections")                                 \
+  X(tunnel_rx_frames, "frames read from tunnel connections")                                \
+  X(tunnel_rx_bytes, "bytes read from tunnel connections")                                  \
+  X(tunnel_writes, "write() calls on tunnel connections")                                   \
+  X(tunnel_connects, "tunnel connections established")                                      \
+  X(tunnel_connect_failures, "tunnel connection attempts that failed")                      \
+  X(tunnel_disconnects, "tunnel connections that ended")                                    \
+  X(tunnel_fallbacks, "tunnel connections that fell back to plain TCP")                     \
+  X(tunnel_protocol_errors, "tunnel connections closed for a protocol error")               \
+  X(tunnel_keepalives_tx, "keepalives sent")                                                \
+  X(tunnel_keepalives_rx, "keepalives received")                                            \
+  X(bindings_created, "bindings created")                                                   \
+  X(bindings_expired, "bindings removed after idle_timeout")                                \
+  X(bindings_evicted, "bindings removed to respect bindings.max")                           \
+  X(bindings_closed_by_peer, "bindings removed on the peer's CLOSE")                        \
+  X(bindings_reset_by_peer, "bindings removed on the peer's RESET")                         \
+  X(bindings_session_lost, "bindings removed with their tunnel connection")                 \
+  X(flows_opened, "(client, remote) pairs announced with OPEN")                             \
+  X(resets_tx, "RESET frames sent for unknown flows")                                       \
+  X(closes_tx, "CLOSE frames sent")                                                         \
+  X(reply_sockets_opened, "transparent reply sockets opened")                               \
+  X(reply_sockets_evicted, "transparent reply sockets closed by the cache bound")
+
+#define MPUDP_DROP_REASONS(X)                                                               \
+  X(no_origdst, "datagram arrived without its original destination")                        \
+  X(truncated, "datagram larger than the receive buffer")                                   \
+  X(tunnel_down, "no tunnel connection was up to carry it")                                 \
+  X(tunnel_queue_full, "tunnel send queue full (backpressure)")                             \
+  X(too_large, "datagram too large to frame")                                               \
+  X(binding_refused, "no binding could be created for it")                                  \
+  X(remote_limit, "its binding already talks to bindings.max_remotes remotes")              \
+  X(unknown_flow, "frame named a flow id this proxy does not hold")                         \
+  X(unknown_binding, "OPEN from the concentrator for a client the CPE does not hold")       \
+  X(family_mismatch, "client and remote address families differ")                           \
+  X(reply_socket_failed, "no transparent socket could be bound to the original destination") \
+  X(send_failed, "the kernel refused to send it")                                           \
+  X(protocol_error, "it arrived on a connection closed for a protocol error")               \
+  X(shutdown, "it was queued when the connection or daemon closed")
+
+namespace mpudp {
+
+enum class Counter : std::size_t {
+#define MPUDP_X(name, help) name,
+  MPUDP_COUNTERS(MPUDP_X)
+#undef MPUDP_X
+      kCount
+};
+
+enum class Drop : std::size_t {
+#define MPUDP_X(name, help) name,
+  MPUDP_DROP_REASONS(MPUDP_X)
+#undef MPUDP_X
+      kCount
+};
+
+struct StatInfo {
+  const char* name;
+  const char* help;
+};
+const StatInfo& info(Counter c);
+const StatInfo& info(Drop d);
+
+class Stats {
+ public:
+  void add(Counter c, std::uint64_t n = 1) { counters_[static_cast<std::size_t>(c)] += n; }
+  void drop(Drop d, std::uint64_t n = 1) { drops_[static_cast<std::size_t>(d)] += n; }
+  std::uint64_t get(Counter c) const { return counters_[static_cast<std::size_t>(c)]; }
+  std::uint64_t get(Drop d) const { return drops_[static_cast<std::size_t>(d)]; }
+  std::uint64_t total_drops() const;
+  // {"counters":{...},"drops":{...}} on one line.
+  std::string to_json() const;
+
+ private:
+  std::array<std::uint64_t, static_cast<std::size_t>(Counter::kCount)> counters_{};
+  std::array<std::uint64_t, static_cast<std::size_t>(Drop::kCount)> drops_{};
+};
+
+}  // namespace mpudp

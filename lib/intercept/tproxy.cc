@@ -1,0 +1,139 @@
+#include "intercept/tproxy.h"
+
+#include <netinet/in.h>
+
+#include <cerrno>
+
+#include "ctl/log.h"
+#include "intercept/origdst.h"
+#include "io/socket.h"
+
+namespace mpudp {
+namespace {
+// Batches read per wakeup before yielding to the tunnel and other sockets.
+constexpr int kMaxBatchesPerWakeup = 4;
+}  // namespace
+
+std::unique_ptr<TproxySocket> TproxySocket::open(Loop* loop, Family family,
+                                                 std::uint16_t port, RecvBatch& batch,
+                                                 LanSink& sink, Stats& stats,
+                                                 std::string* err) {
+  const bool v6 = family == Family::V6;
+  Fd fd = make_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+  auto fail = [&](const char* what, int e) {
+    if (err) *err = std::string(what) + ": " + errno_str(e);
+    return nullptr;
+  };
+  if (!fd) return fail("socket", errno);
+  if (int e = set_int_opt(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1)) return fail("SO_REUSEADDR", e);
+  if (v6) {
+    if (int e = set_int_opt(fd.get(), SOL_IPV6, IPV6_V6ONLY, 1)) return fail("IPV6_V6ONLY", e);
+    if (int e = set_int_opt(fd.get(), SOL_IPV6, IPV6_TRANSPARENT, 1))
+      return fail("IPV6_TRANSPARENT (needs CAP_NET_ADMIN)", e);
+    if (int e = set_int_opt(fd.get(), SOL_IPV6, IPV6_RECVORIGDSTADDR, 1))
+      return fail("IPV6_RECVORIGDSTADDR", e);
+  } else {
+    if (int e = set_int_opt(fd.get(), SOL_IP, IP_TRANSPARENT, 1))
+      return fail("IP_TRANSPARENT (needs CAP_NET_ADMIN)", e);
+    if (int e = set_int_opt(fd.get(), SOL_IP, IP_RECVORIGDSTADDR, 1))
+      return fail("IP_RECVORIGDSTADDR", e);
+  }
+  // Bursts from many LAN clients arrive between two loop iterations.
+  set_int_opt(fd.get(), SOL_SOCKET, SO_RCVBUF, 4 << 20);
+  Endpoint any;
+  any.family = family;
+  any.port = port;
+  if (int e = bind_to(fd.get(), any)) return fail(("bind " + any.str()).c_str(), e);
+  return std::unique_ptr<TproxySocket>(new TproxySocket(loop, std::move(fd), batch, sink, stats));
+}
+
+TproxySocket::TproxySocket(Loop* loop, Fd fd, RecvBatch& batch, LanSink& sink, Stats& stats)
+    : fd_(std::move(fd)), batch_(batch), sink_(sink), stats_(stats),
+      io_(loop, [this](int) { on_readable(); }) {
+  io_.watch(fd_.get(), EV_READ);
+}
+
+void TproxySocket::on_readable() {
+  for (int round = 0; round < kMaxBatchesPerWakeup; ++round) {
+    const int n = batch_.receive(fd_.get(), true);
+    if (n < 0) {
+      LOG_WARN("tproxy recvmmsg: %s", errno_str(errno).c_str());
+      return;
+    }
+    for (int i = 0; i < n; ++i) {
+      const auto payload = batch_.payload(static_cast<std::size_t>(i));
+      stats_.add(Counter::lan_rx_datagrams);
+      stats_.add(Counter::lan_rx_bytes, payload.size());
+      if (batch_.truncated(static_cast<std::size_t>(i))) {
+        stats_.drop(Drop::truncated);
+        continue;
+      }
+      const auto client = Endpoint::from_sockaddr(batch_.source(static_cast<std::size_t>(i)),
+                                                  batch_.source_len(static_cast<std::size_t>(i)));
+      const auto dst = parse_origdst(batch_.header(static_cast<std::size_t>(i)));
+      if (!client || !dst) {
+        stats_.drop(Drop::no_origdst);
+        continue;
+      }
+      sink_.on_lan_datagram(*client, *dst, payload);
+    }
+    if (n < static_cast<int>(RecvBatch::kSlots)) return;
+  }
+}
+
+int ReplySockets::get(const Endpoint& from) {
+  if (auto it = map_.find(from); it != map_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->fd.get();
+  }
+  const bool v6 = from.is_v6();
+  Fd fd = make_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+  if (!fd) return -1;
+  int e = v6 ? set_int_opt(fd.get(), SOL_IPV6, IPV6_TRANSPARENT, 1)
+             : set_int_opt(fd.get(), SOL_IP, IP_TRANSPARENT, 1);
+  if (!e) e = set_int_opt(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
+  if (!e && v6) e = set_int_opt(fd.get(), SOL_IPV6, IPV6_V6ONLY, 1);
+  if (!e) e = bind_to(fd.get(), from);
+  if (e) {
+    LOG_DEBUG("reply socket for %s: %s", from.str().c_str(), errno_str(e).c_str());
+    errno = e;
+    return -1;
+  }
+  // It only sends; whatever reaches it by accident should not pile up.
+  set_int_opt(fd.get(), SOL_SOCKET, SO_RCVBUF, 1);
+  stats_.add(Counter::reply_sockets_opened);
+  if (map_.size() >= max_ && !lru_.empty()) {
+    map_.erase(lru_.back().from);
+    lru_.pop_back();
+    stats_.add(Counter::reply_sockets_evicted);
+  }
+  lru_.push_front(Entry{from, std::move(fd)});
+  map_.emplace(from, lru_.begin());
+  return lru_.front().fd.get();
+}
+
+bool ReplySockets::send(const Endpoint& from, const Endpoint& client,
+                        std::span<const std::uint8_t> payload) {
+  const int fd = get(from);
+  if (fd < 0) {
+    stats_.drop(Drop::reply_socket_failed);
+    return false;
+  }
+  sockaddr_storage ss;
+  const socklen_t len = client.to_sockaddr(ss);
+  for (;;) {
+    if (::sendto(fd, payload.data(), payload.size(), MSG_DONTWAIT,
+                 reinterpret_cast<sockaddr*>(&ss), len) >= 0) {
+      stats_.add(Counter::lan_tx_datagrams);
+      stats_.add(Counter::lan_tx_bytes, payload.size());
+      return true;
+    }
+    if (errno != EINTR) break;
+  }
+  LOG_DEBUG("reply to %s from %s: %s", client.str().c_str(), from.str().c_str(),
+            errno_str(errno).c_str());
+  stats_.drop(Drop::send_failed);
+  return false;
+}
+
+}  // namespace mpudp

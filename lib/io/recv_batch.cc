@@ -1,0 +1,33 @@
+#include "io/recv_batch.h"
+
+#include <cerrno>
+
+namespace mpudp {
+
+RecvBatch::RecvBatch() : slots_(new std::uint8_t[kSlots * kSlotBytes]) {}
+
+int RecvBatch::receive(int fd, bool want_control) {
+  for (std::size_t i = 0; i < kSlots; ++i) {
+    iov_[i] = {slots_.get() + i * kSlotBytes, kSlotBytes};
+    msghdr& h = msgs_[i].msg_hdr;
+    h = {};
+    h.msg_name = &names_[i];
+    h.msg_namelen = sizeof names_[i];
+    h.msg_iov = &iov_[i];
+    h.msg_iovlen = 1;
+    if (want_control) {
+      h.msg_control = control_[i].data();
+      h.msg_controllen = kControlBytes;
+    }
+    msgs_[i].msg_len = 0;
+  }
+  for (;;) {
+    int n = ::recvmmsg(fd, msgs_.data(), kSlots, MSG_DONTWAIT, nullptr);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return -1;
+  }
+}
+
+}  // namespace mpudp

@@ -1,0 +1,26 @@
+#include "io/socket.h"
+
+#include <cerrno>
+#include <cstring>
+
+namespace mpudp {
+
+int family_to_af(Family f) { return f == Family::V6 ? AF_INET6 : AF_INET; }
+
+Fd make_socket(int domain, int type, int protocol) {
+  return Fd(::socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol));
+}
+
+int set_int_opt(int fd, int level, int name, int value) {
+  return ::setsockopt(fd, level, name, &value, sizeof value) == 0 ? 0 : errno;
+}
+
+int bind_to(int fd, const Endpoint& ep) {
+  sockaddr_storage ss;
+  socklen_t len = ep.to_sockaddr(ss);
+  return ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 ? 0 : errno;
+}
+
+std::string errno_str(int err) { return std::strerror(err); }
+
+}  // namespace mpudp

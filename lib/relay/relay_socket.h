@@ -1,0 +1,52 @@
+// The concentrator's UDP side: each binding sends from one socket, so every remote that
+// client endpoint talks to sees the same external address:port (endpoint-independent
+// mapping, RFC 4787 REQ-1), and replies come back on it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "binding/binding_table.h"
+#include "ctl/stats.h"
+#include "io/fd.h"
+#include "io/loop.h"
+#include "io/recv_batch.h"
+#include "net/endpoint.h"
+
+namespace mpudp {
+
+class RemoteSink {
+ public:
+  virtual ~RemoteSink() = default;
+  virtual void on_remote_datagram(Binding& b, const Endpoint& from,
+                                  std::span<const std::uint8_t> payload) = 0;
+};
+
+class RelaySocket final : public BindingEdge {
+ public:
+  // An unconnected UDP socket of `family` on an ephemeral port, reading into `batch`.
+  static std::unique_ptr<RelaySocket> open(Loop* loop, Family family, Binding& owner,
+                                           RecvBatch& batch, RemoteSink& sink, Stats& stats,
+                                           std::string* err);
+  // Sends to a remote; false (counted) when the kernel refused.
+  bool send_to(const Endpoint& remote, std::span<const std::uint8_t> payload);
+  Endpoint local() const;
+  // Stops reading and closes the socket; the object itself may be freed later.
+  void close();
+
+ private:
+  RelaySocket(Loop* loop, Fd fd, Binding& owner, RecvBatch& batch, RemoteSink& sink,
+              Stats& stats);
+  void on_readable();
+
+  Fd fd_;
+  Binding& owner_;
+  RecvBatch& batch_;
+  RemoteSink& sink_;
+  Stats& stats_;
+  IoWatcher io_;
+};
+
+}  // namespace mpudp

@@ -1,0 +1,374 @@
+#include "tunnel/connection.h"
+
+#include <linux/mptcp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "ctl/log.h"
+#include "io/socket.h"
+
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+#ifndef SOL_MPTCP
+#define SOL_MPTCP 284
+#endif
+
+namespace mpudp {
+namespace {
+
+// Unsent bytes the kernel may hold per connection. Small, so a datagram waits behind at
+// most a few milliseconds of others; the rest of the backlog is our bounded queue, where
+// excess datagrams are dropped and counted.
+constexpr int kNotsentLowat = 64 * 1024;
+constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::size_t kMaxInBuffer = 2 * wire::kMaxFrame;
+constexpr int kMaxReadRounds = 8;
+
+std::uint32_t g_next_id = 0;
+// Connection ids double as binding-table scopes on the concentrator; 0 is the CPE's scope.
+std::uint32_t next_connection_id() {
+  if (++g_next_id == 0) ++g_next_id;
+  return g_next_id;
+}
+bool g_logged_no_mptcp = false;
+bool g_logged_fallback = false;
+
+void tune_socket(int fd) {
+  set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  if (int err = set_int_opt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, kNotsentLowat))
+    LOG_DEBUG("TCP_NOTSENT_LOWAT not supported here: %s", errno_str(err).c_str());
+}
+
+}  // namespace
+
+Flusher::Flusher(Deferred& deferred) {
+  deferred.add_task([this] { run(); });
+}
+
+void Flusher::schedule(Connection* c) {
+  if (c->flush_scheduled_) return;
+  c->flush_scheduled_ = true;
+  pending_.push_back(c);
+}
+
+void Flusher::cancel(Connection* c) {
+  if (!c->flush_scheduled_) return;
+  c->flush_scheduled_ = false;
+  std::erase(pending_, c);
+  std::replace(running_.begin(), running_.end(), c, static_cast<Connection*>(nullptr));
+}
+
+void Flusher::run() {
+  // Flushing can fail a connection whose handler then queues frames on another; go round
+  // until nothing is pending (bounded, in case of a pathological handler).
+  for (int round = 0; round < 4 && !pending_.empty(); ++round) {
+    running_.swap(pending_);
+    for (auto*& c : running_) {
+      if (c == nullptr) continue;
+      c->flush_scheduled_ = false;
+      Connection* conn = c;
+      c = nullptr;
+      conn->flush();
+    }
+    running_.clear();
+  }
+}
+
+std::unique_ptr<Connection> Connection::connect(const ConnectionContext& ctx,
+                                                const Endpoint& peer,
+                                                const ConnectionOptions& opts,
+                                                ConnectionHandler& handler, std::string* err) {
+  const int af = family_to_af(peer.family);
+  bool mptcp = true;
+  Fd fd = make_socket(af, SOCK_STREAM, IPPROTO_MPTCP);
+  if (!fd && (errno == EPROTONOSUPPORT || errno == EINVAL || errno == ENOPROTOOPT)) {
+    if (!g_logged_no_mptcp) {
+      LOG_WARN("kernel has no MPTCP (%s): the tunnel runs over plain TCP, one path only",
+               errno_str(errno).c_str());
+      g_logged_no_mptcp = true;
+    }
+    mptcp = false;
+    fd = make_socket(af, SOCK_STREAM, IPPROTO_TCP);
+  }
+  if (!fd) {
+    if (err) *err = "socket: " + errno_str(errno);
+    return nullptr;
+  }
+  tune_socket(fd.get());
+  sockaddr_storage ss;
+  socklen_t len = peer.to_sockaddr(ss);
+  bool connecting = true;
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    if (errno != EINPROGRESS) {
+      if (err) *err = "connect " + peer.str() + ": " + errno_str(errno);
+      return nullptr;
+    }
+  } else {
+    connecting = false;
+  }
+  std::unique_ptr<Connection> c(new Connection(ctx, std::move(fd), peer, opts, handler, true));
+  c->mptcp_ = mptcp;
+  if (!connecting) c->on_connect_done();
+  return c;
+}
+
+std::unique_ptr<Connection> Connection::adopt(const ConnectionContext& ctx, Fd fd,
+                                              const Endpoint& peer,
+                                              const ConnectionOptions& opts,
+                                              ConnectionHandler& handler) {
+  tune_socket(fd.get());
+  std::unique_ptr<Connection> c(new Connection(ctx, std::move(fd), peer, opts, handler, false));
+  c->check_fallback();
+  return c;
+}
+
+Connection::Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer,
+                       const ConnectionOptions& opts, ConnectionHandler& handler,
+                       bool connecting)
+    : ctx_(ctx),
+      opts_(opts),
+      handler_(handler),
+      fd_(std::move(fd)),
+      peer_(peer),
+      id_(next_connection_id()),
+      state_(connecting ? State::Connecting : State::Open),
+      io_(ctx.loop, [this](int ev) { on_io(ev); }),
+      keepalive_timer_(ctx.loop, [this] { on_keepalive_timer(); }) {
+  last_rx_ = ev_now(ctx_.loop);
+  update_watch();
+  keepalive_timer_.start(std::chrono::duration<double>(opts_.keepalive).count());
+}
+
+Connection::~Connection() { shut(); }
+
+void Connection::set_options(const ConnectionOptions& opts) { opts_ = opts; }
+
+std::uint8_t* Connection::reserve(std::size_t n) {
+  const std::size_t cap = std::max(opts_.queue_bytes, wire::kMaxFrame);
+  if (out_tail_ - out_head_ + n > cap) return nullptr;
+  if (out_tail_ + n > out_.size()) {
+    if (out_head_ > 0) {
+      std::memmove(out_.data(), out_.data() + out_head_, out_tail_ - out_head_);
+      out_tail_ -= out_head_;
+      out_head_ = 0;
+    }
+    if (out_tail_ + n > out_.size())
+      out_.resize(std::min(cap, std::max({out_.size() * 2, out_tail_ + n, std::size_t{4096}})));
+  }
+  return out_.data() + out_tail_;
+}
+
+void Connection::commit(std::size_t n) {
+  out_tail_ += n;
+  ctx_.stats.add(Counter::tunnel_tx_frames);
+  ctx_.flusher.schedule(this);
+}
+
+bool Connection::send(const wire::Frame& f) {
+  if (state_ == State::Closed) return false;
+  const std::size_t n = wire::encoded_size(f);
+  if (n == 0) return false;
+  std::uint8_t* p = reserve(n);
+  if (p == nullptr) return false;
+  if (wire::encode(f, {p, n}) != n) return false;
+  commit(n);
+  return true;
+}
+
+bool Connection::send_data(std::uint32_t flow_id, std::span<const std::uint8_t> payload) {
+  if (state_ == State::Closed || payload.size() > wire::kMaxDataPayload) return false;
+  std::uint8_t* p = reserve(wire::kDataOverhead + payload.size());
+  if (p == nullptr) return false;
+  const std::size_t h = wire::encode_data_header(flow_id, payload.size(), p);
+  if (!payload.empty()) std::memcpy(p + h, payload.data(), payload.size());
+  commit(h + payload.size());
+  return true;
+}
+
+void Connection::flush() {
+  if (state_ != State::Open) return;  // a connecting socket flushes once it is up
+  while (out_head_ < out_tail_) {
+    ssize_t n = ::send(fd_.get(), out_.data() + out_head_, out_tail_ - out_head_,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    ctx_.stats.add(Counter::tunnel_writes);
+    if (n > 0) {
+      out_head_ += static_cast<std::size_t>(n);
+      ctx_.stats.add(Counter::tunnel_tx_bytes, static_cast<std::uint64_t>(n));
+      if (out_head_ < out_tail_) break;  // the kernel took what it could; wait for EV_WRITE
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    fail(std::string("write: ") + errno_str(errno));
+    return;
+  }
+  if (out_head_ == out_tail_) out_head_ = out_tail_ = 0;
+  update_watch();
+}
+
+void Connection::update_watch() {
+  if (state_ == State::Closed) return;
+  int ev = 0;
+  if (state_ == State::Connecting) {
+    ev = EV_WRITE;
+  } else {
+    ev = EV_READ;
+    if (out_tail_ > out_head_) ev |= EV_WRITE;
+  }
+  io_.watch(fd_.get(), ev);
+}
+
+void Connection::on_io(int revents) {
+  if (state_ == State::Connecting) {
+    if (revents & EV_WRITE) on_connect_done();
+    return;
+  }
+  if (revents & EV_READ) read_frames();
+  if (state_ == State::Open && (revents & EV_WRITE)) flush();
+}
+
+void Connection::on_connect_done() {
+  int soerr = 0;
+  socklen_t len = sizeof soerr;
+  if (::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) soerr = errno;
+  if (soerr != 0) {
+    ctx_.stats.add(Counter::tunnel_connect_failures);
+    fail("connect " + peer_.str() + ": " + errno_str(soerr));
+    return;
+  }
+  state_ = State::Open;
+  ctx_.stats.add(Counter::tunnel_connects);
+  last_rx_ = ev_now(ctx_.loop);
+  check_fallback();
+  update_watch();
+  handler_.on_connected(*this);
+  if (state_ == State::Open && out_tail_ > out_head_) flush();
+}
+
+void Connection::check_fallback() {
+  if (!mptcp_) return;
+  mptcp_info info{};
+  socklen_t len = sizeof info;
+  const bool ok = ::getsockopt(fd_.get(), SOL_MPTCP, MPTCP_INFO, &info, &len) == 0;
+  if (ok && !(info.mptcpi_flags & MPTCP_INFO_FLAG_FALLBACK)) return;
+  mptcp_ = false;
+  ctx_.stats.add(Counter::tunnel_fallbacks);
+  if (!g_logged_fallback) {
+    LOG_WARN("tunnel connection with %s fell back to plain TCP (the peer or a middlebox "
+             "does not do MPTCP): it works, over one path",
+             peer_.str().c_str());
+    g_logged_fallback = true;
+  } else {
+    LOG_DEBUG("tunnel connection with %s fell back to plain TCP", peer_.str().c_str());
+  }
+}
+
+void Connection::read_frames() {
+  for (int round = 0; round < kMaxReadRounds && state_ != State::Closed; ++round) {
+    // Room for a whole pending frame, so a 64 KiB datagram never deadlocks the reader.
+    std::size_t want = in_len_ + kReadChunk;
+    if (in_len_ >= wire::kHeaderSize) {
+      const std::size_t body = (std::size_t{in_[2]} << 8) | in_[3];
+      want = std::max(want, wire::kHeaderSize + body);
+    }
+    if (in_.size() < want) in_.resize(std::min(kMaxInBuffer, std::max(want, in_.size() * 2)));
+    ssize_t n = ::recv(fd_.get(), in_.data() + in_len_, in_.size() - in_len_, MSG_DONTWAIT);
+    if (n == 0) {
+      fail("peer closed the connection");
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      fail(std::string("read: ") + errno_str(errno));
+      return;
+    }
+    in_len_ += static_cast<std::size_t>(n);
+    ctx_.stats.add(Counter::tunnel_rx_bytes, static_cast<std::uint64_t>(n));
+    last_rx_ = ev_now(ctx_.loop);
+    keepalives_unanswered_ = 0;
+
+    std::size_t off = 0;
+    while (state_ != State::Closed) {
+      auto d = wire::decode({in_.data() + off, in_len_ - off});
+      if (d.status == wire::DecodeStatus::NeedMore) break;
+      if (d.status != wire::DecodeStatus::Ok) {
+        ctx_.stats.add(Counter::tunnel_protocol_errors);
+        fail(std::string("protocol error: ") + wire::to_string(d.status));
+        return;
+      }
+      off += d.consumed;
+      ctx_.stats.add(Counter::tunnel_rx_frames);
+      handler_.on_frame(*this, d.frame);
+    }
+    if (state_ == State::Closed) return;
+    if (off > 0) {
+      std::memmove(in_.data(), in_.data() + off, in_len_ - off);
+      in_len_ -= off;
+    }
+  }
+}
+
+void Connection::on_keepalive_timer() {
+  if (state_ != State::Open) {
+    if (state_ == State::Connecting) {
+      ctx_.stats.add(Counter::tunnel_connect_failures);
+      fail("connect " + peer_.str() + ": timed out");
+    }
+    return;
+  }
+  const double period = std::chrono::duration<double>(opts_.keepalive).count();
+  const double silent = ev_now(ctx_.loop) - last_rx_;
+  if (opts_.send_keepalives) {
+    if (silent >= period) {
+      if (keepalives_unanswered_ >= 3) {
+        fail("peer silent for " + std::to_string(static_cast<int>(silent)) + " s");
+        return;
+      }
+      ++keepalives_unanswered_;
+      if (send(wire::Keepalive{true})) ctx_.stats.add(Counter::tunnel_keepalives_tx);
+    }
+  } else if (silent >= 4 * period) {
+    fail("peer silent for " + std::to_string(static_cast<int>(silent)) + " s");
+    return;
+  }
+  keepalive_timer_.start(period);
+}
+
+void Connection::shut() {
+  if (state_ == State::Closed && !fd_) return;
+  io_.stop();
+  keepalive_timer_.stop();
+  ctx_.flusher.cancel(this);
+  fd_.reset();
+  state_ = State::Closed;
+}
+
+void Connection::fail(std::string_view reason) {
+  if (state_ == State::Closed) return;
+  const bool was_open = state_ == State::Open;
+  shut();
+  if (was_open) ctx_.stats.add(Counter::tunnel_disconnects);
+  handler_.on_closed(*this, reason);
+}
+
+void Connection::close() {
+  if (state_ == State::Open) ctx_.stats.add(Counter::tunnel_disconnects);
+  shut();
+}
+
+void Connection::abort() {
+  if (fd_) {
+    linger lg{1, 0};
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  close();
+}
+
+}  // namespace mpudp

@@ -1,0 +1,149 @@
+// One stream connection between the proxies, MPTCP when the kernel has it. It frames and
+// deframes; what frames mean is the handler's business.
+//
+// Writes are coalesced: frames queued during one loop iteration leave in a single write()
+// just before the loop blocks again (see Flusher). The user-space queue is bounded by
+// tunnel.queue_bytes and the kernel's unsent queue by TCP_NOTSENT_LOWAT, so a connection
+// driven past what its paths carry drops datagrams (counted) instead of building seconds
+// of queue.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "binding/clock.h"
+#include "ctl/stats.h"
+#include "io/fd.h"
+#include "io/loop.h"
+#include "net/endpoint.h"
+#include "wire/frame.h"
+
+namespace mpudp {
+
+class Connection;
+
+class ConnectionHandler {
+ public:
+  virtual ~ConnectionHandler() = default;
+  virtual void on_connected(Connection&) {}
+  // Called for each decoded frame; spans in `f` are valid only during the call. The
+  // handler may close the connection from here; no further frames are delivered then.
+  virtual void on_frame(Connection& c, const wire::Frame& f) = 0;
+  // The connection is closed (fd gone). Destroy it with Deferred::destroy_later, not now.
+  virtual void on_closed(Connection& c, std::string_view reason) = 0;
+};
+
+// Gathers connections with queued frames and writes each once before the loop blocks.
+class Flusher {
+ public:
+  explicit Flusher(Deferred& deferred);
+  void schedule(Connection* c);
+  void cancel(Connection* c);
+
+ private:
+  void run();
+  std::vector<Connection*> pending_;
+  std::vector<Connection*> running_;
+};
+
+struct ConnectionOptions {
+  std::size_t queue_bytes = 256 * 1024;
+  // Keepalive after this much silence; the connection is given up after 3 more.
+  Duration keepalive = std::chrono::seconds(15);
+  bool send_keepalives = false;  // the CPE probes; the concentrator answers
+};
+
+struct ConnectionContext {
+  Loop* loop;
+  Deferred& deferred;
+  Flusher& flusher;
+  Stats& stats;
+};
+
+class Connection {
+ public:
+  enum class State : std::uint8_t { Connecting, Open, Closed };
+
+  // Starts a non-blocking connect. nullptr with `err` set when no socket could be made.
+  static std::unique_ptr<Connection> connect(const ConnectionContext& ctx,
+                                             const Endpoint& peer,
+                                             const ConnectionOptions& opts,
+                                             ConnectionHandler& handler, std::string* err);
+  static std::unique_ptr<Connection> adopt(const ConnectionContext& ctx, Fd fd,
+                                           const Endpoint& peer,
+                                           const ConnectionOptions& opts,
+                                           ConnectionHandler& handler);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Queues a frame. false when it does not fit in the bounded queue or the connection
+  // is closed; the caller counts the drop.
+  bool send(const wire::Frame& f);
+  bool send_data(std::uint32_t flow_id, std::span<const std::uint8_t> payload);
+
+  // Closes now; queued bytes are lost. on_closed is *not* called for closes the owner
+  // asks for itself.
+  void close();
+  // Closes with SO_LINGER 0: the kernel sends RST, for MPTCP an MP_FASTCLOSE.
+  void abort();
+
+  State state() const { return state_; }
+  bool open() const { return state_ == State::Open; }
+  bool usable() const { return state_ != State::Closed; }
+  // False for plain TCP: the kernel lacked MPTCP or the peer fell back.
+  bool is_mptcp() const { return mptcp_; }
+  const Endpoint& peer() const { return peer_; }
+  std::uint32_t id() const { return id_; }
+  int fd() const { return fd_.get(); }
+  std::size_t queued_bytes() const { return out_tail_ - out_head_; }
+  void set_options(const ConnectionOptions& opts);
+
+  // Owner's context pointer (the session, the binding).
+  void* owner = nullptr;
+
+  void flush();  // Flusher's entry; writes queued bytes once
+
+ private:
+  Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer,
+             const ConnectionOptions& opts, ConnectionHandler& handler, bool connecting);
+  std::uint8_t* reserve(std::size_t n);
+  void commit(std::size_t n);
+  void on_io(int revents);
+  void on_connect_done();
+  void read_frames();
+  void on_keepalive_timer();
+  void check_fallback();
+  void fail(std::string_view reason);
+  void shut();
+  void update_watch();
+
+  ConnectionContext ctx_;
+  ConnectionOptions opts_;
+  ConnectionHandler& handler_;
+  Fd fd_;
+  Endpoint peer_;
+  std::uint32_t id_;
+  State state_;
+  bool mptcp_ = true;
+  bool flush_scheduled_ = false;
+  IoWatcher io_;
+  Timer keepalive_timer_;
+  double last_rx_ = 0;
+  int keepalives_unanswered_ = 0;
+
+  std::vector<std::uint8_t> in_;
+  std::size_t in_len_ = 0;
+  std::vector<std::uint8_t> out_;
+  std::size_t out_head_ = 0;
+  std::size_t out_tail_ = 0;
+
+  friend class Flusher;
+};
+
+}  // namespace mpudp

@@ -1,0 +1,34 @@
+// The concentrator's listening sockets: MPTCP when the kernel has it, plain TCP otherwise
+// (an MPTCP listener also accepts plain TCP clients, which arrive as fallback sockets).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "io/fd.h"
+#include "io/loop.h"
+#include "net/endpoint.h"
+
+namespace mpudp {
+
+class Listener {
+ public:
+  using AcceptFn = std::function<void(Fd fd, const Endpoint& peer)>;
+  static std::unique_ptr<Listener> open(Loop* loop, const Endpoint& at, AcceptFn on_accept,
+                                        std::string* err);
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  const Endpoint& address() const { return at_; }
+
+ private:
+  Listener(Loop* loop, Fd fd, const Endpoint& at, AcceptFn on_accept);
+  void on_readable();
+
+  Fd fd_;
+  Endpoint at_;
+  AcceptFn on_accept_;
+  IoWatcher io_;
+};
+
+}  // namespace mpudp
