@@ -1,5 +1,7 @@
 #include "core/daemon.h"
 
+#include <sys/resource.h>
+
 #include <csignal>
 #include <memory>
 
@@ -21,6 +23,15 @@ log::Level to_log_level(LogLevel l) {
   return log::Level::Info;
 }
 
+// Every binding holds a socket on the concentrator (and a connection on the CPE in
+// per-binding mode): the default soft limit of 1024 descriptors would cap bindings.max.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) LOG_WARN("cannot raise the open-file limit");
+}
+
 struct LoopHandle {
   Loop* loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
   ~LoopHandle() {
@@ -34,6 +45,7 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
   log::set_timestamps(opts.timestamps);
   log::set_level(to_log_level(initial.log_level));
   std::signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
 
   LoopHandle lh;
   if (lh.loop == nullptr) {
