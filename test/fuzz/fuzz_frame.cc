@@ -1,0 +1,104 @@
+// Feeds arbitrary bytes to the frame decoder the way a connection's reader would: decode,
+// advance by `consumed`, repeat until the decoder wants more or rejects the stream. Every
+// frame that decodes must survive encode -> decode unchanged, and (HELLO aside, whose
+// reserved byte and trailing extension bytes are not kept) re-encode to the very bytes
+// it came from, so the format has exactly one spelling for each frame.
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <span>
+#include <variant>
+
+#include "wire/frame.h"
+
+using namespace mpudp;
+using namespace mpudp::wire;
+
+namespace {
+
+bool same_bytes(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end());
+}
+
+bool same(const Frame& a, const Frame& b) {
+  if (a.index() != b.index()) return false;
+  if (auto* x = std::get_if<Hello>(&a)) {
+    auto& y = std::get<Hello>(b);
+    return x->version == y.version && x->role == y.role && x->mode == y.mode &&
+           x->capabilities == y.capabilities;
+  }
+  if (auto* x = std::get_if<Open>(&a)) {
+    auto& y = std::get<Open>(b);
+    return x->flow_id == y.flow_id && x->client == y.client && x->remote == y.remote &&
+           x->has_payload == y.has_payload && same_bytes(x->payload, y.payload);
+  }
+  if (auto* x = std::get_if<Data>(&a)) {
+    auto& y = std::get<Data>(b);
+    return x->flow_id == y.flow_id && same_bytes(x->payload, y.payload);
+  }
+  if (auto* x = std::get_if<Close>(&a)) {
+    auto& y = std::get<Close>(b);
+    return x->client == y.client && x->reason == y.reason;
+  }
+  if (auto* x = std::get_if<Reset>(&a)) {
+    auto& y = std::get<Reset>(b);
+    return x->flow_id == y.flow_id && x->reason == y.reason;
+  }
+  return std::get<Keepalive>(a).reply_requested == std::get<Keepalive>(b).reply_requested;
+}
+
+[[noreturn]] void fail(const char* what) {
+  std::fprintf(stderr, "fuzz_frame: %s\n", what);
+  std::abort();
+}
+
+// Static so a maximal frame does not cost a 64 KiB allocation per input.
+std::array<std::uint8_t, kMaxFrame> g_out;
+
+void check_frame(const Frame& f, std::span<const std::uint8_t> original) {
+  const std::size_t n = encoded_size(f);
+  if (n == 0) fail("a decoded frame cannot be encoded");
+  if (n > kMaxFrame) fail("encoded_size over kMaxFrame");
+  if (encode(f, std::span<std::uint8_t>(g_out.data(), n - 1)) != 0)
+    fail("encode succeeded into a buffer one byte short");
+  if (encode(f, std::span<std::uint8_t>(g_out.data(), n)) != n)
+    fail("encode disagrees with encoded_size");
+  const std::span<const std::uint8_t> wire(g_out.data(), n);
+  const Decoded again = decode(wire);
+  if (again.status != DecodeStatus::Ok) fail("re-encoded frame does not decode");
+  if (again.consumed != n) fail("re-encoded frame decodes to a different length");
+  if (!same(again.frame, f)) fail("decode(encode(f)) != f");
+  if (!std::holds_alternative<Hello>(f) && !same_bytes(wire, original))
+    fail("re-encoding changed the bytes");
+  if (auto* d = std::get_if<Data>(&f)) {
+    std::array<std::uint8_t, kDataOverhead> hdr{};
+    if (encode_data_header(d->flow_id, d->payload.size(), hdr.data()) != kDataOverhead)
+      fail("encode_data_header refused a decoded DATA frame");
+    if (!same_bytes(hdr, wire.first(kDataOverhead))) fail("encode_data_header differs");
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::span<const std::uint8_t> rest(data, size);
+  for (;;) {
+    const Decoded d = decode(rest);
+    if (d.status == DecodeStatus::NeedMore) {
+      if (d.consumed != 0) fail("NeedMore with consumed != 0");
+      break;
+    }
+    if (d.status != DecodeStatus::Ok) {
+      // A real reader closes the connection here; just make sure the status has a name.
+      if (to_string(d.status) == nullptr) fail("status without a name");
+      break;
+    }
+    if (d.consumed < kHeaderSize || d.consumed > rest.size()) fail("consumed out of range");
+    check_frame(d.frame, rest.first(d.consumed));
+    rest = rest.subspan(d.consumed);
+  }
+  return 0;
+}
