@@ -28,7 +28,7 @@ bool ConcentratorProxy::start(std::string* err) {
 
 void ConcentratorProxy::on_accept(Fd fd, const Endpoint& peer) {
   auto s = std::make_unique<Session>();
-  s->conn = Connection::adopt(conn_ctx(), std::move(fd), peer, connection_options(cfg_, false),
+  s->conn = Connection::adopt(conn_ctx(), std::move(fd), peer, connection_options(cfg_, ConnectionOptions::Keepalive::Off),
                               *this);
   s->conn->owner = s.get();
   stats_.add(Counter::tunnel_connects);
@@ -63,6 +63,8 @@ void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
     }
     s.hello = true;
     s.mode = h->mode;
+    if (s.mode == wire::SessionMode::Multiplexed)
+      c.set_options(connection_options(cfg_, ConnectionOptions::Keepalive::Expect));
     c.send(wire::Hello{wire::kVersion, wire::Role::Concentrator, h->mode, 0});
     LOG_INFO("session %u from %s: %s over %s", scope, c.peer().str().c_str(),
              h->mode == wire::SessionMode::PerBinding ? "per-binding" : "multiplexed",
@@ -126,11 +128,12 @@ void ConcentratorProxy::on_open(Session& s, Connection& c, const wire::Open& o) 
     (void)s;
   }
   Flow* f = b->find_flow_id(o.flow_id);
-  if (f == nullptr) {
-    f = table_.add_flow(*b, o.remote, o.flow_id);
-  } else if (f->remote != o.remote) {
-    f = nullptr;
+  if (f != nullptr && f->remote != o.remote) {
+    if (o.has_payload) stats_.drop(Drop::unknown_flow);
+    send_reset(c, o.flow_id, wire::ResetReason::FlowIdInUse);
+    return;
   }
+  if (f == nullptr) f = table_.add_flow(*b, o.remote, o.flow_id);
   if (f == nullptr) {
     if (o.has_payload) stats_.drop(Drop::remote_limit);
     send_reset(c, o.flow_id, wire::ResetReason::Refused);

@@ -40,8 +40,11 @@ bool CpeProxy::start(std::string* err) {
 }
 
 std::unique_ptr<Connection> CpeProxy::open_connection(std::string* err) {
-  auto c = Connection::connect(conn_ctx(), cfg_.cpe.concentrator,
-                               connection_options(cfg_, true), *this, err);
+  const auto ka = cfg_.session_mode == SessionModeConfig::Multiplexed
+                      ? ConnectionOptions::Keepalive::Probe
+                      : ConnectionOptions::Keepalive::Off;
+  auto c = Connection::connect(conn_ctx(), cfg_.cpe.concentrator, connection_options(cfg_, ka),
+                               *this, err);
   if (!c) return nullptr;
   // The HELLO leaves with the handshake's first write; frames may follow it at once.
   c->send(wire::Hello{wire::kVersion, wire::Role::Cpe, wire_mode(cfg_.session_mode), 0});

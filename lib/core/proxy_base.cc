@@ -12,11 +12,11 @@ BindingLimits binding_limits(const Config& cfg) {
   return l;
 }
 
-ConnectionOptions connection_options(const Config& cfg, bool send_keepalives) {
+ConnectionOptions connection_options(const Config& cfg, ConnectionOptions::Keepalive role) {
   ConnectionOptions o;
   o.queue_bytes = cfg.tunnel.queue_bytes;
   o.keepalive = std::chrono::duration_cast<Duration>(cfg.tunnel.keepalive);
-  o.send_keepalives = send_keepalives;
+  o.keepalive_role = role;
   return o;
 }
 

@@ -21,7 +21,7 @@ class SteadyClockSource final : public Clock {
 };
 
 BindingLimits binding_limits(const Config& cfg);
-ConnectionOptions connection_options(const Config& cfg, bool send_keepalives);
+ConnectionOptions connection_options(const Config& cfg, ConnectionOptions::Keepalive role);
 wire::SessionMode wire_mode(SessionModeConfig m);
 
 class ProxyBase : public BindingObserver {

@@ -325,7 +325,7 @@ void Connection::on_keepalive_timer() {
   }
   const double period = std::chrono::duration<double>(opts_.keepalive).count();
   const double silent = ev_now(ctx_.loop) - last_rx_;
-  if (opts_.send_keepalives) {
+  if (opts_.keepalive_role == ConnectionOptions::Keepalive::Probe) {
     if (silent >= period) {
       if (keepalives_unanswered_ >= 3) {
         fail("peer silent for " + std::to_string(static_cast<int>(silent)) + " s");
@@ -334,7 +334,8 @@ void Connection::on_keepalive_timer() {
       ++keepalives_unanswered_;
       if (send(wire::Keepalive{true})) ctx_.stats.add(Counter::tunnel_keepalives_tx);
     }
-  } else if (silent >= 4 * period) {
+  } else if (opts_.keepalive_role == ConnectionOptions::Keepalive::Expect &&
+             silent >= 4 * period) {
     fail("peer silent for " + std::to_string(static_cast<int>(silent)) + " s");
     return;
   }

@@ -53,9 +53,12 @@ class Flusher {
 
 struct ConnectionOptions {
   std::size_t queue_bytes = 256 * 1024;
-  // Keepalive after this much silence; the connection is given up after 3 more.
+  // Multiplexed sessions only (a per-binding connection lives and dies with its binding's
+  // idle timeout): the CPE probes after `keepalive` of silence and gives up after 3
+  // unanswered probes; the concentrator gives up after 4 periods of silence.
+  enum class Keepalive : std::uint8_t { Off, Probe, Expect };
+  Keepalive keepalive_role = Keepalive::Off;
   Duration keepalive = std::chrono::seconds(15);
-  bool send_keepalives = false;  // the CPE probes; the concentrator answers
 };
 
 struct ConnectionContext {
