@@ -22,6 +22,8 @@ enum class LogLevel : std::uint8_t { Error, Warn, Info, Debug };
 struct Config {
   ProxyRole role = ProxyRole::Cpe;
   LogLevel log_level = LogLevel::Info;
+  // mpudpctl talks to the daemon here; empty turns the control socket off.
+  std::string control_socket = "/run/mpudp/mpudpd.sock";
   SessionModeConfig session_mode = SessionModeConfig::Multiplexed;
 
   struct Cpe {

@@ -245,6 +245,10 @@ void ConcentratorProxy::reap_sessions() {
   }
 }
 
+void ConcentratorProxy::write_connections(json::Writer& w) const {
+  for (const auto& [scope, s] : sessions_) write_connection(w, *s->conn);
+}
+
 void ConcentratorProxy::shutdown() {
   listeners_.clear();
   for (auto& [scope, s] : sessions_) {

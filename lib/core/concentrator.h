@@ -32,6 +32,7 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   void on_frame(Connection& c, const wire::Frame& f) override;
   void on_closed(Connection& c, std::string_view reason) override;
   void on_binding_removed(Binding& b, RemoveReason why) override;
+  void write_connections(json::Writer& w) const override;
   void on_remote_datagram(Binding& b, const Endpoint& from,
                           std::span<const std::uint8_t> payload) override;
 

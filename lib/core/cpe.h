@@ -30,6 +30,7 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   void on_frame(Connection& c, const wire::Frame& f) override;
   void on_closed(Connection& c, std::string_view reason) override;
   void on_binding_removed(Binding& b, RemoveReason why) override;
+  void write_connections(json::Writer& w) const override;
 
   Connection* connection_for(Binding& b);
   std::unique_ptr<Connection> open_connection(std::string* err);

@@ -1,12 +1,15 @@
 #include "core/daemon.h"
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <memory>
 
 #include "core/concentrator.h"
 #include "core/cpe.h"
+#include "ctl/control.h"
+#include "ctl/json.h"
 #include "ctl/log.h"
 #include "io/loop.h"
 
@@ -80,22 +83,61 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
   };
   SignalWatcher sigint(lh.loop, SIGINT, stop);
   SignalWatcher sigterm(lh.loop, SIGTERM, stop);
-  SignalWatcher sighup(lh.loop, SIGHUP, [&](int) {
+  // SIGHUP and `mpudpctl reload` share this; the answer says what happened.
+  auto reload = [&]() -> std::pair<bool, std::string> {
     auto res = load_config_file(opts.config_path);
     if (auto* e = std::get_if<ConfigError>(&res)) {
       LOG_ERROR("reload refused, keeping the running configuration: %s", e->str().c_str());
-      return;
+      return {false, "reload refused, running configuration kept: " + e->str()};
     }
     const Config& next = std::get<Config>(res);
     if (next.role != proxy->config().role ||
         next.session_mode != proxy->config().session_mode) {
       LOG_ERROR("reload refused: role and session_mode need a restart");
-      return;
+      return {false, "reload refused: role and session_mode need a restart"};
     }
     log::set_level(to_log_level(next.log_level));
     proxy->reload(next);
     LOG_INFO("configuration reloaded from %s", opts.config_path.c_str());
-  });
+    return {true, "configuration reloaded from " + opts.config_path};
+  };
+  SignalWatcher sighup(lh.loop, SIGHUP, [&](int) { reload(); });
+
+  const double started = ev_now(lh.loop);
+  std::unique_ptr<ControlServer> control;
+  if (!initial.control_socket.empty()) {
+    const std::string& path = initial.control_socket;
+    // The socket's directory (/run/mpudp) is the daemon's own: create it root-only.
+    if (auto slash = path.rfind('/'); slash != std::string::npos && slash > 0)
+      ::mkdir(path.substr(0, slash).c_str(), 0700);
+    control = ControlServer::open(
+        lh.loop, path,
+        [&](const std::string& req) -> std::string {
+          if (req == "status") return proxy->status_json(ev_now(lh.loop) - started);
+          if (req == "bindings") return proxy->bindings_json();
+          json::Writer w;
+          w.begin_object();
+          if (req == "ping") {
+            w.key("ok").value(true);
+          } else if (req == "reload") {
+            auto [reloaded, message] = reload();
+            w.key("ok").value(reloaded);
+            if (reloaded)
+              w.key("message").value(message);
+            else
+              w.key("error").value(message);
+          } else {
+            w.key("error").value("unknown request \"" + req + "\" (status, bindings, reload)");
+          }
+          w.end_object();
+          return w.str();
+        },
+        &err);
+    if (!control) {
+      LOG_ERROR("control socket: %s", err.c_str());
+      return 1;
+    }
+  }
   SignalWatcher sigusr1(lh.loop, SIGUSR1, [&](int) {
     LOG_INFO("stats bindings=%zu %s", proxy->bindings().size(), stats.to_json().c_str());
   });

@@ -40,6 +40,62 @@ void ProxyBase::reload(const Config& cfg) {
   arm_expiry();
 }
 
+std::string ProxyBase::status_json(double uptime_s) const {
+  json::Writer w;
+  w.begin_object();
+  w.key("role").value(to_string(cfg_.role));
+  w.key("version").value(MPUDP_VERSION_STRING);
+  w.key("uptime_s").value(uptime_s);
+  w.key("session_mode").value(to_string(cfg_.session_mode));
+  w.key("bindings").begin_object();
+  w.key("count").value(static_cast<std::uint64_t>(table_.size()));
+  w.key("max").value(static_cast<std::uint64_t>(cfg_.bindings.max));
+  w.key("idle_timeout_s").value(std::chrono::duration<double>(cfg_.bindings.idle_timeout).count());
+  w.end_object();
+  w.key("connections").begin_array();
+  write_connections(w);
+  w.end_array();
+  w.key("stats").raw(stats_.to_json());
+  w.end_object();
+  return w.str();
+}
+
+std::string ProxyBase::bindings_json() const {
+  const TimePoint now = clock_.now();
+  auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  json::Writer w;
+  w.begin_object();
+  w.key("bindings").begin_array();
+  table_.for_each([&](const Binding& b) {
+    w.begin_object();
+    w.key("client").value(b.client.str());
+    w.key("scope").value(b.scope);
+    w.key("remotes").begin_array();
+    for (const Flow& f : b.flows) w.value(f.remote.str());
+    w.end_array();
+    w.key("age_s").value(secs(now - b.created));
+    w.key("idle_s").value(secs(now - b.last_active));
+    w.key("up_datagrams").value(b.upstream.datagrams);
+    w.key("up_bytes").value(b.upstream.bytes);
+    w.key("down_datagrams").value(b.downstream.datagrams);
+    w.key("down_bytes").value(b.downstream.bytes);
+    w.end_object();
+  });
+  w.end_array();
+  w.end_object();
+  return w.str();
+}
+
+void ProxyBase::write_connection(json::Writer& w, const Connection& c) {
+  w.begin_object();
+  w.key("id").value(c.id());
+  w.key("peer").value(c.peer().str());
+  w.key("state").value(c.open() ? "open" : c.usable() ? "connecting" : "closed");
+  w.key("mptcp").value(c.is_mptcp());
+  w.key("queued_bytes").value(static_cast<std::uint64_t>(c.queued_bytes()));
+  w.end_object();
+}
+
 void ProxyBase::on_created(const Binding& b) {
   stats_.add(Counter::bindings_created);
   LOG_DEBUG("binding created client=%s scope=%u", b.client.str().c_str(), b.scope);

@@ -7,6 +7,7 @@
 
 #include "binding/binding_table.h"
 #include "config/config.h"
+#include "ctl/json.h"
 #include "ctl/stats.h"
 #include "io/loop.h"
 #include "io/recv_batch.h"
@@ -34,7 +35,14 @@ class ProxyBase : public BindingObserver {
   // Applies what can change at run time: limits, timeouts, log level.
   virtual void reload(const Config& cfg);
 
+  // Control-socket reports (schema in docs/CONTROL.md).
+  std::string status_json(double uptime_s) const;
+  std::string bindings_json() const;
+
  protected:
+  // One JSON object per tunnel connection, into an open array.
+  virtual void write_connections(json::Writer& w) const = 0;
+  static void write_connection(json::Writer& w, const Connection& c);
   // Counts the removal and logs it; subclasses call it from on_binding_removed.
   void account_removal(const Binding& b, RemoveReason why);
   // Keeps the expiry timer pointed at the table's least recently used binding.

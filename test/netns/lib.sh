@@ -454,6 +454,7 @@ tb_write_configs() {
   cat >"$TB_DIR/cpe.yaml" <<EOF
 role: cpe
 log_level: debug
+control_socket: "$TB_DIR/cpe.sock"
 session_mode: $mode
 cpe:
   tproxy_port: ${TB_TPROXY_PORT:-5555}
@@ -464,6 +465,7 @@ EOF
   cat >"$TB_DIR/conc.yaml" <<EOF
 role: concentrator
 log_level: debug
+control_socket: "$TB_DIR/conc.sock"
 session_mode: $mode
 concentrator:
   listen: ["0.0.0.0:$TB_CONC_PORT", "[::]:$TB_CONC_PORT"]

@@ -1,0 +1,160 @@
+#include "ctl/control.h"
+
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "ctl/log.h"
+#include "io/socket.h"
+
+namespace mpudp {
+namespace {
+constexpr std::size_t kMaxRequest = 256;
+constexpr std::size_t kMaxClients = 16;
+
+bool make_addr(const std::string& path, sockaddr_un& sun, socklen_t& len) {
+  if (path.empty() || path.size() >= sizeof sun.sun_path) return false;
+  std::memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  std::memcpy(sun.sun_path, path.data(), path.size());
+  len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return true;
+}
+}  // namespace
+
+struct ControlServer::Client {
+  Fd fd;
+  std::string in;
+  std::string out;
+  std::size_t sent = 0;
+  std::unique_ptr<IoWatcher> io;
+};
+
+std::unique_ptr<ControlServer> ControlServer::open(Loop* loop, const std::string& path,
+                                                   Handler handler, std::string* err) {
+  sockaddr_un sun;
+  socklen_t len;
+  if (!make_addr(path, sun, len)) {
+    if (err) *err = "control socket path \"" + path + "\" is empty or too long";
+    return nullptr;
+  }
+  Fd fd = make_socket(AF_UNIX, SOCK_STREAM, 0);
+  if (!fd) {
+    if (err) *err = "socket: " + errno_str(errno);
+    return nullptr;
+  }
+  // A stale socket from a daemon that died would block bind; a live one answers.
+  bool live = false;
+  control_request(path, "ping", &live);
+  if (live) {
+    if (err) *err = "another daemon answers on " + path;
+    return nullptr;
+  }
+  ::unlink(path.c_str());
+  // Root-only from the first instant: no window in which others could connect.
+  const mode_t old = ::umask(0177);
+  const int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), len);
+  const int bind_errno = errno;
+  ::umask(old);
+  if (rc != 0) {
+    if (err) *err = "bind " + path + ": " + errno_str(bind_errno);
+    return nullptr;
+  }
+  if (::listen(fd.get(), 8) != 0) {
+    if (err) *err = "listen " + path + ": " + errno_str(errno);
+    return nullptr;
+  }
+  return std::unique_ptr<ControlServer>(
+      new ControlServer(loop, std::move(fd), path, std::move(handler)));
+}
+
+ControlServer::ControlServer(Loop* loop, Fd fd, std::string path, Handler handler)
+    : loop_(loop), fd_(std::move(fd)), path_(std::move(path)), handler_(std::move(handler)),
+      io_(loop, [this](int) { on_accept(); }) {
+  io_.watch(fd_.get(), EV_READ);
+}
+
+ControlServer::~ControlServer() {
+  io_.stop();
+  clients_.clear();
+  ::unlink(path_.c_str());
+}
+
+void ControlServer::on_accept() {
+  for (;;) {
+    Fd cfd(::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!cfd) return;
+    if (clients_.size() >= kMaxClients) continue;  // closes it: the daemon's work comes first
+    auto c = std::make_unique<Client>();
+    c->fd = std::move(cfd);
+    Client* raw = c.get();
+    c->io = std::make_unique<IoWatcher>(loop_, [this, raw](int ev) { on_client(raw, ev); });
+    c->io->watch(c->fd.get(), EV_READ);
+    clients_.push_back(std::move(c));
+  }
+}
+
+void ControlServer::drop(Client* c) {
+  std::erase_if(clients_, [c](const std::unique_ptr<Client>& p) { return p.get() == c; });
+}
+
+void ControlServer::on_client(Client* c, int revents) {
+  if (revents & EV_READ) {
+    char buf[kMaxRequest];
+    const ssize_t n = ::recv(c->fd.get(), buf, sizeof buf, 0);
+    if (n <= 0) {
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      drop(c);
+      return;
+    }
+    c->in.append(buf, static_cast<std::size_t>(n));
+    const auto nl = c->in.find('\n');
+    if (nl == std::string::npos) {
+      if (c->in.size() > kMaxRequest) drop(c);
+      return;
+    }
+    c->out = handler_(c->in.substr(0, nl)) + "\n";
+    c->io->watch(c->fd.get(), EV_WRITE);
+  }
+  if (revents & EV_WRITE) {
+    const ssize_t n = ::send(c->fd.get(), c->out.data() + c->sent, c->out.size() - c->sent,
+                             MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n > 0) c->sent += static_cast<std::size_t>(n);
+    if (n <= 0 || c->sent == c->out.size()) drop(c);
+  }
+}
+
+std::string control_request(const std::string& path, const std::string& request, bool* ok) {
+  *ok = false;
+  sockaddr_un sun;
+  socklen_t len;
+  if (!make_addr(path, sun, len)) return "error: control socket path is empty or too long";
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return "error: socket: " + errno_str(errno);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), len) != 0)
+    return "error: cannot reach mpudpd at " + path + ": " + errno_str(errno);
+  const std::string line = request + "\n";
+  if (::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
+    return "error: send: " + errno_str(errno);
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0) return "error: mpudpd did not answer within 5 s";
+    const ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return "error: recv: " + errno_str(errno);
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  *ok = true;
+  return out;
+}
+
+}  // namespace mpudp
