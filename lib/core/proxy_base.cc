@@ -1,6 +1,7 @@
 #include "core/proxy_base.h"
 
 #include "ctl/log.h"
+#include "tunnel/subflows.h"
 
 namespace mpudp {
 
@@ -93,6 +94,21 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) {
   w.key("state").value(c.open() ? "open" : c.usable() ? "connecting" : "closed");
   w.key("mptcp").value(c.is_mptcp());
   w.key("queued_bytes").value(static_cast<std::uint64_t>(c.queued_bytes()));
+  w.key("subflows").begin_array();
+  if (c.open()) {
+    for (const SubflowInfo& sf : subflows_of(c.fd(), nullptr)) {
+      w.begin_object();
+      w.key("interface").value(sf.interface);
+      w.key("local").value(sf.local.str());
+      w.key("remote").value(sf.remote.str());
+      w.key("tx_bytes").value(sf.bytes_sent);
+      w.key("rx_bytes").value(sf.bytes_received);
+      w.key("rtt_us").value(sf.rtt_us);
+      w.key("backup").value(sf.backup);
+      w.end_object();
+    }
+  }
+  w.end_array();
   w.end_object();
 }
 

@@ -1,0 +1,63 @@
+// The control socket's JSON: what the daemon writes, mpudpctl must read back intact.
+#include <catch2/catch.hpp>
+
+#include "ctl/json.h"
+#include "ctl/stats.h"
+
+using namespace mpudp;
+
+TEST_CASE("writer output parses back to the same values") {
+  json::Writer w;
+  w.begin_object();
+  w.key("s").value("a \"quoted\"\\ line\n\x01");
+  w.key("n").value(std::uint64_t{18446744073709551615ull});
+  w.key("neg").value(std::int64_t{-5});
+  w.key("d").value(0.25);
+  w.key("t").value(true);
+  w.key("arr").begin_array().value(1).value("x").begin_object().end_object().end_array();
+  w.key("empty").begin_array().end_array();
+  w.end_object();
+  std::string err;
+  auto v = json::parse(w.str(), &err);
+  REQUIRE(v);
+  CHECK((*v)["s"].string() == "a \"quoted\"\\ line\n\x01");
+  CHECK((*v)["n"].number() == Approx(1.8446744073709552e19));
+  CHECK((*v)["neg"].number() == -5);
+  CHECK((*v)["d"].number() == 0.25);
+  CHECK((*v)["t"].boolean());
+  REQUIRE((*v)["arr"].array().size() == 3);
+  CHECK((*v)["arr"].array()[1].string() == "x");
+  CHECK((*v)["arr"].array()[2].is_object());
+  CHECK((*v)["empty"].array().empty());
+  CHECK((*v)["missing"]["deeper"].number(7) == 7);
+}
+
+TEST_CASE("malformed JSON is refused with a position") {
+  for (const char* bad : {"", "{", "{\"a\":}", "[1,2", "{\"a\" 1}", "tru", "\"open", "{} x"}) {
+    std::string err;
+    CHECK_FALSE(json::parse(bad, &err));
+    CHECK(err.find("offset") != std::string::npos);
+  }
+  std::string deep(200, '[');
+  std::string err;
+  CHECK_FALSE(json::parse(deep, &err));
+  CHECK(err.find("deep") != std::string::npos);
+}
+
+TEST_CASE("stats JSON names every counter and drop reason once") {
+  Stats s;
+  s.add(Counter::lan_rx_datagrams, 3);
+  s.drop(Drop::tunnel_queue_full, 2);
+  std::string err;
+  auto v = json::parse(s.to_json(), &err);
+  REQUIRE(v);
+  CHECK((*v)["counters"]["lan_rx_datagrams"].number() == 3);
+  CHECK((*v)["drops"]["tunnel_queue_full"].number() == 2);
+  CHECK(s.total_drops() == 2);
+  const auto* counters = std::get_if<json::Object>(&(*v)["counters"].v);
+  const auto* drops = std::get_if<json::Object>(&(*v)["drops"].v);
+  REQUIRE(counters);
+  REQUIRE(drops);
+  CHECK(counters->size() == static_cast<std::size_t>(Counter::kCount));
+  CHECK(drops->size() == static_cast<std::size_t>(Drop::kCount));
+}
