@@ -11,6 +11,7 @@
 #include "ctl/control.h"
 #include "ctl/json.h"
 #include "ctl/log.h"
+#include "ctl/notify.h"
 #include "io/loop.h"
 
 namespace mpudp {
@@ -77,6 +78,7 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
 
   auto stop = [&](int signum) {
     LOG_INFO("signal %d: shutting down", signum);
+    sd_notify_state("STOPPING=1");
     if (cpe) cpe->shutdown();
     if (conc) conc->shutdown();
     ev_break(lh.loop, EVBREAK_ALL);
@@ -85,6 +87,11 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
   SignalWatcher sigterm(lh.loop, SIGTERM, stop);
   // SIGHUP and `mpudpctl reload` share this; the answer says what happened.
   auto reload = [&]() -> std::pair<bool, std::string> {
+    sd_notify_state("RELOADING=1");
+    // Whatever the outcome, the daemon is serving again when this returns.
+    struct Ready {
+      ~Ready() { sd_notify_state("READY=1"); }
+    } ready;
     auto res = load_config_file(opts.config_path);
     if (auto* e = std::get_if<ConfigError>(&res)) {
       LOG_ERROR("reload refused, keeping the running configuration: %s", e->str().c_str());
@@ -142,6 +149,7 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
     LOG_INFO("stats bindings=%zu %s", proxy->bindings().size(), stats.to_json().c_str());
   });
 
+  sd_notify_state("READY=1");
   ev_run(lh.loop, 0);
   LOG_INFO("stats bindings=%zu %s", proxy->bindings().size(), stats.to_json().c_str());
   LOG_INFO("stopped");
