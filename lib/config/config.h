@@ -24,6 +24,9 @@ struct Config {
   LogLevel log_level = LogLevel::Info;
   // mpudpctl talks to the daemon here; empty turns the control socket off.
   std::string control_socket = "/run/mpudp/mpudpd.sock";
+  // Prometheus text exposition over HTTP; off (family None) unless set. A bare port
+  // means 127.0.0.1:port.
+  Endpoint metrics_listen;
   SessionModeConfig session_mode = SessionModeConfig::Multiplexed;
 
   struct Cpe {

@@ -11,6 +11,7 @@
 #include "ctl/control.h"
 #include "ctl/json.h"
 #include "ctl/log.h"
+#include "ctl/metrics.h"
 #include "ctl/notify.h"
 #include "io/loop.h"
 
@@ -148,6 +149,32 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
   SignalWatcher sigusr1(lh.loop, SIGUSR1, [&](int) {
     LOG_INFO("stats bindings=%zu %s", proxy->bindings().size(), stats.to_json().c_str());
   });
+
+  std::unique_ptr<MetricsServer> metrics;
+  if (initial.metrics_listen.valid()) {
+    const Endpoint& at = initial.metrics_listen;
+    const bool loopback = at.is_v4() ? at.addr[0] == 127
+                                     : at.addr == std::array<std::uint8_t, 16>{0, 0, 0, 0, 0, 0, 0, 0,
+                                                                              0, 0, 0, 0, 0, 0, 0, 1};
+    if (!loopback)
+      LOG_WARN("metrics on %s are readable from the network; loopback is safer",
+               at.str().c_str());
+    metrics = MetricsServer::open(
+        lh.loop, at,
+        [&] {
+          std::vector<Gauge> g;
+          g.push_back({"bindings", "bindings in the table",
+                       static_cast<double>(proxy->bindings().size())});
+          g.push_back({"uptime_seconds", "seconds since start", ev_now(lh.loop) - started});
+          return prometheus_text(stats, g);
+        },
+        &err);
+    if (!metrics) {
+      LOG_ERROR("metrics_listen: %s", err.c_str());
+      return 1;
+    }
+    LOG_INFO("metrics on http://%s/metrics", at.str().c_str());
+  }
 
   sd_notify_state("READY=1");
   ev_run(lh.loop, 0);

@@ -12,6 +12,7 @@ CTL=$MPUDP_BUILD/daemon/mpudpctl
 tb_setup || exit 1
 tb_tproxy_rules || exit 1
 tb_start_echo || exit 1
+TB_CPE_EXTRA='metrics_listen: 9464'
 tb_start_proxies multiplexed || exit 1
 tb_wait_subflows cpe 2 10 || exit 1
 
@@ -57,6 +58,15 @@ if bd["bindings"]:
 print("status:", "drops", drops, "subflows", [(s["interface"], s["tx_bytes"]) for s in sfs])
 sys.exit(0 if ok else 1)
 PY
+
+# Prometheus exposition on loopback: the same counters, drops labelled by reason.
+tb_cpe python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=5).read().decode())' >"$TB_DIR/metrics.txt" ||
+  { echo "FAIL: GET /metrics"; fail=1; }
+sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sent"])' "$TB_DIR/probe.json")
+check grep -qx "mpudp_lan_rx_datagrams_total $sent" "$TB_DIR/metrics.txt"
+check grep -q '^# TYPE mpudp_lan_rx_datagrams_total counter' "$TB_DIR/metrics.txt"
+check grep -q '^mpudp_dropped_datagrams_total{reason="tunnel_queue_full"} ' "$TB_DIR/metrics.txt"
+check grep -qx 'mpudp_bindings 1' "$TB_DIR/metrics.txt"
 
 mode=$(stat -c %a "$TB_DIR/cpe.sock")
 check test "$mode" = 600

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "ctl/json.h"
+#include "ctl/metrics.h"
 #include "ctl/stats.h"
 
 using namespace mpudp;
@@ -60,4 +61,25 @@ TEST_CASE("stats JSON names every counter and drop reason once") {
   REQUIRE(drops);
   CHECK(counters->size() == static_cast<std::size_t>(Counter::kCount));
   CHECK(drops->size() == static_cast<std::size_t>(Drop::kCount));
+}
+
+TEST_CASE("Prometheus exposition: one family per counter, drops labelled by reason") {
+  Stats s;
+  s.add(Counter::wan_tx_bytes, 1500);
+  s.drop(Drop::unknown_flow);
+  const std::string text = prometheus_text(s, {{"bindings", "bindings in the table", 7}});
+  CHECK(text.find("# TYPE mpudp_wan_tx_bytes_total counter\nmpudp_wan_tx_bytes_total 1500\n") !=
+        std::string::npos);
+  CHECK(text.find("mpudp_dropped_datagrams_total{reason=\"unknown_flow\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("# TYPE mpudp_bindings gauge\nmpudp_bindings 7\n") != std::string::npos);
+  // Every line is a comment or "name[{labels}] value".
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const auto end = text.find('\n', start);
+    REQUIRE(end != std::string::npos);
+    const std::string line = text.substr(start, end - start);
+    CHECK((line.rfind("# ", 0) == 0 || line.rfind("mpudp_", 0) == 0));
+    start = end + 1;
+  }
 }

@@ -1,0 +1,50 @@
+// Prometheus text exposition: counters from the one list in stats.h (names say object
+// and direction), drops as one family labelled by reason, and a few gauges. Served over
+// plain HTTP on `metrics_listen`, off unless configured.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ctl/stats.h"
+#include "io/fd.h"
+#include "io/loop.h"
+#include "net/endpoint.h"
+
+namespace mpudp {
+
+struct Gauge {
+  std::string name;  // without the mpudp_ prefix
+  std::string help;
+  double value = 0;
+};
+
+// Pure: the exposition text for these stats and gauges.
+std::string prometheus_text(const Stats& stats, const std::vector<Gauge>& gauges);
+
+class MetricsServer {
+ public:
+  using Render = std::function<std::string()>;
+  static std::unique_ptr<MetricsServer> open(Loop* loop, const Endpoint& at, Render render,
+                                             std::string* err);
+  ~MetricsServer();
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+
+ private:
+  struct Client;
+  MetricsServer(Loop* loop, Fd fd, Render render);
+  void on_accept();
+  void on_client(Client* c, int revents);
+  void drop(Client* c);
+
+  Loop* loop_;
+  Fd fd_;
+  Render render_;
+  IoWatcher io_;
+  std::vector<std::unique_ptr<Client>> clients_;
+};
+
+}  // namespace mpudp
