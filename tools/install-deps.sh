@@ -13,6 +13,9 @@ PACKAGES=(
   libnl-genl-3-dev libnetfilter-queue-dev
   # namespace tests and the demo
   nftables iptables iproute2 procps kmod python3
+  # iptables/mpudp-rules and openwrt/mpudp/files are tested under busybox ash too
+  # (OpenWrt's shell)
+  busybox
 )
 
 missing=()

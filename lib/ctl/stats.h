@@ -40,7 +40,19 @@
   X(resets_tx, "RESET frames sent for unknown flows")                                       \
   X(closes_tx, "CLOSE frames sent")                                                         \
   X(reply_sockets_opened, "transparent reply sockets opened")                               \
-  X(reply_sockets_evicted, "transparent reply sockets closed by the cache bound")
+  X(reply_sockets_evicted, "transparent reply sockets closed by the cache bound")         \
+  X(lan_tx_raw_datagrams, "datagrams sent to LAN clients through the raw socket (NFQUEUE)") \
+  X(nfqueue_overruns, "times the NFQUEUE netlink socket lost packets (ENOBUFS)")           \
+  X(pm_endpoints_added, "MPTCP endpoints this daemon added")                                \
+  X(pm_endpoints_removed, "MPTCP endpoints this daemon removed")                            \
+  X(pm_netlink_errors, "netlink requests to the MPTCP path manager that failed")            \
+  X(pm_events_created, "MPTCP connections created (path manager event)")                    \
+  X(pm_events_established, "MPTCP connections established (path manager event)")            \
+  X(pm_events_closed, "MPTCP connections closed (path manager event)")                      \
+  X(pm_events_announced, "addresses announced by peers (path manager event)")               \
+  X(pm_events_removed, "addresses removed by peers (path manager event)")                   \
+  X(pm_events_subflow_established, "MPTCP subflows established (path manager event)")       \
+  X(pm_events_subflow_closed, "MPTCP subflows closed (path manager event)")
 
 #define MPUDP_DROP_REASONS(X)                                                               \
   X(no_origdst, "datagram arrived without its original destination")                        \
@@ -55,6 +67,7 @@
   X(family_mismatch, "client and remote address families differ")                           \
   X(reply_socket_failed, "no transparent socket could be bound to the original destination") \
   X(send_failed, "the kernel refused to send it")                                           \
+  X(nfqueue_bad_packet, "queued packet was not a whole IPv4/IPv6 UDP datagram")              \
   X(protocol_error, "it arrived on a connection closed for a protocol error")               \
   X(shutdown, "it was queued when the connection or daemon closed")
 
