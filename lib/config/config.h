@@ -18,6 +18,7 @@ namespace mpudp {
 enum class ProxyRole : std::uint8_t { Cpe, Concentrator };
 enum class SessionModeConfig : std::uint8_t { Multiplexed, PerBinding };
 enum class LogLevel : std::uint8_t { Error, Warn, Info, Debug };
+enum class InterceptMode : std::uint8_t { Tproxy, Nfqueue };
 
 struct Config {
   ProxyRole role = ProxyRole::Cpe;
@@ -36,7 +37,31 @@ struct Config {
 
   struct Concentrator {
     std::vector<Endpoint> listen;  // required (non-empty) when role is concentrator
+    // Destination policy (see relay/policy.h): private ranges the concentrator may relay
+    // to, and ranges it must not. Text form ("10.0.0.0/8"), validated by the loader.
+    std::vector<std::string> allow_destinations;
+    std::vector<std::string> deny_destinations;
   } concentrator;
+
+  // How LAN datagrams reach the CPE: TPROXY rules (default) or NFQUEUE, for kernels
+  // without TPROXY. `nfqueue.fail`: open lets traffic pass natively when mpudpd is not
+  // reading (queue bypass), closed drops it.
+  InterceptMode intercept = InterceptMode::Tproxy;
+  struct Nfqueue {
+    std::uint16_t queue = 0;
+    bool fail_open = true;
+  } nfqueue;
+
+  // Read by iptables/mpudp-rules, not by the daemon; validated so one file serves both.
+  struct Rules {
+    std::vector<std::string> lan;
+    std::uint32_t mark = 1;
+    std::uint32_t table = 100;
+    std::uint32_t pref = 100;
+    std::vector<std::string> exclude;
+    bool ipv6 = true;
+    std::string backend = "auto";
+  } rules;
 
   struct Bindings {
     std::chrono::milliseconds idle_timeout = std::chrono::seconds(300);

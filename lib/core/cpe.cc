@@ -23,6 +23,23 @@ CpeProxy::CpeProxy(Loop* loop, const Config& cfg, Stats& stats)
 CpeProxy::~CpeProxy() { shutdown(); }
 
 bool CpeProxy::start(std::string* err) {
+  if (cfg_.intercept == InterceptMode::Nfqueue) {
+    NfqueueIntercept::Options o;
+    o.queue = cfg_.nfqueue.queue;
+    o.fail_open = cfg_.nfqueue.fail_open;
+    std::string e;
+    nfqueue_ = NfqueueIntercept::open(loop_, o, *this, stats_, &e);
+    if (nfqueue_) raw_ = RawReplies::open(stats_, &e);
+    if (!nfqueue_ || !raw_) {
+      if (err) *err = "NFQUEUE " + std::to_string(o.queue) + ": " + e;
+      return false;
+    }
+    LOG_INFO("cpe: intercepting from NFQUEUE %u (fail %s), concentrator %s, %s sessions",
+             o.queue, o.fail_open ? "open" : "closed", cfg_.cpe.concentrator.str().c_str(),
+             to_string(cfg_.session_mode));
+    if (cfg_.session_mode == SessionModeConfig::Multiplexed) connect_main();
+    return true;
+  }
   for (Family fam : {Family::V4, Family::V6}) {
     std::string e;
     auto s = TproxySocket::open(loop_, fam, cfg_.cpe.tproxy_port, batch_, *this, stats_, &e);
@@ -157,6 +174,20 @@ void CpeProxy::send_upstream(Connection& c, Binding& b, Flow& f,
 
 void CpeProxy::deliver(Binding& b, const Endpoint& from, std::span<const std::uint8_t> payload) {
   table_.touch(b);
+  // NFQUEUE mode answers with raw packets (no transparent bind per destination); what
+  // exceeds the MTU goes through a transparent socket, which the kernel can fragment.
+  if (raw_) {
+    const auto r = raw_->send(from, b.client, payload);
+    if (r == RawReplies::Result::Sent) {
+      b.downstream.datagrams++;
+      b.downstream.bytes += payload.size();
+      return;
+    }
+    if (r == RawReplies::Result::Failed) {
+      stats_.drop(Drop::send_failed);
+      return;
+    }
+  }
   if (replies_.send(from, b.client, payload)) {
     b.downstream.datagrams++;
     b.downstream.bytes += payload.size();
@@ -275,6 +306,7 @@ void CpeProxy::shutdown() {
     main_->close();
   }
   lan_.clear();
+  nfqueue_.reset();
 }
 
 }  // namespace mpudp

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/proxy_base.h"
+#include "intercept/nfqueue.h"
 #include "intercept/tproxy.h"
 
 namespace mpudp {
@@ -40,6 +41,8 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   void deliver(Binding& b, const Endpoint& from, std::span<const std::uint8_t> payload);
 
   std::vector<std::unique_ptr<TproxySocket>> lan_;
+  std::unique_ptr<NfqueueIntercept> nfqueue_;  // intercept: nfqueue
+  std::unique_ptr<RawReplies> raw_;            // intercept: nfqueue
   ReplySockets replies_;
   std::unique_ptr<Connection> main_;  // multiplexed mode
   Timer reconnect_timer_;

@@ -29,6 +29,8 @@ Endpoint Endpoint::v6(const std::array<std::uint8_t, 16>& addr, std::uint16_t po
 
 std::optional<Endpoint> Endpoint::parse_address(std::string_view text) {
   if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
+  // inet_pton stops at a NUL, so "1.2.3.4\0junk" would otherwise pass as 1.2.3.4.
+  if (text.find('\0') != std::string_view::npos) return std::nullopt;
   char buf[INET6_ADDRSTRLEN + 1];
   std::memcpy(buf, text.data(), text.size());
   buf[text.size()] = '\0';

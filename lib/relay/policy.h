@@ -10,18 +10,10 @@
 #include <string_view>
 #include <vector>
 
+#include "net/cidr.h"
 #include "net/endpoint.h"
 
 namespace mpudp {
-
-struct Cidr {
-  Endpoint net;  // port unused
-  unsigned prefix = 0;
-  static std::optional<Cidr> parse(std::string_view text);  // "10.0.0.0/8", "fd00::/8", "1.2.3.4"
-  bool contains(const Endpoint& e) const;
-  std::string str() const;
-  friend bool operator==(const Cidr&, const Cidr&) = default;
-};
 
 enum class PolicyVerdict : std::uint8_t {
   Allow,

@@ -1,0 +1,657 @@
+#include "config/config.h"
+
+#include "net/cidr.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <optional>
+#include <sstream>
+#include <span>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace mpudp {
+namespace {
+
+using std::chrono::milliseconds;
+
+// A configuration is a few hundred bytes; the cap keeps a mistaken `-c /dev/zero` or a
+// fuzzer's megabytes from turning into an unbounded node tree.
+constexpr std::size_t kMaxConfigBytes = 1 << 20;
+
+template <typename E>
+struct Named {
+  E value;
+  const char* name;
+};
+
+// The same tables parse and print, so the accepted spellings and to_string never drift.
+constexpr std::array<Named<ProxyRole>, 2> kRoles{{
+    {ProxyRole::Cpe, "cpe"},
+    {ProxyRole::Concentrator, "concentrator"},
+}};
+constexpr std::array<Named<SessionModeConfig>, 2> kSessionModes{{
+    {SessionModeConfig::Multiplexed, "multiplexed"},
+    {SessionModeConfig::PerBinding, "per-binding"},
+}};
+constexpr std::array<Named<LogLevel>, 4> kLogLevels{{
+    {LogLevel::Error, "error"},
+    {LogLevel::Warn, "warn"},
+    {LogLevel::Info, "info"},
+    {LogLevel::Debug, "debug"},
+}};
+
+template <typename E, std::size_t N>
+const char* name_of(const std::array<Named<E>, N>& table, E value) {
+  for (const auto& n : table)
+    if (n.value == value) return n.name;
+  return "?";
+}
+
+// Thrown inside the validation pass and caught only by load_*: the first error ends the
+// pass, and unwinding is the least noisy way to get out of a nested walk.
+struct Reject {
+  YAML::Mark mark;
+  std::string message;
+};
+
+[[noreturn]] void reject(const YAML::Mark& mark, std::string message) {
+  throw Reject{mark, std::move(message)};
+}
+
+ConfigError make_error(std::string_view file, const YAML::Mark& mark, std::string message) {
+  ConfigError e;
+  e.file = std::string(file);
+  // Marks are 0-based; a null mark (no position known) still gets a position inside the
+  // file so the error is never mistaken for an unreadable-file error (line 0).
+  e.line = mark.line >= 0 ? mark.line + 1 : 1;
+  e.column = mark.column >= 0 ? mark.column + 1 : 1;
+  e.message = std::move(message);
+  if (e.message.empty()) e.message = "invalid configuration";
+  return e;
+}
+
+ConfigError make_error(std::string_view file, std::string message) {
+  ConfigError e;
+  e.file = std::string(file);
+  e.message = std::move(message);
+  return e;
+}
+
+// User text goes into log lines and terminals: bound its length and make control bytes
+// visible rather than let them rewrite the line.
+std::string shown(std::string_view text) {
+  constexpr std::size_t kMax = 64;
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < kMax; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > kMax) out += "...";
+  return out;
+}
+
+std::string quoted(std::string_view text) { return "\"" + shown(text) + "\""; }
+
+const char* kind_name(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Scalar: return "a single value";
+    case YAML::NodeType::Null: return "nothing";
+    case YAML::NodeType::Undefined: break;
+  }
+  return "nothing";
+}
+
+// One key/value pair under validation. Errors about the value point at the value;
+// errors about its absence point at the key, because a null value's mark is wherever
+// the parser happened to be next (often the following line).
+struct Where {
+  YAML::Mark key_mark;
+  const YAML::Node& value;
+  std::string path;
+};
+
+std::string scalar(const Where& w) {
+  if (w.value.IsNull()) reject(w.key_mark, w.path + ": missing value");
+  if (!w.value.IsScalar())
+    reject(w.value.Mark(), w.path + ": expected a single value, found " + kind_name(w.value));
+  return w.value.Scalar();
+}
+
+// Digits only: no sign, no '+', no hex or octal prefixes, no fractions, no exponent.
+// nullopt for anything else; UINT64_MAX stands in for "too big to represent".
+std::optional<std::uint64_t> parse_digits(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  std::uint64_t v = 0;
+  bool overflow = false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    auto d = static_cast<std::uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) overflow = true;
+    if (!overflow) v = v * 10 + d;
+  }
+  return overflow ? UINT64_MAX : v;
+}
+
+std::uint64_t uint_in(const Where& w, std::uint64_t lo, std::uint64_t hi) {
+  std::string text = scalar(w);
+  auto v = parse_digits(text);
+  if (!v) reject(w.value.Mark(), w.path + ": " + quoted(text) + " is not a whole number");
+  if (*v < lo || *v > hi)
+    reject(w.value.Mark(), w.path + ": " + shown(text) + " is out of range (" +
+                               std::to_string(lo) + ".." + std::to_string(hi) + ")");
+  return *v;
+}
+
+struct DurationUnit {
+  const char* suffix;
+  std::uint64_t ms;
+};
+// "ms" before "m" and "s" so that the longest suffix wins.
+constexpr std::array<DurationUnit, 4> kDurationUnits{{
+    {"ms", 1},
+    {"h", 3600 * 1000},
+    {"m", 60 * 1000},
+    {"s", 1000},
+}};
+
+std::string format_duration(milliseconds d) {
+  auto ms = static_cast<std::uint64_t>(d.count());
+  for (auto unit : {kDurationUnits[1], kDurationUnits[2], kDurationUnits[3]})
+    if (ms != 0 && ms % unit.ms == 0) return std::to_string(ms / unit.ms) + unit.suffix;
+  return std::to_string(ms) + "ms";
+}
+
+milliseconds duration_in(const Where& w, milliseconds lo, milliseconds hi) {
+  std::string text = scalar(w);
+  std::string_view digits = text;
+  std::uint64_t scale = 1000;  // a bare number is seconds
+  for (auto unit : kDurationUnits) {
+    std::string_view sfx = unit.suffix;
+    if (digits.size() > sfx.size() && digits.ends_with(sfx)) {
+      digits.remove_suffix(sfx.size());
+      scale = unit.ms;
+      break;
+    }
+  }
+  auto v = parse_digits(digits);
+  if (!v)
+    reject(w.value.Mark(),
+           w.path + ": " + quoted(text) + " is not a duration (use 500ms, 2s, 5m)");
+  auto limit = static_cast<std::uint64_t>(hi.count());
+  bool too_big = *v > limit / scale;
+  std::uint64_t ms = too_big ? 0 : *v * scale;
+  if (too_big || ms < static_cast<std::uint64_t>(lo.count()) || ms > limit)
+    reject(w.value.Mark(), w.path + ": " + shown(text) + " is out of range (" +
+                               format_duration(lo) + ".." + format_duration(hi) + ")");
+  return milliseconds(static_cast<milliseconds::rep>(ms));
+}
+
+Endpoint endpoint(const Where& w, bool allow_unspecified) {
+  std::string text = scalar(w);
+  auto e = Endpoint::parse(text);
+  if (!e) reject(w.value.Mark(), w.path + ": " + quoted(text) + " is not an address:port");
+  if (e->port == 0) reject(w.value.Mark(), w.path + ": " + quoted(text) + " has port 0");
+  if (!allow_unspecified && e->is_unspecified())
+    reject(w.value.Mark(),
+           w.path + ": " + quoted(text) + " is an unspecified address, not a destination");
+  return *e;
+}
+
+template <typename E, std::size_t N>
+E one_of(const Where& w, const std::array<Named<E>, N>& table) {
+  std::string text = scalar(w);
+  for (const auto& n : table)
+    if (text == n.name) return n.value;
+  std::string names;
+  for (const auto& n : table) names += (names.empty() ? "" : ", ") + std::string(n.name);
+  reject(w.value.Mark(), w.path + ": " + quoted(text) + " is not one of " + names);
+}
+
+// What the post-walk checks need: which role-dependent keys appeared, and where to point
+// when one is missing.
+struct Seen {
+  std::optional<YAML::Mark> role;
+  std::optional<YAML::Mark> cpe_key;
+  std::optional<YAML::Mark> concentrator_key;
+  bool cpe_concentrator = false;
+  std::optional<YAML::Mark> listen;
+};
+
+struct Field {
+  const char* name;
+  void (*apply)(const Where&, Config&, Seen&);
+};
+
+std::string child_path(std::string_view parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : std::string(parent) + "." + std::string(key);
+}
+
+// Walks one mapping against its table. Iteration (not node["key"]) is what lets us see
+// duplicate keys: yaml-cpp keeps every pair but lookups only ever find the first.
+void walk(const YAML::Node& map, std::string_view path,
+          std::span<const Field> fields, Config& cfg, Seen& seen) {
+  if (map.IsNull()) return;  // `bindings:` with every line commented out keeps the defaults
+  if (!map.IsMap()) {
+    if (path.empty())
+      reject(map.Mark(), std::string("the configuration must be a mapping of keys, found ") +
+                             kind_name(map));
+    reject(map.Mark(), std::string(path) + ": expected a mapping, found " + kind_name(map));
+  }
+  std::vector<std::string> names;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    // Copies: the iterator hands out a proxy temporary, and a Node is only a handle.
+    const YAML::Node key = it->first;
+    const YAML::Node value = it->second;
+    std::string in = path.empty() ? std::string() : " in " + std::string(path);
+    if (!key.IsScalar())
+      reject(key.Mark(), "keys must be plain names, found " + std::string(kind_name(key)) + in);
+    const std::string& name = key.Scalar();
+    for (const auto& n : names)
+      if (n == name) reject(key.Mark(), "duplicate key " + quoted(name) + in);
+    names.push_back(name);
+    const Field* field = nullptr;
+    for (const auto& f : fields)
+      if (name == f.name) field = &f;
+    if (field == nullptr) {
+      if (path.empty()) reject(key.Mark(), "unknown key " + quoted(name));
+      reject(key.Mark(), "unknown key " + quoted(name) + in);
+    }
+    field->apply(Where{key.Mark(), value, child_path(path, name)}, cfg, seen);
+  }
+}
+
+// A list of scalars; a single scalar stands for a one-element list.
+template <typename F>
+void each_item(const Where& w, F&& item) {
+  if (w.value.IsSequence()) {
+    std::size_t i = 0;
+    for (auto it = w.value.begin(); it != w.value.end(); ++it, ++i) {
+      const YAML::Node node = *it;
+      item(Where{w.value.Mark(), node, w.path + "[" + std::to_string(i) + "]"});
+    }
+  } else if (w.value.IsMap()) {
+    reject(w.value.Mark(), w.path + ": expected a list, found a mapping");
+  } else {
+    item(w);
+  }
+}
+
+std::vector<std::string> cidr_list(const Where& w) {
+  std::vector<std::string> out;
+  each_item(w, [&out](const Where& item) {
+    std::string text = scalar(item);
+    if (!Cidr::parse(text))
+      reject(item.value.Mark(), item.path + ": " + quoted(text) +
+                                    " is not an address or address/prefix");
+    out.push_back(std::move(text));
+  });
+  return out;
+}
+
+bool boolean(const Where& w) {
+  const std::string text = scalar(w);
+  if (text == "true" || text == "yes" || text == "on") return true;
+  if (text == "false" || text == "no" || text == "off") return false;
+  reject(w.value.Mark(), w.path + ": " + quoted(text) + " is not true or false");
+}
+
+// Marks and table numbers may be written in hex (0x10), as nft and ip rule accept them.
+std::uint32_t u32_number(const Where& w, std::uint32_t lo) {
+  const std::string text = scalar(w);
+  std::uint64_t v = 0;
+  std::optional<std::uint64_t> parsed;
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    const std::string hex = text.substr(2);
+    if (hex.size() <= 8 && hex.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos)
+      parsed = std::stoull(hex, nullptr, 16);
+  } else {
+    parsed = parse_digits(text);
+  }
+  if (parsed) v = *parsed;
+  if (!parsed || v < lo || v > 0xffffffffull)
+    reject(w.value.Mark(), w.path + ": " + quoted(text) + " is not a number in " +
+                               std::to_string(lo) + "..4294967295");
+  return static_cast<std::uint32_t>(v);
+}
+
+constexpr std::array<Field, 2> kNfqueueFields{{
+    {"queue",
+     [](const Where& w, Config& c, Seen&) {
+       c.nfqueue.queue = static_cast<std::uint16_t>(uint_in(w, 0, 65535));
+     }},
+    {"fail",
+     [](const Where& w, Config& c, Seen&) {
+       const std::string text = scalar(w);
+       if (text != "open" && text != "closed")
+         reject(w.value.Mark(), w.path + ": " + quoted(text) + " is not one of open, closed");
+       c.nfqueue.fail_open = text == "open";
+     }},
+}};
+
+constexpr std::array<Field, 7> kRulesFields{{
+    {"lan",
+     [](const Where& w, Config& c, Seen&) {
+       c.rules.lan.clear();
+       each_item(w, [&c](const Where& item) {
+         std::string name = scalar(item);
+         // IFNAMSIZ is 16 with the NUL; names never hold '/' or spaces.
+         if (name.empty() || name.size() > 15 || name.find_first_of("/ \t") != std::string::npos)
+           reject(item.value.Mark(), item.path + ": " + quoted(name) + " is not an interface name");
+         c.rules.lan.push_back(std::move(name));
+       });
+     }},
+    {"mark", [](const Where& w, Config& c, Seen&) { c.rules.mark = u32_number(w, 1); }},
+    {"table", [](const Where& w, Config& c, Seen&) { c.rules.table = u32_number(w, 1); }},
+    {"pref", [](const Where& w, Config& c, Seen&) { c.rules.pref = u32_number(w, 1); }},
+    {"exclude", [](const Where& w, Config& c, Seen&) { c.rules.exclude = cidr_list(w); }},
+    {"ipv6", [](const Where& w, Config& c, Seen&) { c.rules.ipv6 = boolean(w); }},
+    {"backend",
+     [](const Where& w, Config& c, Seen&) {
+       const std::string text = scalar(w);
+       if (text != "nft" && text != "iptables" && text != "auto")
+         reject(w.value.Mark(), w.path + ": " + quoted(text) + " is not one of nft, iptables, auto");
+       c.rules.backend = text;
+     }},
+}};
+
+constexpr std::array<Field, 2> kCpeFields{{
+    {"tproxy_port",
+     [](const Where& w, Config& c, Seen&) {
+       c.cpe.tproxy_port = static_cast<std::uint16_t>(uint_in(w, 1, 65535));
+     }},
+    {"concentrator",
+     [](const Where& w, Config& c, Seen& s) {
+       c.cpe.concentrator = endpoint(w, false);
+       s.cpe_concentrator = true;
+     }},
+}};
+
+using EndpointSet = std::unordered_set<Endpoint, EndpointHash>;
+
+// A set rather than a scan of the list so far: a megabyte of list items must not cost
+// quadratic time before the daemon even starts.
+void listen_item(const Where& w, std::vector<Endpoint>& out, EndpointSet& seen) {
+  Endpoint e = endpoint(w, true);
+  if (!seen.insert(e).second)
+    reject(w.value.Mark(), w.path + ": " + quoted(w.value.Scalar()) + " is listed twice");
+  out.push_back(e);
+}
+
+constexpr std::array<Field, 3> kConcentratorFields{{
+    {"listen",
+     [](const Where& w, Config& c, Seen& s) {
+       std::vector<Endpoint> listen;
+       EndpointSet seen;
+       if (w.value.IsSequence()) {
+         std::size_t i = 0;
+         for (auto it = w.value.begin(); it != w.value.end(); ++it, ++i) {
+           const YAML::Node item = *it;
+           // An empty item's own mark is wherever the parser went next; the list's start
+           // is the nearest position that is still inside the list.
+           listen_item(Where{w.value.Mark(), item, w.path + "[" + std::to_string(i) + "]"},
+                       listen, seen);
+         }
+       } else if (w.value.IsMap()) {
+         reject(w.value.Mark(), w.path + ": expected a list of address:port, found a mapping");
+       } else {
+         listen_item(w, listen, seen);  // a single string stands for a one-element list
+       }
+       c.concentrator.listen = std::move(listen);
+       s.listen = w.value.Mark();
+     }},
+    {"allow_destinations",
+     [](const Where& w, Config& c, Seen&) { c.concentrator.allow_destinations = cidr_list(w); }},
+    {"deny_destinations",
+     [](const Where& w, Config& c, Seen&) { c.concentrator.deny_destinations = cidr_list(w); }},
+}};
+
+constexpr std::array<Field, 3> kBindingsFields{{
+    {"idle_timeout",
+     [](const Where& w, Config& c, Seen&) {
+       c.bindings.idle_timeout = duration_in(w, milliseconds(100), std::chrono::hours(24));
+     }},
+    {"max",
+     [](const Where& w, Config& c, Seen&) {
+       c.bindings.max = static_cast<std::size_t>(uint_in(w, 1, 10000000));
+     }},
+    {"max_remotes",
+     [](const Where& w, Config& c, Seen&) {
+       c.bindings.max_remotes = static_cast<std::size_t>(uint_in(w, 1, 4096));
+     }},
+}};
+
+constexpr std::array<Field, 2> kTunnelFields{{
+    {"keepalive",
+     [](const Where& w, Config& c, Seen&) {
+       c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
+     }},
+    {"queue_bytes",
+     [](const Where& w, Config& c, Seen&) {
+       c.tunnel.queue_bytes = static_cast<std::size_t>(uint_in(w, 16384, 67108864));
+     }},
+}};
+
+constexpr std::array<Field, 12> kTopFields{{
+    {"role",
+     [](const Where& w, Config& c, Seen& s) {
+       c.role = one_of(w, kRoles);
+       s.role = w.value.Mark();
+     }},
+    {"log_level", [](const Where& w, Config& c, Seen&) { c.log_level = one_of(w, kLogLevels); }},
+    {"intercept",
+     [](const Where& w, Config& c, Seen&) {
+       const std::string text = scalar(w);
+       if (text != "tproxy" && text != "nfqueue")
+         reject(w.value.Mark(), w.path + ": " + quoted(text) + " is not one of tproxy, nfqueue");
+       c.intercept = text == "nfqueue" ? InterceptMode::Nfqueue : InterceptMode::Tproxy;
+     }},
+    {"nfqueue",
+     [](const Where& w, Config& c, Seen& s) { walk(w.value, w.path, kNfqueueFields, c, s); }},
+    {"rules",
+     [](const Where& w, Config& c, Seen& s) { walk(w.value, w.path, kRulesFields, c, s); }},
+    {"metrics_listen",
+     [](const Where& w, Config& c, Seen&) {
+       const std::string text = scalar(w);
+       if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
+         c.metrics_listen = Endpoint::v4(0x7f000001, static_cast<std::uint16_t>(uint_in(w, 1, 65535)));
+       } else {
+         c.metrics_listen = endpoint(w, true);
+       }
+     }},
+    {"control_socket",
+     [](const Where& w, Config& c, Seen&) {
+       // An absolute path (sun_path holds 107 bytes), or "" for no control socket.
+       std::string path = scalar(w);
+       if (!path.empty() && (path.front() != '/' || path.size() > 107))
+         reject(w.value.Mark(), w.path + ": " + quoted(path) +
+                                    " is not an absolute path of at most 107 bytes");
+       c.control_socket = std::move(path);
+     }},
+    {"session_mode",
+     [](const Where& w, Config& c, Seen&) { c.session_mode = one_of(w, kSessionModes); }},
+    {"cpe",
+     [](const Where& w, Config& c, Seen& s) {
+       s.cpe_key = w.key_mark;
+       walk(w.value, w.path, kCpeFields, c, s);
+     }},
+    {"concentrator",
+     [](const Where& w, Config& c, Seen& s) {
+       s.concentrator_key = w.key_mark;
+       walk(w.value, w.path, kConcentratorFields, c, s);
+     }},
+    {"bindings",
+     [](const Where& w, Config& c, Seen& s) {
+       walk(w.value, w.path, kBindingsFields, c, s);
+     }},
+    {"tunnel",
+     [](const Where& w, Config& c, Seen& s) {
+       walk(w.value, w.path, kTunnelFields, c, s);
+     }},
+}};
+
+// Sees document boundaries only; the node tree is built afterwards by YAML::Load.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> marks;
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// Syntax-checks the whole stream and refuses a second document. YAML::LoadAll cannot be
+// used for this: on a stray top-level ',' (",", "[a],") yaml-cpp 0.7 starts an empty
+// document at that token without consuming it, forever, and LoadAll collects them until
+// memory runs out. Two documents starting at the same place is that loop.
+void check_stream(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts docs;
+  while (parser.HandleNextDocument(docs)) {
+    const auto& m = docs.marks;
+    if (m.size() >= 2 && m[m.size() - 1].pos == m[m.size() - 2].pos) {
+      auto pos = static_cast<std::size_t>(m.back().pos);
+      char c = pos < text.size() ? text[pos] : '\0';
+      std::string what = c > 0x20 && c < 0x7f ? std::string("'") + c + "'" : "character";
+      reject(m.back(), "YAML syntax error: unexpected " + what);
+    }
+    if (m.size() > 2) break;  // enough to know there is more than one
+  }
+  if (docs.marks.size() > 1) {
+    // yaml-cpp also starts a new document, without complaint, at some text it cannot fit
+    // into the first one; only a "---" makes the second document one the user wrote.
+    auto pos = static_cast<std::size_t>(docs.marks[1].pos);
+    if (pos < text.size() && text.compare(pos, 3, "---") == 0)
+      reject(docs.marks[1], "more than one YAML document (remove the second \"---\")");
+    reject(docs.marks[1], "YAML syntax error: unexpected text after the end of the document");
+  }
+}
+
+Config validate(const std::string& text) {
+  check_stream(text);
+  const YAML::Node root = YAML::Load(text);
+  if (root.IsNull()) reject(YAML::Mark(), "empty configuration");
+  Config cfg;
+  Seen seen;
+  walk(root, "", kTopFields, cfg, seen);
+
+  if (!seen.role) reject(root.Mark(), "missing required key \"role\"");
+  if (cfg.role == ProxyRole::Cpe && !seen.cpe_concentrator)
+    reject(seen.cpe_key.value_or(*seen.role),
+           "missing required key \"cpe.concentrator\" (role is cpe)");
+  if (cfg.role == ProxyRole::Concentrator) {
+    if (!seen.listen)
+      reject(seen.concentrator_key.value_or(*seen.role),
+             "missing required key \"concentrator.listen\" (role is concentrator)");
+    if (cfg.concentrator.listen.empty())
+      reject(*seen.listen, "concentrator.listen: must not be empty (role is concentrator)");
+  }
+  return cfg;
+}
+
+}  // namespace
+
+std::string ConfigError::str() const {
+  std::string out = file;
+  if (line > 0) {
+    if (!out.empty()) out += ":";
+    out += std::to_string(line) + ":" + std::to_string(column);
+  }
+  if (!out.empty()) out += ": ";
+  return out + message;
+}
+
+ConfigResult load_config_string(std::string_view yaml, std::string_view name) {
+  if (yaml.size() > kMaxConfigBytes)
+    return make_error(name, "configuration is larger than " +
+                                std::to_string(kMaxConfigBytes >> 20) + " MiB");
+  try {
+    return validate(std::string(yaml));
+  } catch (const Reject& r) {
+    return make_error(name, r.mark, r.message);
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's own message for this is "bad file", which sends people looking at the
+    // file system.
+    return make_error(name, e.mark, "YAML nesting is too deep (" + std::to_string(e.depth()) +
+                                        " levels)");
+  } catch (const YAML::ParserException& e) {
+    // e.msg, not what(): what() repeats the position in yaml-cpp's own format.
+    return make_error(name, e.mark, "YAML syntax error: " + e.msg);
+  } catch (const YAML::Exception& e) {
+    return make_error(name, e.mark, "cannot parse: " + e.msg);
+  } catch (const std::bad_alloc&) {
+    return make_error(name, "out of memory while reading the configuration");
+  } catch (const std::exception& e) {
+    return make_error(name, std::string("cannot parse: ") + e.what());
+  }
+}
+
+ConfigResult load_config_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return make_error(path, std::string("cannot read: ") + std::strerror(errno));
+  // fstat on the open descriptor, so the file checked is the file read.
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return make_error(path, std::string("cannot read: ") + std::strerror(err));
+  }
+  // Anyone who can write the file could point the tunnel anywhere; mptcpd refuses the
+  // same way.
+  if ((st.st_mode & S_IWOTH) != 0) {
+    ::close(fd);
+    return make_error(path, "refusing to read a world-writable file (chmod o-w " + path + ")");
+  }
+  std::string text;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return make_error(path, std::string("cannot read: ") + std::strerror(err));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxConfigBytes) break;  // load_config_string reports it
+  }
+  ::close(fd);
+  return load_config_string(text, path);
+}
+
+const char* to_string(ProxyRole r) { return name_of(kRoles, r); }
+const char* to_string(SessionModeConfig m) { return name_of(kSessionModes, m); }
+const char* to_string(LogLevel l) { return name_of(kLogLevels, l); }
+
+}  // namespace mpudp

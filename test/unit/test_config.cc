@@ -1,0 +1,460 @@
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+
+using namespace mpudp;
+using namespace std::chrono_literals;
+
+namespace {
+
+Config ok(std::string_view yaml) {
+  auto r = load_config_string(yaml, "t.yaml");
+  if (auto* e = std::get_if<ConfigError>(&r)) FAIL("unexpected error: " << e->str());
+  return std::get<Config>(r);
+}
+
+// "FILE:LINE:COL: message", which pins position and wording at once.
+std::string err(std::string_view yaml) {
+  auto r = load_config_string(yaml, "t.yaml");
+  if (std::holds_alternative<Config>(r)) FAIL("accepted:\n" << yaml);
+  return std::get<ConfigError>(r).str();
+}
+
+constexpr std::string_view kCpeHead = "role: cpe\ncpe:\n  concentrator: 198.18.2.2:7000\n";
+constexpr std::string_view kConcHead =
+    "role: concentrator\nconcentrator:\n  listen: \"[::]:7000\"\n";
+
+std::string cpe(std::string_view tail) { return std::string(kCpeHead) + std::string(tail); }
+
+// A scratch directory that cleans up after itself, for the file-loading tests.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/mpudp-config-test-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string write(const std::string& name, std::string_view text, mode_t mode) const {
+    std::string p = path + "/" + name;
+    std::ofstream(p) << text;
+    REQUIRE(::chmod(p.c_str(), mode) == 0);
+    return p;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("full CPE configuration", "[config]") {
+  auto c = ok(R"(# CPE side
+role: cpe
+log_level: debug
+session_mode: per-binding
+cpe:
+  tproxy_port: 6000
+  concentrator: 198.18.2.2:7000
+bindings:
+  idle_timeout: 500ms
+  max: 1000
+  max_remotes: 8
+tunnel:
+  keepalive: 2m
+  queue_bytes: 16384
+)");
+  CHECK(c.role == ProxyRole::Cpe);
+  CHECK(c.log_level == LogLevel::Debug);
+  CHECK(c.session_mode == SessionModeConfig::PerBinding);
+  CHECK(c.cpe.tproxy_port == 6000);
+  CHECK(c.cpe.concentrator == *Endpoint::parse("198.18.2.2:7000"));
+  CHECK(c.bindings.idle_timeout == 500ms);
+  CHECK(c.bindings.max == 1000);
+  CHECK(c.bindings.max_remotes == 8);
+  CHECK(c.tunnel.keepalive == 120s);
+  CHECK(c.tunnel.queue_bytes == 16384);
+  CHECK(c.concentrator.listen.empty());
+}
+
+TEST_CASE("full concentrator configuration", "[config]") {
+  auto c = ok(R"(role: concentrator
+log_level: warn
+session_mode: multiplexed
+concentrator:
+  listen: ["0.0.0.0:7000", "[::]:7000"]
+bindings:
+  idle_timeout: 1h
+  max: 10000000
+  max_remotes: 4096
+tunnel:
+  keepalive: 1h
+  queue_bytes: 67108864
+)");
+  CHECK(c.role == ProxyRole::Concentrator);
+  CHECK(c.log_level == LogLevel::Warn);
+  CHECK(c.session_mode == SessionModeConfig::Multiplexed);
+  REQUIRE(c.concentrator.listen.size() == 2);
+  CHECK(c.concentrator.listen[0] == *Endpoint::parse("0.0.0.0:7000"));
+  CHECK(c.concentrator.listen[1] == *Endpoint::parse("[::]:7000"));
+  CHECK(c.bindings.idle_timeout == 1h);
+  CHECK(c.bindings.max == 10000000);
+  CHECK(c.bindings.max_remotes == 4096);
+  CHECK(c.tunnel.keepalive == 1h);
+  CHECK(c.tunnel.queue_bytes == 67108864);
+  CHECK_FALSE(c.cpe.concentrator.valid());
+}
+
+TEST_CASE("omitted keys take their defaults", "[config]") {
+  auto c = ok(kCpeHead);
+  Config d;
+  CHECK(c.log_level == LogLevel::Info);
+  CHECK(c.session_mode == SessionModeConfig::Multiplexed);
+  CHECK(c.cpe.tproxy_port == 5555);
+  CHECK(c.bindings.idle_timeout == 300s);
+  CHECK(c.bindings.max == 65536);
+  CHECK(c.bindings.max_remotes == 64);
+  CHECK(c.tunnel.keepalive == 15s);
+  CHECK(c.tunnel.queue_bytes == 262144);
+  CHECK(c.bindings.idle_timeout == d.bindings.idle_timeout);
+  CHECK(c.tunnel.queue_bytes == d.tunnel.queue_bytes);
+}
+
+TEST_CASE("a section with nothing under it keeps its defaults", "[config]") {
+  auto c = ok(cpe("bindings:\n  # max: 5\ntunnel:\n"));
+  CHECK(c.bindings.max == 65536);
+  CHECK(c.tunnel.keepalive == 15s);
+}
+
+TEST_CASE("one file can serve both roles", "[config]") {
+  std::string both =
+      "cpe:\n  concentrator: 198.18.2.2:7000\nconcentrator:\n  listen: 0.0.0.0:7000\n";
+  CHECK(ok("role: cpe\n" + both).role == ProxyRole::Cpe);
+  CHECK(ok("role: concentrator\n" + both).role == ProxyRole::Concentrator);
+  // The other role's section is still checked.
+  CHECK(err("role: cpe\n" + both + "  bogus: 1\n") ==
+        "t.yaml:6:3: unknown key \"bogus\" in concentrator");
+  // An empty listen list only matters to a concentrator.
+  CHECK(ok(cpe("concentrator:\n  listen: []\n")).concentrator.listen.empty());
+}
+
+TEST_CASE("listen takes a single string", "[config]") {
+  auto c = ok("role: concentrator\nconcentrator:\n  listen: 198.18.2.2:7000\n");
+  REQUIRE(c.concentrator.listen.size() == 1);
+  CHECK(c.concentrator.listen[0].str() == "198.18.2.2:7000");
+}
+
+TEST_CASE("listen takes a block list", "[config]") {
+  auto c =
+      ok("role: concentrator\nconcentrator:\n  listen:\n    - 0.0.0.0:7000\n    - \"[::]:7001\"\n");
+  REQUIRE(c.concentrator.listen.size() == 2);
+  CHECK(c.concentrator.listen[1].str() == "[::]:7001");
+}
+
+TEST_CASE("IPv6 endpoints", "[config]") {
+  auto c = ok("role: cpe\ncpe:\n  concentrator: \"[2001:db8:2::2]:7000\"\n");
+  CHECK(c.cpe.concentrator.is_v6());
+  CHECK(c.cpe.concentrator.str() == "[2001:db8:2::2]:7000");
+  // Unquoted works too: a plain scalar may start with '[' only in flow context, so this is
+  // the spelling people will try first and get a syntax error for.
+  CHECK(err("role: cpe\ncpe:\n  concentrator: [2001:db8:2::2]:7000\n").rfind("t.yaml:3:", 0) == 0);
+  CHECK(err("role: cpe\ncpe:\n  concentrator: 2001:db8:2::2:7000\n") ==
+        "t.yaml:3:17: cpe.concentrator: \"2001:db8:2::2:7000\" is not an address:port");
+}
+
+TEST_CASE("durations", "[config]") {
+  auto idle = [](std::string_view v) {
+    return ok(cpe("bindings:\n  idle_timeout: " + std::string(v) + "\n")).bindings.idle_timeout;
+  };
+  CHECK(idle("100ms") == 100ms);
+  CHECK(idle("2s") == 2s);
+  CHECK(idle("5m") == 5min);
+  CHECK(idle("24h") == 24h);
+  CHECK(idle("30") == 30s);
+  CHECK(idle("\"45\"") == 45s);
+  CHECK(idle("86400000ms") == 24h);
+
+  auto bad = [](std::string_view v) {
+    return err(cpe("bindings:\n  idle_timeout: " + std::string(v) + "\n"));
+  };
+  CHECK(bad("5x") ==
+        "t.yaml:5:17: bindings.idle_timeout: \"5x\" is not a duration (use 500ms, 2s, 5m)");
+  for (auto v : {"1.5s", "-1s", "+1s", "s", "ms", "5 s", "5S", "1e3", "0x10", "5sec", "1h30m"}) {
+    INFO(v);
+    CHECK(bad(v).find("is not a duration") != std::string::npos);
+  }
+  CHECK(bad("99ms") == "t.yaml:5:17: bindings.idle_timeout: 99ms is out of range (100ms..24h)");
+  CHECK(bad("0") == "t.yaml:5:17: bindings.idle_timeout: 0 is out of range (100ms..24h)");
+  CHECK(bad("25h") == "t.yaml:5:17: bindings.idle_timeout: 25h is out of range (100ms..24h)");
+  CHECK(bad("86400001ms").find("is out of range (100ms..24h)") != std::string::npos);
+  CHECK(bad("99999999999999999999999999h").find("is out of range") != std::string::npos);
+  CHECK(bad("18446744073709551615ms").find("is out of range") != std::string::npos);
+  CHECK(bad("18446744073709551615h").find("is out of range") != std::string::npos);
+
+  CHECK(err(cpe("tunnel:\n  keepalive: 999ms\n")) ==
+        "t.yaml:5:14: tunnel.keepalive: 999ms is out of range (1s..1h)");
+  CHECK(err(cpe("tunnel:\n  keepalive: 61m\n")) ==
+        "t.yaml:5:14: tunnel.keepalive: 61m is out of range (1s..1h)");
+}
+
+TEST_CASE("integers", "[config]") {
+  auto max = [](std::string_view v) {
+    return err(cpe("bindings:\n  max: " + std::string(v) + "\n"));
+  };
+  CHECK(max("0") == "t.yaml:5:8: bindings.max: 0 is out of range (1..10000000)");
+  CHECK(max("10000001") == "t.yaml:5:8: bindings.max: 10000001 is out of range (1..10000000)");
+  CHECK(max("-1") == "t.yaml:5:8: bindings.max: \"-1\" is not a whole number");
+  CHECK(max("+5") == "t.yaml:5:8: bindings.max: \"+5\" is not a whole number");
+  CHECK(max("1.5") == "t.yaml:5:8: bindings.max: \"1.5\" is not a whole number");
+  CHECK(max("1e3") == "t.yaml:5:8: bindings.max: \"1e3\" is not a whole number");
+  CHECK(max("0x10") == "t.yaml:5:8: bindings.max: \"0x10\" is not a whole number");
+  CHECK(max("ten") == "t.yaml:5:8: bindings.max: \"ten\" is not a whole number");
+  CHECK(max("\"\"") == "t.yaml:5:8: bindings.max: \"\" is not a whole number");
+  CHECK(max("18446744073709551616") ==
+        "t.yaml:5:8: bindings.max: 18446744073709551616 is out of range (1..10000000)");
+  CHECK(max("99999999999999999999999999999999") ==
+        "t.yaml:5:8: bindings.max: 99999999999999999999999999999999 is out of range (1..10000000)");
+
+  CHECK(err(cpe("bindings:\n  max_remotes: 4097\n")) ==
+        "t.yaml:5:16: bindings.max_remotes: 4097 is out of range (1..4096)");
+  CHECK(err(cpe("tunnel:\n  queue_bytes: 16383\n")) ==
+        "t.yaml:5:16: tunnel.queue_bytes: 16383 is out of range (16384..67108864)");
+  CHECK(err("role: cpe\ncpe:\n  concentrator: 198.18.2.2:7000\n  tproxy_port: 65536\n") ==
+        "t.yaml:4:16: cpe.tproxy_port: 65536 is out of range (1..65535)");
+  CHECK(err("role: cpe\ncpe:\n  concentrator: 198.18.2.2:7000\n  tproxy_port: 0\n") ==
+        "t.yaml:4:16: cpe.tproxy_port: 0 is out of range (1..65535)");
+  CHECK(ok("role: cpe\ncpe:\n  concentrator: 198.18.2.2:7000\n  tproxy_port: 65535\n")
+            .cpe.tproxy_port == 65535);
+  // Quoted digits are still digits; YAML 1.2 reads a leading zero as decimal, and so do we.
+  CHECK(ok(cpe("bindings:\n  max: \"42\"\n  max_remotes: 010\n")).bindings.max_remotes == 10);
+}
+
+TEST_CASE("enums", "[config]") {
+  CHECK(err("role: router\n") == "t.yaml:1:7: role: \"router\" is not one of cpe, concentrator");
+  CHECK(err("role: CPE\n") == "t.yaml:1:7: role: \"CPE\" is not one of cpe, concentrator");
+  CHECK(err(cpe("log_level: trace\n")) ==
+        "t.yaml:4:12: log_level: \"trace\" is not one of error, warn, info, debug");
+  CHECK(err(cpe("session_mode: per_binding\n")) ==
+        "t.yaml:4:15: session_mode: \"per_binding\" is not one of multiplexed, per-binding");
+  CHECK(ok(cpe("log_level: error\n")).log_level == LogLevel::Error);
+  CHECK(ok(cpe("log_level: \"info\"\n")).log_level == LogLevel::Info);
+}
+
+TEST_CASE("to_string names match the accepted spellings", "[config]") {
+  CHECK(std::string(to_string(ProxyRole::Cpe)) == "cpe");
+  CHECK(std::string(to_string(ProxyRole::Concentrator)) == "concentrator");
+  CHECK(std::string(to_string(SessionModeConfig::Multiplexed)) == "multiplexed");
+  CHECK(std::string(to_string(SessionModeConfig::PerBinding)) == "per-binding");
+  CHECK(std::string(to_string(LogLevel::Error)) == "error");
+  CHECK(std::string(to_string(LogLevel::Warn)) == "warn");
+  CHECK(std::string(to_string(LogLevel::Info)) == "info");
+  CHECK(std::string(to_string(LogLevel::Debug)) == "debug");
+  for (auto l : {LogLevel::Error, LogLevel::Warn, LogLevel::Info, LogLevel::Debug})
+    CHECK(ok(cpe(std::string("log_level: ") + to_string(l) + "\n")).log_level == l);
+}
+
+TEST_CASE("endpoints", "[config]") {
+  auto conc = [](std::string_view v) {
+    return err("role: cpe\ncpe:\n  concentrator: " + std::string(v) + "\n");
+  };
+  CHECK(conc("1.2.3.4") == "t.yaml:3:17: cpe.concentrator: \"1.2.3.4\" is not an address:port");
+  CHECK(conc("host.example:7000") ==
+        "t.yaml:3:17: cpe.concentrator: \"host.example:7000\" is not an address:port");
+  CHECK(conc("1.2.3.4:0") == "t.yaml:3:17: cpe.concentrator: \"1.2.3.4:0\" has port 0");
+  CHECK(conc("0.0.0.0:7000") ==
+        "t.yaml:3:17: cpe.concentrator: \"0.0.0.0:7000\" is an unspecified address, not a "
+        "destination");
+  CHECK(
+      conc("\"[::]:7000\"") ==
+      "t.yaml:3:17: cpe.concentrator: \"[::]:7000\" is an unspecified address, not a destination");
+  CHECK(conc("\"1.2.3.4\\0x:7000\"") ==
+        "t.yaml:3:17: cpe.concentrator: \"1.2.3.4\\x00x:7000\" is not an address:port");
+
+  auto listen = [](std::string_view v) {
+    return err("role: concentrator\nconcentrator:\n  listen: " + std::string(v) + "\n");
+  };
+  CHECK(listen("[\"0.0.0.0:7000\", \"0.0.0.0:0\"]") ==
+        "t.yaml:3:28: concentrator.listen[1]: \"0.0.0.0:0\" has port 0");
+  CHECK(listen("[\"0.0.0.0:7000\", \"[::]:7000\", \"0.0.0.0:7000\"]") ==
+        "t.yaml:3:41: concentrator.listen[2]: \"0.0.0.0:7000\" is listed twice");
+  CHECK(listen("[\"[::]:7000\", \"[0::0]:7000\"]") ==
+        "t.yaml:3:25: concentrator.listen[1]: \"[0::0]:7000\" is listed twice");
+  CHECK(listen("[]") ==
+        "t.yaml:3:11: concentrator.listen: must not be empty (role is concentrator)");
+  CHECK(listen("{a: 1}") ==
+        "t.yaml:3:11: concentrator.listen: expected a list of address:port, found a mapping");
+  CHECK(listen("[[1]]") ==
+        "t.yaml:3:12: concentrator.listen[0]: expected a single value, found a list");
+  CHECK(listen("[\"1.2.3.4\"]") ==
+        "t.yaml:3:12: concentrator.listen[0]: \"1.2.3.4\" is not an address:port");
+  CHECK(err("role: concentrator\nconcentrator:\n  listen:\n    -\n") ==
+        "t.yaml:4:5: concentrator.listen[0]: missing value");
+}
+
+TEST_CASE("unknown keys", "[config]") {
+  CHECK(err(cpe("bindings:\n  idel_timeout: 5s\n")) ==
+        "t.yaml:5:3: unknown key \"idel_timeout\" in bindings");
+  CHECK(err("role: cpe\nrol: cpe\n") == "t.yaml:2:1: unknown key \"rol\"");
+  CHECK(err(cpe("tunnel:\n  keepalive: 5s\n  queue: 1\n")) ==
+        "t.yaml:6:3: unknown key \"queue\" in tunnel");
+  CHECK(err("role: cpe\ncpe:\n  concentrator: 198.18.2.2:7000\n  listen: 1.2.3.4:5\n") ==
+        "t.yaml:4:3: unknown key \"listen\" in cpe");
+  CHECK(err("? [a]\n: b\n") == "t.yaml:1:3: keys must be plain names, found a list");
+  CHECK(err("role: cpe\n\"\\e[31m\": 1\n") == "t.yaml:2:1: unknown key \"\\x1b[31m\"");
+}
+
+TEST_CASE("duplicate keys report the second occurrence", "[config]") {
+  CHECK(err("role: cpe\nrole: concentrator\n") == "t.yaml:2:1: duplicate key \"role\"");
+  CHECK(err(cpe("bindings:\n  max: 5\n  max: 6\n")) ==
+        "t.yaml:6:3: duplicate key \"max\" in bindings");
+  CHECK(err(cpe("bindings:\n  max: 5\nbindings:\n  max: 6\n")) ==
+        "t.yaml:6:1: duplicate key \"bindings\"");
+  CHECK(err("{role: cpe, role: cpe}") == "t.yaml:1:13: duplicate key \"role\"");
+}
+
+TEST_CASE("wrong node kinds", "[config]") {
+  CHECK(err("role: [cpe]\n") == "t.yaml:1:7: role: expected a single value, found a list");
+  CHECK(err("role: {a: b}\n") == "t.yaml:1:7: role: expected a single value, found a mapping");
+  CHECK(err(cpe("bindings: 5\n")) ==
+        "t.yaml:4:11: bindings: expected a mapping, found a single value");
+  CHECK(err(cpe("tunnel: [1, 2]\n")) == "t.yaml:4:9: tunnel: expected a mapping, found a list");
+  CHECK(err(cpe("bindings:\n  max: {a: 1}\n")) ==
+        "t.yaml:5:8: bindings.max: expected a single value, found a mapping");
+  CHECK(err("- role: cpe\n") ==
+        "t.yaml:1:1: the configuration must be a mapping of keys, found a list");
+  CHECK(err("cpe\n") ==
+        "t.yaml:1:1: the configuration must be a mapping of keys, found a single value");
+  CHECK(err(cpe("log_level:\n")) == "t.yaml:4:1: log_level: missing value");
+  CHECK(err(cpe("log_level: ~\n")) == "t.yaml:4:1: log_level: missing value");
+}
+
+TEST_CASE("required keys", "[config]") {
+  CHECK(err("log_level: info\n") == "t.yaml:1:1: missing required key \"role\"");
+  CHECK(err("\n\nlog_level: info\n") == "t.yaml:3:1: missing required key \"role\"");
+  CHECK(err("role: cpe\n") ==
+        "t.yaml:1:7: missing required key \"cpe.concentrator\" (role is cpe)");
+  CHECK(err("role: cpe\ncpe:\n  tproxy_port: 1\n") ==
+        "t.yaml:2:1: missing required key \"cpe.concentrator\" (role is cpe)");
+  CHECK(err("role: concentrator\n") ==
+        "t.yaml:1:7: missing required key \"concentrator.listen\" (role is concentrator)");
+  CHECK(err("role: concentrator\nconcentrator: {}\n") ==
+        "t.yaml:2:1: missing required key \"concentrator.listen\" (role is concentrator)");
+  CHECK(err("role: concentrator\ncpe:\n  concentrator: 198.18.2.2:7000\n") ==
+        "t.yaml:1:7: missing required key \"concentrator.listen\" (role is concentrator)");
+}
+
+TEST_CASE("empty documents", "[config]") {
+  CHECK(err("") == "t.yaml:1:1: empty configuration");
+  CHECK(err("# nothing here\n\n") == "t.yaml:1:1: empty configuration");
+  CHECK(err("---\n") == "t.yaml:1:1: empty configuration");
+  CHECK(err("~\n") == "t.yaml:1:1: empty configuration");
+}
+
+TEST_CASE("syntax errors keep yaml-cpp's position", "[config]") {
+  CHECK(err("role: cpe\ncpe: [1,\n") ==
+        "t.yaml:3:1: YAML syntax error: end of sequence flow not found");
+  CHECK(err("role: cpe\ncpe:\n  concentrator: 198.18.2.2:7000\n bad: 1\n") ==
+        "t.yaml:4:2: YAML syntax error: end of map not found");
+  CHECK(err("role: \"cpe\n").find("t.yaml:1:") == 0);
+  CHECK(err(std::string(kCpeHead) + "---\nrole: cpe\n") ==
+        "t.yaml:4:1: more than one YAML document (remove the second \"---\")");
+}
+
+TEST_CASE("a stray top-level comma is a syntax error, not an endless loop", "[config]") {
+  // yaml-cpp 0.7's LoadAll allocates without bound on these.
+  CHECK(err(",") == "t.yaml:1:1: YAML syntax error: unexpected ','");
+  CHECK(err(",role: cpe") == "t.yaml:1:1: YAML syntax error: unexpected ','");
+  CHECK(err("[a],") == "t.yaml:1:4: YAML syntax error: unexpected ','");
+  CHECK(err("{role: cpe},\n") == "t.yaml:1:12: YAML syntax error: unexpected ','");
+  // yaml-cpp ends the first document early here and starts another at line 3.
+  CHECK(err("- a:\n    b\n\"c\",\n") ==
+        "t.yaml:3:1: YAML syntax error: unexpected text after the end of the document");
+}
+
+TEST_CASE("deep nesting and oversized input are refused, not crashed on", "[config]") {
+  CHECK(err(std::string(100000, '[')) == "t.yaml:1:1: YAML nesting is too deep (500 levels)");
+  std::string dashes;
+  for (int i = 0; i < 50000; ++i) dashes += "- ";
+  CHECK(err(dashes).find("YAML nesting is too deep") != std::string::npos);
+  CHECK(err(std::string(2 << 20, ' ')) == "t.yaml: configuration is larger than 1 MiB");
+}
+
+TEST_CASE("ConfigError::str", "[config]") {
+  CHECK(ConfigError{"a.yaml", 3, 7, "boom"}.str() == "a.yaml:3:7: boom");
+  CHECK(ConfigError{"a.yaml", 0, 0, "cannot read: x"}.str() == "a.yaml: cannot read: x");
+  CHECK(ConfigError{"", 2, 1, "boom"}.str() == "2:1: boom");
+  CHECK(ConfigError{"", 0, 0, "boom"}.str() == "boom");
+}
+
+TEST_CASE("load_config_file", "[config]") {
+  TempDir dir;
+  SECTION("reads a private file and names it in errors") {
+    auto p = dir.write("good.yaml", kConcHead, 0640);
+    auto r = load_config_file(p);
+    REQUIRE(std::holds_alternative<Config>(r));
+    CHECK(std::get<Config>(r).role == ProxyRole::Concentrator);
+
+    auto bad = dir.write("bad.yaml", "role: router\n", 0600);
+    auto e = std::get<ConfigError>(load_config_file(bad));
+    CHECK(e.file == bad);
+    CHECK(e.line == 1);
+    CHECK(e.column == 7);
+    CHECK(e.str() == bad + ":1:7: role: \"router\" is not one of cpe, concentrator");
+  }
+  SECTION("refuses a world-writable file") {
+    auto p = dir.write("open.yaml", kConcHead, 0666);
+    auto r = load_config_file(p);
+    REQUIRE(std::holds_alternative<ConfigError>(r));
+    auto e = std::get<ConfigError>(r);
+    CHECK(e.line == 0);
+    CHECK(e.str() == p + ": refusing to read a world-writable file (chmod o-w " + p + ")");
+  }
+  SECTION("a missing file is an error without a position") {
+    auto p = dir.path + "/nope.yaml";
+    auto e = std::get<ConfigError>(load_config_file(p));
+    CHECK(e.line == 0);
+    CHECK(e.str() == p + ": cannot read: No such file or directory");
+  }
+  SECTION("a directory is an error without a position") {
+    auto e = std::get<ConfigError>(load_config_file(dir.path));
+    CHECK(e.line == 0);
+    CHECK(e.message == "cannot read: Is a directory");
+  }
+}
+
+TEST_CASE("control_socket", "[config]") {
+  CHECK(ok(kCpeHead).control_socket == "/run/mpudp/mpudpd.sock");
+  CHECK(ok(cpe("control_socket: /tmp/x.sock\n")).control_socket == "/tmp/x.sock");
+  CHECK(ok(cpe("control_socket: \"\"\n")).control_socket.empty());
+  CHECK(err(cpe("control_socket: x.sock\n")) ==
+        "t.yaml:4:17: control_socket: \"x.sock\" is not an absolute path of at most 107 bytes");
+  CHECK(ok(cpe("control_socket: /" + std::string(106, 'a') + "\n")).control_socket.size() == 107);
+  CHECK(err(cpe("control_socket: /" + std::string(107, 'a') + "\n"))
+            .find("is not an absolute path of at most 107 bytes") != std::string::npos);
+}
+
+TEST_CASE("metrics_listen", "[config]") {
+  CHECK_FALSE(ok(kCpeHead).metrics_listen.valid());
+  // A bare port stays on loopback: exposing metrics is a decision, not a default.
+  CHECK(ok(cpe("metrics_listen: 9464\n")).metrics_listen.str() == "127.0.0.1:9464");
+  CHECK(ok(cpe("metrics_listen: \"9464\"\n")).metrics_listen.str() == "127.0.0.1:9464");
+  CHECK(ok(cpe("metrics_listen: 0.0.0.0:9464\n")).metrics_listen.str() == "0.0.0.0:9464");
+  CHECK(ok(cpe("metrics_listen: \"[::1]:9464\"\n")).metrics_listen.str() == "[::1]:9464");
+  CHECK(err(cpe("metrics_listen: 0\n")) ==
+        "t.yaml:4:17: metrics_listen: 0 is out of range (1..65535)");
+  CHECK(err(cpe("metrics_listen: 65536\n")) ==
+        "t.yaml:4:17: metrics_listen: 65536 is out of range (1..65535)");
+  CHECK(err(cpe("metrics_listen: 1.2.3.4\n")) ==
+        "t.yaml:4:17: metrics_listen: \"1.2.3.4\" is not an address:port");
+  CHECK(err(cpe("metrics_listen: 1.2.3.4:0\n")) ==
+        "t.yaml:4:17: metrics_listen: \"1.2.3.4:0\" has port 0");
+}

@@ -1,0 +1,178 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+#include "net/endpoint.h"
+
+using mpudp::Endpoint;
+using mpudp::EndpointHash;
+using mpudp::Family;
+
+TEST_CASE("parse and str round trip", "[endpoint]") {
+  auto text = GENERATE(as<std::string>{}, "198.18.0.1:53", "0.0.0.0:7000", "255.255.255.255:65535",
+                       "1.2.3.4:0", "[2001:db8::1]:53", "[::]:7000", "[::1]:1",
+                       "[2001:db8:1:2:3:4:5:6]:443", "[::ffff:1.2.3.4]:80");
+  auto e = Endpoint::parse(text);
+  REQUIRE(e);
+  CHECK(e->str() == text);
+  CHECK(Endpoint::parse(e->str()) == e);
+}
+
+TEST_CASE("parse fills family, address and port", "[endpoint]") {
+  auto v4 = Endpoint::parse("198.18.0.1:5353");
+  REQUIRE(v4);
+  CHECK(v4->is_v4());
+  CHECK(v4->port == 5353);
+  CHECK(*v4 == Endpoint::v4(0xC6120001u, 5353));
+  CHECK(v4->address_str() == "198.18.0.1");
+  CHECK(v4->addr_len() == 4);
+
+  auto v6 = Endpoint::parse("[2001:db8::2]:7000");
+  REQUIRE(v6);
+  CHECK(v6->is_v6());
+  CHECK(v6->port == 7000);
+  std::array<std::uint8_t, 16> want{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  CHECK(*v6 == Endpoint::v6(want, 7000));
+  CHECK(v6->address_str() == "2001:db8::2");
+  CHECK(v6->addr_len() == 16);
+}
+
+TEST_CASE("parse canonicalises IPv6 text", "[endpoint]") {
+  auto e = Endpoint::parse("[2001:DB8:0:0::0001]:53");
+  REQUIRE(e);
+  CHECK(e->str() == "[2001:db8::1]:53");
+}
+
+TEST_CASE("parse rejects malformed endpoints", "[endpoint]") {
+  auto text = GENERATE(as<std::string>{}, "", ":", "1.2.3.4", "1.2.3.4:", "1.2.3.4:65536",
+                       "1.2.3.4:99999999999", "[1.2.3.4]:5", "::1:5", "host:5", "1.2.3.4:5x",
+                       "[::1]5", "[::1]", "[::1]:", "[::1", "[]:5", "1.2.3.4:-5", "1.2.3.4:+5",
+                       "1.2.3.4: 5", " 1.2.3.4:5", "1.2.3:5", "1.2.3.4.5:5", "01.2.3.4:5",
+                       "[fe80::1%eth0]:5", "2001:db8::1:53");
+  INFO("text: " << text);
+  CHECK_FALSE(Endpoint::parse(text));
+}
+
+TEST_CASE("parse rejects embedded NUL bytes", "[endpoint]") {
+  using namespace std::string_view_literals;
+  CHECK_FALSE(Endpoint::parse("1.2.3.4\0junk:5"sv));
+  CHECK_FALSE(Endpoint::parse("[::1\0x]:5"sv));
+  CHECK_FALSE(Endpoint::parse("1.2.3.4:5\0"sv));
+  CHECK_FALSE(Endpoint::parse_address("1.2.3.4\0"sv));
+}
+
+TEST_CASE("parse_address reads addresses without a port", "[endpoint]") {
+  auto v4 = Endpoint::parse_address("10.0.0.1");
+  REQUIRE(v4);
+  CHECK(v4->is_v4());
+  CHECK(v4->port == 0);
+  auto v6 = Endpoint::parse_address("::1");
+  REQUIRE(v6);
+  CHECK(v6->is_v6());
+  CHECK_FALSE(Endpoint::parse_address(""));
+  CHECK_FALSE(Endpoint::parse_address("10.0.0.1:5"));
+  CHECK_FALSE(Endpoint::parse_address("[::1]"));
+  CHECK_FALSE(Endpoint::parse_address(std::string(100, '1')));
+}
+
+TEST_CASE("to_sockaddr and from_sockaddr round trip", "[endpoint]") {
+  auto text =
+      GENERATE(as<std::string>{}, "198.18.0.1:53", "0.0.0.0:1", "[2001:db8::1]:65535", "[::]:7000");
+  auto e = Endpoint::parse(text);
+  REQUIRE(e);
+  sockaddr_storage ss{};
+  socklen_t len = e->to_sockaddr(ss);
+  if (e->is_v4()) {
+    CHECK(len == sizeof(sockaddr_in));
+    CHECK(ss.ss_family == AF_INET);
+  } else {
+    CHECK(len == sizeof(sockaddr_in6));
+    CHECK(ss.ss_family == AF_INET6);
+  }
+  auto back = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), len);
+  REQUIRE(back);
+  CHECK(*back == *e);
+}
+
+TEST_CASE("to_sockaddr writes network byte order", "[endpoint]") {
+  sockaddr_storage ss{};
+  REQUIRE(Endpoint::parse("198.18.0.1:258")->to_sockaddr(ss) == sizeof(sockaddr_in));
+  sockaddr_in sin{};
+  std::memcpy(&sin, &ss, sizeof sin);
+  CHECK(sin.sin_port == htons(258));
+  CHECK(sin.sin_addr.s_addr == htonl(0xC6120001u));
+}
+
+TEST_CASE("to_sockaddr of an invalid endpoint is empty", "[endpoint]") {
+  sockaddr_storage ss{};
+  CHECK(Endpoint{}.to_sockaddr(ss) == 0);
+}
+
+TEST_CASE("from_sockaddr turns v4-mapped IPv6 into IPv4", "[endpoint]") {
+  sockaddr_in6 sin6{};
+  sin6.sin6_family = AF_INET6;
+  sin6.sin6_port = htons(4242);
+  REQUIRE(inet_pton(AF_INET6, "::ffff:198.18.0.7", &sin6.sin6_addr) == 1);
+  auto e = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6);
+  REQUIRE(e);
+  CHECK(e->is_v4());
+  CHECK(*e == *Endpoint::parse("198.18.0.7:4242"));
+  CHECK(e->str() == "198.18.0.7:4242");
+  // The v4 bytes land where a parsed v4 address keeps them, so hashes agree too.
+  CHECK(EndpointHash{}(*e) == EndpointHash{}(*Endpoint::parse("198.18.0.7:4242")));
+}
+
+TEST_CASE("from_sockaddr rejects short and foreign addresses", "[endpoint]") {
+  CHECK_FALSE(Endpoint::from_sockaddr(nullptr, 0));
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  CHECK_FALSE(Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&sin), sizeof sin - 1));
+  sockaddr_in6 sin6{};
+  sin6.sin6_family = AF_INET6;
+  CHECK_FALSE(Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6 - 1));
+  sockaddr_storage ss{};
+  ss.ss_family = AF_UNIX;
+  CHECK_FALSE(Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), sizeof ss));
+}
+
+TEST_CASE("equality and hash agree", "[endpoint]") {
+  EndpointHash h;
+  auto a = *Endpoint::parse("10.1.2.3:99");
+  auto b = *Endpoint::parse("10.1.2.3:99");
+  CHECK(a == b);
+  CHECK(h(a) == h(b));
+  CHECK_FALSE(a == *Endpoint::parse("10.1.2.3:98"));
+  CHECK_FALSE(a == *Endpoint::parse("10.1.2.4:99"));
+  // Same bytes, different family: ::a01:203 is not 10.1.2.3.
+  CHECK_FALSE(*Endpoint::parse("[::a01:203]:99") == a);
+  CHECK_FALSE(*Endpoint::parse("[::ffff:10.1.2.3]:99") == a);
+
+  std::unordered_set<Endpoint, EndpointHash> set;
+  for (auto t : {"10.1.2.3:99", "10.1.2.3:99", "[::1]:99", "[::1]:99", "[::1]:98", "10.1.2.3:98"})
+    set.insert(*Endpoint::parse(t));
+  CHECK(set.size() == 4);
+  CHECK(set.count(*Endpoint::parse("[0:0::1]:99")) == 1);
+}
+
+TEST_CASE("is_unspecified", "[endpoint]") {
+  CHECK(Endpoint::parse("0.0.0.0:1")->is_unspecified());
+  CHECK(Endpoint::parse("[::]:1")->is_unspecified());
+  CHECK(Endpoint::parse("[0:0:0:0:0:0:0:0]:1")->is_unspecified());
+  CHECK_FALSE(Endpoint::parse("0.0.0.1:1")->is_unspecified());
+  CHECK_FALSE(Endpoint::parse("[::1]:1")->is_unspecified());
+  CHECK_FALSE(Endpoint::parse("[::ffff:0.0.0.0]:1")->is_unspecified());
+  CHECK_FALSE(Endpoint{}.is_unspecified());
+}
+
+TEST_CASE("default endpoint is invalid", "[endpoint]") {
+  Endpoint e;
+  CHECK_FALSE(e.valid());
+  CHECK(e.family == Family::None);
+  CHECK(e.addr_len() == 0);
+  CHECK(e == Endpoint{});
+}
