@@ -1,5 +1,8 @@
 #include "core/concentrator.h"
 
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include "ctl/log.h"
 
 namespace mpudp {
@@ -11,7 +14,37 @@ ConcentratorProxy::ConcentratorProxy(Loop* loop, const Config& cfg, Stats& stats
 
 ConcentratorProxy::~ConcentratorProxy() { shutdown(); }
 
+void ConcentratorProxy::load_policy() {
+  auto cidrs = [](const std::vector<std::string>& texts) {
+    std::vector<Cidr> out;
+    for (const auto& t : texts)
+      if (auto c = Cidr::parse(t)) out.push_back(*c);  // the loader validated them
+    return out;
+  };
+  policy_ = DestinationPolicy(cidrs(cfg_.concentrator.allow_destinations),
+                              cidrs(cfg_.concentrator.deny_destinations));
+  // Its own addresses: a CPE must not reach the concentrator's services through it.
+  std::vector<Endpoint> own;
+  ifaddrs* ifa = nullptr;
+  if (::getifaddrs(&ifa) == 0) {
+    for (ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
+      if (i->ifa_addr == nullptr) continue;
+      const socklen_t len = i->ifa_addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6)
+                                                               : sizeof(sockaddr_in);
+      if (auto e = Endpoint::from_sockaddr(i->ifa_addr, len)) own.push_back(*e);
+    }
+    ::freeifaddrs(ifa);
+  }
+  policy_.set_own_addresses(std::move(own));
+}
+
+void ConcentratorProxy::reload(const Config& cfg) {
+  ProxyBase::reload(cfg);
+  load_policy();
+}
+
 bool ConcentratorProxy::start(std::string* err) {
+  load_policy();
   for (const Endpoint& at : cfg_.concentrator.listen) {
     std::string e;
     auto l = Listener::open(
@@ -105,6 +138,15 @@ void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
 
 void ConcentratorProxy::on_open(Session& s, Connection& c, const wire::Open& o) {
   const std::uint32_t scope = c.id();
+  if (const auto verdict = policy_.check(o.remote); verdict != PolicyVerdict::Allow) {
+    // Never relayed: counted, and the CPE drops the binding on the RESET.
+    LOG_DEBUG("session %u: %s -> %s refused: %s", scope, o.client.str().c_str(),
+              o.remote.str().c_str(), to_string(verdict));
+    if (o.has_payload) stats_.drop(Drop::destination_refused);
+    send_reset(c, o.flow_id, wire::ResetReason::Refused);
+    if (Binding* b = table_.find(scope, o.client)) table_.remove(*b, RemoveReason::Refused);
+    return;
+  }
   Binding* b = table_.find(scope, o.client);
   if (b == nullptr) {
     b = table_.create(scope, o.client);

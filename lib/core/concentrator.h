@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/proxy_base.h"
+#include "relay/policy.h"
 #include "relay/relay_socket.h"
 #include "tunnel/listener.h"
 
@@ -19,6 +20,7 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   ~ConcentratorProxy() override;
   bool start(std::string* err);
   void shutdown();
+  void reload(const Config& cfg) override;
   std::size_t session_count() const { return sessions_.size(); }
 
  private:
@@ -43,6 +45,9 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   void end_session_later(std::uint32_t scope);
   void reap_sessions();
 
+  void load_policy();
+
+  DestinationPolicy policy_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<std::uint32_t, std::unique_ptr<Session>> sessions_;
   std::vector<std::uint32_t> dying_;

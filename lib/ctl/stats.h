@@ -64,6 +64,7 @@
   X(remote_limit, "its binding already talks to bindings.max_remotes remotes")              \
   X(unknown_flow, "frame named a flow id this proxy does not hold")                         \
   X(unknown_binding, "OPEN from the concentrator for a client the CPE does not hold")       \
+  X(destination_refused, "the concentrator's destination policy refused the remote")     \
   X(family_mismatch, "client and remote address families differ")                           \
   X(reply_socket_failed, "no transparent socket could be bound to the original destination") \
   X(send_failed, "the kernel refused to send it")                                           \

@@ -448,7 +448,8 @@ tb_wait_listen() {
   tb_poll "${5:-5}" _tb_listen_at_least "$1" "$2" "$3" "${4:-1}"
 }
 
-# tb_write_configs MODE [IDLE]: $TB_DIR/cpe.yaml and $TB_DIR/conc.yaml.
+# tb_write_configs MODE [IDLE]: $TB_DIR/cpe.yaml and $TB_DIR/conc.yaml; TB_CPE_EXTRA (YAML
+# text) is appended to cpe.yaml, TB_CONC_EXTRA to conc.yaml.
 tb_write_configs() {
   local mode=$1 idle=${2:-300s}
   cat >"$TB_DIR/cpe.yaml" <<EOF
@@ -461,6 +462,7 @@ cpe:
   concentrator: "198.18.2.2:$TB_CONC_PORT"
 bindings:
   idle_timeout: $idle
+${TB_CPE_EXTRA:-}
 EOF
   cat >"$TB_DIR/conc.yaml" <<EOF
 role: concentrator
@@ -471,6 +473,7 @@ concentrator:
   listen: ["0.0.0.0:$TB_CONC_PORT", "[::]:$TB_CONC_PORT"]
 bindings:
   idle_timeout: $idle
+${TB_CONC_EXTRA:-}
 EOF
 }
 
@@ -485,7 +488,10 @@ tb_start_proxies() {
     return 1
   fi
   tb_start_daemon cpe cpe "$TB_DIR/cpe.yaml" || return 1
-  if ! tb_wait_listen cpe udp "${TB_TPROXY_PORT:-5555}" 1 10; then
+  # NFQUEUE mode has no UDP listener: such tests name a log line that says "ready".
+  if [[ -n ${TB_CPE_READY_LOG:-} ]]; then
+    tb_wait_log cpe "$TB_CPE_READY_LOG" 10 || return 1
+  elif ! tb_wait_listen cpe udp "${TB_TPROXY_PORT:-5555}" 1 10; then
     tb_fail "CPE does not listen on UDP :${TB_TPROXY_PORT:-5555}"
     tail -n 30 "$TB_DIR/cpe.log" >&2
     return 1
