@@ -1,0 +1,105 @@
+#include "tunnel/subflows.h"
+
+#include <ifaddrs.h>
+#include <linux/mptcp.h>
+#include <linux/tcp.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#ifndef SOL_MPTCP
+#define SOL_MPTCP 284
+#endif
+
+namespace mpudp {
+namespace {
+
+// Room for as many subflows as the kernel allows (8 joins plus the initial one) and then
+// some; a bigger count is reported by the kernel in num_subflows and simply cut.
+constexpr std::size_t kMaxSubflows = 16;
+
+template <class Elem>
+struct SubflowBuf {
+  mptcp_subflow_data hdr;
+  Elem elems[kMaxSubflows];
+};
+
+// Fills `elems` through the generic SOL_MPTCP array protocol; returns how many came back.
+template <class Elem>
+std::size_t get_array(int fd, int optname, SubflowBuf<Elem>& buf) {
+  std::memset(&buf, 0, sizeof(buf));
+  buf.hdr.size_subflow_data = sizeof(mptcp_subflow_data);
+  buf.hdr.size_user = sizeof(Elem);
+  socklen_t len = sizeof(buf);
+  if (::getsockopt(fd, SOL_MPTCP, optname, &buf, &len) != 0) return 0;
+  // The kernel may fill less of each element than we asked for (an older struct) and
+  // says so in size_kernel; the stride stays size_user.
+  if (buf.hdr.size_kernel == 0 || len < sizeof(mptcp_subflow_data)) return 0;
+  std::size_t n = buf.hdr.num_subflows;
+  std::size_t fit = (len - sizeof(mptcp_subflow_data)) / sizeof(Elem);
+  return std::min({n, fit, kMaxSubflows});
+}
+
+std::string interface_of(const Endpoint& local) {
+  ifaddrs* ifa = nullptr;
+  if (getifaddrs(&ifa) != 0) return {};
+  std::unique_ptr<ifaddrs, void (*)(ifaddrs*)> guard(ifa, freeifaddrs);
+  for (ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    socklen_t sl = i->ifa_addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    auto e = Endpoint::from_sockaddr(i->ifa_addr, sl);
+    if (!e) continue;
+    e->port = 0;
+    Endpoint l = local;
+    l.port = 0;
+    if (*e == l) return i->ifa_name;
+  }
+  return {};
+}
+
+}  // namespace
+
+std::vector<SubflowInfo> subflows_of(int fd, bool* fallback) {
+  std::vector<SubflowInfo> out;
+  mptcp_info info{};
+  socklen_t ilen = sizeof(info);
+  // On a fallen-back socket SOL_MPTCP options reach TCP, which refuses them; newer
+  // kernels answer and set the flag instead.
+  bool fb = ::getsockopt(fd, SOL_MPTCP, MPTCP_INFO, &info, &ilen) != 0 ||
+            (info.mptcpi_flags & MPTCP_INFO_FLAG_FALLBACK) != 0;
+  if (fallback) *fallback = fb;
+  if (fb) return out;
+
+  auto addrs = std::make_unique<SubflowBuf<mptcp_subflow_addrs>>();
+  std::size_t n = get_array(fd, MPTCP_SUBFLOW_ADDRS, *addrs);
+  auto tcp = std::make_unique<SubflowBuf<tcp_info>>();
+  std::size_t nt = get_array(fd, MPTCP_TCPINFO, *tcp);
+  for (std::size_t i = 0; i < n; ++i) {
+    SubflowInfo s;
+    const mptcp_subflow_addrs& a = addrs->elems[i];
+    auto l = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&a.ss_local),
+                                     sizeof(a.ss_local));
+    auto r = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&a.ss_remote),
+                                     sizeof(a.ss_remote));
+    if (l) s.local = *l;
+    if (r) s.remote = *r;
+    s.interface = interface_of(s.local);
+    // Both arrays come from one walk of the subflow list; a subflow joining between the
+    // two calls can shift them, which a status display can live with.
+    if (i < nt) {
+      const tcp_info& t = tcp->elems[i];
+      s.bytes_sent = t.tcpi_bytes_sent;
+      s.bytes_received = t.tcpi_bytes_received;
+      s.rtt_us = t.tcpi_rtt;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace mpudp

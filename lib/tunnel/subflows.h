@@ -1,0 +1,29 @@
+// What an MPTCP connection runs on: one entry per subflow, read from the kernel with the
+// SOL_MPTCP getsockopts (MPTCP_SUBFLOW_ADDRS, MPTCP_TCPINFO; MPTCP_INFO for fallback).
+// For the status command; not on any data path.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "net/endpoint.h"
+
+namespace mpudp {
+
+struct SubflowInfo {
+  Endpoint local, remote;
+  std::string interface;  // the interface holding `local`; empty when none does
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint32_t rtt_us = 0;
+  // The kernel does not report it per subflow: it is the flag of the endpoint holding
+  // `local`, filled in by whoever knows the endpoints (pm::PathManager::annotate).
+  bool backup = false;
+};
+
+// Empty when `fd` is not an MPTCP socket or has fallen back to TCP (`*fallback` says
+// which; may be null). Failures of the getsockopts are not errors: they give less.
+std::vector<SubflowInfo> subflows_of(int fd, bool* fallback);
+
+}  // namespace mpudp

@@ -1,0 +1,274 @@
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ctl/log.h"
+#include "pm/path_config.h"
+#include "pm/path_manager.h"
+#include "pm/planner.h"
+#include "pm/pm_backend.h"
+
+using namespace mpudp;
+using namespace mpudp::pm;
+
+namespace {
+
+// The path manager logs every endpoint it adds; the tests check the fake instead.
+const bool quiet = [] {
+  log::set_level(log::Level::Error);
+  return true;
+}();
+
+Endpoint addr(const char* s) { return *Endpoint::parse_address(s); }
+
+// The kernel's endpoint list, as far as the path manager can tell.
+class FakePm final : public PmBackend {
+ public:
+  std::map<std::uint8_t, EndpointSpec> eps;
+  Limits limits{2, 0};
+  std::vector<std::string> log;
+  bool fail_next_add = false;
+
+  bool get_limits(Limits* out, std::string*) override {
+    *out = limits;
+    return true;
+  }
+  bool set_limits(const Limits& l, std::string*) override {
+    limits = l;
+    log.push_back("limits " + std::to_string(l.subflows) + " " +
+                  std::to_string(l.add_addr_accepted));
+    return true;
+  }
+  std::optional<std::uint8_t> add_endpoint(const EndpointSpec& s, std::string* err) override {
+    if (fail_next_add) {
+      fail_next_add = false;
+      *err = "File exists (kernel: address already exists)";
+      return std::nullopt;
+    }
+    for (const auto& [id, e] : eps)
+      if (e.addr == s.addr) {
+        *err = "File exists";
+        return std::nullopt;
+      }
+    std::uint8_t id = 1;
+    while (eps.count(id)) ++id;
+    eps[id] = s;
+    log.push_back("add " + s.addr.address_str() + " " + std::to_string(s.ifindex) + " " +
+                  flags_str(s.flags));
+    return id;
+  }
+  bool del_endpoint(std::uint8_t id, std::string* err) override {
+    if (!eps.erase(id)) {
+      *err = "No such file or directory";
+      return false;
+    }
+    log.push_back("del " + std::to_string(id));
+    return true;
+  }
+  bool list_endpoints(std::vector<KernelEndpoint>* out, std::string*) override {
+    out->clear();
+    for (const auto& [id, e] : eps) out->push_back({id, e});
+    return true;
+  }
+  std::vector<std::string> take_log() { return std::exchange(log, {}); }
+};
+
+PathConfig sub(const char* ifname, bool backup = false) {
+  PathConfig p;
+  p.interface = ifname;
+  p.subflow = true;
+  p.backup = backup;
+  return p;
+}
+
+// up0 = ifindex 2 with 198.18.1.1 + 2001:db8:1::1 + link-local; up1 = 3 with 198.18.3.1.
+Planner two_paths() {
+  Planner p({sub("up0"), sub("up1")});
+  p.link_changed(1, "lo", true);
+  p.link_changed(2, "up0", true);
+  p.link_changed(3, "up1", true);
+  p.address_added(1, addr("127.0.0.1"), true);
+  p.address_added(2, addr("198.18.1.1"), true);
+  p.address_added(2, addr("fe80::1"), true);
+  p.address_added(2, addr("2001:db8:1::1"), true);
+  p.address_added(3, addr("198.18.3.1"), true);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("flags, validation and limits follow the kernel's names and bounds") {
+  PathConfig p = sub("up0", true);
+  CHECK(kernel_flags(p) == (kFlagSubflow | kFlagBackup));
+  CHECK(flags_str(kernel_flags(p)) == "subflow,backup");
+  CHECK(path_error(p).empty());
+  p.signal = true;
+  p.fullmesh = true;
+  CHECK(path_error(p) == "signal and fullmesh cannot be combined");
+  CHECK_FALSE(path_error(PathConfig{}).empty());
+
+  PmSettings s;
+  s.paths = {sub("up0"), sub("up1")};
+  CHECK(effective_limits(s) == Limits{4, 2});
+  s.paths.resize(6, sub("x"));
+  CHECK(effective_limits(s).subflows == kMaxLimit);
+  s.limits.subflows = 3;
+  s.limits.add_addr_accepted = 1;
+  CHECK(effective_limits(s) == Limits{3, 1});
+  s.role = PmRole::Concentrator;
+  s.limits = {};
+  CHECK(effective_limits(s) == Limits{kMaxLimit, 0});
+}
+
+TEST_CASE("start: one endpoint per path and family, link-local and other links skipped") {
+  Planner p = two_paths();
+  CHECK(p.missing_interfaces().empty());
+  auto acts = p.plan();
+  REQUIRE(acts.size() == 3);
+  for (const Action& a : acts) CHECK(a.kind == Action::Kind::Add);
+  CHECK(acts[0].spec == EndpointSpec{addr("198.18.1.1"), 2, kFlagSubflow});
+  CHECK(acts[1].spec == EndpointSpec{addr("2001:db8:1::1"), 2, kFlagSubflow});
+  CHECK(acts[2].spec == EndpointSpec{addr("198.18.3.1"), 3, kFlagSubflow});
+  CHECK(acts[2].path == 1);
+}
+
+TEST_CASE("a configured interface that does not exist is reported") {
+  Planner p({sub("up0"), sub("nope")});
+  p.link_changed(2, "up0", true);
+  CHECK(p.missing_interfaces() == std::vector<std::string>{"nope"});
+}
+
+TEST_CASE("apply_plan records kernel ids; teardown removes only ours") {
+  FakePm fake;
+  Stats stats;
+  fake.eps[1] = {addr("198.18.9.9"), 0, kFlagSignal};  // someone else's
+  Planner p = two_paths();
+  apply_plan(p, fake, stats);
+  CHECK(p.owned().size() == 3);
+  CHECK(fake.eps.size() == 4);
+  CHECK(stats.get(Counter::pm_endpoints_added) == 3);
+  CHECK(p.plan().empty());  // nothing changed: nothing to do
+  apply_plan(p, fake, stats);
+  CHECK(fake.eps.size() == 4);
+
+  apply_teardown(p, fake, stats);
+  REQUIRE(fake.eps.size() == 1);
+  CHECK(fake.eps.begin()->first == 1);
+  CHECK(p.owned().empty());
+  CHECK(stats.get(Counter::pm_endpoints_removed) == 3);
+}
+
+TEST_CASE("an interface going down loses its endpoints; coming back re-adds them") {
+  FakePm fake;
+  Stats stats;
+  Planner p = two_paths();
+  apply_plan(p, fake, stats);
+  fake.take_log();
+  std::uint8_t up0_v4 = p.owned()[0].id;
+
+  p.link_changed(2, "up0", false);
+  apply_plan(p, fake, stats);
+  auto log = fake.take_log();
+  CHECK(log.size() == 2);
+  CHECK(log[0] == "del " + std::to_string(up0_v4));
+  CHECK(p.owned().size() == 1);
+
+  // IPv6 addresses go with the link (keep_addr_on_down=0); IPv4 stays.
+  p.address_removed(2, addr("2001:db8:1::1"));
+  p.link_changed(2, "up0", true);
+  apply_plan(p, fake, stats);
+  CHECK(fake.take_log() == std::vector<std::string>{"add 198.18.1.1 2 subflow"});
+}
+
+TEST_CASE("a new address moves the endpoint: delete the old, add the new") {
+  FakePm fake;
+  Stats stats;
+  Planner p = two_paths();
+  apply_plan(p, fake, stats);
+  fake.take_log();
+  std::uint8_t old_id = p.owned()[2].id;
+
+  p.address_added(3, addr("198.18.3.5"), false);
+  apply_plan(p, fake, stats);
+  CHECK(fake.take_log() ==
+        std::vector<std::string>{"del " + std::to_string(old_id), "add 198.18.3.5 3 subflow"});
+
+  // The old address going away changes nothing more; the new one going back to the old.
+  p.address_removed(3, addr("198.18.3.1"));
+  CHECK(p.plan().empty());
+  p.address_removed(3, addr("198.18.3.5"));
+  apply_plan(p, fake, stats);
+  CHECK(fake.take_log().size() == 1);  // the del
+  CHECK(p.owned().size() == 2);
+
+  // The same address re-reported (lifetime update) is not a new address.
+  p.address_added(2, addr("198.18.1.1"), false);
+  CHECK(p.plan().empty());
+}
+
+TEST_CASE("changed flags on reload replace the endpoint; a dropped path removes it") {
+  FakePm fake;
+  Stats stats;
+  Planner p = two_paths();
+  apply_plan(p, fake, stats);
+  fake.take_log();
+  p.set_paths({sub("up0"), sub("up1", true)});
+  apply_plan(p, fake, stats);
+  auto log = fake.take_log();
+  REQUIRE(log.size() == 2);
+  CHECK(log[1] == "add 198.18.3.1 3 subflow,backup");
+  p.set_paths({sub("up0")});
+  apply_plan(p, fake, stats);
+  CHECK(fake.take_log().size() == 1);
+  CHECK(p.owned().size() == 2);
+}
+
+TEST_CASE("a failed add is counted, not recorded, and retried on the next change") {
+  FakePm fake;
+  Stats stats;
+  Planner p({sub("up1")});
+  p.link_changed(3, "up1", true);
+  p.address_added(3, addr("198.18.3.1"), true);
+  fake.fail_next_add = true;
+  apply_plan(p, fake, stats);
+  CHECK(p.owned().empty());
+  CHECK(stats.get(Counter::pm_netlink_errors) == 1);
+  apply_plan(p, fake, stats);
+  CHECK(p.owned().size() == 1);
+}
+
+TEST_CASE("a link removed and recreated under another index") {
+  FakePm fake;
+  Stats stats;
+  Planner p({sub("up0")});
+  p.link_changed(2, "up0", true);
+  p.address_added(2, addr("198.18.1.1"), true);
+  apply_plan(p, fake, stats);
+  p.link_removed(2);
+  apply_plan(p, fake, stats);
+  CHECK(p.owned().empty());
+  p.link_changed(7, "up0", true);
+  p.address_added(7, addr("198.18.1.1"), false);
+  apply_plan(p, fake, stats);
+  REQUIRE(p.owned().size() == 1);
+  CHECK(p.owned()[0].spec.ifindex == 7);
+}
+
+TEST_CASE("a removed endpoint frees its address for another path's endpoint") {
+  // Deletes run before adds, so an address moving between paths never collides.
+  FakePm fake;
+  Stats stats;
+  Planner p({sub("up0")});
+  p.link_changed(2, "up0", true);
+  p.address_added(2, addr("198.18.1.1"), true);
+  apply_plan(p, fake, stats);
+  p.link_changed(2, "wan", true);  // renamed
+  p.set_paths({sub("wan", true)});
+  apply_plan(p, fake, stats);
+  REQUIRE(p.owned().size() == 1);
+  CHECK(p.owned()[0].spec.flags == (kFlagSubflow | kFlagBackup));
+  CHECK(stats.get(Counter::pm_netlink_errors) == 0);
+}

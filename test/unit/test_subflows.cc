@@ -1,0 +1,74 @@
+#include <catch2/catch.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "io/fd.h"
+#include "tunnel/subflows.h"
+
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+
+using namespace mpudp;
+
+namespace {
+
+struct Pair {
+  Fd listener, client, server;
+  sockaddr_in addr{};
+};
+
+// A connected pair over loopback; false when the host cannot make one of `proto`.
+bool connect_pair(int proto, Pair& p) {
+  p.listener = Fd(::socket(AF_INET, SOCK_STREAM, proto));
+  if (!p.listener) return false;
+  p.addr.sin_family = AF_INET;
+  p.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(p.addr);
+  if (::bind(p.listener.get(), reinterpret_cast<sockaddr*>(&p.addr), len) != 0 ||
+      ::listen(p.listener.get(), 1) != 0 ||
+      ::getsockname(p.listener.get(), reinterpret_cast<sockaddr*>(&p.addr), &len) != 0)
+    return false;
+  p.client = Fd(::socket(AF_INET, SOCK_STREAM, proto));
+  if (!p.client ||
+      ::connect(p.client.get(), reinterpret_cast<sockaddr*>(&p.addr), sizeof(p.addr)) != 0)
+    return false;
+  p.server = Fd(::accept(p.listener.get(), nullptr, nullptr));
+  return static_cast<bool>(p.server);
+}
+
+}  // namespace
+
+TEST_CASE("subflows_of reports the one subflow of a loopback MPTCP connection") {
+  Pair p;
+  if (!connect_pair(IPPROTO_MPTCP, p)) {
+    WARN("no MPTCP on this host (net.mptcp.enabled=0?): skipped");
+    return;
+  }
+  char buf[1000];
+  std::memset(buf, 'x', sizeof(buf));
+  REQUIRE(::write(p.client.get(), buf, sizeof(buf)) == static_cast<ssize_t>(sizeof(buf)));
+  REQUIRE(::read(p.server.get(), buf, sizeof(buf)) > 0);
+
+  bool fallback = true;
+  auto subs = subflows_of(p.client.get(), &fallback);
+  CHECK_FALSE(fallback);
+  REQUIRE(subs.size() == 1);
+  CHECK(subs[0].local.address_str() == "127.0.0.1");
+  CHECK(subs[0].remote.port == ntohs(p.addr.sin_port));
+  CHECK(subs[0].interface == "lo");
+  CHECK(subs[0].bytes_sent >= sizeof(buf));
+  CHECK_FALSE(subs[0].backup);
+}
+
+TEST_CASE("subflows_of says a plain TCP socket is a fallback, with no subflows") {
+  Pair p;
+  REQUIRE(connect_pair(IPPROTO_TCP, p));
+  bool fallback = false;
+  CHECK(subflows_of(p.client.get(), &fallback).empty());
+  CHECK(fallback);
+}
