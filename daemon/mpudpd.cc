@@ -66,7 +66,9 @@ int main(int argc, char** argv) {
   }
   mpudp::DaemonOptions opts;
   opts.config_path = path;
-  // systemd and procd stamp each line themselves.
-  opts.timestamps = std::getenv("JOURNAL_STREAM") == nullptr && std::getenv("INVOCATION_ID") == nullptr;
+  // systemd and procd stamp each line themselves (procd sets no variable of its own, so
+  // the OpenWrt init script sets MPUDP_NO_TIMESTAMPS).
+  opts.timestamps = std::getenv("JOURNAL_STREAM") == nullptr && std::getenv("INVOCATION_ID") == nullptr &&
+                    std::getenv("MPUDP_NO_TIMESTAMPS") == nullptr;
   return mpudp::run_daemon(std::get<mpudp::Config>(res), opts);
 }

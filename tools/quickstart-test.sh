@@ -4,11 +4,13 @@
 #   2. build-asan/   the same with AddressSanitizer + UndefinedBehaviorSanitizer
 #   3. build-fuzz/   clang + libFuzzer, each fuzz target for a bounded time
 #                    (only once test/fuzz/run.sh exists)
+#   4. build-cross-aarch64/, build-cross-mipsel/  router builds (tools/cross-build.sh):
+#                    daemon + unit-test executables, unit tests under qemu, stripped size
 # A failing stage does not stop the others (so one run reports everything); the script
 # exits non-zero if any stage failed. Needs root for packages and namespaces.
 #
 # Environment: JOBS (build parallelism, nproc), FUZZ_SECONDS (60 per target),
-# QUICKSTART_SKIP (space-separated stages to skip: asan fuzz netns).
+# QUICKSTART_SKIP (space-separated stages to skip: asan fuzz netns cross).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
@@ -107,6 +109,20 @@ elif [[ -f test/fuzz/run.sh ]]; then
   fi
 else
   record fuzz "skipped (no test/fuzz/run.sh yet)"
+fi
+
+# 4. Router builds: cross-compiled daemon and unit tests (run under qemu-user).
+if skipped cross; then
+  record cross "skipped (QUICKSTART_SKIP)"
+else
+  for arch in aarch64 mipsel; do
+    stage "cross $arch: tools/cross-build.sh $arch"
+    t=$SECONDS
+    JOBS=$JOBS tools/cross-build.sh "$arch"
+    st=$?
+    echo "cross $arch: $((SECONDS - t))s"
+    record "cross $arch" $st
+  done
 fi
 
 stage "summary"

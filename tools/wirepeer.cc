@@ -7,6 +7,11 @@
 // HOST is numeric ("198.18.0.1:7000", "[2001:db8::1]:7000"). The connection uses
 // IPPROTO_MPTCP and falls back to IPPROTO_TCP when the kernel has no MPTCP. Steps:
 //   hello                      send HELLO (version 1, role CPE, multiplexed)
+//   auth:HEXKEY                the key handshake as a CPE: HELLO with a fresh nonce,
+//                              expect the concentrator's HELLO and AUTH, verify its proof
+//                              (the step fails on a wrong key), then send our AUTH
+//   auth-force:HEXKEY          the same, but send our AUTH even when the concentrator's
+//                              proof does not verify (to test the concentrator's check)
 //   expect-hello               read frames until a HELLO arrives (3 s)
 //   open:FLOW:CLIENT:REMOTE[:HEX]
 //                              send OPEN; with ":HEX" (which may be empty) the
@@ -45,6 +50,7 @@
 #include <vector>
 
 #include "net/endpoint.h"
+#include "wire/auth.h"
 #include "wire/frame.h"
 
 #ifndef IPPROTO_MPTCP
@@ -63,7 +69,7 @@ constexpr auto kExpectTimeout = std::chrono::seconds(3);
 struct Step {
   enum class Kind {
     Hello, ExpectHello, Open, Data, Keepalive, ExpectKeepalive, ExpectReset, ExpectClose, Raw,
-    Sleep,
+    Sleep, Auth, AuthForce,
   };
   Kind kind;
   std::string text;  // as given, for messages
@@ -146,6 +152,13 @@ std::optional<Step> parse_step(std::string_view arg) {
     if (!id) return std::nullopt;
     st.kind = Step::Kind::ExpectReset;
     st.flow_id = *id;
+    return st;
+  }
+  if (verb == "auth" || verb == "auth-force") {
+    auto b = parse_hex(rest);
+    if (!b || b->empty()) return std::nullopt;
+    st.kind = verb == "auth" ? Step::Kind::Auth : Step::Kind::AuthForce;
+    st.bytes = std::move(*b);
     return st;
   }
   if (verb == "sleep") {
@@ -240,8 +253,11 @@ std::string describe(const wire::Frame& f) {
     std::snprintf(buf, sizeof buf, "HELLO version=%u role=%s mode=%s caps=0x%04x",
                   unsigned{h->version}, role_name(h->role), mode_name(h->mode),
                   unsigned{h->capabilities});
-    return buf;
+    std::string s = buf;
+    if ((h->capabilities & wire::kCapAuth) != 0) s += " nonce=" + hex(h->nonce, 8);
+    return s;
   }
+  if (auto* a = std::get_if<wire::Auth>(&f)) return "AUTH mac=" + hex(a->mac, 8);
   if (auto* o = std::get_if<wire::Open>(&f)) {
     std::string s = "OPEN flow=" + flow_str(o->flow_id) + " " + o->client.str() +
                     " -> " + o->remote.str();
@@ -423,9 +439,35 @@ class Peer {
   Bytes buf_;
 };
 
+// The CPE's side of the key handshake (docs/PROTOCOL.md, "Authentication").
+bool run_auth(Peer& peer, const Step& st, bool force, std::string& err) {
+  wire::Handshake hs(wire::Role::Cpe, st.bytes);
+  if (!peer.send_frame(hs.first_hello(wire::SessionMode::Multiplexed), err)) return false;
+  bool failed = false;
+  auto want = [&](const wire::Frame& f) {
+    const auto step = hs.on_frame(f);
+    failed = step == wire::Handshake::Step::Failed;
+    return failed || step == wire::Handshake::Step::Authenticated;
+  };
+  if (!peer.expect(want, "the concentrator's HELLO and AUTH", err)) return false;
+  if (!failed) return peer.send_frame(wire::Auth{hs.proof()}, err);
+  if (!force || hs.failure() != wire::AuthFailure::WrongKey) {
+    err = std::string("handshake failed: ") + wire::to_string(hs.failure());
+    return false;
+  }
+  // auth-force: answer with the proof a CPE holding this key would send.
+  std::printf("  the concentrator's proof does not verify; sending ours anyway\n");
+  return peer.send_frame(
+      wire::Auth{wire::cpe_proof(st.bytes, hs.peer_hello().nonce, hs.own_nonce())}, err);
+}
+
 bool run_step(Peer& peer, const Step& st, std::string& err) {
   using K = Step::Kind;
   switch (st.kind) {
+    case K::Auth:
+      return run_auth(peer, st, false, err);
+    case K::AuthForce:
+      return run_auth(peer, st, true, err);
     case K::Hello:
       return peer.send_frame(
           wire::Hello{wire::kVersion, wire::Role::Cpe, wire::SessionMode::Multiplexed, 0}, err);
@@ -471,7 +513,8 @@ int usage() {
                "usage: wirepeer HOST:PORT STEP...\n"
                "steps: hello expect-hello open:FLOW:CLIENT:REMOTE[:HEX] data:FLOW:HEX\n"
                "       keepalive expect-keepalive expect-reset:FLOW expect-close raw:HEX "
-               "sleep:MS\n");
+               "sleep:MS\n"
+               "       auth:HEXKEY auth-force:HEXKEY\n");
   return 2;
 }
 
@@ -483,6 +526,10 @@ int main(int argc, char** argv) {
   if (!peer_ep) {
     std::fprintf(stderr, "wirepeer: bad endpoint '%s' (numeric HOST:PORT)\n", argv[1]);
     return usage();
+  }
+  if (!wire::auth_init()) {
+    std::fprintf(stderr, "wirepeer: libsodium cannot initialise\n");
+    return 1;
   }
   std::vector<Step> steps;
   for (int i = 2; i < argc; ++i) {

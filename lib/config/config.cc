@@ -232,11 +232,14 @@ E one_of(const Where& w, const std::array<Named<E>, N>& table) {
 // What the post-walk checks need: which role-dependent keys appeared, and where to point
 // when one is missing.
 struct Seen {
+  std::vector<bool> path_subflow_set;  // per path: `subflow` written in the file
   std::optional<YAML::Mark> role;
   std::optional<YAML::Mark> cpe_key;
   std::optional<YAML::Mark> concentrator_key;
   bool cpe_concentrator = false;
   std::optional<YAML::Mark> listen;
+  std::optional<YAML::Mark> auth;      // the `auth` key
+  std::optional<YAML::Mark> psk_file;  // its psk_file value
 };
 
 struct Field {
@@ -399,7 +402,7 @@ void listen_item(const Where& w, std::vector<Endpoint>& out, EndpointSet& seen) 
   out.push_back(e);
 }
 
-constexpr std::array<Field, 3> kConcentratorFields{{
+constexpr std::array<Field, 5> kConcentratorFields{{
     {"listen",
      [](const Where& w, Config& c, Seen& s) {
        std::vector<Endpoint> listen;
@@ -425,6 +428,14 @@ constexpr std::array<Field, 3> kConcentratorFields{{
      [](const Where& w, Config& c, Seen&) { c.concentrator.allow_destinations = cidr_list(w); }},
     {"deny_destinations",
      [](const Where& w, Config& c, Seen&) { c.concentrator.deny_destinations = cidr_list(w); }},
+    {"max_sessions",
+     [](const Where& w, Config& c, Seen&) {
+       c.concentrator.max_sessions = static_cast<std::size_t>(uint_in(w, 1, 1000000));
+     }},
+    {"max_bindings_per_cpe",
+     [](const Where& w, Config& c, Seen&) {
+       c.concentrator.max_bindings_per_cpe = static_cast<std::size_t>(uint_in(w, 1, 10000000));
+     }},
 }};
 
 constexpr std::array<Field, 3> kBindingsFields{{
@@ -442,6 +453,58 @@ constexpr std::array<Field, 3> kBindingsFields{{
      }},
 }};
 
+constexpr std::array<Field, 5> kPathFields{{
+    {"interface",
+     [](const Where& w, Config& c, Seen&) {
+       std::string name = scalar(w);
+       // The kernel's rules for a link name (IFNAMSIZ, dev_valid_name).
+       bool valid = !name.empty() && name.size() < 16 && name != "." && name != "..";
+       for (char ch : name)
+         if (ch == '/' || ch == ':' || static_cast<unsigned char>(ch) <= 0x20) valid = false;
+       if (!valid)
+         reject(w.value.Mark(), w.path + ": " + quoted(name) + " is not an interface name");
+       c.paths.back().interface = std::move(name);
+     }},
+    {"subflow",
+     [](const Where& w, Config& c, Seen& s) {
+       c.paths.back().subflow = boolean(w);
+       s.path_subflow_set.back() = true;
+     }},
+    {"signal", [](const Where& w, Config& c, Seen&) { c.paths.back().signal = boolean(w); }},
+    {"backup", [](const Where& w, Config& c, Seen&) { c.paths.back().backup = boolean(w); }},
+    {"fullmesh",
+     [](const Where& w, Config& c, Seen&) { c.paths.back().fullmesh = boolean(w); }},
+}};
+
+void path_item(const Where& w, Config& c, Seen& s) {
+  if (!w.value.IsMap())
+    reject(w.value.IsNull() ? w.key_mark : w.value.Mark(),
+           w.path + ": expected a mapping with an interface, found " + kind_name(w.value));
+  c.paths.emplace_back();
+  s.path_subflow_set.push_back(false);
+  walk(w.value, w.path, kPathFields, c, s);
+  const Config::Path& p = c.paths.back();
+  if (p.interface.empty()) reject(w.value.Mark(), w.path + ": missing required key \"interface\"");
+  // The kernel refuses the pair: an announced address is not also meshed.
+  if (p.signal && p.fullmesh)
+    reject(w.value.Mark(), w.path + ": signal and fullmesh cannot be combined");
+  for (std::size_t i = 0; i + 1 < c.paths.size(); ++i)
+    if (c.paths[i].interface == p.interface)
+      reject(w.value.Mark(), w.path + ": interface " + quoted(p.interface) + " is listed twice");
+}
+
+constexpr std::array<Field, 2> kLimitsFields{{
+    // The kernel keeps at most 8 of each (MPTCP_PM_ADDR_MAX).
+    {"subflows",
+     [](const Where& w, Config& c, Seen&) {
+       c.limits.subflows = static_cast<std::uint32_t>(uint_in(w, 0, 8));
+     }},
+    {"add_addr_accepted",
+     [](const Where& w, Config& c, Seen&) {
+       c.limits.add_addr_accepted = static_cast<std::uint32_t>(uint_in(w, 0, 8));
+     }},
+}};
+
 constexpr std::array<Field, 2> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
@@ -453,7 +516,34 @@ constexpr std::array<Field, 2> kTunnelFields{{
      }},
 }};
 
-constexpr std::array<Field, 12> kTopFields{{
+constexpr std::array<Field, 1> kAuthFields{{
+    {"psk_file",
+     [](const Where& w, Config& c, Seen& s) {
+       std::string path = scalar(w);
+       // Absolute: a relative path would depend on the daemon's working directory.
+       if (path.empty() || path.front() != '/')
+         reject(w.value.Mark(), w.path + ": " + quoted(path) + " is not an absolute path");
+       c.auth.psk_file = std::move(path);
+       s.psk_file = w.value.Mark();
+     }},
+}};
+
+constexpr std::array<Field, 15> kTopFields{{
+    {"auth",
+     [](const Where& w, Config& c, Seen& s) {
+       s.auth = w.key_mark;
+       if (w.value.IsScalar()) {
+         if (w.value.Scalar() != "none")
+           reject(w.value.Mark(), w.path + ": " + quoted(w.value.Scalar()) +
+                                      " is not none or a mapping with psk_file");
+         c.auth.none = true;
+         return;
+       }
+       walk(w.value, w.path, kAuthFields, c, s);
+       if (c.auth.psk_file.empty())
+         reject(w.value.IsNull() ? w.key_mark : w.value.Mark(),
+                w.path + ": missing required key \"psk_file\" (or write auth: none)");
+     }},
     {"role",
      [](const Where& w, Config& c, Seen& s) {
        c.role = one_of(w, kRoles);
@@ -509,6 +599,21 @@ constexpr std::array<Field, 12> kTopFields{{
      [](const Where& w, Config& c, Seen& s) {
        walk(w.value, w.path, kTunnelFields, c, s);
      }},
+    {"paths",
+     [](const Where& w, Config& c, Seen& s) {
+       if (w.value.IsNull()) return;
+       if (!w.value.IsSequence())
+         reject(w.value.Mark(), w.path + ": expected a list of paths, found " + kind_name(w.value));
+       std::size_t i = 0;
+       for (auto it = w.value.begin(); it != w.value.end(); ++it, ++i) {
+         const YAML::Node item = *it;
+         path_item(Where{w.value.Mark(), item, w.path + "[" + std::to_string(i) + "]"}, c, s);
+       }
+     }},
+    {"limits",
+     [](const Where& w, Config& c, Seen& s) {
+       walk(w.value, w.path, kLimitsFields, c, s);
+     }},
 }};
 
 // Sees document boundaries only; the node tree is built afterwards by YAML::Load.
@@ -557,7 +662,65 @@ void check_stream(const std::string& text) {
   }
 }
 
-Config validate(const std::string& text) {
+// The key file: a regular file that nobody but its owner can read or write (the key
+// proves the CPE's identity; anyone who reads it can impersonate either side). Content:
+// trailing "\n" or "\r\n" dropped; 64 or more hex digits (even count, nothing else) are
+// decoded, anything else is used as raw bytes. At least 32 bytes of key either way.
+constexpr std::size_t kMinKeyBytes = 32;
+constexpr std::size_t kMaxKeyFile = 4096;
+
+int hex_value(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+std::string read_key_file(const std::string& path, const YAML::Mark& mark) {
+  const std::string where = "auth.psk_file: " + shown(path);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) reject(mark, where + ": cannot read: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    reject(mark, where + ": not a regular file");
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    ::close(fd);
+    reject(mark, where + ": refusing a key file that group or others can access (chmod 600 " +
+                     shown(path) + ")");
+  }
+  std::string text;
+  char buf[1024];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxKeyFile) break;
+  }
+  ::close(fd);
+  if (text.size() > kMaxKeyFile)
+    reject(mark, where + ": larger than " + std::to_string(kMaxKeyFile) + " bytes");
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  bool is_hex = text.size() >= 2 * kMinKeyBytes && text.size() % 2 == 0;
+  for (char ch : text)
+    if (hex_value(ch) < 0) is_hex = false;
+  std::string key;
+  if (is_hex) {
+    for (std::size_t i = 0; i < text.size(); i += 2)
+      key += static_cast<char>(hex_value(text[i]) * 16 + hex_value(text[i + 1]));
+  } else {
+    key = std::move(text);
+  }
+  if (key.size() < kMinKeyBytes)
+    reject(mark, where + ": the key is " + std::to_string(key.size()) +
+                     " bytes; at least 32 are needed (e.g. openssl rand -hex 32)");
+  return key;
+}
+
+Config validate(const std::string& text, bool read_keys) {
   check_stream(text);
   const YAML::Node root = YAML::Load(text);
   if (root.IsNull()) reject(YAML::Mark(), "empty configuration");
@@ -566,6 +729,10 @@ Config validate(const std::string& text) {
   walk(root, "", kTopFields, cfg, seen);
 
   if (!seen.role) reject(root.Mark(), "missing required key \"role\"");
+  // The role may come after the paths in the file: the CPE's default flag is set here.
+  if (cfg.role == ProxyRole::Cpe)
+    for (std::size_t i = 0; i < cfg.paths.size(); ++i)
+      if (!seen.path_subflow_set[i]) cfg.paths[i].subflow = true;
   if (cfg.role == ProxyRole::Cpe && !seen.cpe_concentrator)
     reject(seen.cpe_key.value_or(*seen.role),
            "missing required key \"cpe.concentrator\" (role is cpe)");
@@ -576,6 +743,13 @@ Config validate(const std::string& text) {
     if (cfg.concentrator.listen.empty())
       reject(*seen.listen, "concentrator.listen: must not be empty (role is concentrator)");
   }
+  // Last, so that every other mistake is reported first. Explicit on both roles: an
+  // omitted key must not quietly mean an unauthenticated tunnel.
+  if (!seen.auth)
+    reject(*seen.role, std::string("role ") + to_string(cfg.role) +
+                           " needs auth: {psk_file: ...} or auth: none");
+  if (read_keys && !cfg.auth.psk_file.empty())
+    cfg.auth.psk = read_key_file(cfg.auth.psk_file, *seen.psk_file);
   return cfg;
 }
 
@@ -591,12 +765,14 @@ std::string ConfigError::str() const {
   return out + message;
 }
 
-ConfigResult load_config_string(std::string_view yaml, std::string_view name) {
+namespace {
+
+ConfigResult load_text(std::string_view yaml, std::string_view name, bool read_keys) {
   if (yaml.size() > kMaxConfigBytes)
     return make_error(name, "configuration is larger than " +
                                 std::to_string(kMaxConfigBytes >> 20) + " MiB");
   try {
-    return validate(std::string(yaml));
+    return validate(std::string(yaml), read_keys);
   } catch (const Reject& r) {
     return make_error(name, r.mark, r.message);
   } catch (const YAML::DeepRecursion& e) {
@@ -614,6 +790,12 @@ ConfigResult load_config_string(std::string_view yaml, std::string_view name) {
   } catch (const std::exception& e) {
     return make_error(name, std::string("cannot parse: ") + e.what());
   }
+}
+
+}  // namespace
+
+ConfigResult load_config_string(std::string_view yaml, std::string_view name) {
+  return load_text(yaml, name, false);
 }
 
 ConfigResult load_config_file(const std::string& path) {
@@ -647,7 +829,7 @@ ConfigResult load_config_file(const std::string& path) {
     if (text.size() > kMaxConfigBytes) break;  // load_config_string reports it
   }
   ::close(fd);
-  return load_config_string(text, path);
+  return load_text(text, path, true);
 }
 
 const char* to_string(ProxyRole r) { return name_of(kRoles, r); }

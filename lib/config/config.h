@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -41,6 +42,10 @@ struct Config {
     // to, and ranges it must not. Text form ("10.0.0.0/8"), validated by the loader.
     std::vector<std::string> allow_destinations;
     std::vector<std::string> deny_destinations;
+    // Bounds against floods: tunnel connections at once, and bindings one CPE (one peer
+    // address) may hold, so one CPE cannot take the whole table.
+    std::size_t max_sessions = 1024;
+    std::size_t max_bindings_per_cpe = 65536;
   } concentrator;
 
   // How LAN datagrams reach the CPE: TPROXY rules (default) or NFQUEUE, for kernels
@@ -69,6 +74,36 @@ struct Config {
     std::size_t max_remotes = 64;  // remote endpoints per binding
   } bindings;
 
+  // MPTCP endpoints the daemon adds, one per uplink and address family, and moves as
+  // the uplinks' addresses change (pm/). Empty: the kernel's endpoints are left alone.
+  // Flags carry the kernel's names; on the CPE `subflow` is on unless set otherwise.
+  struct Path {
+    std::string interface;  // checked to exist when the daemon starts, not here
+    bool subflow = false;
+    bool signal = false;
+    bool backup = false;
+    bool fullmesh = false;
+    friend bool operator==(const Path&, const Path&) = default;
+  };
+  std::vector<Path> paths;
+
+  // The kernel's per-connection limits; unset ones are derived from the paths.
+  struct MptcpLimits {
+    std::optional<std::uint32_t> subflows;
+    std::optional<std::uint32_t> add_addr_accepted;
+    friend bool operator==(const MptcpLimits&, const MptcpLimits&) = default;
+  } limits;
+
+  // Mutual authentication of CPE and concentrator (docs/PROTOCOL.md, "Authentication").
+  // Required on both roles: either a key file or `auth: none`, written out, so that a
+  // forgotten key never silently means an open concentrator.
+  struct Auth {
+    bool none = false;
+    std::string psk_file;  // absolute path; mode 0600 or stricter
+    // The key itself: filled by load_config_file (load_config_string never reads files).
+    std::string psk;
+  } auth;
+
   struct Tunnel {
     // Multiplexed sessions send a keepalive after this much silence and give the
     // connection up after three keepalives go unanswered.
@@ -89,7 +124,9 @@ struct ConfigError {
 
 using ConfigResult = std::variant<Config, ConfigError>;
 
-// `name` is what errors call the source (normally the path).
+// `name` is what errors call the source (normally the path). load_config_string checks
+// auth.psk_file's form but does not read it; load_config_file also reads and checks the
+// key file (permissions, length) and fills auth.psk.
 ConfigResult load_config_string(std::string_view yaml, std::string_view name);
 ConfigResult load_config_file(const std::string& path);
 

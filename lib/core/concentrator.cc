@@ -6,9 +6,18 @@
 #include "ctl/log.h"
 
 namespace mpudp {
+namespace {
+// Time a connection gets to complete the handshake (see Connection's deadline).
+constexpr std::chrono::seconds kHandshakeDeadline{5};
+}  // namespace
+
+namespace {
+constexpr double kQuarantineSeconds = 3.0;
+constexpr std::size_t kMaxQuarantined = 8192;
+}  // namespace
 
 ConcentratorProxy::ConcentratorProxy(Loop* loop, const Config& cfg, Stats& stats)
-    : ProxyBase(loop, cfg, stats) {
+    : ProxyBase(loop, cfg, stats), quarantine_timer_(loop, [this] { on_quarantine_timer(); }) {
   deferred_.add_task([this] { reap_sessions(); });
 }
 
@@ -44,6 +53,16 @@ void ConcentratorProxy::reload(const Config& cfg) {
 }
 
 bool ConcentratorProxy::start(std::string* err) {
+  // The loader guarantees a key or an explicit `auth: none`; a Config built some other
+  // way must not end up as an open concentrator by accident either.
+  if (!cfg_.auth.none && cfg_.auth.psk.empty()) {
+    if (err) *err = "no pre-shared key loaded (auth: {psk_file: ...}, or auth: none)";
+    return false;
+  }
+  if (!wire::auth_init()) {
+    if (err) *err = "libsodium cannot initialise (no entropy source?)";
+    return false;
+  }
   load_policy();
   for (const Endpoint& at : cfg_.concentrator.listen) {
     std::string e;
@@ -59,11 +78,29 @@ bool ConcentratorProxy::start(std::string* err) {
   return true;
 }
 
+Endpoint ConcentratorProxy::cpe_key(const Endpoint& peer) {
+  Endpoint k = peer;
+  k.port = 0;
+  return k;
+}
+
 void ConcentratorProxy::on_accept(Fd fd, const Endpoint& peer) {
+  if (sessions_.size() >= cfg_.concentrator.max_sessions) {
+    // Refused at once: closing costs the flooder a handshake and us nothing more.
+    stats_.add(Counter::sessions_refused);
+    LOG_DEBUG("connection from %s refused: %zu sessions", peer.str().c_str(), sessions_.size());
+    return;
+  }
   auto s = std::make_unique<Session>();
   s->conn = Connection::adopt(conn_ctx(), std::move(fd), peer, connection_options(cfg_, ConnectionOptions::Keepalive::Off),
                               *this);
   s->conn->owner = s.get();
+  s->hs = wire::Handshake(
+      wire::Role::Concentrator,
+      std::span(reinterpret_cast<const std::uint8_t*>(cfg_.auth.psk.data()), cfg_.auth.psk.size()));
+  // Until the CPE has proved the key (or, with auth: none, said HELLO) it gets our
+  // challenge and nothing else, and only for this long.
+  s->conn->start_handshake_deadline(kHandshakeDeadline);
   stats_.add(Counter::tunnel_connects);
   LOG_DEBUG("session %u: connection from %s (%s)", s->conn->id(), peer.str().c_str(),
             s->conn->is_mptcp() ? "MPTCP" : "TCP");
@@ -84,24 +121,29 @@ void ConcentratorProxy::send_reset(Connection& c, std::uint32_t flow_id,
 void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
   auto& s = *static_cast<Session*>(c.owner);
   const std::uint32_t scope = c.id();
-  if (!s.hello) {
-    const auto* h = std::get_if<wire::Hello>(&frame);
-    if (h == nullptr || h->role != wire::Role::Cpe) {
-      stats_.add(Counter::tunnel_protocol_errors);
-      LOG_WARN("session %u from %s: expected a CPE HELLO first; closing", scope,
-               c.peer().str().c_str());
-      c.close();
-      end_session_later(scope);
-      return;
+  // Every frame passes the handshake first: before it completes only HELLO and AUTH are
+  // allowed, after it a second HELLO or AUTH is an error.
+  const auto step = s.hs.on_frame(frame);
+  if (step == wire::Handshake::Step::Failed) {
+    reject_session(c, s.hs.failure(), "");
+    return;
+  }
+  if (step == wire::Handshake::Step::SendChallenge) {
+    const wire::Hello& h = s.hs.peer_hello();
+    s.mode = h.mode;
+    c.send(s.hs.reply_hello(h.mode));
+    if (s.hs.authenticating()) c.send(wire::Auth{s.hs.proof()});
+  }
+  if (step != wire::Handshake::Step::Deliver) {
+    if (s.hs.done()) {
+      c.handshake_complete();
+      if (s.mode == wire::SessionMode::Multiplexed)
+        c.set_options(connection_options(cfg_, ConnectionOptions::Keepalive::Expect));
+      LOG_INFO("session %u from %s: %s over %s, %s", scope, c.peer().str().c_str(),
+               s.mode == wire::SessionMode::PerBinding ? "per-binding" : "multiplexed",
+               c.is_mptcp() ? "MPTCP" : "TCP",
+               s.hs.authenticating() ? "key verified" : "auth: none");
     }
-    s.hello = true;
-    s.mode = h->mode;
-    if (s.mode == wire::SessionMode::Multiplexed)
-      c.set_options(connection_options(cfg_, ConnectionOptions::Keepalive::Expect));
-    c.send(wire::Hello{wire::kVersion, wire::Role::Concentrator, h->mode, 0});
-    LOG_INFO("session %u from %s: %s over %s", scope, c.peer().str().c_str(),
-             h->mode == wire::SessionMode::PerBinding ? "per-binding" : "multiplexed",
-             c.is_mptcp() ? "MPTCP" : "TCP");
     return;
   }
   if (const auto* d = std::get_if<wire::Data>(&frame)) {
@@ -128,12 +170,23 @@ void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
     stats_.add(Counter::tunnel_keepalives_rx);
     if (k->reply_requested && c.send(wire::Keepalive{false}))
       stats_.add(Counter::tunnel_keepalives_tx);
-  } else if (std::holds_alternative<wire::Hello>(frame)) {
-    stats_.add(Counter::tunnel_protocol_errors);
-    LOG_WARN("session %u from %s: second HELLO; closing", scope, c.peer().str().c_str());
-    c.close();
-    end_session_later(scope);
   }
+}
+
+void ConcentratorProxy::reject_session(Connection& c, wire::AuthFailure why,
+                                       std::string_view detail) {
+  stats_.add(Counter::auth_failures);
+  std::uint64_t held = 0;
+  // A flood of bad connections must not become a flood of log lines: one per second
+  // per reason, with the count of the ones left out.
+  if (auth_log_.allow(why, ev_now(loop_), &held))
+    LOG_WARN("session %u from %s: authentication failed: %s%s%.*s; closing "
+             "(%llu more like it not logged)",
+             c.id(), c.peer().str().c_str(), wire::to_string(why), detail.empty() ? "" : ": ",
+             static_cast<int>(detail.size()), detail.data(),
+             static_cast<unsigned long long>(held));
+  c.close();
+  end_session_later(c.id());
 }
 
 void ConcentratorProxy::on_open(Session& s, Connection& c, const wire::Open& o) {
@@ -149,6 +202,12 @@ void ConcentratorProxy::on_open(Session& s, Connection& c, const wire::Open& o) 
   }
   Binding* b = table_.find(scope, o.client);
   if (b == nullptr) {
+    const Endpoint cpe = cpe_key(c.peer());
+    if (per_cpe_[cpe] >= cfg_.concentrator.max_bindings_per_cpe) {
+      if (o.has_payload) stats_.drop(Drop::cpe_binding_limit);
+      send_reset(c, o.flow_id, wire::ResetReason::Refused);
+      return;
+    }
     b = table_.create(scope, o.client);
     std::string err;
     std::unique_ptr<RelaySocket> sock;
@@ -166,6 +225,7 @@ void ConcentratorProxy::on_open(Session& s, Connection& c, const wire::Open& o) 
       return;
     }
     b->edge = std::move(sock);
+    ++per_cpe_[cpe_key(c.peer())];
     on_created(*b);
     (void)s;
   }
@@ -240,6 +300,21 @@ void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,
 }
 
 void ConcentratorProxy::on_closed(Connection& c, std::string_view reason) {
+  if (auto* s = static_cast<Session*>(c.owner); s != nullptr && !s->hs.done()) {
+    // Garbage, a silent peer, or a CPE that hung up on our proof (its key differs).
+    const bool timeout = reason == kHandshakeTimeoutReason;
+    stats_.add(Counter::auth_failures);
+    std::uint64_t held = 0;
+    const auto why = timeout ? wire::AuthFailure::Timeout : wire::AuthFailure::Closed;
+    if (auth_log_.allow(why, ev_now(loop_), &held))
+      LOG_WARN("session %u from %s: authentication failed: %s: %.*s (%llu more like it "
+               "not logged)",
+               c.id(), c.peer().str().c_str(), wire::to_string(why),
+               static_cast<int>(reason.size()), reason.data(),
+               static_cast<unsigned long long>(held));
+    end_session_later(c.id());
+    return;
+  }
   LOG_INFO("session %u from %s ended: %.*s", c.id(), c.peer().str().c_str(),
            static_cast<int>(reason.size()), reason.data());
   end_session_later(c.id());
@@ -247,9 +322,16 @@ void ConcentratorProxy::on_closed(Connection& c, std::string_view reason) {
 
 void ConcentratorProxy::on_binding_removed(Binding& b, RemoveReason why) {
   account_removal(b, why);
-  if (auto* sock = static_cast<RelaySocket*>(b.edge.get())) sock->close();
-  deferred_.destroy_later(std::move(b.edge));
   Session* s = session_of(b.scope);
+  // Only bindings that got their socket were counted (see on_open).
+  if (auto* sock = static_cast<RelaySocket*>(b.edge.get())) {
+    sock->quiesce();
+    if (s != nullptr) {
+      auto it = per_cpe_.find(cpe_key(s->conn->peer()));
+      if (it != per_cpe_.end() && --it->second == 0) per_cpe_.erase(it);
+    }
+    quarantine(std::move(b.edge));
+  }
   if (s == nullptr || !s->conn->usable()) return;
   if (s->mode == wire::SessionMode::PerBinding) {
     if (why == RemoveReason::Expired || why == RemoveReason::Evicted ||
@@ -268,6 +350,24 @@ void ConcentratorProxy::on_binding_removed(Binding& b, RemoveReason why) {
                                                        : wire::CloseReason::Shutdown;
     if (s->conn->send(wire::Close{b.client, reason})) stats_.add(Counter::closes_tx);
   }
+}
+
+void ConcentratorProxy::quarantine(std::unique_ptr<BindingEdge> sock) {
+  if (quarantine_.size() >= kMaxQuarantined) {
+    deferred_.destroy_later(std::move(quarantine_.front().second));
+    quarantine_.pop_front();
+  }
+  quarantine_.emplace_back(ev_now(loop_) + kQuarantineSeconds, std::move(sock));
+  if (!quarantine_timer_.active()) quarantine_timer_.start(kQuarantineSeconds);
+}
+
+void ConcentratorProxy::on_quarantine_timer() {
+  const double now = ev_now(loop_);
+  while (!quarantine_.empty() && quarantine_.front().first <= now) {
+    deferred_.destroy_later(std::move(quarantine_.front().second));
+    quarantine_.pop_front();
+  }
+  if (!quarantine_.empty()) quarantine_timer_.start(quarantine_.front().first - now + 0.01);
 }
 
 void ConcentratorProxy::end_session_later(std::uint32_t scope) { dying_.push_back(scope); }
@@ -293,6 +393,7 @@ void ConcentratorProxy::write_connections(json::Writer& w) const {
 
 void ConcentratorProxy::shutdown() {
   listeners_.clear();
+  quarantine_timer_.stop();
   for (auto& [scope, s] : sessions_) {
     table_.remove_scope(scope, RemoveReason::Shutdown);
     if (s->conn->open()) s->conn->flush();
@@ -300,6 +401,7 @@ void ConcentratorProxy::shutdown() {
   }
   sessions_.clear();
   dying_.clear();
+  quarantine_.clear();
 }
 
 }  // namespace mpudp

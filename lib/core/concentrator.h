@@ -2,6 +2,7 @@
 // replies back through the session that owns the binding.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -11,6 +12,7 @@
 #include "relay/policy.h"
 #include "relay/relay_socket.h"
 #include "tunnel/listener.h"
+#include "wire/auth.h"
 
 namespace mpudp {
 
@@ -26,9 +28,13 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
  private:
   struct Session {
     std::unique_ptr<Connection> conn;
-    bool hello = false;
+    // The key handshake; until done(), nothing but HELLO and AUTH is acted on.
+    wire::Handshake hs;
     wire::SessionMode mode = wire::SessionMode::Multiplexed;
   };
+  // Logs (rate-limited), counts and closes a session that failed the handshake.
+  void reject_session(Connection& c, wire::AuthFailure why, std::string_view detail);
+  wire::LogLimiter auth_log_;
 
   void on_accept(Fd fd, const Endpoint& peer);
   void on_frame(Connection& c, const wire::Frame& f) override;
@@ -44,13 +50,23 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   // Ends a session outside of any table callback: its bindings go, then the session.
   void end_session_later(std::uint32_t scope);
   void reap_sessions();
+  void quarantine(std::unique_ptr<BindingEdge> sock);
+  void on_quarantine_timer();
 
   void load_policy();
 
+  static Endpoint cpe_key(const Endpoint& peer);
+
   DestinationPolicy policy_;
+  // Bindings per CPE address, for concentrator.max_bindings_per_cpe.
+  std::unordered_map<Endpoint, std::size_t, EndpointHash> per_cpe_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<std::uint32_t, std::unique_ptr<Session>> sessions_;
   std::vector<std::uint32_t> dying_;
+  // Sockets of ended bindings keep their port a while, so that replies still on their
+  // way to it cannot reach a new binding that the kernel would give the same port.
+  std::deque<std::pair<double, std::unique_ptr<BindingEdge>>> quarantine_;
+  Timer quarantine_timer_;
 };
 
 }  // namespace mpudp

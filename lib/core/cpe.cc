@@ -7,11 +7,14 @@ namespace {
 constexpr std::size_t kReplySockets = 1024;
 constexpr std::chrono::milliseconds kBackoffMin{200};
 constexpr std::chrono::milliseconds kBackoffMax{10000};
+// From the TCP handshake's end to the concentrator's proof of the key.
+constexpr std::chrono::seconds kHandshakeDeadline{5};
 }  // namespace
 
 // Per-binding mode: the binding's own connection, aborted (MP_FASTCLOSE) with it.
 struct CpeProxy::BindingConn final : BindingEdge {
   std::unique_ptr<Connection> conn;
+  wire::Handshake hs;
 };
 
 CpeProxy::CpeProxy(Loop* loop, const Config& cfg, Stats& stats)
@@ -23,6 +26,14 @@ CpeProxy::CpeProxy(Loop* loop, const Config& cfg, Stats& stats)
 CpeProxy::~CpeProxy() { shutdown(); }
 
 bool CpeProxy::start(std::string* err) {
+  if (!cfg_.auth.none && cfg_.auth.psk.empty()) {
+    if (err) *err = "no pre-shared key loaded (auth: {psk_file: ...}, or auth: none)";
+    return false;
+  }
+  if (!wire::auth_init()) {
+    if (err) *err = "libsodium cannot initialise (no entropy source?)";
+    return false;
+  }
   if (cfg_.intercept == InterceptMode::Nfqueue) {
     NfqueueIntercept::Options o;
     o.queue = cfg_.nfqueue.queue;
@@ -56,21 +67,30 @@ bool CpeProxy::start(std::string* err) {
   return true;
 }
 
-std::unique_ptr<Connection> CpeProxy::open_connection(std::string* err) {
+std::unique_ptr<Connection> CpeProxy::open_connection(wire::Handshake& hs, std::string* err) {
   const auto ka = cfg_.session_mode == SessionModeConfig::Multiplexed
                       ? ConnectionOptions::Keepalive::Probe
                       : ConnectionOptions::Keepalive::Off;
   auto c = Connection::connect(conn_ctx(), cfg_.cpe.concentrator, connection_options(cfg_, ka),
                                *this, err);
   if (!c) return nullptr;
-  // The HELLO leaves with the handshake's first write; frames may follow it at once.
-  c->send(wire::Hello{wire::kVersion, wire::Role::Cpe, wire_mode(cfg_.session_mode), 0});
+  hs = wire::Handshake(wire::Role::Cpe,
+                       std::span(reinterpret_cast<const std::uint8_t*>(cfg_.auth.psk.data()),
+                                 cfg_.auth.psk.size()));
+  // The HELLO leaves with the handshake's first write. Without a key, frames follow it at
+  // once; with one they queue behind the AUTH slot until the concentrator has proved the
+  // key, so no datagram leaves towards an impostor and none is lost waiting.
+  c->send(hs.first_hello(wire_mode(cfg_.session_mode)));
+  if (hs.authenticating() && !c->reserve_held_slot(wire::Auth{})) {
+    if (err) *err = "cannot queue the AUTH frame";
+    return nullptr;
+  }
   return c;
 }
 
 void CpeProxy::connect_main() {
   std::string err;
-  main_ = open_connection(&err);
+  main_ = open_connection(main_hs_, &err);
   if (!main_) {
     stats_.add(Counter::tunnel_connect_failures);
     LOG_WARN("tunnel to %s: %s", cfg_.cpe.concentrator.str().c_str(), err.c_str());
@@ -102,6 +122,10 @@ void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
   }
   Binding* b = table_.find(0, client);
   if (b == nullptr) {
+    if (main_ && main_->congested()) {
+      stats_.drop(Drop::tunnel_congested_new_flow);
+      return;
+    }
     b = table_.create(0, client);
     if (b == nullptr) {
       stats_.drop(Drop::binding_refused);
@@ -110,7 +134,7 @@ void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
     if (cfg_.session_mode == SessionModeConfig::PerBinding) {
       std::string err;
       auto edge = std::make_unique<BindingConn>();
-      edge->conn = open_connection(&err);
+      edge->conn = open_connection(edge->hs, &err);
       if (!edge->conn) {
         LOG_WARN("tunnel for %s: %s", client.str().c_str(), err.c_str());
         stats_.add(Counter::tunnel_connect_failures);
@@ -195,13 +219,60 @@ void CpeProxy::deliver(Binding& b, const Endpoint& from, std::span<const std::ui
 }
 
 void CpeProxy::on_connected(Connection& c) {
+  c.start_handshake_deadline(kHandshakeDeadline);
   if (&c == main_.get()) {
-    backoff_ = std::chrono::milliseconds(0);
+    // The backoff is reset only once the handshake completes: a concentrator that
+    // accepts TCP but refuses our key must not be redialled five times a second.
     LOG_INFO("tunnel up to %s over %s", c.peer().str().c_str(), c.is_mptcp() ? "MPTCP" : "TCP");
   }
 }
 
+wire::Handshake* CpeProxy::handshake_of(Connection& c) {
+  if (&c == main_.get()) return &main_hs_;
+  if (auto* b = static_cast<Binding*>(c.owner))
+    if (auto* edge = static_cast<BindingConn*>(b->edge.get())) return &edge->hs;
+  return nullptr;
+}
+
+void CpeProxy::auth_failed(Connection& c, wire::AuthFailure why) {
+  stats_.add(Counter::auth_failures);
+  std::uint64_t held = 0;
+  // Per-binding mode makes a connection per client: one line per second per reason.
+  if (auth_log_.allow(why, ev_now(loop_), &held))
+    LOG_ERROR("tunnel to %s: authentication failed: %s; closing (%llu more like it not "
+              "logged)",
+              c.peer().str().c_str(), wire::to_string(why),
+              static_cast<unsigned long long>(held));
+  c.close();
+  on_closed(c, "authentication failed");
+}
+
 void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
+  wire::Handshake* hs = handshake_of(c);
+  if (hs == nullptr) return;  // its binding is gone; the connection is being aborted
+  const auto step = hs->on_frame(frame);
+  if (step == wire::Handshake::Step::Failed) {
+    auth_failed(c, hs->failure());
+    return;
+  }
+  if (step != wire::Handshake::Step::Deliver) {
+    if (std::holds_alternative<wire::Hello>(frame) &&
+        hs->peer_hello().mode != wire_mode(cfg_.session_mode)) {
+      LOG_ERROR("peer %s is not a concentrator in %s mode: closing", c.peer().str().c_str(),
+                to_string(cfg_.session_mode));
+      c.close();
+      on_closed(c, "unexpected HELLO");
+      return;
+    }
+    if (step == wire::Handshake::Step::Authenticated) c.fill_held_slot(wire::Auth{hs->proof()});
+    if (hs->done()) {
+      c.handshake_complete();
+      if (&c == main_.get()) backoff_ = std::chrono::milliseconds(0);
+      LOG_DEBUG("tunnel to %s: handshake complete (%s)", c.peer().str().c_str(),
+                hs->authenticating() ? "key verified" : "auth: none");
+    }
+    return;
+  }
   if (const auto* d = std::get_if<wire::Data>(&frame)) {
     Binding* b = table_.find_by_flow(0, d->flow_id);
     Flow* f = b ? b->find_flow_id(d->flow_id) : nullptr;
@@ -241,13 +312,6 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
     stats_.add(Counter::tunnel_keepalives_rx);
     if (k->reply_requested && c.send(wire::Keepalive{false}))
       stats_.add(Counter::tunnel_keepalives_tx);
-  } else if (const auto* h = std::get_if<wire::Hello>(&frame)) {
-    if (h->role != wire::Role::Concentrator || h->mode != wire_mode(cfg_.session_mode)) {
-      LOG_ERROR("peer %s is not a concentrator in %s mode: closing", c.peer().str().c_str(),
-                to_string(cfg_.session_mode));
-      c.close();
-      on_closed(c, "unexpected HELLO");
-    }
   }
 }
 

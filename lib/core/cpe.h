@@ -10,6 +10,7 @@
 #include "core/proxy_base.h"
 #include "intercept/nfqueue.h"
 #include "intercept/tproxy.h"
+#include "wire/auth.h"
 
 namespace mpudp {
 
@@ -34,7 +35,11 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   void write_connections(json::Writer& w) const override;
 
   Connection* connection_for(Binding& b);
-  std::unique_ptr<Connection> open_connection(std::string* err);
+  // Connects and queues the HELLO; with a key, also the held AUTH slot (see
+  // Connection::reserve_held_slot), so frames queued now leave once the key is proved.
+  std::unique_ptr<Connection> open_connection(wire::Handshake& hs, std::string* err);
+  wire::Handshake* handshake_of(Connection& c);
+  void auth_failed(Connection& c, wire::AuthFailure why);
   void connect_main();
   void schedule_reconnect();
   void send_upstream(Connection& c, Binding& b, Flow& f, std::span<const std::uint8_t> payload);
@@ -45,6 +50,8 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   std::unique_ptr<RawReplies> raw_;            // intercept: nfqueue
   ReplySockets replies_;
   std::unique_ptr<Connection> main_;  // multiplexed mode
+  wire::Handshake main_hs_;           // main_'s handshake
+  wire::LogLimiter auth_log_;
   Timer reconnect_timer_;
   std::chrono::milliseconds backoff_{0};
   std::minstd_rand rng_;

@@ -14,6 +14,7 @@
 #include "ctl/metrics.h"
 #include "ctl/notify.h"
 #include "io/loop.h"
+#include "pm/path_manager.h"
 
 namespace mpudp {
 namespace {
@@ -30,11 +31,23 @@ log::Level to_log_level(LogLevel l) {
 
 // Every binding holds a socket on the concentrator (and a connection on the CPE in
 // per-binding mode): the default soft limit of 1024 descriptors would cap bindings.max.
-void raise_fd_limit() {
+void raise_fd_limit(const Config& cfg) {
   rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
-  rl.rlim_cur = rl.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) LOG_WARN("cannot raise the open-file limit");
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) LOG_WARN("cannot raise the open-file limit");
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  // A concentrator binding holds a socket (and so does a per-binding CPE connection):
+  // beyond the descriptor limit, new bindings are refused and counted (binding_refused).
+  const bool socket_per_binding = cfg.role == ProxyRole::Concentrator ||
+                                  cfg.session_mode == SessionModeConfig::PerBinding;
+  if (socket_per_binding && rl.rlim_cur != RLIM_INFINITY && cfg.bindings.max + 1024 > rl.rlim_cur)
+    LOG_WARN("bindings.max %zu is above what the open-file limit %llu allows: raise the limit "
+             "(LimitNOFILE=) or expect bindings to be refused near %llu",
+             cfg.bindings.max, static_cast<unsigned long long>(rl.rlim_cur),
+             static_cast<unsigned long long>(rl.rlim_cur > 1024 ? rl.rlim_cur - 1024 : 0));
 }
 
 struct LoopHandle {
@@ -44,13 +57,22 @@ struct LoopHandle {
   }
 };
 
+pm::PmSettings pm_settings(const Config& c) {
+  pm::PmSettings s;
+  s.role = c.role == ProxyRole::Cpe ? pm::PmRole::Cpe : pm::PmRole::Concentrator;
+  for (const Config::Path& p : c.paths)
+    s.paths.push_back({p.interface, p.subflow, p.signal, p.backup, p.fullmesh});
+  s.limits = {c.limits.subflows, c.limits.add_addr_accepted};
+  return s;
+}
+
 }  // namespace
 
 int run_daemon(const Config& initial, const DaemonOptions& opts) {
   log::set_timestamps(opts.timestamps);
   log::set_level(to_log_level(initial.log_level));
   std::signal(SIGPIPE, SIG_IGN);
-  raise_fd_limit();
+  raise_fd_limit(initial);
 
   LoopHandle lh;
   if (lh.loop == nullptr) {
@@ -58,6 +80,30 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
     return 1;
   }
   Stats stats;
+  // Declared before the proxies so that it outlives them: our endpoints go last.
+  std::unique_ptr<pm::PathManager> paths;
+  // False when the configured paths cannot be honoured (an interface does not exist).
+  // Without a usable MPTCP path manager the proxy still runs, on what the kernel has.
+  auto start_paths = [&](const Config& c) {
+    if (c.paths.empty()) return true;
+    auto m = std::make_unique<pm::PathManager>(lh.loop, stats, pm_settings(c));
+    std::string perr;
+    switch (m->start(&perr)) {
+      case pm::PathManager::StartResult::Ok:
+        paths = std::move(m);
+        return true;
+      case pm::PathManager::StartResult::Unavailable:
+        LOG_ERROR("%s; the tunnel runs on the kernel's own endpoints (or plain TCP)",
+                  perr.c_str());
+        return true;
+      case pm::PathManager::StartResult::Fatal:
+        LOG_ERROR("%s", perr.c_str());
+        return false;
+    }
+    return false;
+  };
+  // Endpoints before the tunnel, so that its first connection finds every path.
+  if (!start_paths(initial)) return 1;
   std::unique_ptr<CpeProxy> cpe;
   std::unique_ptr<ConcentratorProxy> conc;
   ProxyBase* proxy = nullptr;
@@ -106,6 +152,12 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
     }
     log::set_level(to_log_level(next.log_level));
     proxy->reload(next);
+    if (paths && !next.paths.empty())
+      paths->reload(pm_settings(next));
+    else if (paths)
+      paths.reset();  // removes our endpoints, restores the limits
+    else
+      start_paths(next);
     LOG_INFO("configuration reloaded from %s", opts.config_path.c_str());
     return {true, "configuration reloaded from " + opts.config_path};
   };
@@ -178,6 +230,7 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
 
   sd_notify_state("READY=1");
   ev_run(lh.loop, 0);
+  paths.reset();  // after the proxies said goodbye over every path
   LOG_INFO("stats bindings=%zu %s", proxy->bindings().size(), stats.to_json().c_str());
   LOG_INFO("stopped");
   return 0;

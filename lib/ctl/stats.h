@@ -30,6 +30,9 @@
   X(tunnel_protocol_errors, "tunnel connections closed for a protocol error")               \
   X(tunnel_keepalives_tx, "keepalives sent")                                                \
   X(tunnel_keepalives_rx, "keepalives received")                                            \
+  X(auth_failures, "tunnel connections closed for failing the key handshake")               \
+  X(handshake_timeouts, "tunnel connections closed for not completing the handshake in time") \
+  X(sessions_refused, "tunnel connections refused at concentrator.max_sessions")        \
   X(bindings_created, "bindings created")                                                   \
   X(bindings_expired, "bindings removed after idle_timeout")                                \
   X(bindings_evicted, "bindings removed to respect bindings.max")                           \
@@ -58,9 +61,11 @@
   X(no_origdst, "datagram arrived without its original destination")                        \
   X(truncated, "datagram larger than the receive buffer")                                   \
   X(tunnel_down, "no tunnel connection was up to carry it")                                 \
-  X(tunnel_queue_full, "tunnel send queue full (backpressure)")                             \
+  X(tunnel_queue_full, "tunnel send queue full (backpressure)")                           \
+  X(tunnel_congested_new_flow, "new flow turned away while the tunnel queue is over half full")                             \
   X(too_large, "datagram too large to frame")                                               \
   X(binding_refused, "no binding could be created for it")                                  \
+  X(cpe_binding_limit, "its CPE already holds concentrator.max_bindings_per_cpe bindings")                                  \
   X(remote_limit, "its binding already talks to bindings.max_remotes remotes")              \
   X(unknown_flow, "frame named a flow id this proxy does not hold")                         \
   X(unknown_binding, "OPEN from the concentrator for a client the CPE does not hold")       \

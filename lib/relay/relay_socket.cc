@@ -45,6 +45,12 @@ Endpoint RelaySocket::local() const {
   return Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).value_or(Endpoint{});
 }
 
+void RelaySocket::quiesce() {
+  io_.stop();
+  // Late replies for the ended binding may still come; they are not read.
+  set_int_opt(fd_.get(), SOL_SOCKET, SO_RCVBUF, 1);
+}
+
 void RelaySocket::close() {
   io_.stop();
   fd_.reset();

@@ -35,6 +35,8 @@ class RelaySocket final : public BindingEdge {
   Endpoint local() const;
   // Stops reading and closes the socket; the object itself may be freed later.
   void close();
+  // Stops reading but keeps the port: see ConcentratorProxy's quarantine.
+  void quiesce();
 
  private:
   RelaySocket(Loop* loop, Fd fd, Binding& owner, RecvBatch& batch, RemoteSink& sink,

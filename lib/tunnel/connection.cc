@@ -29,6 +29,7 @@ constexpr int kNotsentLowat = 64 * 1024;
 constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::size_t kMaxInBuffer = 2 * wire::kMaxFrame;
 constexpr int kMaxReadRounds = 8;
+constexpr std::size_t kControlHeadroom = 64 * 1024;
 
 std::uint32_t g_next_id = 0;
 // Connection ids double as binding-table scopes on the concentrator; 0 is the CPE's scope.
@@ -139,7 +140,11 @@ Connection::Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer
       id_(next_connection_id()),
       state_(connecting ? State::Connecting : State::Open),
       io_(ctx.loop, [this](int ev) { on_io(ev); }),
-      keepalive_timer_(ctx.loop, [this] { on_keepalive_timer(); }) {
+      keepalive_timer_(ctx.loop, [this] { on_keepalive_timer(); }),
+      handshake_timer_(ctx.loop, [this] {
+        ctx_.stats.add(Counter::handshake_timeouts);
+        fail(kHandshakeTimeoutReason);
+      }) {
   last_rx_ = ev_now(ctx_.loop);
   update_watch();
   keepalive_timer_.start(std::chrono::duration<double>(opts_.keepalive).count());
@@ -149,8 +154,8 @@ Connection::~Connection() { shut(); }
 
 void Connection::set_options(const ConnectionOptions& opts) { opts_ = opts; }
 
-std::uint8_t* Connection::reserve(std::size_t n) {
-  const std::size_t cap = std::max(opts_.queue_bytes, wire::kMaxFrame);
+std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom) {
+  const std::size_t cap = std::max(opts_.queue_bytes, wire::kMaxFrame) + headroom;
   if (out_tail_ - out_head_ + n > cap) return nullptr;
   if (out_tail_ + n > out_.size()) {
     if (out_head_ > 0) {
@@ -174,7 +179,10 @@ bool Connection::send(const wire::Frame& f) {
   if (state_ == State::Closed) return false;
   const std::size_t n = wire::encoded_size(f);
   if (n == 0) return false;
-  std::uint8_t* p = reserve(n);
+  // CLOSE and RESET keep the two binding tables in step and are a few bytes each: they
+  // get room beyond the datagram limit, so a queue full of datagrams cannot drop them.
+  const bool control = !std::holds_alternative<wire::Open>(f) && !std::holds_alternative<wire::Data>(f);
+  std::uint8_t* p = reserve(n, control ? kControlHeadroom : 0);
   if (p == nullptr) return false;
   if (wire::encode(f, {p, n}) != n) return false;
   commit(n);
@@ -191,16 +199,50 @@ bool Connection::send_data(std::uint32_t flow_id, std::span<const std::uint8_t> 
   return true;
 }
 
+bool Connection::reserve_held_slot(const wire::Frame& placeholder) {
+  if (state_ == State::Closed || held_) return false;
+  const std::size_t n = wire::encoded_size(placeholder);
+  if (n == 0) return false;
+  std::uint8_t* p = reserve(n);
+  if (p == nullptr || wire::encode(placeholder, {p, n}) != n) return false;
+  held_ = true;
+  held_at_ = stream_head_ + (out_tail_ - out_head_);
+  held_len_ = n;
+  commit(n);
+  return true;
+}
+
+bool Connection::fill_held_slot(const wire::Frame& f) {
+  if (!held_ || state_ == State::Closed) return false;
+  // Nothing at or past held_at_ has left (flush stops there), so the slot is still in
+  // the buffer, at its offset from the head.
+  std::uint8_t* p = out_.data() + out_head_ + static_cast<std::size_t>(held_at_ - stream_head_);
+  if (wire::encoded_size(f) != held_len_ || wire::encode(f, {p, held_len_}) != held_len_)
+    return false;
+  held_ = false;
+  ctx_.flusher.schedule(this);
+  return true;
+}
+
+void Connection::start_handshake_deadline(Duration after) {
+  handshake_timer_.start(std::chrono::duration<double>(after).count());
+}
+
+void Connection::handshake_complete() { handshake_timer_.stop(); }
+
 void Connection::flush() {
   if (state_ != State::Open) return;  // a connecting socket flushes once it is up
   while (out_head_ < out_tail_) {
-    ssize_t n = ::send(fd_.get(), out_.data() + out_head_, out_tail_ - out_head_,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    std::size_t len = out_tail_ - out_head_;
+    if (held_) len = std::min(len, static_cast<std::size_t>(held_at_ - stream_head_));
+    if (len == 0) break;
+    ssize_t n = ::send(fd_.get(), out_.data() + out_head_, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     ctx_.stats.add(Counter::tunnel_writes);
     if (n > 0) {
       out_head_ += static_cast<std::size_t>(n);
+      stream_head_ += static_cast<std::uint64_t>(n);
       ctx_.stats.add(Counter::tunnel_tx_bytes, static_cast<std::uint64_t>(n));
-      if (out_head_ < out_tail_) break;  // the kernel took what it could; wait for EV_WRITE
+      if (static_cast<std::size_t>(n) < len) break;  // the kernel is full; wait for EV_WRITE
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -219,7 +261,11 @@ void Connection::update_watch() {
     ev = EV_WRITE;
   } else {
     ev = EV_READ;
-    if (out_tail_ > out_head_) ev |= EV_WRITE;
+    // Held bytes wait for fill_held_slot, not for the socket: no EV_WRITE for them, or
+    // the loop would spin on a writable socket.
+    const std::size_t sendable =
+        held_ ? static_cast<std::size_t>(held_at_ - stream_head_) : out_tail_ - out_head_;
+    if (sendable > 0) ev |= EV_WRITE;
   }
   io_.watch(fd_.get(), ev);
 }
@@ -346,6 +392,7 @@ void Connection::shut() {
   if (state_ == State::Closed && !fd_) return;
   io_.stop();
   keepalive_timer_.stop();
+  handshake_timer_.stop();
   ctx_.flusher.cancel(this);
   fd_.reset();
   state_ = State::Closed;

@@ -27,6 +27,9 @@ namespace mpudp {
 
 class Connection;
 
+// The reason on_closed gets when the handshake deadline passed.
+inline constexpr std::string_view kHandshakeTimeoutReason = "handshake not completed in time";
+
 class ConnectionHandler {
  public:
   virtual ~ConnectionHandler() = default;
@@ -90,6 +93,21 @@ class Connection {
   bool send(const wire::Frame& f);
   bool send_data(std::uint32_t flow_id, std::span<const std::uint8_t> payload);
 
+  // Reserves room for `placeholder` (a frame of the size the real one will have) at the
+  // end of the queue and holds everything queued after it: bytes before the slot still
+  // leave, the slot and what follows wait for fill_held_slot. The CPE queues its AUTH
+  // this way right behind its HELLO, so datagrams arriving before the concentrator has
+  // proved the key are kept (within queue_bytes) instead of sent or dropped.
+  bool reserve_held_slot(const wire::Frame& placeholder);
+  // Writes `f` (same encoded size as the placeholder) into the slot and releases the hold.
+  bool fill_held_slot(const wire::Frame& f);
+  bool holding() const { return held_; }
+
+  // Fails the connection ("handshake not completed within N s", counted as
+  // handshake_timeouts) unless handshake_complete() is called within `after`.
+  void start_handshake_deadline(Duration after);
+  void handshake_complete();
+
   // Closes now; queued bytes are lost. on_closed is *not* called for closes the owner
   // asks for itself.
   void close();
@@ -105,6 +123,9 @@ class Connection {
   std::uint32_t id() const { return id_; }
   int fd() const { return fd_.get(); }
   std::size_t queued_bytes() const { return out_tail_ - out_head_; }
+  // Past half of tunnel.queue_bytes: new flows are turned away so that the flows already
+  // running keep the rest ("at a cap, new work is refused, old work continues").
+  bool congested() const { return queued_bytes() > opts_.queue_bytes / 2; }
   void set_options(const ConnectionOptions& opts);
 
   // Owner's context pointer (the session, the binding).
@@ -115,7 +136,7 @@ class Connection {
  private:
   Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer,
              const ConnectionOptions& opts, ConnectionHandler& handler, bool connecting);
-  std::uint8_t* reserve(std::size_t n);
+  std::uint8_t* reserve(std::size_t n, std::size_t headroom = 0);
   void commit(std::size_t n);
   void on_io(int revents);
   void on_connect_done();
@@ -137,6 +158,13 @@ class Connection {
   bool flush_scheduled_ = false;
   IoWatcher io_;
   Timer keepalive_timer_;
+  Timer handshake_timer_;
+  // The held slot, as a position in the stream (bytes ever queued), so that compacting
+  // the buffer does not move it. Everything from held_at_ on waits while held_.
+  bool held_ = false;
+  std::uint64_t held_at_ = 0;
+  std::size_t held_len_ = 0;
+  std::uint64_t stream_head_ = 0;  // stream position of out_head_
   double last_rx_ = 0;
   int keepalives_unanswered_ = 0;
 

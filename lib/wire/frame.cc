@@ -9,6 +9,7 @@ namespace {
 // Body sizes the format fixes. Named so the decoder, the encoder and docs/PROTOCOL.md
 // can be checked against each other.
 constexpr std::size_t kHelloBody = 10;  // magic, version, role, mode, reserved, capabilities
+constexpr std::size_t kHelloAuthBody = kHelloBody + kNonceSize;  // ... then the nonce
 constexpr std::size_t kFlowIdSize = 4;
 constexpr std::size_t kResetBody = kFlowIdSize + 1;
 constexpr std::size_t kEndpointV4 = 1 + 4 + 2;
@@ -109,12 +110,15 @@ DecodeStatus check_header(std::uint8_t type, std::uint8_t flags, std::size_t len
     case static_cast<std::uint8_t>(Type::Keepalive):
       if ((flags & ~kKeepaliveReplyRequested) != 0) return DecodeStatus::BadFlags;
       return len == 0 ? DecodeStatus::Ok : DecodeStatus::BadLength;
+    case static_cast<std::uint8_t>(Type::Auth):
+      if (flags != 0) return DecodeStatus::BadFlags;
+      return len == kMacSize ? DecodeStatus::Ok : DecodeStatus::BadLength;
     default:
       return DecodeStatus::UnknownType;
   }
 }
 
-Decoded decode_hello(const std::uint8_t* b, std::size_t total) {
+Decoded decode_hello(const std::uint8_t* b, std::size_t len, std::size_t total) {
   if (get32(b) != kMagic) return fail(DecodeStatus::BadMagic);
   Hello h;
   h.version = b[4];
@@ -135,6 +139,12 @@ Decoded decode_hello(const std::uint8_t* b, std::size_t total) {
   if (b[6] != static_cast<std::uint8_t>(SessionMode::Multiplexed) &&
       b[6] != static_cast<std::uint8_t>(SessionMode::PerBinding))
     return fail(DecodeStatus::BadFlags);
+  if ((h.capabilities & kCapAuth) != 0) {
+    // The nonce is part of the frame once the bit is set: a HELLO that claims it and is
+    // too short is malformed, not a HELLO without authentication.
+    if (len < kHelloAuthBody) return fail(DecodeStatus::BadLength);
+    std::memcpy(h.nonce.data(), b + kHelloBody, kNonceSize);
+  }
   return ok(h, total);
 }
 
@@ -183,7 +193,7 @@ BodySize body_size(const Frame& f) {
       [](const auto& v) -> BodySize {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, Hello>) {
-          return {kHelloBody, true};
+          return {(v.capabilities & kCapAuth) != 0 ? kHelloAuthBody : kHelloBody, true};
         } else if constexpr (std::is_same_v<T, Open>) {
           const std::size_t esize = endpoint_size(v.client);
           if (esize == 0 || v.client.family != v.remote.family) return {};
@@ -202,6 +212,8 @@ BodySize body_size(const Frame& f) {
           return {esize + 1, true};
         } else if constexpr (std::is_same_v<T, Reset>) {
           return {kResetBody, true};
+        } else if constexpr (std::is_same_v<T, Auth>) {
+          return {kMacSize, true};
         } else {
           static_assert(std::is_same_v<T, Keepalive>);
           return {0, true};
@@ -240,6 +252,7 @@ const char* to_string(Type t) {
     case Type::Close: return "CLOSE";
     case Type::Reset: return "RESET";
     case Type::Keepalive: return "KEEPALIVE";
+    case Type::Auth: return "AUTH";
   }
   return "UNKNOWN";
 }
@@ -256,7 +269,7 @@ Decoded decode(std::span<const std::uint8_t> in) {
 
   switch (static_cast<Type>(type)) {
     case Type::Hello:
-      return decode_hello(b, total);
+      return decode_hello(b, len, total);
     case Type::Open:
       return decode_open(b, len, flags, total);
     case Type::Data: {
@@ -275,6 +288,11 @@ Decoded decode(std::span<const std::uint8_t> in) {
     }
     case Type::Keepalive:
       return ok(Keepalive{(flags & kKeepaliveReplyRequested) != 0}, total);
+    case Type::Auth: {
+      Auth a;
+      std::memcpy(a.mac.data(), b, kMacSize);
+      return ok(a, total);
+    }
   }
   return fail(DecodeStatus::UnknownType);  // unreachable: check_header vetted the type
 }
@@ -300,6 +318,8 @@ std::size_t encode(const Frame& f, std::span<std::uint8_t> out) {
           body[6] = static_cast<std::uint8_t>(v.mode);
           body[7] = 0;
           put16(body + 8, v.capabilities);
+          if ((v.capabilities & kCapAuth) != 0)
+            std::memcpy(body + kHelloBody, v.nonce.data(), kNonceSize);
         } else if constexpr (std::is_same_v<T, Open>) {
           put_header(p, Type::Open, v.has_payload ? kOpenHasPayload : 0, b.size);
           put32(body, v.flow_id);
@@ -320,6 +340,9 @@ std::size_t encode(const Frame& f, std::span<std::uint8_t> out) {
           put_header(p, Type::Reset, 0, b.size);
           put32(body, v.flow_id);
           body[kFlowIdSize] = static_cast<std::uint8_t>(v.reason);
+        } else if constexpr (std::is_same_v<T, Auth>) {
+          put_header(p, Type::Auth, 0, b.size);
+          std::memcpy(body, v.mac.data(), kMacSize);
         } else {
           put_header(p, Type::Keepalive, v.reply_requested ? kKeepaliveReplyRequested : 0,
                      0);

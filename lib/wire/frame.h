@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
 #include <span>
 #include <variant>
@@ -33,6 +34,7 @@ enum class Type : std::uint8_t {
   Close = 4,
   Reset = 5,
   Keepalive = 6,
+  Auth = 7,  // key proof, only with kCapAuth (see wire/auth.h)
 };
 
 enum class SessionMode : std::uint8_t { Multiplexed = 0, PerBinding = 1 };
@@ -41,6 +43,15 @@ enum class Role : std::uint8_t { Cpe = 1, Concentrator = 2 };
 // Frame flags, by type.
 inline constexpr std::uint8_t kOpenHasPayload = 0x01;
 inline constexpr std::uint8_t kKeepaliveReplyRequested = 0x01;
+
+// HELLO capability bits. kCapAuth: the sender authenticates with the pre-shared key; its
+// HELLO body carries a 32-byte nonce right after the capabilities, and an AUTH frame
+// follows in the exchange (docs/PROTOCOL.md, "Authentication").
+inline constexpr std::uint16_t kCapAuth = 0x0001;
+inline constexpr std::size_t kNonceSize = 32;
+inline constexpr std::size_t kMacSize = 32;  // HMAC-SHA256
+using Nonce = std::array<std::uint8_t, kNonceSize>;
+using Mac = std::array<std::uint8_t, kMacSize>;
 
 enum class CloseReason : std::uint8_t { Unspecified = 0, Idle = 1, Evicted = 2, Shutdown = 3 };
 enum class ResetReason : std::uint8_t {
@@ -54,7 +65,8 @@ struct Hello {
   std::uint8_t version = kVersion;
   Role role = Role::Cpe;
   SessionMode mode = SessionMode::Multiplexed;
-  std::uint16_t capabilities = 0;  // no capability bits defined in version 1
+  std::uint16_t capabilities = 0;  // kCapAuth, or 0; unknown bits are ignored
+  Nonce nonce{};  // meaningful only with kCapAuth (sent and decoded only then)
 };
 
 struct Open {
@@ -84,7 +96,11 @@ struct Keepalive {
   bool reply_requested = false;
 };
 
-using Frame = std::variant<Hello, Open, Data, Close, Reset, Keepalive>;
+struct Auth {
+  Mac mac{};  // HMAC-SHA256 proof of the key over both nonces
+};
+
+using Frame = std::variant<Hello, Open, Data, Close, Reset, Keepalive, Auth>;
 
 enum class DecodeStatus : std::uint8_t {
   Ok,

@@ -28,8 +28,10 @@ bool same(const Frame& a, const Frame& b) {
   if (auto* x = std::get_if<Hello>(&a)) {
     auto& y = std::get<Hello>(b);
     return x->version == y.version && x->role == y.role && x->mode == y.mode &&
-           x->capabilities == y.capabilities;
+           x->capabilities == y.capabilities &&
+           ((x->capabilities & kCapAuth) == 0 || x->nonce == y.nonce);
   }
+  if (auto* x = std::get_if<Auth>(&a)) return x->mac == std::get<Auth>(b).mac;
   if (auto* x = std::get_if<Open>(&a)) {
     auto& y = std::get<Open>(b);
     return x->flow_id == y.flow_id && x->client == y.client && x->remote == y.remote &&

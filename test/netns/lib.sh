@@ -448,10 +448,21 @@ tb_wait_listen() {
   tb_poll "${5:-5}" _tb_listen_at_least "$1" "$2" "$3" "${4:-1}"
 }
 
+# tb_write_psk FILE: a fresh random key, 32 bytes as 64 hex digits, mode 0600.
+tb_write_psk() {
+  (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$1" && echo >>"$1")
+}
+
+# tb_psk_hex [FILE]: the key of $TB_DIR/psk (or FILE) as wirepeer's auth:HEXKEY wants it.
+tb_psk_hex() { tr -d '\n' <"${1:-$TB_DIR/psk}"; }
+
 # tb_write_configs MODE [IDLE]: $TB_DIR/cpe.yaml and $TB_DIR/conc.yaml; TB_CPE_EXTRA (YAML
-# text) is appended to cpe.yaml, TB_CONC_EXTRA to conc.yaml.
+# text) is appended to cpe.yaml, TB_CONC_EXTRA to conc.yaml. Both daemons authenticate
+# with the key in $TB_DIR/psk (written once per testbed); TB_CPE_AUTH / TB_CONC_AUTH
+# replace the `auth:` value of one side (e.g. "none", or "{psk_file: /other}").
 tb_write_configs() {
   local mode=$1 idle=${2:-300s}
+  [[ -s $TB_DIR/psk ]] || tb_write_psk "$TB_DIR/psk" || return 1
   cat >"$TB_DIR/cpe.yaml" <<EOF
 role: cpe
 log_level: debug
@@ -462,6 +473,7 @@ cpe:
   concentrator: "198.18.2.2:$TB_CONC_PORT"
 bindings:
   idle_timeout: $idle
+auth: ${TB_CPE_AUTH:-{psk_file: \"$TB_DIR/psk\"\}}
 ${TB_CPE_EXTRA:-}
 EOF
   cat >"$TB_DIR/conc.yaml" <<EOF
@@ -473,6 +485,7 @@ concentrator:
   listen: ["0.0.0.0:$TB_CONC_PORT", "[::]:$TB_CONC_PORT"]
 bindings:
   idle_timeout: $idle
+auth: ${TB_CONC_AUTH:-{psk_file: \"$TB_DIR/psk\"\}}
 ${TB_CONC_EXTRA:-}
 EOF
 }

@@ -16,8 +16,17 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// `auth` is required on both roles; tests about other keys get `auth: none` added in
+// front (block-style documents only) unless they say something about auth themselves.
+std::string with_auth(std::string_view yaml) {
+  if (yaml.find("auth") != std::string_view::npos || yaml.empty() || yaml.front() == '{' ||
+      yaml.front() == '%' || yaml.front() == '-')
+    return std::string(yaml);
+  return "auth: none\n" + std::string(yaml);
+}
+
 Config ok(std::string_view yaml) {
-  auto r = load_config_string(yaml, "t.yaml");
+  auto r = load_config_string(with_auth(yaml), "t.yaml");
   if (auto* e = std::get_if<ConfigError>(&r)) FAIL("unexpected error: " << e->str());
   return std::get<Config>(r);
 }
@@ -398,7 +407,7 @@ TEST_CASE("ConfigError::str", "[config]") {
 TEST_CASE("load_config_file", "[config]") {
   TempDir dir;
   SECTION("reads a private file and names it in errors") {
-    auto p = dir.write("good.yaml", kConcHead, 0640);
+    auto p = dir.write("good.yaml", with_auth(kConcHead), 0640);
     auto r = load_config_file(p);
     REQUIRE(std::holds_alternative<Config>(r));
     CHECK(std::get<Config>(r).role == ProxyRole::Concentrator);
@@ -457,4 +466,118 @@ TEST_CASE("metrics_listen", "[config]") {
         "t.yaml:4:17: metrics_listen: \"1.2.3.4\" is not an address:port");
   CHECK(err(cpe("metrics_listen: 1.2.3.4:0\n")) ==
         "t.yaml:4:17: metrics_listen: \"1.2.3.4:0\" has port 0");
+}
+
+TEST_CASE("paths and limits", "[config]") {
+  Config c = ok(cpe("paths:\n  - interface: up0\n  - interface: up1\n    backup: true\n"
+                    "limits:\n  subflows: 3\n"));
+  REQUIRE(c.paths.size() == 2);
+  CHECK(c.paths[0].interface == "up0");
+  CHECK(c.paths[0].subflow);  // the CPE's default
+  CHECK_FALSE(c.paths[0].backup);
+  CHECK_FALSE(c.paths[0].signal);
+  CHECK(c.paths[1].backup);
+  CHECK(c.paths[1].subflow);
+  CHECK(c.limits.subflows == 3u);
+  CHECK_FALSE(c.limits.add_addr_accepted);
+
+  Config d = ok(cpe("paths:\n  - interface: up0\n    subflow: false\n    signal: true\n"));
+  CHECK_FALSE(d.paths[0].subflow);
+  CHECK(d.paths[0].signal);
+
+  // No default flag on the concentrator: it announces what says `signal`.
+  Config k = ok(std::string(kConcHead) + "paths:\n  - interface: wan1\n    signal: true\n");
+  CHECK(k.paths[0].signal);
+  CHECK_FALSE(k.paths[0].subflow);
+
+  // The role may come after the paths.
+  Config r = ok("paths:\n  - interface: up0\nrole: cpe\ncpe:\n  concentrator: 198.18.2.2:7000\n");
+  CHECK(r.paths[0].subflow);
+
+  CHECK(ok(cpe("")).paths.empty());
+  CHECK(ok(cpe("paths:\n")).paths.empty());
+}
+
+TEST_CASE("bad paths and limits", "[config]") {
+  CHECK(err(cpe("paths:\n  - interface: up0\n    signal: true\n    fullmesh: true\n")) ==
+        "t.yaml:5:5: paths[0]: signal and fullmesh cannot be combined");
+  CHECK(err(cpe("paths:\n  - interface: up0\n    subflows: true\n")) ==
+        "t.yaml:6:5: unknown key \"subflows\" in paths[0]");
+  CHECK(err(cpe("paths:\n  - backup: true\n")) ==
+        "t.yaml:5:5: paths[0]: missing required key \"interface\"");
+  CHECK(err(cpe("paths:\n  - interface: up0\n    backup: maybe\n")) ==
+        "t.yaml:6:13: paths[0].backup: \"maybe\" is not true or false");
+  CHECK(err(cpe("paths:\n  - interface: up0\n  - interface: up0\n")) ==
+        "t.yaml:6:5: paths[1]: interface \"up0\" is listed twice");
+  CHECK(err(cpe("paths:\n  - interface: a/b\n")) ==
+        "t.yaml:5:16: paths[0].interface: \"a/b\" is not an interface name");
+  CHECK(err(cpe("paths:\n  - interface: abcdefghijklmnop\n")) ==
+        "t.yaml:5:16: paths[0].interface: \"abcdefghijklmnop\" is not an interface name");
+  CHECK(err(cpe("paths: up0\n")) == "t.yaml:4:8: paths: expected a list of paths, found a single value");
+  CHECK(err(cpe("paths:\n  - up0\n")) ==
+        "t.yaml:5:5: paths[0]: expected a mapping with an interface, found a single value");
+  CHECK(err(cpe("limits:\n  subflows: 9\n")) ==
+        "t.yaml:5:13: limits.subflows: 9 is out of range (0..8)");
+  CHECK(err(cpe("limits:\n  joins: 1\n")) == "t.yaml:5:3: unknown key \"joins\" in limits");
+}
+
+TEST_CASE("auth is required on both roles", "[config][auth]") {
+  CHECK(err("role: concentrator\nconcentrator:\n  listen: 0.0.0.0:7000\n") ==
+        "t.yaml:1:7: role concentrator needs auth: {psk_file: ...} or auth: none");
+  CHECK(err(std::string(kCpeHead)) ==
+        "t.yaml:1:7: role cpe needs auth: {psk_file: ...} or auth: none");
+  CHECK(ok(cpe("auth: none\n")).auth.none);
+  auto c = ok(cpe("auth:\n  psk_file: /etc/mpudp/psk\n"));
+  CHECK(!c.auth.none);
+  CHECK(c.auth.psk_file == "/etc/mpudp/psk");
+  CHECK(c.auth.psk.empty());  // load_config_string never reads the key
+  CHECK(ok(cpe("auth: {psk_file: /k}\n")).auth.psk_file == "/k");
+  CHECK(err(cpe("auth: yes\n")) == "t.yaml:4:7: auth: \"yes\" is not none or a mapping with psk_file");
+  CHECK(err(cpe("auth:\n  psk_file: psk\n")) ==
+        "t.yaml:5:13: auth.psk_file: \"psk\" is not an absolute path");
+  CHECK(err(cpe("auth: {}\n")) ==
+        "t.yaml:4:7: auth: missing required key \"psk_file\" (or write auth: none)");
+  CHECK(err(cpe("auth:\n  key: x\n")) == "t.yaml:5:3: unknown key \"key\" in auth");
+}
+
+TEST_CASE("load_config_file reads and checks the key file", "[config][auth]") {
+  TempDir dir;
+  const std::string hex64 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+  auto conf = [&](const std::string& key) {
+    return dir.write("c.yaml", std::string(kConcHead) + "auth:\n  psk_file: " + key + "\n", 0600);
+  };
+  SECTION("hex key, trailing newline ignored") {
+    auto k = dir.write("psk", hex64 + "\n", 0600);
+    auto r = load_config_file(conf(k));
+    REQUIRE(std::holds_alternative<Config>(r));
+    const auto& psk = std::get<Config>(r).auth.psk;
+    REQUIRE(psk.size() == 32);
+    CHECK(static_cast<unsigned char>(psk[1]) == 0x11);
+    CHECK(static_cast<unsigned char>(psk[31]) == 0xff);
+  }
+  SECTION("raw key of 32 bytes or more") {
+    auto k = dir.write("psk", std::string(40, 'z'), 0400);
+    auto r = load_config_file(conf(k));
+    REQUIRE(std::holds_alternative<Config>(r));
+    CHECK(std::get<Config>(r).auth.psk == std::string(40, 'z'));
+  }
+  SECTION("too short") {
+    auto k = dir.write("psk", "0011\n", 0600);
+    auto e = std::get<ConfigError>(load_config_file(conf(k)));
+    CHECK(e.line == 5);
+    CHECK(e.message.find("the key is 4 bytes; at least 32 are needed") != std::string::npos);
+  }
+  SECTION("readable or writable by group or others") {
+    for (mode_t m : {0640, 0604, 0620, 0602}) {
+      auto k = dir.write("psk", hex64, m);
+      auto e = std::get<ConfigError>(load_config_file(conf(k)));
+      CHECK(e.str() == dir.path + "/c.yaml:5:13: auth.psk_file: " + k +
+                           ": refusing a key file that group or others can access (chmod 600 " +
+                           k + ")");
+    }
+  }
+  SECTION("missing") {
+    auto e = std::get<ConfigError>(load_config_file(conf(dir.path + "/nope")));
+    CHECK(e.message.find("cannot read: No such file or directory") != std::string::npos);
+  }
 }

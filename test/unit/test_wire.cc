@@ -383,7 +383,7 @@ TEST_CASE("body lengths the type does not allow", "[wire]") {
 }
 
 TEST_CASE("unknown frame types", "[wire]") {
-  for (std::uint8_t t : {0x00, 0x07, 0x80, 0xff}) {
+  for (std::uint8_t t : {0x00, 0x08, 0x80, 0xff}) {
     CHECK(status_of({t, 0x00, 0x00, 0x00}) == DecodeStatus::UnknownType);
     // Rejected without waiting for a body that may never come.
     CHECK(status_of({t, 0x00, 0x10, 0x00}) == DecodeStatus::UnknownType);

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# 100 000 new flows in a burst from the LAN: the binding caps hold on both proxies
+# (bindings.max on the CPE, least recently used evicted; the concentrator follows through
+# CLOSE), user-space memory stays under the documented bound (docs/HARDENING.md), and a
+# flow that was running before keeps working throughout.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+tb_require_root_and_tools
+tb_require_built
+CTL=$MPUDP_BUILD/daemon/mpudpctl
+FLOOD=$MPUDP_BUILD/tools/udpflood
+[[ -x $FLOOD ]] || { echo "FAIL: udpflood not built"; exit 1; }
+CAP=20000
+RSS_BOUND_KB=$((96 * 1024))  # per daemon, documented in docs/HARDENING.md
+tb_setup || exit 1
+tb_tproxy_rules || exit 1
+tb_start_echo || exit 1
+tb_cli ip addr add 198.18.0.3/24 dev lan0 nodad || exit 1
+tb_cli ip addr add 198.18.0.4/24 dev lan0 nodad || exit 1
+TB_CPE_EXTRA=$'bindings:\n  max: '"$CAP"
+tb_write_configs multiplexed || exit 1
+# bindings.max belongs in the existing bindings section: rewrite it there.
+python3 - "$TB_DIR/cpe.yaml" "$CAP" <<'PY'
+import sys
+p, cap = sys.argv[1], sys.argv[2]
+lines = open(p).read().split("\n")
+out, seen = [], False
+for l in lines:
+    if l == "bindings:" and seen:
+        continue
+    if l.startswith("  max: ") and seen:
+        continue
+    out.append(l)
+    if l == "bindings:":
+        seen = True
+        out.append("  max: " + cap)
+open(p, "w").write("\n".join(out))
+PY
+# 100 000 bindings make 200 000 debug lines: log what an operator would.
+sed -i 's/^log_level: debug$/log_level: info/' "$TB_DIR/cpe.yaml" "$TB_DIR/conc.yaml"
+tb_start_daemon conc conc "$TB_DIR/conc.yaml" || exit 1
+tb_wait_listen conc tcp "$TB_CONC_PORT" 1 10 || exit 1
+tb_start_daemon cpe cpe "$TB_DIR/cpe.yaml" || exit 1
+tb_wait_listen cpe udp 5555 1 10 || exit 1
+
+fail=0
+status() { "$CTL" -s "$TB_DIR/$1.sock" status --json; }
+field() { python3 -c 'import json,sys; d=json.load(sys.stdin)
+for k in sys.argv[1].split("."): d=d[k]
+print(d)' "$1"; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/${TB_PIDS[$1]}/status"; }
+
+# The flow that must survive: 40 pps for the whole flood.
+tb_cli "$TB_PROBE" --sizes 200 --rate 40 --duration 12 --timeout 3000 --min-ok 0.95 \
+  198.18.4.2:7 >"$TB_DIR/steady.log" 2>&1 &
+steady=$!
+sleep 1
+tb_cli "$FLOOD" --src 198.18.0.3,198.18.0.4 --flows 100000 --size 32 --pps 25000 198.18.4.2:7 ||
+  { echo "FAIL: udpflood"; fail=1; }
+max_cpe=0; max_conc=0
+for _ in $(seq 1 16); do
+  n=$(status cpe | field bindings.count); ((n > max_cpe)) && max_cpe=$n
+  n=$(status conc | field bindings.count); ((n > max_conc)) && max_conc=$n
+  sleep 0.5
+done
+wait "$steady" || { echo "FAIL: the running flow suffered during the flood"; cat "$TB_DIR/steady.log"; fail=1; }
+rx=$(status cpe | field stats.counters.lan_rx_datagrams)
+evicted=$(status cpe | field stats.counters.bindings_evicted)
+rss_cpe=$(rss_kb cpe); rss_conc=$(rss_kb conc)
+for d in cpe conc; do
+  echo "$d drops: $(status $d | python3 -c 'import json,sys; print({k: v for k, v in json.load(sys.stdin)["stats"]["drops"].items() if v})')"
+done
+echo "flood: cpe read $rx datagrams, evicted $evicted; max bindings cpe $max_cpe conc $max_conc; RSS cpe ${rss_cpe} KiB conc ${rss_conc} KiB"
+((max_cpe <= CAP)) || { echo "FAIL: CPE held $max_cpe bindings, cap $CAP"; fail=1; }
+((max_conc <= CAP + 100)) || { echo "FAIL: concentrator held $max_conc bindings for a CPE capped at $CAP"; fail=1; }
+((rx > 50000)) || { echo "FAIL: the flood barely reached the CPE ($rx datagrams)"; fail=1; }
+((evicted > 0)) || { echo "FAIL: nothing evicted"; fail=1; }
+((rss_cpe < RSS_BOUND_KB)) || { echo "FAIL: CPE RSS ${rss_cpe} KiB over the bound"; fail=1; }
+((rss_conc < RSS_BOUND_KB)) || { echo "FAIL: concentrator RSS ${rss_conc} KiB over the bound"; fail=1; }
+tb_stop_proxies || fail=1
+((fail)) && exit 1
+echo "PASS: test_harden_flood"
