@@ -259,7 +259,6 @@ void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,
     return;
   }
   Connection& c = *s->conn;
-  bool ok;
   Flow* f = b.find_flow(from);
   if (f == nullptr) {
     // Endpoint-independent filtering (RFC 4787 REQ-8): a remote the client has not sent
@@ -270,30 +269,7 @@ void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,
       return;
     }
   }
-  if (payload.size() > wire::kMaxDataPayload) {
-    stats_.drop(Drop::too_large);
-    return;
-  }
-  if (!f->announced) {
-    wire::Open open{f->id, b.client, from, true, payload};
-    if (wire::encoded_size(open) == 0) {
-      open.has_payload = false;
-      open.payload = {};
-      ok = c.send(open) && c.send_data(f->id, payload);
-    } else {
-      ok = c.send(open);
-    }
-    if (ok) {
-      f->announced = true;
-      stats_.add(Counter::flows_opened);
-    }
-  } else {
-    ok = c.send_data(f->id, payload);
-  }
-  if (!ok) {
-    stats_.drop(Drop::tunnel_queue_full);
-    return;
-  }
+  if (!tunnel_datagram(c, b, *f, payload)) return;
   table_.touch(b);
   b.downstream.datagrams++;
   b.downstream.bytes += payload.size();

@@ -166,32 +166,7 @@ void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
 
 void CpeProxy::send_upstream(Connection& c, Binding& b, Flow& f,
                              std::span<const std::uint8_t> payload) {
-  if (payload.size() > wire::kMaxDataPayload) {
-    stats_.drop(Drop::too_large);
-    return;
-  }
-  bool ok;
-  if (!f.announced) {
-    wire::Open open{f.id, b.client, f.remote, true, payload};
-    if (wire::encoded_size(open) == 0) {
-      // Too big to ride along: announce the pair, then send the datagram as DATA.
-      open.has_payload = false;
-      open.payload = {};
-      ok = c.send(open) && c.send_data(f.id, payload);
-    } else {
-      ok = c.send(open);
-    }
-    if (ok) {
-      f.announced = true;
-      stats_.add(Counter::flows_opened);
-    }
-  } else {
-    ok = c.send_data(f.id, payload);
-  }
-  if (!ok) {
-    stats_.drop(Drop::tunnel_queue_full);
-    return;
-  }
+  if (!tunnel_datagram(c, b, f, payload)) return;
   b.upstream.datagrams++;
   b.upstream.bytes += payload.size();
 }
@@ -264,7 +239,14 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
       on_closed(c, "unexpected HELLO");
       return;
     }
-    if (step == wire::Handshake::Step::Authenticated) c.fill_held_slot(wire::Auth{hs->proof()});
+    if (step == wire::Handshake::Step::Authenticated &&
+        !c.fill_held_slot(wire::Auth{hs->proof()})) {
+      // Cannot happen with a slot reserved in open_connection; if it did, the held
+      // frames would never leave, so give the connection up rather than hang.
+      c.close();
+      on_closed(c, "internal error: no AUTH slot");
+      return;
+    }
     if (hs->done()) {
       c.handshake_complete();
       if (&c == main_.get()) backoff_ = std::chrono::milliseconds(0);

@@ -112,6 +112,34 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) {
   w.end_object();
 }
 
+bool ProxyBase::tunnel_datagram(Connection& c, const Binding& b, Flow& f,
+                                std::span<const std::uint8_t> payload) {
+  if (payload.size() > wire::kMaxDataPayload) {
+    stats_.drop(Drop::too_large);
+    return false;
+  }
+  bool ok;
+  if (!f.announced) {
+    wire::Open open{f.id, b.client, f.remote, true, payload};
+    if (wire::encoded_size(open) == 0) {
+      // Too big to ride along: announce the pair, then send the datagram as DATA.
+      open.has_payload = false;
+      open.payload = {};
+      ok = c.send(open) && c.send_data(f.id, payload);
+    } else {
+      ok = c.send(open);
+    }
+    if (ok) {
+      f.announced = true;
+      stats_.add(Counter::flows_opened);
+    }
+  } else {
+    ok = c.send_data(f.id, payload);
+  }
+  if (!ok) stats_.drop(Drop::tunnel_queue_full);
+  return ok;
+}
+
 void ProxyBase::on_created(const Binding& b) {
   stats_.add(Counter::bindings_created);
   LOG_DEBUG("binding created client=%s scope=%u", b.client.str().c_str(), b.scope);

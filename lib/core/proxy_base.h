@@ -48,6 +48,11 @@ class ProxyBase : public BindingObserver {
   // Keeps the expiry timer pointed at the table's least recently used binding.
   void arm_expiry();
   void on_created(const Binding& b);
+  // Puts one datagram of flow `f` into the tunnel: an OPEN naming the pair the first time
+  // (with the datagram inside when it fits), DATA after that. false when it was dropped
+  // (counted here).
+  bool tunnel_datagram(Connection& c, const Binding& b, Flow& f,
+                       std::span<const std::uint8_t> payload);
   ConnectionContext conn_ctx() { return {loop_, deferred_, flusher_, stats_}; }
 
   Loop* loop_;

@@ -15,7 +15,6 @@
 namespace mpudp {
 namespace {
 constexpr std::size_t kMaxRequest = 256;
-constexpr std::size_t kMaxClients = 16;
 
 bool make_addr(const std::string& path, sockaddr_un& sun, socklen_t& len) {
   if (path.empty() || path.size() >= sizeof sun.sun_path) return false;
@@ -27,13 +26,6 @@ bool make_addr(const std::string& path, sockaddr_un& sun, socklen_t& len) {
 }
 }  // namespace
 
-struct ControlServer::Client {
-  Fd fd;
-  std::string in;
-  std::string out;
-  std::size_t sent = 0;
-  std::unique_ptr<IoWatcher> io;
-};
 
 std::unique_ptr<ControlServer> ControlServer::open(Loop* loop, const std::string& path,
                                                    Handler handler, std::string* err) {
@@ -69,65 +61,19 @@ std::unique_ptr<ControlServer> ControlServer::open(Loop* loop, const std::string
     if (err) *err = "listen " + path + ": " + errno_str(errno);
     return nullptr;
   }
-  return std::unique_ptr<ControlServer>(
-      new ControlServer(loop, std::move(fd), path, std::move(handler)));
-}
-
-ControlServer::ControlServer(Loop* loop, Fd fd, std::string path, Handler handler)
-    : loop_(loop), fd_(std::move(fd)), path_(std::move(path)), handler_(std::move(handler)),
-      io_(loop, [this](int) { on_accept(); }) {
-  io_.watch(fd_.get(), EV_READ);
+  auto server = std::make_unique<RequestServer>(
+      loop, std::move(fd), kMaxRequest,
+      [handler = std::move(handler)](const std::string& in) -> std::optional<std::string> {
+        const auto nl = in.find('\n');
+        if (nl == std::string::npos) return std::nullopt;
+        return handler(in.substr(0, nl)) + "\n";
+      });
+  return std::unique_ptr<ControlServer>(new ControlServer(std::move(server), path));
 }
 
 ControlServer::~ControlServer() {
-  io_.stop();
-  clients_.clear();
+  server_.reset();
   ::unlink(path_.c_str());
-}
-
-void ControlServer::on_accept() {
-  for (;;) {
-    Fd cfd(::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!cfd) return;
-    if (clients_.size() >= kMaxClients) continue;  // closes it: the daemon's work comes first
-    auto c = std::make_unique<Client>();
-    c->fd = std::move(cfd);
-    Client* raw = c.get();
-    c->io = std::make_unique<IoWatcher>(loop_, [this, raw](int ev) { on_client(raw, ev); });
-    c->io->watch(c->fd.get(), EV_READ);
-    clients_.push_back(std::move(c));
-  }
-}
-
-void ControlServer::drop(Client* c) {
-  std::erase_if(clients_, [c](const std::unique_ptr<Client>& p) { return p.get() == c; });
-}
-
-void ControlServer::on_client(Client* c, int revents) {
-  if (revents & EV_READ) {
-    char buf[kMaxRequest];
-    const ssize_t n = ::recv(c->fd.get(), buf, sizeof buf, 0);
-    if (n <= 0) {
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-      drop(c);
-      return;
-    }
-    c->in.append(buf, static_cast<std::size_t>(n));
-    const auto nl = c->in.find('\n');
-    if (nl == std::string::npos) {
-      if (c->in.size() > kMaxRequest) drop(c);
-      return;
-    }
-    c->out = handler_(c->in.substr(0, nl)) + "\n";
-    c->io->watch(c->fd.get(), EV_WRITE);
-  }
-  if (revents & EV_WRITE) {
-    const ssize_t n = ::send(c->fd.get(), c->out.data() + c->sent, c->out.size() - c->sent,
-                             MSG_NOSIGNAL);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    if (n > 0) c->sent += static_cast<std::size_t>(n);
-    if (n <= 0 || c->sent == c->out.size()) drop(c);
-  }
 }
 
 std::string control_request(const std::string& path, const std::string& request, bool* ok) {

@@ -10,6 +10,7 @@
 
 #include "io/fd.h"
 #include "io/loop.h"
+#include "ctl/request_server.h"
 
 namespace mpudp {
 
@@ -26,18 +27,11 @@ class ControlServer {
   ControlServer& operator=(const ControlServer&) = delete;
 
  private:
-  struct Client;
-  ControlServer(Loop* loop, Fd fd, std::string path, Handler handler);
-  void on_accept();
-  void on_client(Client* c, int revents);
-  void drop(Client* c);
+  ControlServer(std::unique_ptr<RequestServer> server, std::string path)
+      : server_(std::move(server)), path_(std::move(path)) {}
 
-  Loop* loop_;
-  Fd fd_;
+  std::unique_ptr<RequestServer> server_;
   std::string path_;
-  Handler handler_;
-  IoWatcher io_;
-  std::vector<std::unique_ptr<Client>> clients_;
 };
 
 // Asks a running daemon; the answer, or an error text starting with "error: ".

@@ -12,7 +12,6 @@
 namespace mpudp {
 namespace {
 constexpr std::size_t kMaxRequest = 4096;
-constexpr std::size_t kMaxClients = 8;
 
 void family(std::string& out, const std::string& name, const char* help, const char* type) {
   out += "# HELP mpudp_" + name + " " + help + "\n";
@@ -43,13 +42,6 @@ std::string prometheus_text(const Stats& stats, const std::vector<Gauge>& gauges
   return out;
 }
 
-struct MetricsServer::Client {
-  Fd fd;
-  std::string in;
-  std::string out;
-  std::size_t sent = 0;
-  std::unique_ptr<IoWatcher> io;
-};
 
 std::unique_ptr<MetricsServer> MetricsServer::open(Loop* loop, const Endpoint& at,
                                                    Render render, std::string* err) {
@@ -63,66 +55,18 @@ std::unique_ptr<MetricsServer> MetricsServer::open(Loop* loop, const Endpoint& a
   if (at.is_v6()) set_int_opt(fd.get(), SOL_IPV6, IPV6_V6ONLY, 1);
   if (int e = bind_to(fd.get(), at)) return fail("bind " + at.str(), e);
   if (::listen(fd.get(), 16) != 0) return fail("listen " + at.str(), errno);
-  return std::unique_ptr<MetricsServer>(new MetricsServer(loop, std::move(fd), std::move(render)));
-}
-
-MetricsServer::MetricsServer(Loop* loop, Fd fd, Render render)
-    : loop_(loop), fd_(std::move(fd)), render_(std::move(render)),
-      io_(loop, [this](int) { on_accept(); }) {
-  io_.watch(fd_.get(), EV_READ);
-}
-
-MetricsServer::~MetricsServer() {
-  io_.stop();
-  clients_.clear();
-}
-
-void MetricsServer::on_accept() {
-  for (;;) {
-    Fd cfd(::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!cfd) return;
-    if (clients_.size() >= kMaxClients) continue;
-    auto c = std::make_unique<Client>();
-    c->fd = std::move(cfd);
-    Client* raw = c.get();
-    c->io = std::make_unique<IoWatcher>(loop_, [this, raw](int ev) { on_client(raw, ev); });
-    c->io->watch(c->fd.get(), EV_READ);
-    clients_.push_back(std::move(c));
-  }
-}
-
-void MetricsServer::drop(Client* c) {
-  std::erase_if(clients_, [c](const std::unique_ptr<Client>& p) { return p.get() == c; });
-}
-
-void MetricsServer::on_client(Client* c, int revents) {
-  if (revents & EV_READ) {
-    char buf[1024];
-    const ssize_t n = ::recv(c->fd.get(), buf, sizeof buf, 0);
-    if (n <= 0) {
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-      drop(c);
-      return;
-    }
-    c->in.append(buf, static_cast<std::size_t>(n));
-    if (c->in.find("\r\n\r\n") == std::string::npos && c->in.find("\n\n") == std::string::npos) {
-      if (c->in.size() > kMaxRequest) drop(c);
-      return;
-    }
-    const bool metrics = c->in.rfind("GET /metrics ", 0) == 0 || c->in.rfind("GET / ", 0) == 0;
-    const std::string body = metrics ? render_() : "not found: try /metrics\n";
-    c->out = std::string(metrics ? "HTTP/1.0 200 OK\r\n" : "HTTP/1.0 404 Not Found\r\n") +
-             "Content-Type: text/plain; version=0.0.4\r\nContent-Length: " +
-             std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-    c->io->watch(c->fd.get(), EV_WRITE);
-  }
-  if (revents & EV_WRITE) {
-    const ssize_t n = ::send(c->fd.get(), c->out.data() + c->sent, c->out.size() - c->sent,
-                             MSG_NOSIGNAL);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    if (n > 0) c->sent += static_cast<std::size_t>(n);
-    if (n <= 0 || c->sent == c->out.size()) drop(c);
-  }
+  auto server = std::make_unique<RequestServer>(
+      loop, std::move(fd), kMaxRequest,
+      [render = std::move(render)](const std::string& in) -> std::optional<std::string> {
+        if (in.find("\r\n\r\n") == std::string::npos && in.find("\n\n") == std::string::npos)
+          return std::nullopt;
+        const bool metrics = in.rfind("GET /metrics ", 0) == 0 || in.rfind("GET / ", 0) == 0;
+        const std::string body = metrics ? render() : "not found: try /metrics\n";
+        return std::string(metrics ? "HTTP/1.0 200 OK\r\n" : "HTTP/1.0 404 Not Found\r\n") +
+               "Content-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+      });
+  return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(server)));
 }
 
 }  // namespace mpudp

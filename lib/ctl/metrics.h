@@ -11,6 +11,7 @@
 #include "ctl/stats.h"
 #include "io/fd.h"
 #include "io/loop.h"
+#include "ctl/request_server.h"
 #include "net/endpoint.h"
 
 namespace mpudp {
@@ -29,22 +30,12 @@ class MetricsServer {
   using Render = std::function<std::string()>;
   static std::unique_ptr<MetricsServer> open(Loop* loop, const Endpoint& at, Render render,
                                              std::string* err);
-  ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
  private:
-  struct Client;
-  MetricsServer(Loop* loop, Fd fd, Render render);
-  void on_accept();
-  void on_client(Client* c, int revents);
-  void drop(Client* c);
-
-  Loop* loop_;
-  Fd fd_;
-  Render render_;
-  IoWatcher io_;
-  std::vector<std::unique_ptr<Client>> clients_;
+  explicit MetricsServer(std::unique_ptr<RequestServer> server) : server_(std::move(server)) {}
+  std::unique_ptr<RequestServer> server_;
 };
 
 }  // namespace mpudp
