@@ -44,7 +44,7 @@ struct Config {
     std::vector<std::string> deny_destinations;
     // Bounds against floods: tunnel connections at once, and bindings one CPE (one peer
     // address) may hold, so one CPE cannot take the whole table.
-    std::size_t max_sessions = 1024;
+    std::size_t max_sessions = 65536;  // per-binding mode: one session per binding
     std::size_t max_bindings_per_cpe = 65536;
   } concentrator;
 
