@@ -68,6 +68,13 @@ check grep -q '^# TYPE mpudp_lan_rx_datagrams_total counter' "$TB_DIR/metrics.tx
 check grep -q '^mpudp_dropped_datagrams_total{reason="tunnel_queue_full"} ' "$TB_DIR/metrics.txt"
 check grep -qx 'mpudp_bindings 1' "$TB_DIR/metrics.txt"
 
+# The live view: two refreshes, per-path bars for both uplinks.
+top_out=$("$CTL" -s "$TB_DIR/cpe.sock" top --count 2) || { echo "FAIL: mpudpctl top"; fail=1; }
+check grep -q "throughput per path" <<<"$top_out"
+check grep -q "up0 " <<<"$top_out"
+check grep -q "up1 " <<<"$top_out"
+check grep -q "busiest bindings" <<<"$top_out"
+
 mode=$(stat -c %a "$TB_DIR/cpe.sock")
 check test "$mode" = 600
 out=$("$CTL" -s "$TB_DIR/cpe.sock" reload) || { echo "FAIL: reload"; fail=1; }
