@@ -180,11 +180,10 @@ void ConcentratorProxy::reject_session(Connection& c, wire::AuthFailure why,
   // A flood of bad connections must not become a flood of log lines: one per second
   // per reason, with the count of the ones left out.
   if (auth_log_.allow(why, ev_now(loop_), &held))
-    LOG_WARN("session %u from %s: authentication failed: %s%s%.*s; closing "
-             "(%llu more like it not logged)",
-             c.id(), c.peer().str().c_str(), wire::to_string(why), detail.empty() ? "" : ": ",
+    LOG_WARN("session %u from %s: authentication failed: %s%s%.*s; closing%s", c.id(),
+             c.peer().str().c_str(), wire::to_string(why), detail.empty() ? "" : ": ",
              static_cast<int>(detail.size()), detail.data(),
-             static_cast<unsigned long long>(held));
+             wire::LogLimiter::note(held).c_str());
   c.close();
   end_session_later(c.id());
 }
@@ -283,11 +282,9 @@ void ConcentratorProxy::on_closed(Connection& c, std::string_view reason) {
     std::uint64_t held = 0;
     const auto why = timeout ? wire::AuthFailure::Timeout : wire::AuthFailure::Closed;
     if (auth_log_.allow(why, ev_now(loop_), &held))
-      LOG_WARN("session %u from %s: authentication failed: %s: %.*s (%llu more like it "
-               "not logged)",
-               c.id(), c.peer().str().c_str(), wire::to_string(why),
-               static_cast<int>(reason.size()), reason.data(),
-               static_cast<unsigned long long>(held));
+      LOG_WARN("session %u from %s: authentication failed: %s: %.*s%s", c.id(),
+               c.peer().str().c_str(), wire::to_string(why), static_cast<int>(reason.size()),
+               reason.data(), wire::LogLimiter::note(held).c_str());
     end_session_later(c.id());
     return;
   }

@@ -214,10 +214,8 @@ void CpeProxy::auth_failed(Connection& c, wire::AuthFailure why) {
   std::uint64_t held = 0;
   // Per-binding mode makes a connection per client: one line per second per reason.
   if (auth_log_.allow(why, ev_now(loop_), &held))
-    LOG_ERROR("tunnel to %s: authentication failed: %s; closing (%llu more like it not "
-              "logged)",
-              c.peer().str().c_str(), wire::to_string(why),
-              static_cast<unsigned long long>(held));
+    LOG_ERROR("tunnel to %s: authentication failed: %s; closing%s", c.peer().str().c_str(),
+              wire::to_string(why), wire::LogLimiter::note(held).c_str());
   c.close();
   on_closed(c, "authentication failed");
 }

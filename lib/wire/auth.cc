@@ -158,4 +158,9 @@ bool LogLimiter::allow(AuthFailure why, double now_s, std::uint64_t* suppressed)
   return true;
 }
 
+std::string LogLimiter::note(std::uint64_t suppressed) {
+  if (suppressed == 0) return {};
+  return " (" + std::to_string(suppressed) + " more like it not logged)";
+}
+
 }  // namespace mpudp::wire

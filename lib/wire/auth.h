@@ -111,6 +111,8 @@ class LogLimiter {
   // True when a line may be logged now; `*suppressed` is the number of lines held back
   // for this reason since the last one (then reset).
   bool allow(AuthFailure why, double now_s, std::uint64_t* suppressed);
+  // " (N more like it not logged)", or "" when N is 0: the tail of the line let through.
+  static std::string note(std::uint64_t suppressed);
 
  private:
   struct Bucket {

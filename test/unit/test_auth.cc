@@ -212,4 +212,6 @@ TEST_CASE("log limiter: one line per second per reason", "[auth]") {
   CHECK(l.allow(AuthFailure::Timeout, 100.9, &held));  // another reason, its own budget
   CHECK(l.allow(AuthFailure::WrongKey, 101.0, &held));
   CHECK(held == 2);
+  CHECK(LogLimiter::note(0).empty());
+  CHECK(LogLimiter::note(2) == " (2 more like it not logged)");
 }
