@@ -563,6 +563,11 @@ class Probe {
       rtts_.push_back(t - match->sent_ns);
     } else {
       count_bad(len);
+      // What arrived, for the post-mortem of a failed test: length and first bytes.
+      std::fprintf(stderr, "udpprobe: bad datagram on port %u: %zu bytes:", idx, len);
+      for (std::size_t k = 0; k < std::min<std::size_t>(len, 24); ++k)
+        std::fprintf(stderr, " %02x", b[k]);
+      std::fprintf(stderr, "\n");
       if (header_said_other_port)
         ++t_.crossed;
       else if (duplicate)

@@ -1,6 +1,9 @@
 #include "core/concentrator.h"
 
 #include <ifaddrs.h>
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <netinet/in.h>
 
 #include "ctl/log.h"
@@ -13,7 +16,14 @@ constexpr std::chrono::seconds kHandshakeDeadline{5};
 
 namespace {
 constexpr double kQuarantineSeconds = 3.0;
-constexpr std::size_t kMaxQuarantined = 8192;
+
+// Quarantined sockets hold descriptors that live bindings may need: at most an eighth of
+// the open-file limit, and never more than 8192.
+std::size_t max_quarantined() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 8192;
+  return std::min<std::size_t>(8192, static_cast<std::size_t>(rl.rlim_cur / 8));
+}
 }  // namespace
 
 ConcentratorProxy::ConcentratorProxy(Loop* loop, const Config& cfg, Stats& stats)
@@ -326,6 +336,7 @@ void ConcentratorProxy::on_binding_removed(Binding& b, RemoveReason why) {
 }
 
 void ConcentratorProxy::quarantine(std::unique_ptr<BindingEdge> sock) {
+  static const std::size_t kMaxQuarantined = max_quarantined();
   if (quarantine_.size() >= kMaxQuarantined) {
     deferred_.destroy_later(std::move(quarantine_.front().second));
     quarantine_.pop_front();

@@ -10,8 +10,10 @@ tb_require_built
 CTL=$MPUDP_BUILD/daemon/mpudpctl
 FLOOD=$MPUDP_BUILD/tools/udpflood
 [[ -x $FLOOD ]] || { echo "FAIL: udpflood not built"; exit 1; }
-CAP=20000
-RSS_BOUND_KB=$((96 * 1024))  # per daemon, documented in docs/HARDENING.md
+# Below this machine's open-file limit (20 000 here) with room for the concentrator's
+# quarantined sockets: running out of descriptors is its own, separately counted case.
+CAP=12000
+RSS_BOUND_KB=$((64 * 1024))  # per daemon, documented in docs/HARDENING.md
 tb_setup || exit 1
 tb_tproxy_rules || exit 1
 tb_start_echo || exit 1
@@ -50,19 +52,26 @@ for k in sys.argv[1].split("."): d=d[k]
 print(d)' "$1"; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/${TB_PIDS[$1]}/status"; }
 
-# The flow that must survive: 40 pps for the whole flood.
-tb_cli "$TB_PROBE" --sizes 200 --rate 40 --duration 12 --timeout 3000 --min-ok 0.95 \
+# The flow that must keep working: 40 pps for the whole flood (10 s at 10 000 new flows/s),
+# at least 80 % answered and never a crossed or corrupt reply, on a 2-core machine that
+# also runs the flood, the echo server and both daemons.
+# Bound to its own address: the flood answers .3 and .4 on every port, which a socket
+# bound to the wildcard address would also receive.
+tb_cli "$TB_PROBE" --bind 198.18.0.2 --sizes 200 --rate 40 --duration 14 --timeout 3000 --min-ok 0.8 \
   198.18.4.2:7 >"$TB_DIR/steady.log" 2>&1 &
 steady=$!
 sleep 1
-tb_cli "$FLOOD" --src 198.18.0.3,198.18.0.4 --flows 100000 --size 32 --pps 25000 198.18.4.2:7 ||
-  { echo "FAIL: udpflood"; fail=1; }
+tb_cli "$FLOOD" --src 198.18.0.3,198.18.0.4 --flows 100000 --size 32 --pps 10000 198.18.4.2:7 \
+  >"$TB_DIR/flood.log" 2>&1 &
+flood=$!
+# The caps must hold at every moment, not only afterwards: sample while the flood runs.
 max_cpe=0; max_conc=0
-for _ in $(seq 1 16); do
+while kill -0 "$flood" 2>/dev/null; do
   n=$(status cpe | field bindings.count); ((n > max_cpe)) && max_cpe=$n
   n=$(status conc | field bindings.count); ((n > max_conc)) && max_conc=$n
   sleep 0.5
 done
+wait "$flood" || { echo "FAIL: udpflood"; cat "$TB_DIR/flood.log"; fail=1; }
 wait "$steady" || { echo "FAIL: the running flow suffered during the flood"; cat "$TB_DIR/steady.log"; fail=1; }
 rx=$(status cpe | field stats.counters.lan_rx_datagrams)
 evicted=$(status cpe | field stats.counters.bindings_evicted)
