@@ -133,8 +133,10 @@ void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
   const std::uint32_t scope = c.id();
   // Every frame passes the handshake first: before it completes only HELLO and AUTH are
   // allowed, after it a second HELLO or AUTH is an error.
+  const bool datagram = count_rx_datagram(frame);
   const auto step = s.hs.on_frame(frame);
   if (step == wire::Handshake::Step::Failed) {
+    if (datagram) stats_.drop(Drop::protocol_error);
     reject_session(c, s.hs.failure(), "");
     return;
   }

@@ -223,8 +223,10 @@ void CpeProxy::auth_failed(Connection& c, wire::AuthFailure why) {
 void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
   wire::Handshake* hs = handshake_of(c);
   if (hs == nullptr) return;  // its binding is gone; the connection is being aborted
+  const bool datagram = count_rx_datagram(frame);
   const auto step = hs->on_frame(frame);
   if (step == wire::Handshake::Step::Failed) {
+    if (datagram) stats_.drop(Drop::protocol_error);
     auth_failed(c, hs->failure());
     return;
   }

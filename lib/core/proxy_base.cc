@@ -136,8 +136,18 @@ bool ProxyBase::tunnel_datagram(Connection& c, const Binding& b, Flow& f,
   } else {
     ok = c.send_data(f.id, payload);
   }
-  if (!ok) stats_.drop(Drop::tunnel_queue_full);
+  if (ok)
+    stats_.add(Counter::tunnel_tx_datagrams);
+  else
+    stats_.drop(Drop::tunnel_queue_full);
   return ok;
+}
+
+bool ProxyBase::count_rx_datagram(const wire::Frame& f) {
+  const auto* o = std::get_if<wire::Open>(&f);
+  const bool carries = std::holds_alternative<wire::Data>(f) || (o != nullptr && o->has_payload);
+  if (carries) stats_.add(Counter::tunnel_rx_datagrams);
+  return carries;
 }
 
 void ProxyBase::on_created(const Binding& b) {

@@ -48,6 +48,9 @@ class ProxyBase : public BindingObserver {
   // Keeps the expiry timer pointed at the table's least recently used binding.
   void arm_expiry();
   void on_created(const Binding& b);
+  // Counts a received frame that carries a datagram (DATA, OPEN with payload), so that
+  // every datagram taken in is either passed on or counted as dropped; true if it does.
+  bool count_rx_datagram(const wire::Frame& f);
   // Puts one datagram of flow `f` into the tunnel: an OPEN naming the pair the first time
   // (with the datagram inside when it fits), DATA after that. false when it was dropped
   // (counted here).

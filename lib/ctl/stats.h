@@ -18,6 +18,8 @@
   X(wan_tx_bytes, "payload bytes sent to remote servers")                                   \
   X(wan_rx_datagrams, "datagrams received from remote servers")                             \
   X(wan_rx_bytes, "payload bytes received from remote servers")                             \
+  X(tunnel_tx_datagrams, "datagrams queued into tunnel connections (OPEN with payload, DATA)") \
+  X(tunnel_rx_datagrams, "datagrams read from tunnel connections (OPEN with payload, DATA)")   \
   X(tunnel_tx_frames, "frames written to tunnel connections")                               \
   X(tunnel_tx_bytes, "bytes written to tunnel connections")                                 \
   X(tunnel_rx_frames, "frames read from tunnel connections")                                \
