@@ -32,7 +32,7 @@ int collect(const nlattr* attr, void* data) {
 }  // namespace
 
 LinkMonitor::LinkMonitor(Loop* loop, LinkObserver& obs)
-    : loop_(loop), obs_(obs), watcher_(loop, [this](int) { on_readable(); }) {}
+    : obs_(obs), watcher_(loop, [this](int) { on_readable(); }) {}
 
 bool LinkMonitor::start(std::string* err) {
   if (!sock_.open(NETLINK_ROUTE, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR, err))

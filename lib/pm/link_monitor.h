@@ -40,7 +40,6 @@ class LinkMonitor {
   void handle(const nlmsghdr* nlh, bool from_dump);
   void on_readable();
 
-  Loop* loop_;
   LinkObserver& obs_;
   MnlSocket sock_;
   IoWatcher watcher_;

@@ -80,11 +80,12 @@ std::vector<Action> Planner::plan() const {
     });
     if (!keep) dels.push_back({Action::Kind::Del, o.spec, o.id, o.path});
   }
-  for (const auto& [spec, path] : want) {
+  // Not a structured binding: clang 14 cannot capture those in the lambda.
+  for (const auto& w : want) {
     bool have = std::any_of(owned_.begin(), owned_.end(), [&](const OwnedEndpoint& o) {
-      return o.spec == spec && o.path == path;
+      return o.spec == w.first && o.path == w.second;
     });
-    if (!have) adds.push_back({Action::Kind::Add, spec, 0, path});
+    if (!have) adds.push_back({Action::Kind::Add, w.first, 0, w.second});
   }
   dels.insert(dels.end(), adds.begin(), adds.end());
   return dels;
