@@ -1,33 +1,6 @@
 # Cross toolchain for mipsel routers, using Debian's cross compiler (mipsel-linux-gnu-g++) and the
 # multiarch -dev packages (dpkg --add-architecture; see tools/cross-build.sh).
-set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR mips)
 set(MPUDP_CROSS_TRIPLET mipsel-linux-gnu)
-
-set(CMAKE_C_COMPILER ${MPUDP_CROSS_TRIPLET}-gcc)
-set(CMAKE_CXX_COMPILER ${MPUDP_CROSS_TRIPLET}-g++)
-set(CMAKE_STRIP ${MPUDP_CROSS_TRIPLET}-strip CACHE FILEPATH "")
-
-# Debian multiarch: target headers in /usr/include (+ /usr/include/<triplet>), target
-# libraries and CMake package files in /usr/lib/<triplet>; the cross toolchain's own
-# sysroot bits in /usr/<triplet>. CMAKE_LIBRARY_ARCHITECTURE makes find_library and
-# find_package look in /usr/lib/<triplet> (never the host triplet), so BOTH is safe.
-set(CMAKE_LIBRARY_ARCHITECTURE ${MPUDP_CROSS_TRIPLET})
-set(CMAKE_FIND_ROOT_PATH /usr/${MPUDP_CROSS_TRIPLET})
-set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
-set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY BOTH)
-set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
-set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
-
-# yaml-cpp: the host's headers and the target's runtime library (see the file there).
-set(yaml-cpp_DIR ${CMAKE_CURRENT_LIST_DIR}/cross-yaml-cpp CACHE PATH "" FORCE)
-
-# pkg-config must see only the target's .pc files.
-set(ENV{PKG_CONFIG_LIBDIR} /usr/lib/${MPUDP_CROSS_TRIPLET}/pkgconfig:/usr/share/pkgconfig)
-set(ENV{PKG_CONFIG_PATH} "")
-
-# Unit tests run under user-mode qemu (ctest prefixes each executable with this).
-find_program(MPUDP_QEMU NAMES qemu-mipsel-static qemu-mipsel)
-if(MPUDP_QEMU)
-  set(CMAKE_CROSSCOMPILING_EMULATOR ${MPUDP_QEMU} -L /usr/${MPUDP_CROSS_TRIPLET})
-endif()
+set(MPUDP_QEMU_ARCH mipsel)
+include(${CMAKE_CURRENT_LIST_DIR}/toolchain-debian-cross.cmake)
