@@ -336,7 +336,7 @@ void CpeProxy::on_binding_removed(Binding& b, RemoveReason why) {
 
 void CpeProxy::write_connections(json::Writer& w) const {
   if (main_) write_connection(w, *main_);
-  table_.for_each([&w](const Binding& b) {
+  table_.for_each([this, &w](const Binding& b) {
     if (const auto* edge = static_cast<const BindingConn*>(b.edge.get()); edge && edge->conn)
       write_connection(w, *edge->conn);
   });

@@ -118,6 +118,10 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
     ok = conc->start(&err);
     proxy = conc.get();
   }
+  proxy->annotate_subflows = [&paths](std::vector<SubflowInfo>& subflows) {
+    if (paths) paths->annotate(subflows);
+  };
+
   if (!ok) {
     LOG_ERROR("%s", err.c_str());
     return 1;

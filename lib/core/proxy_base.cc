@@ -87,7 +87,7 @@ std::string ProxyBase::bindings_json() const {
   return w.str();
 }
 
-void ProxyBase::write_connection(json::Writer& w, const Connection& c) {
+void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
   w.begin_object();
   w.key("id").value(c.id());
   w.key("peer").value(c.peer().str());
@@ -96,7 +96,9 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) {
   w.key("queued_bytes").value(static_cast<std::uint64_t>(c.queued_bytes()));
   w.key("subflows").begin_array();
   if (c.open()) {
-    for (const SubflowInfo& sf : subflows_of(c.fd(), nullptr)) {
+    auto subflows = subflows_of(c.fd(), nullptr);
+    if (annotate_subflows) annotate_subflows(subflows);
+    for (const SubflowInfo& sf : subflows) {
       w.begin_object();
       w.key("interface").value(sf.interface);
       w.key("local").value(sf.local.str());

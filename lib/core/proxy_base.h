@@ -3,7 +3,9 @@
 // expiry timer, and the bookkeeping of removals.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "binding/binding_table.h"
 #include "config/config.h"
@@ -12,6 +14,7 @@
 #include "io/loop.h"
 #include "io/recv_batch.h"
 #include "tunnel/connection.h"
+#include "tunnel/subflows.h"
 #include "wire/frame.h"
 
 namespace mpudp {
@@ -38,11 +41,14 @@ class ProxyBase : public BindingObserver {
   // Control-socket reports (schema in docs/CONTROL.md).
   std::string status_json(double uptime_s) const;
   std::string bindings_json() const;
+  // Fills in what only the path manager knows about subflows (the backup flag of the
+  // endpoint each one runs from); set by the daemon when paths are configured.
+  std::function<void(std::vector<SubflowInfo>&)> annotate_subflows;
 
  protected:
   // One JSON object per tunnel connection, into an open array.
   virtual void write_connections(json::Writer& w) const = 0;
-  static void write_connection(json::Writer& w, const Connection& c);
+  void write_connection(json::Writer& w, const Connection& c) const;
   // Counts the removal and logs it; subclasses call it from on_binding_removed.
   void account_removal(const Binding& b, RemoveReason why);
   // Keeps the expiry timer pointed at the table's least recently used binding.

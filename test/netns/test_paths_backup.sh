@@ -20,6 +20,15 @@ pm_wait_endpoint cpe '^198\.18\.3\.1 subflow backup dev up1' 5 || exit 1
 tb_cli "$TB_PROBE" --sizes 64 --count 5 198.18.4.2:7 || { echo "FAIL: no traffic"; exit 1; }
 tb_poll 10 pm_subflow_from 198.18.3.1 || { echo "FAIL: no backup subflow"; exit 1; }
 
+# The status report marks the subflow that runs from the backup endpoint.
+"$MPUDP_BUILD/daemon/mpudpctl" -s "$TB_DIR/cpe.sock" status --json | python3 -c '
+import json, sys
+sfs = [sf for c in json.load(sys.stdin)["connections"] for sf in c["subflows"]]
+flags = {sf["interface"]: sf["backup"] for sf in sfs}
+print("status backup flags:", flags)
+sys.exit(0 if flags.get("up1") is True and flags.get("up0") is False else 1)' ||
+  { echo "FAIL: mpudpctl status does not mark up1 backup (and only it)"; fail=1; }
+
 a0=$(pm_tx up0) a1=$(pm_tx up1)
 tb_cli "$TB_PROBE" --sizes 1000 --rate 200 --duration 3 --min-ok 0.95 198.18.4.2:7 ||
   { echo "FAIL: flow over up0"; fail=1; }
