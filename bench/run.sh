@@ -1,0 +1,579 @@
+#!/usr/bin/env bash
+# bench/run.sh: the benchmark suite (issue 7). Not a test, not part of CI.
+#
+#   bench/run.sh [--quick] [--only SCENARIO,...] [--systems SYSTEM,...] [--json FILE]
+#                [--no-install]
+#
+# Builds the namespace testbed of test/netns/lib.sh once per system and runs the same
+# scenarios against each, one system after another:
+#   direct      kernel routing, no proxy (the reference)
+#   mpudp-mux   mpudpd, session_mode multiplexed
+#   mpudp-pb    mpudpd, session_mode per-binding
+#   v2ray       v2ray dokodemo-door (TPROXY) -> VLESS over TCP, the TCP made MPTCP by an
+#               `mptcpize run socat` bridge on both ends
+#   ss          shadowsocks-libev ss-redir -U -> ss-server (UDP relay: UDP over UDP)
+# Scenarios: capacity pps64 idle_rtt latency_load aggregation churn rss_bindings callgrind
+# (bench/README.md says what each measures). Prints a table and the targets of issue 7,
+# and writes JSON to --json FILE (default: bench/results-<date>.json).
+#
+# Environment: MPUDP_BUILD (default <repo>/build-bench; built with `cmake --build`),
+# BENCH_LOAD_CPU (0) and BENCH_PROXY_CPU (1): cores for load+echo and for the proxies.
+set -u
+
+BENCH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export MPUDP_BUILD=${MPUDP_BUILD:-$BENCH_REPO/build-bench}
+export TB_QUIET=${TB_QUIET:-1}
+# shellcheck source=../test/netns/lib.sh
+source "$BENCH_REPO/test/netns/lib.sh"
+
+LOAD=$MPUDP_BUILD/tools/udpload
+FLOOD=$MPUDP_BUILD/tools/udpflood
+CTL=$MPUDP_BUILD/daemon/mpudpctl
+LOAD_CPU=${BENCH_LOAD_CPU:-0}
+PROXY_CPU=${BENCH_PROXY_CPU:-1}
+
+ALL_SCENARIOS=(capacity pps64 idle_rtt latency_load aggregation churn rss_bindings callgrind)
+ALL_SYSTEMS=(direct mpudp-mux mpudp-pb v2ray ss)
+QUICK=0
+ONLY=
+SYSTEMS=
+JSON_OUT=
+INSTALL=1
+
+while (($#)); do
+  case $1 in
+    --quick) QUICK=1 ;;
+    --only) ONLY=$2; shift ;;
+    --systems) SYSTEMS=$2; shift ;;
+    --json) JSON_OUT=$2; shift ;;
+    --no-install) INSTALL=0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "bench: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ -n $ONLY ]] && IFS=, read -r -a SCENARIOS <<<"$ONLY" || SCENARIOS=("${ALL_SCENARIOS[@]}")
+[[ -n $SYSTEMS ]] && IFS=, read -r -a RUN_SYSTEMS <<<"$SYSTEMS" || RUN_SYSTEMS=("${ALL_SYSTEMS[@]}")
+for sc in "${SCENARIOS[@]}"; do
+  [[ " ${ALL_SCENARIOS[*]} " == *" $sc "* ]] || { echo "bench: unknown scenario $sc (${ALL_SCENARIOS[*]})" >&2; exit 2; }
+done
+for sys in "${RUN_SYSTEMS[@]}"; do
+  [[ " ${ALL_SYSTEMS[*]} " == *" $sys "* ]] || { echo "bench: unknown system $sys (${ALL_SYSTEMS[*]})" >&2; exit 2; }
+done
+JSON_OUT=${JSON_OUT:-$BENCH_REPO/bench/results-$(date +%Y%m%d-%H%M%S).json}
+
+# Durations: full vs --quick (each scenario at most ~15 s per system in quick mode).
+if ((QUICK)); then
+  PROBE_S=0.5 DRAIN_MS=200 SEARCH_STEPS=2 IDLE_S=1.5 LOAD_S=3.5 AGG_S=2 CHURN_N=1000
+  FLOOD_N=100000 FLOOD_PPS=40000 CG_N=3000 CG_PPS=1500
+else
+  PROBE_S=3 DRAIN_MS=1000 SEARCH_STEPS=6 IDLE_S=10 LOAD_S=15 AGG_S=10 CHURN_N=5000
+  FLOOD_N=100000 FLOOD_PPS=20000 CG_N=20000 CG_PPS=2000
+fi
+
+log() { echo "[bench] $*" >&2; }
+declare -A RES=()    # "system.metric" -> value
+declare -A NOTE=()   # system -> why it was skipped
+
+has_scenario() { local s; for s in "${SCENARIOS[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
+fcalc() { awk "BEGIN { printf \"%.6g\", $* }"; }
+jget() {  # JSON KEY: a number from udpload's one-line JSON (nested keys as a.b)
+  python3 -c 'import json,sys
+d=json.loads(sys.argv[1])
+for k in sys.argv[2].split("."): d=d[k]
+print(d)' "$1" "$2" 2>/dev/null || echo nan
+}
+
+# ---------------------------------------------------------------------------------------
+# Prerequisites
+
+[[ $EUID -eq 0 ]] || { echo "bench: needs root" >&2; exit 1; }
+for f in "$LOAD" "$FLOOD" "$TB_ECHO" "$TB_DAEMON" "$CTL"; do
+  [[ -x $f ]] || { echo "bench: $f missing: cmake -S $BENCH_REPO -B $MPUDP_BUILD -DMPUDP_TESTS=OFF && cmake --build $MPUDP_BUILD" >&2; exit 1; }
+done
+
+want_system() { local s; for s in "${RUN_SYSTEMS[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
+if ((INSTALL)); then
+  pkgs=()
+  want_system v2ray && ! command -v v2ray >/dev/null && pkgs+=(v2ray)
+  want_system ss && ! command -v ss-redir >/dev/null && pkgs+=(shadowsocks-libev)
+  want_system v2ray && ! command -v mptcpize >/dev/null && pkgs+=(mptcpize)
+  command -v socat >/dev/null || pkgs+=(socat)
+  command -v valgrind >/dev/null || pkgs+=(valgrind)
+  if ((${#pkgs[@]})); then
+    log "installing ${pkgs[*]}"
+    apt-get update -qq >/dev/null 2>&1
+    for p in "${pkgs[@]}"; do
+      if [[ -z $(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)"') ]]; then
+        log "package $p is not available here"
+        continue
+      fi
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null 2>&1 ||
+        log "apt-get install $p failed"
+    done
+  fi
+fi
+
+BENCH_DIR=$(mktemp -d /tmp/mpudp-bench.XXXXXX)
+bench_exit() { tb_cleanup; rm -rf "$BENCH_DIR"; }
+
+# ---------------------------------------------------------------------------------------
+# Per-system bring-up. Each system gets a fresh testbed; PROXY_PIDS lists nothing: the
+# proxy's processes are everything that runs in the cpe and conc namespaces.
+
+DEST4=198.18.4.2:7
+DEST6='[2001:db8:4::2]:7'
+
+start_echo() {
+  tb_bg echo srv taskset -c "$LOAD_CPU" "$TB_ECHO" "$DEST4" "$DEST6"
+  tb_wait_listen srv udp 7 2 5
+}
+
+proxy_pids() {
+  ip netns pids "$TB_NS_CPE" 2>/dev/null
+  ip netns pids "$TB_NS_CONC" 2>/dev/null
+}
+
+# CPU ticks (utime+stime+cutime+cstime) of every proxy process.
+proxy_ticks() {
+  local p t=0 v
+  for p in $(proxy_pids); do
+    v=$(awk '{ sub(/.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2>/dev/null) || continue
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+
+# Proportional set size in KiB of the processes in a namespace (cpe or conc): a forking
+# peer (socat) shares most pages among its children, so summing their RSS would count
+# them many times over.
+ns_pss_kib() {
+  local ns p t=0 v
+  ns=$(_tb_ns "$1")
+  for p in $(ip netns pids "$ns" 2>/dev/null); do
+    v=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null)
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+
+# RSS in KiB of the processes in a namespace (cpe or conc).
+ns_rss_kib() {
+  local ns p t=0 v
+  ns=$(_tb_ns "$1")
+  for p in $(ip netns pids "$ns" 2>/dev/null); do
+    v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+
+write_mpudp_configs() {  # MODE
+  tb_write_configs "$1" 300s || return 1
+  local f
+  for f in "$TB_DIR/cpe.yaml" "$TB_DIR/conc.yaml"; do
+    sed -i -e 's/^log_level: debug/log_level: info/' \
+      -e 's/^  idle_timeout: 300s$/  idle_timeout: 300s\n  max: 200000/' "$f"
+  done
+  sed -i -e 's/^concentrator:$/concentrator:\n  max_bindings_per_cpe: 200000/' "$TB_DIR/conc.yaml"
+}
+
+start_mpudp() {  # MODE [WRAPPER...] (wrapper for the CPE daemon, e.g. valgrind)
+  local mode=$1
+  shift
+  tb_tproxy_rules || return 1
+  write_mpudp_configs "$mode" || return 1
+  tb_bg conc conc taskset -c "$PROXY_CPU" "$TB_DAEMON" -c "$TB_DIR/conc.yaml"
+  tb_wait_listen conc tcp "$TB_CONC_PORT" 1 10 || { tail "$TB_DIR/conc.log" >&2; return 1; }
+  tb_bg cpe cpe taskset -c "$PROXY_CPU" "$@" "$TB_DAEMON" -c "$TB_DIR/cpe.yaml"
+  tb_wait_listen cpe udp "$TB_TPROXY_PORT" 1 60 || { tail "$TB_DIR/cpe.log" >&2; return 1; }
+}
+
+V2RAY_UUID=6f1c2f3e-8d4b-4e7a-9a55-0b1e5c3d2a10
+start_v2ray() {
+  command -v v2ray >/dev/null || { NOTE[v2ray]="package v2ray not installed"; return 2; }
+  command -v mptcpize >/dev/null || { NOTE[v2ray]="package mptcpize not installed"; return 2; }
+  tb_tproxy_rules || return 1
+  cat >"$TB_DIR/v2ray-cpe.json" <<EOF
+{ "log": { "loglevel": "warning" },
+  "inbounds": [ { "tag": "tproxy4", "listen": "0.0.0.0", "port": $TB_TPROXY_PORT,
+      "protocol": "dokodemo-door", "settings": { "network": "udp", "followRedirect": true },
+      "streamSettings": { "sockopt": { "tproxy": "tproxy" } } },
+    { "tag": "tproxy6", "listen": "::", "port": $TB_TPROXY_PORT,
+      "protocol": "dokodemo-door", "settings": { "network": "udp", "followRedirect": true },
+      "streamSettings": { "sockopt": { "tproxy": "tproxy" } } } ],
+  "outbounds": [ { "protocol": "vless",
+      "settings": { "vnext": [ { "address": "127.0.0.1", "port": 10800,
+        "users": [ { "id": "$V2RAY_UUID", "encryption": "none" } ] } ] },
+      "streamSettings": { "network": "tcp" } } ] }
+EOF
+  cat >"$TB_DIR/v2ray-conc.json" <<EOF
+{ "log": { "loglevel": "warning" },
+  "inbounds": [ { "listen": "127.0.0.1", "port": 10801, "protocol": "vless",
+      "settings": { "clients": [ { "id": "$V2RAY_UUID" } ], "decryption": "none" },
+      "streamSettings": { "network": "tcp" } } ],
+  "outbounds": [ { "protocol": "freedom" } ] }
+EOF
+  # The MPTCP bridge: cpe 127.0.0.1:10800 => conc 198.18.2.2:7000 (MPTCP) -> 127.0.0.1:10801.
+  tb_bg socat-conc conc taskset -c "$PROXY_CPU" mptcpize run socat \
+    TCP-LISTEN:"$TB_CONC_PORT",fork,reuseaddr,backlog=1024 TCP:127.0.0.1:10801
+  tb_bg v2ray-conc conc taskset -c "$PROXY_CPU" v2ray -config "$TB_DIR/v2ray-conc.json"
+  tb_bg socat-cpe cpe taskset -c "$PROXY_CPU" mptcpize run socat \
+    TCP-LISTEN:10800,bind=127.0.0.1,fork,reuseaddr,backlog=1024 TCP:"$TB_SVC4:$TB_CONC_PORT"
+  tb_bg v2ray-cpe cpe taskset -c "$PROXY_CPU" v2ray -config "$TB_DIR/v2ray-cpe.json"
+  tb_wait_listen conc tcp "$TB_CONC_PORT" 1 10 && tb_wait_listen conc tcp 10801 1 10 &&
+    tb_wait_listen cpe tcp 10800 1 10 && tb_wait_listen cpe udp "$TB_TPROXY_PORT" 1 10 ||
+    { tail "$TB_DIR"/v2ray-*.log "$TB_DIR"/socat-*.log >&2; return 1; }
+}
+
+SS_KEY=bench-$$-key
+start_ss() {
+  command -v ss-redir >/dev/null || { NOTE[ss]="package shadowsocks-libev not installed"; return 2; }
+  tb_tproxy_rules || return 1
+  tb_bg ss-server conc taskset -c "$PROXY_CPU" ss-server -U -s "$TB_SVC4" -p 8388 \
+    -k "$SS_KEY" -m chacha20-ietf-poly1305 -t 300
+  # One ss-redir per family on the same port (--reuse-port): bound to :: alone it does
+  # not take IPv4, bound to 0.0.0.0 it does not take IPv6.
+  tb_bg ss-redir cpe taskset -c "$PROXY_CPU" ss-redir -U -s "$TB_SVC4" -p 8388 \
+    -b 0.0.0.0 -l "$TB_TPROXY_PORT" --reuse-port -k "$SS_KEY" -m chacha20-ietf-poly1305 -t 300
+  tb_bg ss-redir6 cpe taskset -c "$PROXY_CPU" ss-redir -U -s "$TB_SVC4" -p 8388 \
+    -b :: -l "$TB_TPROXY_PORT" --reuse-port -k "$SS_KEY" -m chacha20-ietf-poly1305 -t 300
+  tb_wait_listen conc udp 8388 1 10 && tb_wait_listen cpe udp "$TB_TPROXY_PORT" 2 10 ||
+    { tail "$TB_DIR"/ss-*.log >&2; return 1; }
+}
+
+bring_up() {  # SYSTEM
+  tb_setup || return 1
+  trap bench_exit EXIT
+  start_echo || return 1
+  case $1 in
+    direct) tb_direct_routing ;;
+    mpudp-mux) start_mpudp multiplexed ;;
+    mpudp-pb) start_mpudp per-binding ;;
+    v2ray) start_v2ray ;;
+    ss) start_ss ;;
+  esac
+}
+
+tear_down() { tb_cleanup; trap bench_exit EXIT; }
+
+# ---------------------------------------------------------------------------------------
+# Measurements (udpload runs in cli, pinned to the load core)
+
+load() { tb_cli taskset -c "$LOAD_CPU" "$LOAD" --json "$@" 2>>"$BENCH_DIR/load.log"; }
+
+# One search probe, after a short pause so that the previous probe's queues have drained.
+probe() { sleep 0.2; load --size "$1" --flows 4 --rate "$2" --duration "$PROBE_S" --timeout "$DRAIN_MS" "$DEST4"; }
+
+# One round trip through the system must work before anything is measured.
+warm_up() {
+  local out
+  out=$(load --rate 200 --duration 0.5 --timeout 1000 --size 64 "$DEST4")
+  [[ $(jget "$out" echoed) -ge 50 ]]
+}
+
+# search SIZE -> sets SEARCH_PPS (best rate with < 1 % loss, no local send error).
+search() {
+  local size=$1 lo=0 hi rate out loss sentp ok
+  rate=$(( size >= 1000 ? 8000 : 40000 ))
+  hi=0
+  # Double until it fails (at most 8 times), then bisect SEARCH_STEPS times.
+  local i
+  for ((i = 0; i < 8; i++)); do
+    out=$(probe "$size" "$rate")
+    loss=$(jget "$out" loss_pct); sentp=$(jget "$out" send_errors)
+    ok=$(fcalc "($loss < 1 && $sentp == 0) ? 1 : 0")
+    log "  search $size B: $rate pps -> loss $loss %"
+    if [[ $ok == 1 ]]; then lo=$rate; rate=$((rate * 2)); continue; fi
+    hi=$rate
+    ((lo > 0 || rate < 1000)) && break
+    rate=$((rate / 4))  # the first rate already failed: go down quickly
+  done
+  if ((hi > 0)); then
+    for ((i = 0; i < SEARCH_STEPS; i++)); do
+      rate=$(( (lo + hi) / 2 ))
+      ((rate > 0)) || break
+      out=$(probe "$size" "$rate")
+      loss=$(jget "$out" loss_pct); sentp=$(jget "$out" send_errors)
+      ok=$(fcalc "($loss < 1 && $sentp == 0) ? 1 : 0")
+      log "  search $size B: $rate pps -> loss $loss %"
+      if [[ $ok == 1 ]]; then lo=$rate; else hi=$rate; fi
+    done
+  fi
+  SEARCH_PPS=$lo
+}
+
+sc_capacity() {  # SYS
+  search 1200
+  RES[$1.capacity_mbit]=$(fcalc "$SEARCH_PPS * 1200 * 8 / 1e6")
+  RES[$1.capacity_pps]=$SEARCH_PPS
+  ((SEARCH_PPS > 0)) || return 0
+  # CPU seconds per Gbit at that rate: proxy processes' ticks over a run at capacity.
+  [[ $1 == direct ]] && return 0
+  local t0 t1 out hz
+  hz=$(getconf CLK_TCK)
+  t0=$(proxy_ticks)
+  out=$(load --size 1200 --flows 4 --rate "$SEARCH_PPS" --duration "$PROBE_S" --timeout "$DRAIN_MS" "$DEST4")
+  t1=$(proxy_ticks)
+  local gbit
+  gbit=$(fcalc "$(jget "$out" echoed) * 1200 * 8 / 1e9")
+  RES[$1.cpu_s_per_gbit]=$(fcalc "($t1 - $t0) / $hz / ($gbit > 0 ? $gbit : 1e-9)")
+}
+
+sc_pps64() {
+  search 64
+  RES[$1.pps64]=$SEARCH_PPS
+}
+
+sc_idle_rtt() {
+  local out
+  out=$(load --size 64 --rate 50 --duration "$IDLE_S" --timeout 1000 "$DEST4")
+  RES[$1.idle_rtt4_p50_us]=$(jget "$out" rtt_us.p50)
+  RES[$1.idle_rtt4_p99_us]=$(jget "$out" rtt_us.p99)
+  out=$(load --size 64 --rate 50 --duration "$IDLE_S" --timeout 1000 "$DEST6")
+  if [[ $(jget "$out" echoed) -gt 0 ]]; then
+    RES[$1.idle_rtt6_p50_us]=$(jget "$out" rtt_us.p50)
+    RES[$1.idle_rtt6_p99_us]=$(jget "$out" rtt_us.p99)
+  else
+    RES[$1.idle_rtt6_p50_us]=fail
+  fi
+}
+
+sc_latency_load() {
+  tb_shape_uplinks 50mbit || return 1
+  local bulk_out="$BENCH_DIR/bulk.json" out
+  load --size 1200 --mbit 150 --duration "$LOAD_S" --timeout 500 "$DEST4" >"$bulk_out" &
+  local bulk=$!
+  sleep 1
+  out=$(load --size 64 --rate 50 --duration "$(fcalc "$LOAD_S - 1.5")" --timeout 1000 "$DEST4")
+  wait "$bulk"
+  RES[$1.load_rtt_p50_us]=$(jget "$out" rtt_us.p50)
+  RES[$1.load_rtt_p99_us]=$(jget "$out" rtt_us.p99)
+  RES[$1.load_probe_loss_pct]=$(jget "$out" loss_pct)
+  RES[$1.load_bulk_goodput_mbit]=$(jget "$(cat "$bulk_out")" goodput_mbit)
+  tb_unshape_uplinks
+}
+
+sc_aggregation() {
+  tb_shape_uplinks 50mbit || return 1
+  local a0 a1 b0 b1 out
+  a0=$(tb_tx_bytes cpe up0); a1=$(tb_tx_bytes cpe up1)
+  out=$(load --size 1200 --mbit 150 --duration "$AGG_S" --timeout 500 "$DEST4")
+  b0=$(tb_tx_bytes cpe up0); b1=$(tb_tx_bytes cpe up1)
+  RES[$1.agg_goodput_mbit]=$(jget "$out" goodput_mbit)
+  RES[$1.agg_loss_pct]=$(jget "$out" loss_pct)
+  RES[$1.agg_reordered]=$(jget "$out" reordered)
+  local d0=$((b0 - a0)) d1=$((b1 - a1))
+  RES[$1.agg_share_up0_pct]=$(fcalc "100 * $d0 / ($d0 + $d1 + 1)")
+  RES[$1.agg_share_up1_pct]=$(fcalc "100 * $d1 / ($d0 + $d1 + 1)")
+  RES[$1.subflows]=$(tb_mptcp_max_subflows cpe)
+  RES[$1.subflow_paths]="\"$(tb_subflow_paths)\""
+  tb_unshape_uplinks
+}
+
+sc_churn() {
+  local out
+  out=$(load --new-flows "$CHURN_N" --concurrency 32 --size 64 --timeout 1000 "$DEST4")
+  RES[$1.churn_flows_per_s]=$(jget "$out" flows_per_s)
+  RES[$1.churn_failed]=$(jget "$out" failed)
+  RES[$1.churn_first_reply_p50_us]=$(jget "$out" first_reply_us.p50)
+  RES[$1.churn_first_reply_p99_us]=$(jget "$out" first_reply_us.p99)
+  [[ $1 == direct ]] && return 0
+  RES[$1.pss_after_churn_kib]=$(( $(ns_pss_kib cpe) + $(ns_pss_kib conc) ))
+  RES[$1.procs_after_churn]=$(proxy_pids | wc -l)
+}
+
+sc_rss_bindings() {
+  [[ $1 == mpudp-mux ]] || return 0
+  local c0 k0 c1 k1 nb
+  ip -n "$TB_NS_CLI" addr add 198.18.0.3/24 dev lan0 2>/dev/null
+  c0=$(ns_rss_kib cpe); k0=$(ns_rss_kib conc)
+  tb_cli taskset -c "$LOAD_CPU" "$FLOOD" --src 198.18.0.2,198.18.0.3 --flows "$FLOOD_N" \
+    --pps "$FLOOD_PPS" --size 32 "$DEST4" >>"$BENCH_DIR/load.log" 2>&1
+  sleep 1
+  c1=$(ns_rss_kib cpe); k1=$(ns_rss_kib conc)
+  tb_cpe "$CTL" -s "$TB_DIR/cpe.sock" status --json >"$BENCH_DIR/cpe-status.json" 2>&1
+  tb_conc "$CTL" -s "$TB_DIR/conc.sock" status --json >"$BENCH_DIR/conc-status.json" 2>&1
+  local nk
+  nb=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bindings"]["count"])' \
+    "$BENCH_DIR/cpe-status.json" 2>/dev/null || echo 0)
+  nk=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bindings"]["count"])' \
+    "$BENCH_DIR/conc-status.json" 2>/dev/null || echo 0)
+  # The concentrator holds one UDP socket per binding: below 100 000 bindings when the
+  # open-file hard limit is lower (binding_refused), and the CPE follows it (RESET).
+  RES[$1.nofile_hard_limit]=$(ulimit -Hn)
+  RES[$1.bindings_cpe]=$nb
+  RES[$1.bindings_conc]=$nk
+  RES[$1.rss_cpe_kib]=$c1
+  RES[$1.rss_conc_kib]=$k1
+  ((nb > 0)) && RES[$1.rss_per_binding_cpe_b]=$(fcalc "($c1 - $c0) * 1024 / $nb")
+  ((nk > 0)) && RES[$1.rss_per_binding_conc_b]=$(fcalc "($k1 - $k0) * 1024 / $nk")
+  # At its open-file limit the concentrator cannot accept the control connection either.
+  ((nk > 0)) || RES[$1.bindings_conc]='"ctl-failed"'
+  return 0
+}
+
+# Instructions per datagram: the CPE daemon under callgrind, counters zeroed once it is
+# up, CG_N echoed datagrams (each crosses the CPE twice), then a dump.
+sc_callgrind() {
+  [[ $1 == mpudp-* ]] || return 0
+  command -v valgrind >/dev/null || { RES[$1.ir_per_datagram]=\"no-valgrind\"; return 0; }
+  local mode=multiplexed
+  [[ $1 == mpudp-pb ]] && mode=per-binding
+  tear_down
+  tb_setup || return 1
+  trap bench_exit EXIT
+  start_echo || return 1
+  start_mpudp "$mode" valgrind --tool=callgrind --callgrind-out-file="$TB_DIR/cg.out.%p" || return 1
+  warm_up || return 1
+  tb_cpe callgrind_control -z "${TB_PIDS[cpe]}" >/dev/null 2>&1
+  local out
+  out=$(load --size 1200 --rate "$CG_PPS" --duration "$(fcalc "$CG_N / $CG_PPS")" --timeout 2000 "$DEST4")
+  tb_cpe callgrind_control -d "${TB_PIDS[cpe]}" >/dev/null 2>&1
+  sleep 0.5
+  local ir n
+  n=$(jget "$out" echoed)
+  ir=$(cat "$TB_DIR"/cg.out.* 2>/dev/null | awk '/^summary:|^totals:/ { v = $2 } END { print v + 0 }')
+  RES[$1.ir_per_datagram]=$(fcalc "$ir / ($n > 0 ? $n : 1)")
+  RES[$1.callgrind_datagrams]=$n
+}
+
+# ---------------------------------------------------------------------------------------
+# Main loop
+
+trap bench_exit EXIT
+T_START=$SECONDS
+for sys in "${RUN_SYSTEMS[@]}"; do
+  log "=== $sys"
+  bring_up "$sys"
+  rc=$?
+  if ((rc != 0)); then
+    [[ -n ${NOTE[$sys]:-} ]] || NOTE[$sys]="did not start (rc $rc); see bench log"
+    log "$sys: ${NOTE[$sys]}"
+    tear_down
+    continue
+  fi
+  if ! warm_up; then
+    NOTE[$sys]="no echo through it"
+    log "$sys: ${NOTE[$sys]}"
+    tear_down
+    continue
+  fi
+  for sc in "${SCENARIOS[@]}"; do
+    [[ $sc == callgrind ]] && continue  # needs its own daemon: runs last
+    t=$SECONDS
+    "sc_$sc" "$sys" || log "$sys/$sc failed"
+    log "$sys/$sc: $((SECONDS - t)) s"
+  done
+  if [[ $sys == v2ray ]]; then RES[v2ray.subflow_paths]="\"$(tb_subflow_paths)\""; fi
+  if has_scenario callgrind; then
+    t=$SECONDS
+    sc_callgrind "$sys" || log "$sys/callgrind failed"
+    log "$sys/callgrind: $((SECONDS - t)) s"
+  fi
+  tear_down
+done
+log "total $((SECONDS - T_START)) s"
+
+# ---------------------------------------------------------------------------------------
+# Report: the table, the ratios with their targets, JSON.
+
+metrics=(capacity_mbit capacity_pps cpu_s_per_gbit pps64 idle_rtt4_p50_us idle_rtt4_p99_us
+  idle_rtt6_p50_us idle_rtt6_p99_us load_rtt_p50_us load_rtt_p99_us load_probe_loss_pct
+  load_bulk_goodput_mbit agg_goodput_mbit agg_loss_pct agg_reordered agg_share_up0_pct
+  agg_share_up1_pct subflows subflow_paths churn_flows_per_s churn_failed
+  churn_first_reply_p50_us churn_first_reply_p99_us pss_after_churn_kib procs_after_churn bindings_cpe
+  bindings_conc nofile_hard_limit rss_per_binding_cpe_b rss_per_binding_conc_b ir_per_datagram)
+mode_label=full
+((QUICK)) && mode_label="QUICK (short runs; not reference figures)"
+{
+  echo
+  echo "mpudp benchmark — $mode_label — $(date -u +%FT%TZ) — $(uname -r)"
+  printf '%-26s' metric
+  for sys in "${RUN_SYSTEMS[@]}"; do printf '%14s' "$sys"; done
+  echo
+  for m in "${metrics[@]}"; do
+    line=$(printf '%-26s' "$m")
+    any=0
+    for sys in "${RUN_SYSTEMS[@]}"; do
+      v=${RES[$sys.$m]:--}
+      [[ $v != - ]] && any=1
+      [[ -n ${NOTE[$sys]:-} ]] && v=skipped
+      line+=$(printf '%14s' "${v//\"/}")
+    done
+    ((any)) && echo "$line"
+  done
+  for sys in "${RUN_SYSTEMS[@]}"; do
+    [[ -n ${NOTE[$sys]:-} ]] && echo "SKIPPED $sys: ${NOTE[$sys]}"
+  done
+} | tee "$BENCH_DIR/table.txt"
+
+# ratio NAME NUM_SYS NUM_METRIC DEN_SYS DEN_METRIC OP THRESHOLD (OP "info": no target)
+declare -a RATIOS=()
+RES[paths.sum_mbit]=100  # tb_shape_uplinks 50mbit on each of the two paths
+ratio() {
+  local a=${RES[$2.$3]:-} b=${RES[$4.$5]:-} r verdict
+  if [[ -z $a || -z $b || $a == nan || $b == nan || $b == 0 || $a == fail || $b == fail ]]; then
+    printf '%-44s %10s   target %s %s\n' "$1" n/a "${6/info/-}" "${7:-}"
+    RATIOS+=("{\"name\":\"$1\",\"value\":null,\"target\":\"$6 ${7:-}\"}")
+    return
+  fi
+  r=$(fcalc "$a / $b")
+  if [[ $6 == info ]]; then
+    printf '%-44s %10s   (no target)\n' "$1" "$r"
+    RATIOS+=("{\"name\":\"$1\",\"value\":$r}")
+    return
+  fi
+  verdict=$(fcalc "($r $6 $7) ? 1 : 0" | sed 's/1/met/; s/0/NOT met/')
+  printf '%-44s %10s   target %-10s %s\n' "$1" "$r" "$6 $7" "$verdict"
+  RATIOS+=("{\"name\":\"$1\",\"value\":$r,\"target\":\"$6 $7\",\"met\":$([[ $verdict == met ]] && echo true || echo false)}")
+}
+{
+  echo
+  echo "ratios (computed in this run):"
+  for m in mpudp-mux mpudp-pb; do
+    want_system "$m" || continue
+    ratio "capacity $m / direct" "$m" capacity_mbit direct capacity_mbit ">=" 0.6
+    ratio "capacity $m / v2ray" "$m" capacity_mbit v2ray capacity_mbit ">=" 2
+    ratio "capacity $m / ss" "$m" capacity_mbit ss capacity_mbit ">=" 4
+    ratio "aggregation $m / sum of path rates" "$m" agg_goodput_mbit paths sum_mbit ">=" 0.9
+    ratio "load p99 $m / v2ray" "$m" load_rtt_p99_us v2ray load_rtt_p99_us "<=" 0.2
+    ratio "churn flows/s $m / v2ray" "$m" churn_flows_per_s v2ray churn_flows_per_s ">=" 10
+    ratio "idle p50 $m / v2ray" "$m" idle_rtt4_p50_us v2ray idle_rtt4_p50_us "<=" 0.6
+    ratio "idle p50 $m / ss" "$m" idle_rtt4_p50_us ss idle_rtt4_p50_us "<=" 0.6
+    ratio "idle p50 $m / direct" "$m" idle_rtt4_p50_us direct idle_rtt4_p50_us info
+    ratio "CPU s/Gbit $m / v2ray" "$m" cpu_s_per_gbit v2ray cpu_s_per_gbit "<=" 0.5
+    ratio "memory (PSS) after churn $m / v2ray" "$m" pss_after_churn_kib v2ray pss_after_churn_kib "<=" 0.1
+  done
+  echo "absolute targets: churn failures 0 and first reply p50 < 2000 us; RSS per binding <= 1024 B at 100 000 bindings"
+} >"$BENCH_DIR/ratios.txt"
+cat "$BENCH_DIR/ratios.txt"
+
+{
+  printf '{"quick":%s,"date":"%s","kernel":"%s","systems":{' \
+    "$([[ $QUICK == 1 ]] && echo true || echo false)" "$(date -u +%FT%TZ)" "$(uname -r)"
+  first=1
+  for sys in "${RUN_SYSTEMS[@]}"; do
+    ((first)) || printf ','
+    first=0
+    printf '"%s":{' "$sys"
+    if [[ -n ${NOTE[$sys]:-} ]]; then
+      printf '"skipped":"%s"' "${NOTE[$sys]}"
+    else
+      f2=1
+      for m in "${metrics[@]}"; do
+        v=${RES[$sys.$m]:-}
+        [[ -n $v ]] || continue
+        [[ $v == nan || $v == fail ]] && v=null
+        ((f2)) || printf ','
+        f2=0
+        printf '"%s":%s' "$m" "$v"
+      done
+    fi
+    printf '}'
+  done
+  printf '},"ratios":['
+  (IFS=,; printf '%s' "${RATIOS[*]}")
+  printf ']}\n'
+} >"$JSON_OUT"
+log "JSON written to $JSON_OUT"
