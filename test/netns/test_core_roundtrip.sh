@@ -46,10 +46,12 @@ for MODE in ${MODES:-multiplexed per-binding}; do
 
   # Data on both paths: 3 Mbit/s per uplink, ~4.7 Mbit/s of datagrams from one client
   # socket (one binding, so one connection in either mode). One path alone cannot carry it.
+  # This run is about where the bytes go; near the shaped capacity a few datagrams may be
+  # lost to the shapers (more under the sanitizers), intact delivery is checked above.
   tb_shape_uplinks 3mbit
   read -r _ up0_tx0 < <(tb_link_bytes cpe up0)
   read -r _ up1_tx0 < <(tb_link_bytes cpe up1)
-  tb_cli "$TB_PROBE" --sizes 1472 --rate 400 --duration 3 --timeout 5000 --min-ok 0.99 \
+  tb_cli "$TB_PROBE" --sizes 1472 --rate 400 --duration 3 --timeout 5000 --min-ok 0.95 \
     198.18.4.2:7 || tb_fail "$MODE: shaped run"
   read -r _ up0_tx1 < <(tb_link_bytes cpe up0)
   read -r _ up1_tx1 < <(tb_link_bytes cpe up1)

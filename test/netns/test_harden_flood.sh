@@ -14,6 +14,8 @@ FLOOD=$MPUDP_BUILD/tools/udpflood
 # quarantined sockets: running out of descriptors is its own, separately counted case.
 CAP=12000
 RSS_BOUND_KB=$((64 * 1024))  # per daemon, documented in docs/HARDENING.md
+# AddressSanitizer's shadow memory and quarantine dominate a sanitized build's RSS.
+if ldd "$TB_DAEMON" 2>/dev/null | grep -q libasan; then RSS_BOUND_KB=$((RSS_BOUND_KB * 4)); fi
 tb_setup || exit 1
 tb_tproxy_rules || exit 1
 tb_start_echo || exit 1
