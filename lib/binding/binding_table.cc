@@ -111,7 +111,7 @@ Flow* BindingTable::add_flow(Binding& b, const Endpoint& remote, std::uint32_t f
   auto [it, inserted] = by_flow_.try_emplace(flow_key(b.scope, flow_id), &b);
   if (!inserted) return nullptr;
   try {
-    b.flows.push_back(Flow{remote, flow_id, false});
+    b.flows.push_back(Flow{remote, flow_id, false, {}});
   } catch (...) {
     // Keep the index in step with the vector: a flow id without a flow would dangle.
     by_flow_.erase(it);

@@ -18,6 +18,7 @@
 
 #include "binding/clock.h"
 #include "net/endpoint.h"
+#include "net/queue_mark.h"
 
 namespace mpudp {
 
@@ -27,6 +28,7 @@ struct Flow {
   // The peer knows this flow id on the current connection. Cleared when the connection
   // is replaced, so the next datagram re-announces the pair with OPEN.
   bool announced = false;
+  QueueMark mark;  // the tunnel connection's business (fair queueing)
 };
 
 enum class RemoveReason : std::uint8_t {

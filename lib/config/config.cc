@@ -505,7 +505,7 @@ constexpr std::array<Field, 2> kLimitsFields{{
      }},
 }};
 
-constexpr std::array<Field, 2> kTunnelFields{{
+constexpr std::array<Field, 3> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
@@ -513,6 +513,10 @@ constexpr std::array<Field, 2> kTunnelFields{{
     {"queue_bytes",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.queue_bytes = static_cast<std::size_t>(uint_in(w, 16384, 67108864));
+     }},
+    {"target_delay",
+     [](const Where& w, Config& c, Seen&) {
+       c.tunnel.target_delay = duration_in(w, milliseconds(0), std::chrono::seconds(1));
      }},
 }};
 

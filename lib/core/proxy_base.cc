@@ -18,6 +18,7 @@ ConnectionOptions connection_options(const Config& cfg, ConnectionOptions::Keepa
   o.queue_bytes = cfg.tunnel.queue_bytes;
   o.keepalive = std::chrono::duration_cast<Duration>(cfg.tunnel.keepalive);
   o.keepalive_role = role;
+  o.target_delay = std::chrono::duration_cast<Duration>(cfg.tunnel.target_delay);
   return o;
 }
 
@@ -94,6 +95,9 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
   w.key("state").value(c.open() ? "open" : c.usable() ? "connecting" : "closed");
   w.key("mptcp").value(c.is_mptcp());
   w.key("queued_bytes").value(static_cast<std::uint64_t>(c.queued_bytes()));
+  w.key("express_bytes").value(static_cast<std::uint64_t>(c.express_bytes()));
+  w.key("send_limit_bytes").value(static_cast<std::uint64_t>(c.send_limit()));
+  w.key("send_rate_bps").value(static_cast<std::uint64_t>(c.send_rate() * 8));
   w.key("subflows").begin_array();
   if (c.open()) {
     auto subflows = subflows_of(c.fd(), nullptr);
@@ -120,6 +124,9 @@ bool ProxyBase::tunnel_datagram(Connection& c, const Binding& b, Flow& f,
     stats_.drop(Drop::too_large);
     return false;
   }
+  // Fair queueing among the flows sharing a multiplexed connection (a per-binding one
+  // carries one client's flows only).
+  QueueMark* mark = cfg_.session_mode == SessionModeConfig::Multiplexed ? &f.mark : nullptr;
   bool ok;
   if (!f.announced) {
     wire::Open open{f.id, b.client, f.remote, true, payload};
@@ -127,16 +134,16 @@ bool ProxyBase::tunnel_datagram(Connection& c, const Binding& b, Flow& f,
       // Too big to ride along: announce the pair, then send the datagram as DATA.
       open.has_payload = false;
       open.payload = {};
-      ok = c.send(open) && c.send_data(f.id, payload);
+      ok = c.send(open, mark) && c.send_data(f.id, payload, mark);
     } else {
-      ok = c.send(open);
+      ok = c.send(open, mark);
     }
     if (ok) {
       f.announced = true;
       stats_.add(Counter::flows_opened);
     }
   } else {
-    ok = c.send_data(f.id, payload);
+    ok = c.send_data(f.id, payload, mark);
   }
   if (ok)
     stats_.add(Counter::tunnel_tx_datagrams);

@@ -1,8 +1,10 @@
 #include "tunnel/connection.h"
 
 #include <linux/mptcp.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 
 #include "ctl/log.h"
 #include "io/socket.h"
+#include "tunnel/subflows.h"
 
 #ifndef IPPROTO_MPTCP
 #define IPPROTO_MPTCP 262
@@ -30,6 +33,40 @@ constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::size_t kMaxInBuffer = 2 * wire::kMaxFrame;
 constexpr int kMaxReadRounds = 8;
 constexpr std::size_t kControlHeadroom = 64 * 1024;
+// How soon to look again when the send limit held bytes back: a fraction of the queue
+// the limit allows (tunnel.target_delay), so the paths never run dry meanwhile.
+constexpr double kRetryInterval = 0.001;
+// The paths' round trip is read from the kernel this often.
+constexpr double kRttRefresh = 0.2;
+
+// Moves a queue's head by `n` written bytes, keeping track of a frame cut in two.
+void advance(const std::vector<std::uint8_t>& buf, std::size_t& head, std::size_t& cut,
+             std::uint64_t& stream_head, std::size_t n) {
+  stream_head += n;
+  while (n > 0) {
+    if (cut == 0) cut = wire::frame_size(buf.data() + head);
+    const std::size_t take = std::min(n, cut);
+    head += take;
+    cut -= take;
+    n -= take;
+  }
+}
+
+// Makes room for `n` more bytes in a queue buffer (compacting, then growing up to `cap`).
+std::uint8_t* room_in(std::vector<std::uint8_t>& buf, std::size_t& head, std::size_t& tail,
+                      std::size_t n, std::size_t cap) {
+  if (tail - head + n > cap) return nullptr;
+  if (tail + n > buf.size()) {
+    if (head > 0) {
+      std::memmove(buf.data(), buf.data() + head, tail - head);
+      tail -= head;
+      head = 0;
+    }
+    if (tail + n > buf.size())
+      buf.resize(std::min(cap, std::max({buf.size() * 2, tail + n, std::size_t{4096}})));
+  }
+  return buf.data() + tail;
+}
 
 std::uint32_t g_next_id = 0;
 // Connection ids double as binding-table scopes on the concentrator; 0 is the CPE's scope.
@@ -144,7 +181,9 @@ Connection::Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer
       handshake_timer_(ctx.loop, [this] {
         ctx_.stats.add(Counter::handshake_timeouts);
         fail(kHandshakeTimeoutReason);
-      }) {
+      }),
+      retry_timer_(ctx.loop, [this] { ctx_.flusher.schedule(this); }) {
+  set_options(opts);
   last_rx_ = ev_now(ctx_.loop);
   update_watch();
   keepalive_timer_.start(std::chrono::duration<double>(opts_.keepalive).count());
@@ -152,50 +191,70 @@ Connection::Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer
 
 Connection::~Connection() { shut(); }
 
-void Connection::set_options(const ConnectionOptions& opts) { opts_ = opts; }
-
-std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom) {
-  const std::size_t cap = std::max(opts_.queue_bytes, wire::kMaxFrame) + headroom;
-  if (out_tail_ - out_head_ + n > cap) return nullptr;
-  if (out_tail_ + n > out_.size()) {
-    if (out_head_ > 0) {
-      std::memmove(out_.data(), out_.data() + out_head_, out_tail_ - out_head_);
-      out_tail_ -= out_head_;
-      out_head_ = 0;
-    }
-    if (out_tail_ + n > out_.size())
-      out_.resize(std::min(cap, std::max({out_.size() * 2, out_tail_ + n, std::size_t{4096}})));
+void Connection::set_options(const ConnectionOptions& opts) {
+  const bool same_target = limit_ && opts.target_delay == opts_.target_delay;
+  opts_ = opts;
+  if (same_target) return;
+  limit_.reset();
+  if (opts_.target_delay > Duration::zero()) {
+    SendLimit::Params p;
+    p.target_s = std::chrono::duration<double>(opts_.target_delay).count();
+    limit_ = std::make_unique<SendLimit>(p);
   }
-  return out_.data() + out_tail_;
 }
 
-void Connection::commit(std::size_t n) {
-  out_tail_ += n;
+std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom, QueueMark* mark) {
+  reserved_express_ = false;
+  if (mark != nullptr) {
+    if (mark->conn != id_) *mark = QueueMark{id_, 0, 0};
+    // Sparse: nothing of this flow waits in either queue, so going first keeps its order.
+    const bool sparse = mark->backlog_end <= stream_head_ && mark->express_end <= ex_stream_head_;
+    if (sparse && express_open_ && !held_ && stream_head_ >= express_from_) {
+      if (std::uint8_t* p = room_in(ex_, ex_head_, ex_tail_, n, kExpressBytes)) {
+        reserved_express_ = true;
+        return p;
+      }
+    }
+  }
+  const std::size_t cap = std::max(opts_.queue_bytes, wire::kMaxFrame) + headroom;
+  return room_in(out_, out_head_, out_tail_, n, cap);
+}
+
+void Connection::commit(std::size_t n, QueueMark* mark) {
+  if (reserved_express_) {
+    ex_tail_ += n;
+    if (mark != nullptr) mark->express_end = ex_stream_head_ + (ex_tail_ - ex_head_);
+  } else {
+    out_tail_ += n;
+    if (mark != nullptr) mark->backlog_end = stream_head_ + (out_tail_ - out_head_);
+  }
+  reserved_express_ = false;
   ctx_.stats.add(Counter::tunnel_tx_frames);
   ctx_.flusher.schedule(this);
 }
 
-bool Connection::send(const wire::Frame& f) {
+bool Connection::send(const wire::Frame& f, QueueMark* mark) {
   if (state_ == State::Closed) return false;
   const std::size_t n = wire::encoded_size(f);
   if (n == 0) return false;
   // CLOSE and RESET keep the two binding tables in step and are a few bytes each: they
   // get room beyond the datagram limit, so a queue full of datagrams cannot drop them.
   const bool control = !std::holds_alternative<wire::Open>(f) && !std::holds_alternative<wire::Data>(f);
-  std::uint8_t* p = reserve(n, control ? kControlHeadroom : 0);
+  std::uint8_t* p = reserve(n, control ? kControlHeadroom : 0, mark);
   if (p == nullptr) return false;
   if (wire::encode(f, {p, n}) != n) return false;
-  commit(n);
+  commit(n, mark);
   return true;
 }
 
-bool Connection::send_data(std::uint32_t flow_id, std::span<const std::uint8_t> payload) {
+bool Connection::send_data(std::uint32_t flow_id, std::span<const std::uint8_t> payload,
+                           QueueMark* mark) {
   if (state_ == State::Closed || payload.size() > wire::kMaxDataPayload) return false;
-  std::uint8_t* p = reserve(wire::kDataOverhead + payload.size());
+  std::uint8_t* p = reserve(wire::kDataOverhead + payload.size(), 0, mark);
   if (p == nullptr) return false;
   const std::size_t h = wire::encode_data_header(flow_id, payload.size(), p);
   if (!payload.empty()) std::memcpy(p + h, payload.data(), payload.size());
-  commit(h + payload.size());
+  commit(h + payload.size(), mark);
   return true;
 }
 
@@ -203,12 +262,12 @@ bool Connection::reserve_held_slot(const wire::Frame& placeholder) {
   if (state_ == State::Closed || held_) return false;
   const std::size_t n = wire::encoded_size(placeholder);
   if (n == 0) return false;
-  std::uint8_t* p = reserve(n);
+  std::uint8_t* p = reserve(n, 0, nullptr);
   if (p == nullptr || wire::encode(placeholder, {p, n}) != n) return false;
   held_ = true;
   held_at_ = stream_head_ + (out_tail_ - out_head_);
   held_len_ = n;
-  commit(n);
+  commit(n, nullptr);
   return true;
 }
 
@@ -228,30 +287,112 @@ void Connection::start_handshake_deadline(Duration after) {
   handshake_timer_.start(std::chrono::duration<double>(after).count());
 }
 
-void Connection::handshake_complete() { handshake_timer_.stop(); }
+void Connection::handshake_complete() {
+  handshake_timer_.stop();
+  if (!express_open_) {
+    express_open_ = true;
+    express_from_ = stream_head_ + (out_tail_ - out_head_);
+  }
+}
+
+std::size_t Connection::kernel_room() {
+  if (!limit_) return SIZE_MAX;
+  int outq = 0;
+  if (::ioctl(fd_.get(), SIOCOUTQ, &outq) != 0) {
+    LOG_DEBUG("tunnel to %s: SIOCOUTQ not supported (%s): no send limit",
+              peer_.str().c_str(), errno_str(errno).c_str());
+    limit_.reset();
+    return SIZE_MAX;
+  }
+  const double now = ev_now(ctx_.loop);
+  if (now - rtt_checked_ >= kRttRefresh) {
+    rtt_checked_ = now;
+    const PathSample ps = path_sample(fd_.get());
+    limit_->set_paths(ps.rtt_us / 1e6, ps.subflows);
+  }
+  const std::uint64_t unacked = std::min(written_, static_cast<std::uint64_t>(std::max(outq, 0)));
+  limit_->observe(now, written_ - unacked, limited_);
+  const std::size_t lim = limit_->limit();
+  return unacked >= lim ? 0 : lim - static_cast<std::size_t>(unacked);
+}
 
 void Connection::flush() {
   if (state_ != State::Open) return;  // a connecting socket flushes once it is up
-  while (out_head_ < out_tail_) {
-    std::size_t len = out_tail_ - out_head_;
-    if (held_) len = std::min(len, static_cast<std::size_t>(held_at_ - stream_head_));
-    if (len == 0) break;
-    ssize_t n = ::send(fd_.get(), out_.data() + out_head_, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    ctx_.stats.add(Counter::tunnel_writes);
-    if (n > 0) {
-      out_head_ += static_cast<std::size_t>(n);
-      stream_head_ += static_cast<std::uint64_t>(n);
-      ctx_.stats.add(Counter::tunnel_tx_bytes, static_cast<std::uint64_t>(n));
-      if (static_cast<std::size_t>(n) < len) break;  // the kernel is full; wait for EV_WRITE
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    fail(std::string("write: ") + errno_str(errno));
-    return;
-  }
+  write_out(kernel_room());
+  if (state_ == State::Closed) return;
   if (out_head_ == out_tail_) out_head_ = out_tail_ = 0;
+  if (ex_head_ == ex_tail_) ex_head_ = ex_tail_ = 0;
   update_watch();
+}
+
+void Connection::write_out(std::size_t budget) {
+  limited_ = false;
+  kernel_full_ = false;
+  for (;;) {
+    // Up to three pieces in one write: the rest of a cut backlog frame, the express
+    // queue, the backlog (up to a held slot).
+    const std::size_t backlog =
+        held_ ? static_cast<std::size_t>(held_at_ - stream_head_) : out_tail_ - out_head_;
+    struct Piece {
+      bool express;
+      std::size_t len;
+    } pieces[3];
+    std::size_t np = 0;
+    std::size_t first = 0;
+    if (out_cut_ > 0) {
+      first = std::min(out_cut_, backlog);
+      pieces[np++] = {false, first};
+    }
+    if (ex_tail_ > ex_head_) pieces[np++] = {true, ex_tail_ - ex_head_};
+    if (backlog > first) pieces[np++] = {false, backlog - first};
+    if (np == 0) return;
+    if (budget == 0) {
+      limited_ = true;
+      return;
+    }
+    iovec iov[3];
+    std::size_t total = 0;
+    std::size_t niov = 0;
+    std::size_t out_off = out_head_;
+    for (std::size_t i = 0; i < np && total < budget; ++i) {
+      const std::size_t len = std::min(pieces[i].len, budget - total);
+      std::uint8_t* base = pieces[i].express ? ex_.data() + ex_head_ : out_.data() + out_off;
+      if (!pieces[i].express) out_off += len;
+      iov[niov++] = {base, len};
+      pieces[i].len = len;
+      total += len;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = niov;
+    ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ctx_.stats.add(Counter::tunnel_writes);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        limited_ = kernel_full_ = true;
+        return;
+      }
+      fail(std::string("write: ") + errno_str(errno));
+      return;
+    }
+    std::size_t left = static_cast<std::size_t>(n);
+    written_ += left;
+    budget -= std::min(budget, left);
+    ctx_.stats.add(Counter::tunnel_tx_bytes, left);
+    for (std::size_t i = 0; i < niov && left > 0; ++i) {
+      const std::size_t take = std::min(left, pieces[i].len);
+      if (pieces[i].express)
+        advance(ex_, ex_head_, ex_cut_, ex_stream_head_, take);
+      else
+        advance(out_, out_head_, out_cut_, stream_head_, take);
+      left -= take;
+    }
+    if (static_cast<std::size_t>(n) < total) {  // the kernel is full; wait for EV_WRITE
+      limited_ = kernel_full_ = true;
+      return;
+    }
+  }
 }
 
 void Connection::update_watch() {
@@ -261,11 +402,18 @@ void Connection::update_watch() {
     ev = EV_WRITE;
   } else {
     ev = EV_READ;
-    // Held bytes wait for fill_held_slot, not for the socket: no EV_WRITE for them, or
-    // the loop would spin on a writable socket.
+    // Held bytes wait for fill_held_slot, bytes over the send limit for the retry timer,
+    // not for the socket: no EV_WRITE for them, or the loop would spin on a writable
+    // socket.
     const std::size_t sendable =
-        held_ ? static_cast<std::size_t>(held_at_ - stream_head_) : out_tail_ - out_head_;
-    if (sendable > 0) ev |= EV_WRITE;
+        (held_ ? static_cast<std::size_t>(held_at_ - stream_head_) : out_tail_ - out_head_) +
+        (ex_tail_ - ex_head_);
+    if (sendable > 0 && kernel_full_) ev |= EV_WRITE;
+    if (sendable > 0 && !kernel_full_) {
+      if (!retry_timer_.active()) retry_timer_.start(kRetryInterval);
+    } else {
+      retry_timer_.stop();
+    }
   }
   io_.watch(fd_.get(), ev);
 }
@@ -294,7 +442,7 @@ void Connection::on_connect_done() {
   check_fallback();
   update_watch();
   handler_.on_connected(*this);
-  if (state_ == State::Open && out_tail_ > out_head_) flush();
+  if (state_ == State::Open && queued_bytes() > 0) flush();
 }
 
 void Connection::check_fallback() {
@@ -319,10 +467,7 @@ void Connection::read_frames() {
   for (int round = 0; round < kMaxReadRounds && state_ != State::Closed; ++round) {
     // Room for a whole pending frame, so a 64 KiB datagram never deadlocks the reader.
     std::size_t want = in_len_ + kReadChunk;
-    if (in_len_ >= wire::kHeaderSize) {
-      const std::size_t body = (std::size_t{in_[2]} << 8) | in_[3];
-      want = std::max(want, wire::kHeaderSize + body);
-    }
+    if (in_len_ >= wire::kHeaderSize) want = std::max(want, wire::frame_size(in_.data()));
     if (in_.size() < want) in_.resize(std::min(kMaxInBuffer, std::max(want, in_.size() * 2)));
     ssize_t n = ::recv(fd_.get(), in_.data() + in_len_, in_.size() - in_len_, MSG_DONTWAIT);
     if (n == 0) {
@@ -393,6 +538,7 @@ void Connection::shut() {
   io_.stop();
   keepalive_timer_.stop();
   handshake_timer_.stop();
+  retry_timer_.stop();
   ctx_.flusher.cancel(this);
   fd_.reset();
   state_ = State::Closed;

@@ -2,10 +2,17 @@
 // deframes; what frames mean is the handler's business.
 //
 // Writes are coalesced: frames queued during one loop iteration leave in a single write()
-// just before the loop blocks again (see Flusher). The user-space queue is bounded by
-// tunnel.queue_bytes and the kernel's unsent queue by TCP_NOTSENT_LOWAT, so a connection
-// driven past what its paths carry drops datagrams (counted) instead of building seconds
-// of queue.
+// just before the loop blocks again (see Flusher). What the kernel holds unacknowledged
+// is kept to the paths' round trip plus tunnel.target_delay (SendLimit); the rest waits
+// here, in two queues:
+//   - express: frames of sparse flows, flows with nothing else waiting (a VoIP or DNS
+//     flow next to a bulk transfer). It goes first, so their datagrams wait behind at
+//     most one datagram of each other sparse flow, never behind a backlog;
+//   - backlog: everything else, bounded by tunnel.queue_bytes; when full, the datagram
+//     is dropped (counted by the caller), so the flows that overload the tunnel are the
+//     ones that lose.
+// A flow's order is kept: it enters the express queue only when none of its frames waits
+// in either queue (QueueMark). Queues switch only at frame boundaries.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +28,8 @@
 #include "io/fd.h"
 #include "io/loop.h"
 #include "net/endpoint.h"
+#include "net/queue_mark.h"
+#include "tunnel/send_limit.h"
 #include "wire/frame.h"
 
 namespace mpudp {
@@ -62,6 +71,9 @@ struct ConnectionOptions {
   enum class Keepalive : std::uint8_t { Off, Probe, Expect };
   Keepalive keepalive_role = Keepalive::Off;
   Duration keepalive = std::chrono::seconds(15);
+  // Queueing the kernel may add on top of the paths' round trip; zero leaves the
+  // kernel's own send buffer sizing alone (only TCP_NOTSENT_LOWAT applies then).
+  Duration target_delay = std::chrono::milliseconds(5);
 };
 
 struct ConnectionContext {
@@ -90,8 +102,10 @@ class Connection {
 
   // Queues a frame. false when it does not fit in the bounded queue or the connection
   // is closed; the caller counts the drop.
-  bool send(const wire::Frame& f);
-  bool send_data(std::uint32_t flow_id, std::span<const std::uint8_t> payload);
+  // With `mark` (the flow's, see QueueMark) the frame may take the express queue.
+  bool send(const wire::Frame& f, QueueMark* mark = nullptr);
+  bool send_data(std::uint32_t flow_id, std::span<const std::uint8_t> payload,
+                 QueueMark* mark = nullptr);
 
   // Reserves room for `placeholder` (a frame of the size the real one will have) at the
   // end of the queue and holds everything queued after it: bytes before the slot still
@@ -106,6 +120,8 @@ class Connection {
   // Fails the connection ("handshake not completed within N s", counted as
   // handshake_timeouts) unless handshake_complete() is called within `after`.
   void start_handshake_deadline(Duration after);
+  // Also opens the express queue: from then on sparse flows may go ahead of the backlog,
+  // once what was queued before (HELLO, AUTH) has left.
   void handshake_complete();
 
   // Closes now; queued bytes are lost. on_closed is *not* called for closes the owner
@@ -122,10 +138,18 @@ class Connection {
   const Endpoint& peer() const { return peer_; }
   std::uint32_t id() const { return id_; }
   int fd() const { return fd_.get(); }
-  std::size_t queued_bytes() const { return out_tail_ - out_head_; }
-  // Past half of tunnel.queue_bytes: new flows are turned away so that the flows already
-  // running keep the rest ("at a cap, new work is refused, old work continues").
-  bool congested() const { return queued_bytes() > opts_.queue_bytes / 2; }
+  std::size_t queued_bytes() const { return out_tail_ - out_head_ + ex_tail_ - ex_head_; }
+  std::size_t express_bytes() const { return ex_tail_ - ex_head_; }
+  // The express queue is past half full: new flows are turned away so that the sparse
+  // flows already running keep the rest ("at a cap, new work is refused, old work
+  // continues"). A full backlog alone does not turn new flows away: it is the bulk
+  // flows' backlog, and a new flow's first datagram does not queue behind it.
+  bool congested() const { return express_bytes() > kExpressBytes / 2; }
+  // What the kernel may hold unacknowledged now (0: no limit applies).
+  std::size_t send_limit() const { return limit_ ? limit_->limit() : 0; }
+  double send_rate() const { return limit_ ? limit_->rate() : 0; }
+
+  static constexpr std::size_t kExpressBytes = 32 * 1024;
   void set_options(const ConnectionOptions& opts);
 
   // Owner's context pointer (the session, the binding).
@@ -136,8 +160,11 @@ class Connection {
  private:
   Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer,
              const ConnectionOptions& opts, ConnectionHandler& handler, bool connecting);
-  std::uint8_t* reserve(std::size_t n, std::size_t headroom = 0);
-  void commit(std::size_t n);
+  std::uint8_t* reserve(std::size_t n, std::size_t headroom, QueueMark* mark);
+  void commit(std::size_t n, QueueMark* mark);
+  std::size_t kernel_room();
+  void write_out(std::size_t budget);
+  void on_retry_timer();
   void on_io(int revents);
   void on_connect_done();
   void read_frames();
@@ -159,6 +186,13 @@ class Connection {
   IoWatcher io_;
   Timer keepalive_timer_;
   Timer handshake_timer_;
+  // Wakes flush() while the send limit, not the socket, holds bytes back: the socket
+  // stays writable then, so EV_WRITE would spin.
+  Timer retry_timer_;
+  std::unique_ptr<SendLimit> limit_;  // null: target_delay 0, or no SIOCOUTQ here
+  std::uint64_t written_ = 0;         // bytes ever handed to the kernel
+  double rtt_checked_ = -1e9;
+  bool limited_ = false;              // the last flush left bytes for lack of room
   // The held slot, as a position in the stream (bytes ever queued), so that compacting
   // the buffer does not move it. Everything from held_at_ on waits while held_.
   bool held_ = false;
@@ -170,9 +204,21 @@ class Connection {
 
   std::vector<std::uint8_t> in_;
   std::size_t in_len_ = 0;
-  std::vector<std::uint8_t> out_;
+  std::vector<std::uint8_t> out_;  // the backlog
   std::size_t out_head_ = 0;
   std::size_t out_tail_ = 0;
+  std::vector<std::uint8_t> ex_;   // the express queue
+  std::size_t ex_head_ = 0;
+  std::size_t ex_tail_ = 0;
+  std::uint64_t ex_stream_head_ = 0;  // express stream position of ex_head_
+  // Bytes left of a frame a partial write cut, in the queue it came from (only one can
+  // be cut): that queue goes on until the frame is whole.
+  std::size_t out_cut_ = 0;
+  std::size_t ex_cut_ = 0;
+  bool reserved_express_ = false;
+  bool express_open_ = false;
+  std::uint64_t express_from_ = 0;  // backlog position that must have left first
+  bool kernel_full_ = false;        // the socket refused bytes: wait for EV_WRITE
 
   friend class Flusher;
 };

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 
@@ -99,6 +100,25 @@ std::vector<SubflowInfo> subflows_of(int fd, bool* fallback) {
     }
     out.push_back(std::move(s));
   }
+  return out;
+}
+
+PathSample path_sample(int fd) {
+  PathSample out;
+  auto tcp = std::make_unique<SubflowBuf<tcp_info>>();
+  const std::size_t n = get_array(fd, MPTCP_TCPINFO, *tcp);
+  for (std::size_t i = 0; i < n; ++i)
+    if (tcp->elems[i].tcpi_min_rtt != ~0u)
+      out.rtt_us = std::max(out.rtt_us, tcp->elems[i].tcpi_min_rtt);
+  if (n > 0) {
+    out.subflows = static_cast<std::uint32_t>(n);
+    return out;
+  }
+  tcp_info t{};
+  socklen_t len = sizeof t;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &t, &len) == 0 &&
+      len >= offsetof(tcp_info, tcpi_min_rtt) + sizeof t.tcpi_min_rtt && t.tcpi_min_rtt != ~0u)
+    out.rtt_us = t.tcpi_min_rtt;
   return out;
 }
 

@@ -26,4 +26,13 @@ struct SubflowInfo {
 // which; may be null). Failures of the getsockopts are not errors: they give less.
 std::vector<SubflowInfo> subflows_of(int fd, bool* fallback);
 
+// What the send limit needs to know of the paths: how many subflows there are (1 for
+// plain TCP) and the largest of their minimum round trips in microseconds (0 when the
+// kernel does not say). A getsockopt or two: for an occasional refresh, not per datagram.
+struct PathSample {
+  std::uint32_t rtt_us = 0;
+  std::uint32_t subflows = 1;
+};
+PathSample path_sample(int fd);
+
 }  // namespace mpudp

@@ -23,6 +23,11 @@ inline constexpr std::size_t kMaxBody = 65535;
 inline constexpr std::size_t kMaxFrame = kHeaderSize + kMaxBody;
 inline constexpr std::size_t kDataOverhead = kHeaderSize + 4;
 inline constexpr std::size_t kMaxDataPayload = kMaxBody - 4;
+// Size of the whole frame whose header starts at `p` (kHeaderSize bytes readable); no
+// checks: for frames this side encoded, or to size a read buffer before decoding.
+inline std::size_t frame_size(const std::uint8_t* p) {
+  return kHeaderSize + ((std::size_t{p[2]} << 8) | p[3]);
+}
 // Flow ids the concentrator allocates (replies from a remote the client has not yet sent
 // to) carry this bit; the CPE's never do, so the two sides never collide.
 inline constexpr std::uint32_t kConcentratorFlowBit = 0x80000000u;

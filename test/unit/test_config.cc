@@ -81,6 +81,7 @@ bindings:
 tunnel:
   keepalive: 2m
   queue_bytes: 16384
+  target_delay: 20ms
 )");
   CHECK(c.role == ProxyRole::Cpe);
   CHECK(c.log_level == LogLevel::Debug);
@@ -92,6 +93,7 @@ tunnel:
   CHECK(c.bindings.max_remotes == 8);
   CHECK(c.tunnel.keepalive == 120s);
   CHECK(c.tunnel.queue_bytes == 16384);
+  CHECK(c.tunnel.target_delay == 20ms);
   CHECK(c.concentrator.listen.empty());
 }
 
@@ -134,6 +136,7 @@ TEST_CASE("omitted keys take their defaults", "[config]") {
   CHECK(c.bindings.max_remotes == 64);
   CHECK(c.tunnel.keepalive == 15s);
   CHECK(c.tunnel.queue_bytes == 262144);
+  CHECK(c.tunnel.target_delay == 5ms);
   CHECK(c.bindings.idle_timeout == d.bindings.idle_timeout);
   CHECK(c.tunnel.queue_bytes == d.tunnel.queue_bytes);
 }
@@ -213,6 +216,9 @@ TEST_CASE("durations", "[config]") {
         "t.yaml:5:14: tunnel.keepalive: 999ms is out of range (1s..1h)");
   CHECK(err(cpe("tunnel:\n  keepalive: 61m\n")) ==
         "t.yaml:5:14: tunnel.keepalive: 61m is out of range (1s..1h)");
+  CHECK(err(cpe("tunnel:\n  target_delay: 2s\n")) ==
+        "t.yaml:5:17: tunnel.target_delay: 2s is out of range (0ms..1s)");
+  CHECK(ok(cpe("tunnel:\n  target_delay: 0\n")).tunnel.target_delay == 0ms);
 }
 
 TEST_CASE("integers", "[config]") {

@@ -61,7 +61,9 @@ struct Rig {
     conn.reset();
     ::close(peer);
   }
+  // Long enough for the send limit's retry timer (1 ms) to fire.
   void spin() {
+    ::usleep(1100);
     for (int i = 0; i < 4; ++i) ev_run(loop, EVRUN_NOWAIT);
   }
 };
@@ -120,4 +122,140 @@ TEST_CASE("held frames count against the queue bound", "[connection][auth]") {
   }
   REQUIRE(got.size() == 36 + static_cast<std::size_t>(queued) * 60008);
   CHECK(std::vector<std::uint8_t>(got.begin(), got.begin() + 36) == bytes_of(proof));
+}
+
+// ---------------------------------------------------------------------------------------
+// Fair queueing: sparse flows go ahead of the backlog, frames are never interleaved, a
+// flow's order is kept.
+
+namespace {
+
+struct Seen {
+  std::uint32_t flow;
+  std::uint8_t seq;
+};
+
+// Decodes everything the peer has received so far; fails the test on a broken stream.
+void decode_all(std::vector<std::uint8_t>& in, std::vector<Seen>& out) {
+  std::size_t off = 0;
+  for (;;) {
+    auto d = wire::decode({in.data() + off, in.size() - off});
+    if (d.status == wire::DecodeStatus::NeedMore) break;
+    REQUIRE(d.status == wire::DecodeStatus::Ok);
+    off += d.consumed;
+    const auto* data = std::get_if<wire::Data>(&d.frame);
+    REQUIRE(data != nullptr);
+    REQUIRE(!data->payload.empty());
+    out.push_back({data->flow_id, data->payload[0]});
+  }
+  in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(off));
+}
+
+// Runs the loop and reads the peer until `n` frames arrived (or it gives up).
+std::vector<Seen> receive(Rig& r, std::size_t n) {
+  std::vector<std::uint8_t> in;
+  std::vector<Seen> seen;
+  for (int i = 0; i < 400 && seen.size() < n; ++i) {
+    r.spin();
+    auto more = drain(r.peer);
+    in.insert(in.end(), more.begin(), more.end());
+    decode_all(in, seen);
+  }
+  return seen;
+}
+
+}  // namespace
+
+TEST_CASE("a sparse flow goes ahead of the backlog, whole frames only", "[connection][fair]") {
+  Rig r;
+  r.conn->handshake_complete();
+  // The send limit (64 KiB before it has measured anything) keeps most of the bulk flow
+  // in the backlog, and cuts a 60 KB frame in two.
+  QueueMark bulk, light;
+  std::vector<std::uint8_t> big(60000, 0);
+  for (std::uint8_t i = 0; i < 4; ++i) {
+    big[0] = i;
+    REQUIRE(r.conn->send_data(1, big, &bulk));
+  }
+  r.spin();
+  REQUIRE(r.conn->queued_bytes() > 0);
+  CHECK(r.conn->express_bytes() == 0);
+  const std::array<std::uint8_t, 1> ping{100};
+  REQUIRE(r.conn->send_data(2, ping, &light));
+  CHECK(r.conn->express_bytes() == wire::kDataOverhead + 1);
+  // Another datagram of the bulk flow stays behind its own backlog.
+  big[0] = 4;
+  REQUIRE(r.conn->send_data(1, big, &bulk));
+
+  const std::vector<Seen> seen = receive(r, 6);
+  REQUIRE(seen.size() == 6);
+  // The light datagram left right after the bulk frame that was cut, not behind the
+  // other three.
+  std::size_t light_at = 0;
+  std::vector<std::uint8_t> bulk_order;
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    if (seen[i].flow == 2) light_at = i;
+    else bulk_order.push_back(seen[i].seq);
+  }
+  CHECK(light_at <= 2);
+  CHECK(bulk_order == std::vector<std::uint8_t>{0, 1, 2, 3, 4});
+  CHECK(r.conn->queued_bytes() == 0);
+}
+
+TEST_CASE("a flow with frames waiting stays in order", "[connection][fair]") {
+  Rig r;
+  r.conn->handshake_complete();
+  QueueMark bulk, f;
+  std::vector<std::uint8_t> big(60000, 0);
+  for (int i = 0; i < 3; ++i) REQUIRE(r.conn->send_data(1, big, &bulk));
+  r.spin();
+  // Flow 3 queues two datagrams at once: the first is sparse, the second must follow it
+  // (it waits in the backlog: flow 3 already has a frame in the express queue).
+  std::array<std::uint8_t, 1> a{1}, b{2};
+  REQUIRE(r.conn->send_data(3, a, &f));
+  REQUIRE(r.conn->send_data(3, b, &f));
+  CHECK(r.conn->express_bytes() == wire::kDataOverhead + 1);
+  const std::vector<Seen> seen = receive(r, 5);
+  REQUIRE(seen.size() == 5);
+  std::vector<std::uint8_t> f3;
+  for (auto s : seen)
+    if (s.flow == 3) f3.push_back(s.seq);
+  CHECK(f3 == std::vector<std::uint8_t>{1, 2});
+}
+
+TEST_CASE("nothing overtakes frames queued before the handshake completed", "[connection][fair]") {
+  Rig r;
+  QueueMark m;
+  const std::array<std::uint8_t, 1> early{7}, late{8};
+  REQUIRE(r.conn->send_data(5, early, &m));  // before handshake_complete: backlog
+  CHECK(r.conn->express_bytes() == 0);
+  QueueMark other;
+  r.conn->handshake_complete();
+  REQUIRE(r.conn->send_data(6, late, &other));  // sparse, but the HELLO-era bytes go first
+  CHECK(r.conn->express_bytes() == 0);
+  r.spin();
+  std::vector<std::uint8_t> in = drain(r.peer);
+  std::vector<Seen> seen;
+  decode_all(in, seen);
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0].flow == 5);
+  CHECK(seen[1].flow == 6);
+}
+
+TEST_CASE("new flows are turned away when sparse flows fill the express queue, not for a backlog",
+          "[connection][fair]") {
+  Rig r;
+  r.conn->handshake_complete();
+  QueueMark bulk;
+  std::vector<std::uint8_t> big(60000, 0);
+  while (r.conn->send_data(1, big, &bulk)) {
+  }
+  CHECK_FALSE(r.conn->congested());  // a full backlog is the bulk flow's problem
+  std::vector<QueueMark> marks(64);
+  std::vector<std::uint8_t> dgram(1200, 0);
+  std::size_t i = 0;
+  while (!r.conn->congested() && i < marks.size()) REQUIRE(r.conn->send_data(10, dgram, &marks[i++]));
+  CHECK(r.conn->congested());
+  CHECK(r.conn->express_bytes() > Connection::kExpressBytes / 2);
+  CHECK(r.conn->express_bytes() <= Connection::kExpressBytes);
 }
