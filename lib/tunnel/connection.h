@@ -162,7 +162,11 @@ class Connection {
              const ConnectionOptions& opts, ConnectionHandler& handler, bool connecting);
   std::uint8_t* reserve(std::size_t n, std::size_t headroom, QueueMark* mark);
   void commit(std::size_t n, QueueMark* mark);
-  std::size_t kernel_room();
+  std::size_t kernel_room(std::size_t want);
+  // The backlog bytes that may leave now: up to the held slot while there is one.
+  std::size_t sendable_backlog() const {
+    return held_ ? static_cast<std::size_t>(held_at_ - stream_head_) : out_tail_ - out_head_;
+  }
   void write_out(std::size_t budget);
   void on_retry_timer();
   void on_io(int revents);
@@ -191,6 +195,7 @@ class Connection {
   Timer retry_timer_;
   std::unique_ptr<SendLimit> limit_;  // null: target_delay 0, or no SIOCOUTQ here
   std::uint64_t written_ = 0;         // bytes ever handed to the kernel
+  std::uint64_t acked_seen_ = 0;      // of which acknowledged, at the last SIOCOUTQ
   double rtt_checked_ = -1e9;
   bool limited_ = false;              // the last flush left bytes for lack of room
   // The held slot, as a position in the stream (bytes ever queued), so that compacting
