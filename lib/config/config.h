@@ -111,8 +111,8 @@ struct Config {
     // Bytes a connection may hold in user space waiting for the socket; past it,
     // datagrams are dropped (counted), never queued without bound.
     std::size_t queue_bytes = 256 * 1024;
-    // Queueing a connection may add in the kernel on top of the paths' round trip (the
-    // send limit, tunnel/send_limit.h); 0 turns the limit off.
+    // Unsent data a connection may keep in the kernel, as time at the rate its subflows
+    // send (the send limit, tunnel/send_limit.h); 0 turns the limit off.
     std::chrono::milliseconds target_delay = std::chrono::milliseconds(5);
   } tunnel;
 };

@@ -36,8 +36,6 @@ constexpr std::size_t kControlHeadroom = 64 * 1024;
 // How soon to look again when the send limit held bytes back: a fraction of the queue
 // the limit allows (tunnel.target_delay), so the paths never run dry meanwhile.
 constexpr double kRetryInterval = 0.001;
-// The paths' round trip is read from the kernel this often.
-constexpr double kRttRefresh = 0.2;
 
 // Moves a queue's head by `n` written bytes, keeping track of a frame cut in two.
 void advance(const std::vector<std::uint8_t>& buf, std::size_t& head, std::size_t& cut,
@@ -297,29 +295,25 @@ void Connection::handshake_complete() {
 
 std::size_t Connection::kernel_room(std::size_t want) {
   if (!limit_) return SIZE_MAX;
-  // Within the limit even if nothing written since the last look was acknowledged: no
-  // need to ask the kernel. An unloaded tunnel saves a syscall per flush this way.
-  const std::uint64_t bound = written_ - acked_seen_;
+  // Within the limit even if nothing written since the last look was transmitted: no
+  // need to ask the kernel. An unloaded tunnel saves two syscalls per flush this way.
+  const std::uint64_t bound = unsent_seen_ + (written_ - written_seen_);
   if (!limited_ && bound + want <= limit_->limit())
     return limit_->limit() - static_cast<std::size_t>(bound);
-  int outq = 0;
-  if (::ioctl(fd_.get(), SIOCOUTQ, &outq) != 0) {
-    LOG_DEBUG("tunnel to %s: SIOCOUTQ not supported (%s): no send limit",
-              peer_.str().c_str(), errno_str(errno).c_str());
+  const PathSample ps = path_sample(fd_.get());
+  int nsd = 0;  // the MPTCP socket's own unsent bytes (for plain TCP: the same as notsent)
+  if (!ps.ok || (mptcp_ && ::ioctl(fd_.get(), SIOCOUTQNSD, &nsd) != 0)) {
+    LOG_DEBUG("tunnel to %s: the kernel does not report unsent bytes here: no send limit",
+              peer_.str().c_str());
     limit_.reset();
     return SIZE_MAX;
   }
-  const double now = ev_now(ctx_.loop);
-  if (now - rtt_checked_ >= kRttRefresh) {
-    rtt_checked_ = now;
-    const PathSample ps = path_sample(fd_.get());
-    limit_->set_paths(ps.rtt_us / 1e6, ps.subflows);
-  }
-  const std::uint64_t unacked = std::min(written_, static_cast<std::uint64_t>(std::max(outq, 0)));
-  acked_seen_ = written_ - unacked;
-  limit_->observe(now, acked_seen_, limited_);
+  limit_->set_subflows(ps.subflows);
+  limit_->observe(ev_now(ctx_.loop), ps.sent, limited_);
+  written_seen_ = written_;
+  unsent_seen_ = ps.notsent + static_cast<std::uint64_t>(std::max(nsd, 0));
   const std::size_t lim = limit_->limit();
-  return unacked >= lim ? 0 : lim - static_cast<std::size_t>(unacked);
+  return unsent_seen_ >= lim ? 0 : lim - static_cast<std::size_t>(unsent_seen_);
 }
 
 void Connection::flush() {
@@ -338,34 +332,42 @@ void Connection::write_out(std::size_t budget) {
     // Up to three pieces in one write: the rest of a cut backlog frame, the express
     // queue, the backlog (up to a held slot).
     const std::size_t backlog = sendable_backlog();
+    // The first two go whatever the send limit says: the express queue is small and
+    // bounded, and holding it back behind the limit is what it exists to avoid (a
+    // sparse flow's datagram still waiting when its next one comes would have to join
+    // the backlog); a cut frame must be finished before it can go.
     struct Piece {
       bool express;
+      bool limited;
       std::size_t len;
     } pieces[3];
     std::size_t np = 0;
     std::size_t first = 0;
     if (out_cut_ > 0) {
       first = std::min(out_cut_, backlog);
-      pieces[np++] = {false, first};
+      pieces[np++] = {false, false, first};
     }
-    if (ex_tail_ > ex_head_) pieces[np++] = {true, ex_tail_ - ex_head_};
-    if (backlog > first) pieces[np++] = {false, backlog - first};
+    if (ex_tail_ > ex_head_) pieces[np++] = {true, false, ex_tail_ - ex_head_};
+    if (backlog > first) pieces[np++] = {false, true, backlog - first};
     if (np == 0) return;
-    if (budget == 0) {
-      limited_ = true;
-      return;
-    }
     iovec iov[3];
     std::size_t total = 0;
     std::size_t niov = 0;
     std::size_t out_off = out_head_;
-    for (std::size_t i = 0; i < np && total < budget; ++i) {
-      const std::size_t len = std::min(pieces[i].len, budget - total);
+    std::size_t room = budget;
+    for (std::size_t i = 0; i < np; ++i) {
+      const std::size_t len = pieces[i].limited ? std::min(pieces[i].len, room) : pieces[i].len;
+      room -= std::min(room, len);
+      if (len == 0) break;
       std::uint8_t* base = pieces[i].express ? ex_.data() + ex_head_ : out_.data() + out_off;
       if (!pieces[i].express) out_off += len;
       iov[niov++] = {base, len};
       pieces[i].len = len;
       total += len;
+    }
+    if (niov == 0) {
+      limited_ = true;
+      return;
     }
     msghdr msg{};
     msg.msg_iov = iov;

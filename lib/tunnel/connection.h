@@ -2,9 +2,9 @@
 // deframes; what frames mean is the handler's business.
 //
 // Writes are coalesced: frames queued during one loop iteration leave in a single write()
-// just before the loop blocks again (see Flusher). What the kernel holds unacknowledged
-// is kept to the paths' round trip plus tunnel.target_delay (SendLimit); the rest waits
-// here, in two queues:
+// just before the loop blocks again (see Flusher). What the kernel holds unsent is kept
+// to tunnel.target_delay at the rate the subflows send (SendLimit); the rest waits here,
+// in two queues:
 //   - express: frames of sparse flows, flows with nothing else waiting (a VoIP or DNS
 //     flow next to a bulk transfer). It goes first, so their datagrams wait behind at
 //     most one datagram of each other sparse flow, never behind a backlog;
@@ -71,8 +71,8 @@ struct ConnectionOptions {
   enum class Keepalive : std::uint8_t { Off, Probe, Expect };
   Keepalive keepalive_role = Keepalive::Off;
   Duration keepalive = std::chrono::seconds(15);
-  // Queueing the kernel may add on top of the paths' round trip; zero leaves the
-  // kernel's own send buffer sizing alone (only TCP_NOTSENT_LOWAT applies then).
+  // Unsent data the kernel may hold, as time at the subflows' sending rate; zero leaves
+  // the kernel's own send buffer sizing alone (only TCP_NOTSENT_LOWAT applies then).
   Duration target_delay = std::chrono::milliseconds(5);
 };
 
@@ -145,7 +145,7 @@ class Connection {
   // continues"). A full backlog alone does not turn new flows away: it is the bulk
   // flows' backlog, and a new flow's first datagram does not queue behind it.
   bool congested() const { return express_bytes() > kExpressBytes / 2; }
-  // What the kernel may hold unacknowledged now (0: no limit applies).
+  // Unsent bytes the kernel may hold now (0: no limit applies).
   std::size_t send_limit() const { return limit_ ? limit_->limit() : 0; }
   double send_rate() const { return limit_ ? limit_->rate() : 0; }
 
@@ -193,10 +193,10 @@ class Connection {
   // Wakes flush() while the send limit, not the socket, holds bytes back: the socket
   // stays writable then, so EV_WRITE would spin.
   Timer retry_timer_;
-  std::unique_ptr<SendLimit> limit_;  // null: target_delay 0, or no SIOCOUTQ here
+  std::unique_ptr<SendLimit> limit_;  // null: target_delay 0, or the kernel cannot tell
   std::uint64_t written_ = 0;         // bytes ever handed to the kernel
-  std::uint64_t acked_seen_ = 0;      // of which acknowledged, at the last SIOCOUTQ
-  double rtt_checked_ = -1e9;
+  std::uint64_t written_seen_ = 0;    // written_ at the last look at the kernel
+  std::uint64_t unsent_seen_ = 0;     // unsent bytes in the kernel then
   bool limited_ = false;              // the last flush left bytes for lack of room
   // The held slot, as a position in the stream (bytes ever queued), so that compacting
   // the buffer does not move it. Everything from held_at_ on waits while held_.

@@ -4,12 +4,11 @@
 
 namespace mpudp {
 namespace {
-// A window lasts a round trip, at least this long, so that one ACK's worth of bytes
-// does not read as a rate.
-constexpr double kMinWindow = 0.020;
+// A window lasts at least this long, so that one burst does not read as a rate.
+constexpr double kWindow = 0.020;
 }  // namespace
 
-SendLimit::SendLimit(const Params& p) : p_(p), limit_(p.per_subflow) {}
+SendLimit::SendLimit(const Params& p) : p_(p) { recompute(); }
 
 double SendLimit::rate() const {
   double sum = 0;
@@ -17,24 +16,23 @@ double SendLimit::rate() const {
   return filled_ == 0 ? 0 : sum / static_cast<double>(filled_);
 }
 
-void SendLimit::set_paths(double rtt_s, unsigned subflows) {
-  rtt_s_ = std::clamp(rtt_s, 0.0, 1.0);
-  subflows_ = std::clamp(subflows, 1u, 16u);
+void SendLimit::set_subflows(unsigned n) {
+  subflows_ = std::clamp(n, 1u, 16u);
   recompute();
 }
 
-void SendLimit::observe(double now_s, std::uint64_t acked, bool backlogged) {
-  if (!started_) {
+void SendLimit::observe(double now_s, std::uint64_t sent, bool backlogged) {
+  if (!started_ || sent < win_sent_) {  // first look, or a subflow (and its count) went
     started_ = true;
     win_start_ = now_s;
-    win_acked_ = acked;
+    win_sent_ = sent;
     win_backlogged_ = false;
     return;
   }
   win_backlogged_ = win_backlogged_ || backlogged;
   const double span = now_s - win_start_;
-  if (span < std::max(kMinWindow, rtt_s_)) return;
-  const double r = static_cast<double>(acked - win_acked_) / span;
+  if (span < kWindow) return;
+  const double r = static_cast<double>(sent - win_sent_) / span;
   // An application-limited window says nothing about the paths unless it beat the
   // estimate.
   if (win_backlogged_ || r > rate()) {
@@ -44,14 +42,14 @@ void SendLimit::observe(double now_s, std::uint64_t acked, bool backlogged) {
     recompute();
   }
   win_start_ = now_s;
-  win_acked_ = acked;
+  win_sent_ = sent;
   win_backlogged_ = false;
 }
 
 void SendLimit::recompute() {
-  const double want = rate() * (rtt_s_ + p_.target_s);
-  const std::size_t floor = p_.per_subflow * subflows_;
-  limit_ = std::clamp(static_cast<std::size_t>(want), std::min(floor, p_.ceiling), p_.ceiling);
+  const std::size_t floor = std::min(p_.min_per_subflow * subflows_, p_.ceiling);
+  const auto want = static_cast<std::size_t>(rate() * p_.target_s);
+  limit_ = std::clamp(want, floor, p_.ceiling);
 }
 
 }  // namespace mpudp

@@ -1,20 +1,22 @@
-// How much the kernel may hold of one tunnel connection: bytes written but not yet
-// acknowledged at the connection level (SIOCOUTQ; for MPTCP, data not yet DATA_ACKed).
+// How much a tunnel connection may keep queued in the kernel unsent: bytes written but
+// not yet transmitted by any subflow (the MPTCP socket's own unsent bytes, SIOCOUTQNSD,
+// plus each subflow's tcpi_notsent_bytes).
 //
 // Why: TCP_NOTSENT_LOWAT bounds only what the MPTCP socket has not handed to a subflow,
 // and the scheduler hands subflows as much as their autotuned send buffers take. Under
-// overload that is megabytes: every datagram, the lightest flow's too, then waits behind
-// hundreds of milliseconds of others. The limit here is what keeps the paths busy for
-// their round trip plus `target` of queue: limit = rate × (rtt + target), where rate is
-// the delivery rate measured while the connection had more to send than the limit let
-// through, and never less than 64 KiB per subflow: the kernel's MPTCP scheduler hands a
-// subflow up to 64 KiB at a time (MPTCP_SEND_BURST_SIZE), so a smaller limit leaves one
-// path idle while another drains its burst (measured: 2 × 50 Mbit/s paths carried
-// 77 Mbit/s with a 64 KiB limit, 88 with 150 KiB). Below that limit the kernel queue drains faster than it fills; above, excess
-// waits in user space, where light flows go first and excess datagrams are dropped and
-// counted (see Connection).
+// overload that is megabytes (ss -Mti: notsent 700 KB per subflow): every datagram, the
+// lightest flow's too, then waits behind hundreds of milliseconds of others. What is in
+// flight is the subflows' congestion control's business; what waits behind it is ours:
+// at most `target` of it at the rate the subflows send (limit = rate × target), never
+// less than 16 KiB per subflow so that a cold start moves. Excess waits in user space,
+// where light flows go first and excess datagrams are dropped and counted (Connection).
 //
-// Pure logic: the caller feeds time, acknowledged bytes and round-trip samples.
+// An earlier version bounded unacknowledged bytes (SIOCOUTQ) instead: MPTCP's data-level
+// acknowledgements lag behind the subflows' by up to the peer's delayed-ACK timer, and
+// that limit held everything back meanwhile (a 50 pps flow beside an overload of
+// 2 × 10 Mbit/s waited 150 ms and lost 5 % of its datagrams).
+//
+// Pure logic: the caller feeds time and byte counts.
 #pragma once
 
 #include <array>
@@ -26,43 +28,38 @@ namespace mpudp {
 class SendLimit {
  public:
   struct Params {
-    double target_s = 0.005;      // queueing allowed on top of the round trip
-    std::size_t per_subflow = 64 * 1024;  // the floor, per subflow (see above)
+    double target_s = 0.005;                 // queueing allowed behind what is in flight
+    std::size_t min_per_subflow = 16 * 1024;  // the floor, per subflow
     std::size_t ceiling = 64u << 20;
   };
 
   explicit SendLimit(const Params& p);
 
-  // One observation at `now_s`: `acked` is the bytes acknowledged since the start
-  // (monotonic), `backlogged` that bytes were waiting for room under the limit.
-  void observe(double now_s, std::uint64_t acked, bool backlogged);
-  // The largest of the subflows' minimum round trips (data is acknowledged at the
-  // connection level only once the slowest path has delivered its part) and how many
-  // subflows there are.
-  void set_paths(double rtt_s, unsigned subflows);
+  // One observation at `now_s`: `sent` is the bytes the subflows transmitted since the
+  // start (monotonic), `backlogged` that bytes were waiting for room under the limit.
+  void observe(double now_s, std::uint64_t sent, bool backlogged);
+  void set_subflows(unsigned n);
 
   std::size_t limit() const { return limit_; }
   double rate() const;  // bytes/s, the estimate the limit uses
-  double rtt() const { return rtt_s_; }
 
  private:
   void recompute();
 
   Params p_;
-  double rtt_s_ = 0;
   unsigned subflows_ = 1;
   bool started_ = false;
   double win_start_ = 0;
-  std::uint64_t win_acked_ = 0;
+  std::uint64_t win_sent_ = 0;
   bool win_backlogged_ = false;
-  // Rates of the last windows that were limited by us (or beat the estimate): their
-  // maximum is the estimate, so an idle or application-limited spell does not shrink it
-  // and a path that got slower is forgotten after kWindows limited windows.
+  // Rates of the last windows that were limited by us (or beat the estimate): their mean
+  // is the estimate, so an idle or application-limited spell does not shrink it and a
+  // path that got slower is forgotten after kWindows limited windows.
   static constexpr std::size_t kWindows = 8;
   std::array<double, kWindows> rates_{};
   std::size_t next_ = 0;
   std::size_t filled_ = 0;
-  std::size_t limit_;
+  std::size_t limit_ = 0;
 };
 
 }  // namespace mpudp

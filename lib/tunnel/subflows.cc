@@ -105,20 +105,26 @@ std::vector<SubflowInfo> subflows_of(int fd, bool* fallback) {
 
 PathSample path_sample(int fd) {
   PathSample out;
-  auto tcp = std::make_unique<SubflowBuf<tcp_info>>();
-  const std::size_t n = get_array(fd, MPTCP_TCPINFO, *tcp);
-  for (std::size_t i = 0; i < n; ++i)
-    if (tcp->elems[i].tcpi_min_rtt != ~0u)
-      out.rtt_us = std::max(out.rtt_us, tcp->elems[i].tcpi_min_rtt);
+  // One buffer per thread: the daemon's loop calls this often while a tunnel is loaded.
+  static thread_local SubflowBuf<tcp_info> tcp;
+  const std::size_t n = get_array(fd, MPTCP_TCPINFO, tcp);
   if (n > 0) {
+    out.ok = true;
     out.subflows = static_cast<std::uint32_t>(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      out.sent += tcp.elems[i].tcpi_bytes_sent;
+      out.notsent += tcp.elems[i].tcpi_notsent_bytes;
+    }
     return out;
   }
   tcp_info t{};
   socklen_t len = sizeof t;
   if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &t, &len) == 0 &&
-      len >= offsetof(tcp_info, tcpi_min_rtt) + sizeof t.tcpi_min_rtt && t.tcpi_min_rtt != ~0u)
-    out.rtt_us = t.tcpi_min_rtt;
+      len >= offsetof(tcp_info, tcpi_bytes_sent) + sizeof t.tcpi_bytes_sent) {
+    out.ok = true;
+    out.sent = t.tcpi_bytes_sent;
+    out.notsent = t.tcpi_notsent_bytes;
+  }
   return out;
 }
 

@@ -26,12 +26,16 @@ struct SubflowInfo {
 // which; may be null). Failures of the getsockopts are not errors: they give less.
 std::vector<SubflowInfo> subflows_of(int fd, bool* fallback);
 
-// What the send limit needs to know of the paths: how many subflows there are (1 for
-// plain TCP) and the largest of their minimum round trips in microseconds (0 when the
-// kernel does not say). A getsockopt or two: for an occasional refresh, not per datagram.
+// What the send limit needs to know of the subflows: how many there are (1 for plain
+// TCP), the bytes they have transmitted and the bytes queued in them not yet transmitted
+// (sums over the subflows). A getsockopt into a reused buffer: cheap enough to be called
+// while the limit holds bytes back, not for every datagram. `ok` false: the kernel said
+// nothing.
 struct PathSample {
-  std::uint32_t rtt_us = 0;
+  bool ok = false;
   std::uint32_t subflows = 1;
+  std::uint64_t sent = 0;
+  std::uint64_t notsent = 0;
 };
 PathSample path_sample(int fd);
 
