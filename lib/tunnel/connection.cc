@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "ctl/log.h"
 #include "io/socket.h"
@@ -36,6 +37,8 @@ constexpr std::size_t kControlHeadroom = 64 * 1024;
 // How soon to look again when the send limit held bytes back: a fraction of the queue
 // the limit allows (tunnel.target_delay), so the paths never run dry meanwhile.
 constexpr double kRetryInterval = 0.001;
+
+constexpr std::int64_t kNoLimit = std::numeric_limits<std::int64_t>::max();
 
 // Moves a queue's head by `n` written bytes, keeping track of a frame cut in two.
 void advance(const std::vector<std::uint8_t>& buf, std::size_t& head, std::size_t& cut,
@@ -293,27 +296,26 @@ void Connection::handshake_complete() {
   }
 }
 
-std::size_t Connection::kernel_room(std::size_t want) {
-  if (!limit_) return SIZE_MAX;
+std::int64_t Connection::kernel_room(std::size_t want) {
+  if (!limit_) return kNoLimit;
   // Within the limit even if nothing written since the last look was transmitted: no
   // need to ask the kernel. An unloaded tunnel saves two syscalls per flush this way.
   const std::uint64_t bound = unsent_seen_ + (written_ - written_seen_);
   if (!limited_ && bound + want <= limit_->limit())
-    return limit_->limit() - static_cast<std::size_t>(bound);
+    return static_cast<std::int64_t>(limit_->limit() - bound);
   const PathSample ps = path_sample(fd_.get());
   int nsd = 0;  // the MPTCP socket's own unsent bytes (for plain TCP: the same as notsent)
   if (!ps.ok || (mptcp_ && ::ioctl(fd_.get(), SIOCOUTQNSD, &nsd) != 0)) {
     LOG_DEBUG("tunnel to %s: the kernel does not report unsent bytes here: no send limit",
               peer_.str().c_str());
     limit_.reset();
-    return SIZE_MAX;
+    return kNoLimit;
   }
   limit_->set_subflows(ps.subflows);
   limit_->observe(ev_now(ctx_.loop), ps.sent, limited_);
   written_seen_ = written_;
   unsent_seen_ = ps.notsent + static_cast<std::uint64_t>(std::max(nsd, 0));
-  const std::size_t lim = limit_->limit();
-  return unsent_seen_ >= lim ? 0 : lim - static_cast<std::size_t>(unsent_seen_);
+  return static_cast<std::int64_t>(limit_->limit()) - static_cast<std::int64_t>(unsent_seen_);
 }
 
 void Connection::flush() {
@@ -325,39 +327,50 @@ void Connection::flush() {
   update_watch();
 }
 
-void Connection::write_out(std::size_t budget) {
+void Connection::write_out(std::int64_t room) {
+  // The backlog gets what is left under the limit; the express queue one express queue's
+  // worth beyond it, so that a sparse flow's datagram does not wait for room (and, still
+  // waiting when the flow's next one comes, push that one into the backlog), while a
+  // flood of sparse flows alone still cannot grow the kernel's queue without bound.
+  const std::int64_t ex_room =
+      room == kNoLimit ? kNoLimit : room + static_cast<std::int64_t>(kExpressBytes);
+  std::size_t budget = room <= 0 ? 0 : static_cast<std::size_t>(room);
+  std::size_t ex_budget = ex_room <= 0 ? 0 : static_cast<std::size_t>(ex_room);
   limited_ = false;
   kernel_full_ = false;
   for (;;) {
     // Up to three pieces in one write: the rest of a cut backlog frame, the express
     // queue, the backlog (up to a held slot).
     const std::size_t backlog = sendable_backlog();
-    // The first two go whatever the send limit says: the express queue is small and
-    // bounded, and holding it back behind the limit is what it exists to avoid (a
-    // sparse flow's datagram still waiting when its next one comes would have to join
-    // the backlog); a cut frame must be finished before it can go.
+    // A frame cut by a partial write is finished whatever the limit says: nothing else
+    // can go before it.
     struct Piece {
       bool express;
-      bool limited;
       std::size_t len;
     } pieces[3];
     std::size_t np = 0;
     std::size_t first = 0;
     if (out_cut_ > 0) {
       first = std::min(out_cut_, backlog);
-      pieces[np++] = {false, false, first};
+      pieces[np++] = {false, first};
     }
-    if (ex_tail_ > ex_head_) pieces[np++] = {true, false, ex_tail_ - ex_head_};
-    if (backlog > first) pieces[np++] = {false, true, backlog - first};
+    if (ex_tail_ > ex_head_) pieces[np++] = {true, ex_tail_ - ex_head_};
+    if (backlog > first) pieces[np++] = {false, backlog - first};
     if (np == 0) return;
     iovec iov[3];
     std::size_t total = 0;
     std::size_t niov = 0;
     std::size_t out_off = out_head_;
-    std::size_t room = budget;
+    std::size_t left_b = budget;
+    std::size_t left_x = ex_budget;
     for (std::size_t i = 0; i < np; ++i) {
-      const std::size_t len = pieces[i].limited ? std::min(pieces[i].len, room) : pieces[i].len;
-      room -= std::min(room, len);
+      std::size_t len = pieces[i].len;
+      if (pieces[i].express)
+        len = std::max(std::min(len, left_x), std::min(len, ex_cut_));
+      else if (i > 0 || out_cut_ == 0)
+        len = std::min(len, left_b);
+      left_b -= std::min(left_b, len);
+      left_x -= std::min(left_x, len);
       if (len == 0) break;
       std::uint8_t* base = pieces[i].express ? ex_.data() + ex_head_ : out_.data() + out_off;
       if (!pieces[i].express) out_off += len;
@@ -386,6 +399,7 @@ void Connection::write_out(std::size_t budget) {
     std::size_t left = static_cast<std::size_t>(n);
     written_ += left;
     budget -= std::min(budget, left);
+    ex_budget -= std::min(ex_budget, left);
     ctx_.stats.add(Counter::tunnel_tx_bytes, left);
     for (std::size_t i = 0; i < niov && left > 0; ++i) {
       const std::size_t take = std::min(left, pieces[i].len);

@@ -162,12 +162,13 @@ class Connection {
              const ConnectionOptions& opts, ConnectionHandler& handler, bool connecting);
   std::uint8_t* reserve(std::size_t n, std::size_t headroom, QueueMark* mark);
   void commit(std::size_t n, QueueMark* mark);
-  std::size_t kernel_room(std::size_t want);
+  // Bytes the send limit still allows the kernel (negative: over it), or kNoLimit.
+  std::int64_t kernel_room(std::size_t want);
   // The backlog bytes that may leave now: up to the held slot while there is one.
   std::size_t sendable_backlog() const {
     return held_ ? static_cast<std::size_t>(held_at_ - stream_head_) : out_tail_ - out_head_;
   }
-  void write_out(std::size_t budget);
+  void write_out(std::int64_t room);
   void on_retry_timer();
   void on_io(int revents);
   void on_connect_done();
