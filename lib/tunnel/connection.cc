@@ -306,11 +306,16 @@ std::int64_t Connection::kernel_room(std::size_t want) {
   const PathSample ps = path_sample(fd_.get());
   int nsd = 0;  // the MPTCP socket's own unsent bytes (for plain TCP: the same as notsent)
   if (!ps.ok || (mptcp_ && ::ioctl(fd_.get(), SIOCOUTQNSD, &nsd) != 0)) {
+    // Once it has answered, a failure is a moment without subflows (a path change):
+    // keep to what was seen last. Never answered: this kernel cannot tell.
+    if (sampled_)
+      return static_cast<std::int64_t>(limit_->limit()) - static_cast<std::int64_t>(bound);
     LOG_DEBUG("tunnel to %s: the kernel does not report unsent bytes here: no send limit",
               peer_.str().c_str());
     limit_.reset();
     return kNoLimit;
   }
+  sampled_ = true;
   limit_->set_subflows(ps.subflows);
   limit_->observe(ev_now(ctx_.loop), ps.sent, limited_);
   written_seen_ = written_;

@@ -198,6 +198,7 @@ class Connection {
   std::uint64_t written_ = 0;         // bytes ever handed to the kernel
   std::uint64_t written_seen_ = 0;    // written_ at the last look at the kernel
   std::uint64_t unsent_seen_ = 0;     // unsent bytes in the kernel then
+  bool sampled_ = false;              // the kernel has answered at least once
   bool limited_ = false;              // the last flush left bytes for lack of room
   // The held slot, as a position in the stream (bytes ever queued), so that compacting
   // the buffer does not move it. Everything from held_at_ on waits while held_.
