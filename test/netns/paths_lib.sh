@@ -68,3 +68,16 @@ pm_counter() {
   "$MPUDP_BUILD/daemon/mpudpctl" -s "$TB_DIR/${2:-cpe}.sock" status --json 2>/dev/null |
     grep -oE "\"$1\":[0-9]+" | head -n 1 | cut -d: -f2
 }
+
+# pm_testbed: what the path tests share: root and a build, the testbed without endpoints
+# of its own (the daemons' path managers make them), TPROXY rules and the echo server.
+# Exits the test when any of it fails.
+pm_testbed() {
+  tb_require_root_and_tools
+  tb_require_built
+  TB_MPTCP_ENDPOINTS=0
+  tb_setup || exit 1
+  tb_tproxy_rules || exit 1
+  tb_start_echo || exit 1
+}
+

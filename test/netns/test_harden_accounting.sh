@@ -8,13 +8,8 @@
 set -u
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/paths_lib.sh"
-tb_require_root_and_tools
-tb_require_built
 CTL=$MPUDP_BUILD/daemon/mpudpctl
-TB_MPTCP_ENDPOINTS=0
-tb_setup || exit 1
-tb_tproxy_rules || exit 1
-tb_start_echo || exit 1
+pm_testbed
 pm_start_proxies "paths:
   - interface: up0
   - interface: up1" || exit 1
