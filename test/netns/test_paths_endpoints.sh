@@ -6,12 +6,7 @@
 set -u
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/paths_lib.sh"
-tb_require_root_and_tools
-tb_require_built
-TB_MPTCP_ENDPOINTS=0
-tb_setup || exit 1
-tb_tproxy_rules || exit 1
-tb_start_echo || exit 1
+pm_testbed
 
 fail=0
 # Someone else's endpoint, and the limits as the testbed left them.
