@@ -207,9 +207,12 @@ void Connection::set_options(const ConnectionOptions& opts) {
 std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom, QueueMark* mark) {
   reserved_express_ = false;
   if (mark != nullptr) {
-    if (mark->conn != id_) *mark = QueueMark{id_, 0, 0};
-    // Sparse: nothing of this flow waits in either queue, so going first keeps its order.
-    const bool sparse = mark->backlog_end <= stream_head_ && mark->express_end <= ex_stream_head_;
+    if (mark->conn != id_) *mark = QueueMark{id_, 0, 0, 0};
+    // Nothing of this flow waits in the backlog, so going first keeps its order; a
+    // little of it may already wait in express (see the header).
+    if (mark->express_end <= ex_stream_head_) mark->express_run = 0;
+    const bool sparse = mark->backlog_end <= stream_head_ &&
+                        (mark->express_run == 0 || mark->express_run + n <= kExpressRunBytes);
     if (sparse && express_open_ && !held_ && stream_head_ >= express_from_) {
       if (std::uint8_t* p = room_in(ex_, ex_head_, ex_tail_, n, kExpressBytes)) {
         reserved_express_ = true;
@@ -224,7 +227,10 @@ std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom, QueueMark
 void Connection::commit(std::size_t n, QueueMark* mark) {
   if (reserved_express_) {
     ex_tail_ += n;
-    if (mark != nullptr) mark->express_end = ex_stream_head_ + (ex_tail_ - ex_head_);
+    if (mark != nullptr) {
+      mark->express_end = ex_stream_head_ + (ex_tail_ - ex_head_);
+      mark->express_run += static_cast<std::uint32_t>(n);
+    }
   } else {
     out_tail_ += n;
     if (mark != nullptr) mark->backlog_end = stream_head_ + (out_tail_ - out_head_);

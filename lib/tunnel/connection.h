@@ -7,12 +7,18 @@
 // in two queues:
 //   - express: frames of sparse flows, flows with nothing else waiting (a VoIP or DNS
 //     flow next to a bulk transfer). It goes first, so their datagrams wait behind at
-//     most one datagram of each other sparse flow, never behind a backlog;
+//     most a datagram or a few small ones of each other sparse flow, never behind a
+//     backlog;
 //   - backlog: everything else, bounded by tunnel.queue_bytes; when full, the datagram
 //     is dropped (counted by the caller), so the flows that overload the tunnel are the
 //     ones that lose.
 // A flow's order is kept: it enters the express queue only when none of its frames waits
-// in either queue (QueueMark). Queues switch only at frame boundaries.
+// in the backlog (QueueMark); the express queue leaves before the backlog. A flow may
+// have up to kExpressRunBytes waiting in express (always at least one frame): when the
+// kernel takes nothing for a while (its send buffer full until data-level acks come
+// back, a CPU-starved router reading a burst in one go), a call's next datagrams still
+// go express instead of into a full backlog, while a bulk flow, which always has frames
+// in the backlog under overload, never gets in. Queues switch only at frame boundaries.
 #pragma once
 
 #include <cstddef>
@@ -150,6 +156,9 @@ class Connection {
   double send_rate() const { return limit_ ? limit_->rate() : 0; }
 
   static constexpr std::size_t kExpressBytes = 32 * 1024;
+  // What one flow may have waiting in the express queue beyond its first frame: ~10
+  // datagrams (200 ms) of a G.711 call, one of a full-size bulk datagram.
+  static constexpr std::uint32_t kExpressRunBytes = 2048;
   void set_options(const ConnectionOptions& opts);
 
   // Owner's context pointer (the session, the binding).

@@ -211,18 +211,59 @@ TEST_CASE("a flow with frames waiting stays in order", "[connection][fair]") {
   std::vector<std::uint8_t> big(60000, 0);
   for (int i = 0; i < 3; ++i) REQUIRE(r.conn->send_data(1, big, &bulk));
   r.spin();
-  // Flow 3 queues two datagrams at once: the first is sparse, the second must follow it
-  // (it waits in the backlog: flow 3 already has a frame in the express queue).
-  std::array<std::uint8_t, 1> a{1}, b{2};
-  REQUIRE(r.conn->send_data(3, a, &f));
-  REQUIRE(r.conn->send_data(3, b, &f));
-  CHECK(r.conn->express_bytes() == wire::kDataOverhead + 1);
-  const std::vector<Seen> seen = receive(r, 5);
-  REQUIRE(seen.size() == 5);
-  std::vector<std::uint8_t> f3;
+  // Flow 3 queues a burst at once (a router that read them in one go): what fits in
+  // kExpressRunBytes takes the express queue, the rest follows in the backlog, and all
+  // arrive in order.
+  constexpr std::size_t kFrame = wire::kDataOverhead + 1;
+  constexpr std::size_t kFit = Connection::kExpressRunBytes / kFrame;
+  constexpr std::uint8_t kBurst = kFit + 3;
+  static_assert(kFit >= 2 && kBurst < 255);
+  for (std::uint8_t i = 1; i <= kBurst; ++i) {
+    const std::array<std::uint8_t, 1> d{i};
+    REQUIRE(r.conn->send_data(3, d, &f));
+  }
+  CHECK(r.conn->express_bytes() == kFit * kFrame);
+  // Once a frame of flow 3 waits in the backlog, its next one goes there too.
+  const std::array<std::uint8_t, 1> last{kBurst + 1};
+  REQUIRE(r.conn->send_data(3, last, &f));
+  CHECK(r.conn->express_bytes() == kFit * kFrame);
+  const std::vector<Seen> seen = receive(r, 3 + kBurst + 1);
+  REQUIRE(seen.size() == 3u + kBurst + 1);
+  std::vector<std::uint8_t> f3, want;
   for (auto s : seen)
     if (s.flow == 3) f3.push_back(s.seq);
-  CHECK(f3 == std::vector<std::uint8_t>{1, 2});
+  for (std::uint8_t i = 1; i <= kBurst + 1; ++i) want.push_back(i);
+  CHECK(f3 == want);
+}
+
+TEST_CASE("a sparse flow's next datagram is not lost while the kernel takes nothing",
+          "[connection][fair]") {
+  // The kernel's buffer is full (data-level acks late), the backlog is full of bulk: a
+  // call's datagram still waits in express when its next one comes. That one must not
+  // be refused as if the call were the flow overloading the tunnel.
+  Rig r(32 * 1024);
+  r.conn->handshake_complete();
+  QueueMark bulk, call;
+  std::vector<std::uint8_t> big(1200, 0);
+  while (r.conn->send_data(1, big, &bulk)) {
+  }
+  const std::array<std::uint8_t, 64> voice{};
+  const std::size_t fit = Connection::kExpressRunBytes / (wire::kDataOverhead + voice.size());
+  for (std::size_t i = 0; i < fit; ++i) CHECK(r.conn->send_data(2, voice, &call));
+  // A run has its end: past kExpressRunBytes it is the backlog's turn, and that is full.
+  CHECK_FALSE(r.conn->send_data(2, voice, &call));
+  // A bulk datagram that found the backlog full does not get into express either: its
+  // flow has frames in the backlog.
+  CHECK_FALSE(r.conn->send_data(1, big, &bulk));
+  // Once its frames have left, the flow is sparse again.
+  for (int i = 0; i < 400 && r.conn->express_bytes() > 0; ++i) {
+    r.spin();
+    drain(r.peer);
+  }
+  REQUIRE(r.conn->express_bytes() == 0);
+  while (r.conn->send_data(1, big, &bulk)) {
+  }
+  CHECK(r.conn->send_data(2, voice, &call));
 }
 
 TEST_CASE("nothing overtakes frames queued before the handshake completed", "[connection][fair]") {
