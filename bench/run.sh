@@ -28,6 +28,7 @@ source "$BENCH_REPO/test/netns/lib.sh"
 
 LOAD=$MPUDP_BUILD/tools/udpload
 FLOOD=$MPUDP_BUILD/tools/udpflood
+SINK=$MPUDP_BUILD/tools/wiresink
 CTL=$MPUDP_BUILD/daemon/mpudpctl
 LOAD_CPU=${BENCH_LOAD_CPU:-0}
 PROXY_CPU=${BENCH_PROXY_CPU:-1}
@@ -410,7 +411,40 @@ sc_rss_bindings() {
   ((nk > 0)) && RES[$1.rss_per_binding_conc_b]=$(fcalc "($k1 - $k0) * 1024 / $nk")
   # At its open-file limit the concentrator cannot accept the control connection either.
   ((nk > 0)) || RES[$1.bindings_conc]='"ctl-failed"'
-  return 0
+  rss_cpe_alone "$1"
+  # Back to the real pair for whatever scenario comes next.
+  tear_down
+  bring_up "$1" && warm_up
+}
+
+# The CPE holds no socket per binding, so the open-file limit that stops the real
+# concentrator need not stop it: the same flood against tools/wiresink, a stand-in
+# concentrator that answers the handshake and keeps nothing, gives the CPE's memory per
+# binding at the full count.
+rss_cpe_alone() {
+  local c0 c1 nb
+  tb_stop cpe
+  tb_stop conc
+  tb_bg sink conc taskset -c "$PROXY_CPU" "$SINK" "198.18.2.2:$TB_CONC_PORT"
+  tb_wait_listen conc tcp "$TB_CONC_PORT" 1 10 || { tail "$TB_DIR/sink.log" >&2; return 1; }
+  sed -e 's/^auth: .*/auth: none/' -e "s#cpe.sock#cpe-alone.sock#" "$TB_DIR/cpe.yaml" \
+    >"$TB_DIR/cpe-alone.yaml"
+  tb_bg cpe-alone cpe taskset -c "$PROXY_CPU" "$TB_DAEMON" -c "$TB_DIR/cpe-alone.yaml"
+  tb_wait_listen cpe udp "$TB_TPROXY_PORT" 1 60 || { tail "$TB_DIR/cpe-alone.log" >&2; return 1; }
+  tb_wait_log cpe-alone "tunnel up" 10 || return 1
+  c0=$(ns_rss_kib cpe)
+  tb_cli taskset -c "$LOAD_CPU" "$FLOOD" --src 198.18.0.2,198.18.0.3 --flows "$FLOOD_N" \
+    --pps "$FLOOD_PPS" --size 32 "$DEST4" >>"$BENCH_DIR/load.log" 2>&1
+  sleep 1
+  c1=$(ns_rss_kib cpe)
+  tb_cpe "$CTL" -s "$TB_DIR/cpe-alone.sock" status --json >"$BENCH_DIR/cpe-alone-status.json" 2>&1
+  nb=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bindings"]["count"])' \
+    "$BENCH_DIR/cpe-alone-status.json" 2>/dev/null || echo 0)
+  RES[$1.bindings_cpe_alone]=$nb
+  ((nb > 0)) && RES[$1.rss_per_binding_cpe_alone_b]=$(fcalc "($c1 - $c0) * 1024 / $nb")
+  tb_stop cpe-alone
+  tb_stop sink
+  log "$1: CPE alone against wiresink: $nb bindings, RSS $c0 -> $c1 KiB; $(tail -n1 "$TB_DIR/sink.log")"
 }
 
 # Instructions per datagram: the CPE daemon under callgrind, counters zeroed once it is
@@ -483,7 +517,8 @@ metrics=(capacity_mbit capacity_pps cpu_s_per_gbit pps64 idle_rtt4_p50_us idle_r
   load_bulk_goodput_mbit agg_goodput_mbit agg_loss_pct agg_reordered agg_share_up0_pct
   agg_share_up1_pct subflows subflow_paths churn_flows_per_s churn_failed
   churn_first_reply_p50_us churn_first_reply_p99_us pss_after_churn_kib procs_after_churn bindings_cpe
-  bindings_conc nofile_hard_limit rss_per_binding_cpe_b rss_per_binding_conc_b ir_per_datagram)
+  bindings_conc nofile_hard_limit rss_per_binding_cpe_b rss_per_binding_conc_b bindings_cpe_alone
+  rss_per_binding_cpe_alone_b ir_per_datagram)
 mode_label=full
 ((QUICK)) && mode_label="QUICK (short runs; not reference figures)"
 {
