@@ -5,6 +5,7 @@
 //   nfqecho QUEUE [open|closed]
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "intercept/nfqueue.h"
@@ -13,13 +14,24 @@
 using namespace mpudp;
 
 namespace {
+struct Failures final : SendBatch::Report {
+  void on_sent(int, std::size_t) override {}
+  void on_send_failed(int, int err, const sockaddr*, socklen_t) override {
+    std::fprintf(stderr, "transparent send failed: %s\n", std::strerror(err));
+  }
+};
+
 struct Echo final : LanSink {
   RawReplies* raw = nullptr;
   ReplySockets* transparent = nullptr;
+  SendBatch* sends = nullptr;
   void on_lan_datagram(const Endpoint& client, const Endpoint& dst,
                        std::span<const std::uint8_t> payload) override {
     const auto r = raw->send(dst, client, payload);
-    if (r == RawReplies::Result::TooBig) transparent->send(dst, client, payload);
+    if (r == RawReplies::Result::TooBig) {
+      transparent->send(dst, client, payload, nullptr, nullptr);
+      sends->flush();  // `payload` lives only during this call
+    }
     std::fprintf(stderr, "got %zu from %s to %s via %s\n", payload.size(), client.str().c_str(),
                  dst.str().c_str(), r == RawReplies::Result::Sent ? "raw" : "transparent");
   }
@@ -35,7 +47,9 @@ int main(int argc, char** argv) {
   Stats stats;
   std::string err;
   Echo echo;
-  ReplySockets transparent(16, stats);
+  Failures failures;
+  SendBatch sends(failures);
+  ReplySockets transparent(16, sends, stats);
   auto raw = RawReplies::open(stats, &err);
   if (!raw) {
     std::fprintf(stderr, "nfqecho: %s\n", err.c_str());
@@ -43,6 +57,7 @@ int main(int argc, char** argv) {
   }
   echo.raw = raw.get();
   echo.transparent = &transparent;
+  echo.sends = &sends;
   NfqueueIntercept::Options opts;
   opts.queue = static_cast<std::uint16_t>(std::atoi(argv[1]));
   opts.fail_open = argc < 3 || std::string(argv[2]) != "closed";

@@ -167,10 +167,7 @@ void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
       return;
     }
     table_.touch(*b);
-    if (static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, d->payload)) {
-      b->upstream.datagrams++;
-      b->upstream.bytes += d->payload.size();
-    }
+    static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, d->payload);
   } else if (const auto* o = std::get_if<wire::Open>(&frame)) {
     on_open(s, c, *o);
   } else if (const auto* cl = std::get_if<wire::Close>(&frame)) {
@@ -223,7 +220,7 @@ void ConcentratorProxy::on_open(Session& s, Connection& c, const wire::Open& o) 
     std::string err;
     std::unique_ptr<RelaySocket> sock;
     if (b != nullptr) {
-      sock = RelaySocket::open(loop_, o.client.family, *b, batch_, *this, stats_, &err);
+      sock = RelaySocket::open(loop_, o.client.family, *b, batch_, sends_, *this, stats_, &err);
       if (!sock) {
         LOG_WARN("binding for %s: %s", o.client.str().c_str(), err.c_str());
         table_.remove(*b, RemoveReason::Refused);
@@ -255,11 +252,7 @@ void ConcentratorProxy::on_open(Session& s, Connection& c, const wire::Open& o) 
   f->announced = true;
   stats_.add(Counter::flows_opened);
   table_.touch(*b);
-  if (o.has_payload &&
-      static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, o.payload)) {
-    b->upstream.datagrams++;
-    b->upstream.bytes += o.payload.size();
-  }
+  if (o.has_payload) static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, o.payload);
 }
 
 void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,

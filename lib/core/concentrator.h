@@ -38,6 +38,7 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
 
   void on_accept(Fd fd, const Endpoint& peer);
   void on_frame(Connection& c, const wire::Frame& f) override;
+  void on_frames_done(Connection&) override { sends_.flush(); }
   void on_closed(Connection& c, std::string_view reason) override;
   void on_binding_removed(Binding& b, RemoveReason why) override;
   void write_connections(json::Writer& w) const override;

@@ -19,7 +19,7 @@ struct CpeProxy::BindingConn final : BindingEdge {
 
 CpeProxy::CpeProxy(Loop* loop, const Config& cfg, Stats& stats)
     : ProxyBase(loop, cfg, stats),
-      replies_(kReplySockets, stats),
+      replies_(kReplySockets, sends_, stats),
       reconnect_timer_(loop, [this] { connect_main(); }),
       rng_(std::random_device{}()) {}
 
@@ -176,6 +176,7 @@ void CpeProxy::deliver(Binding& b, const Endpoint& from, std::span<const std::ui
   // NFQUEUE mode answers with raw packets (no transparent bind per destination); what
   // exceeds the MTU goes through a transparent socket, which the kernel can fragment.
   if (raw_) {
+    if (!sends_.empty()) sends_.flush();  // a raw reply must not overtake batched ones
     const auto r = raw_->send(from, b.client, payload);
     if (r == RawReplies::Result::Sent) {
       b.downstream.datagrams++;
@@ -187,10 +188,7 @@ void CpeProxy::deliver(Binding& b, const Endpoint& from, std::span<const std::ui
       return;
     }
   }
-  if (replies_.send(from, b.client, payload)) {
-    b.downstream.datagrams++;
-    b.downstream.bytes += payload.size();
-  }
+  replies_.send(from, b.client, payload, &b.downstream.datagrams, &b.downstream.bytes);
 }
 
 void CpeProxy::on_connected(Connection& c) {

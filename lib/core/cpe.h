@@ -30,6 +30,7 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
                        std::span<const std::uint8_t> payload) override;
   void on_connected(Connection& c) override;
   void on_frame(Connection& c, const wire::Frame& f) override;
+  void on_frames_done(Connection&) override { sends_.flush(); }
   void on_closed(Connection& c, std::string_view reason) override;
   void on_binding_removed(Binding& b, RemoveReason why) override;
   void write_connections(json::Writer& w) const override;

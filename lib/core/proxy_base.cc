@@ -1,6 +1,7 @@
 #include "core/proxy_base.h"
 
 #include "ctl/log.h"
+#include "io/socket.h"
 #include "tunnel/subflows.h"
 
 namespace mpudp {
@@ -165,7 +166,21 @@ void ProxyBase::on_created(const Binding& b) {
   if (!expiry_timer_.active()) arm_expiry();
 }
 
+void ProxyBase::on_sent(int kind, std::size_t bytes) {
+  const bool lan = kind == kSendLan;
+  stats_.add(lan ? Counter::lan_tx_datagrams : Counter::wan_tx_datagrams);
+  stats_.add(lan ? Counter::lan_tx_bytes : Counter::wan_tx_bytes, bytes);
+}
+
+void ProxyBase::on_send_failed(int kind, int err, const sockaddr* to, socklen_t to_len) {
+  LOG_DEBUG("%s send to %s: %s", kind == kSendLan ? "reply" : "relay",
+            Endpoint::from_sockaddr(to, to_len).value_or(Endpoint{}).str().c_str(),
+            errno_str(err).c_str());
+  stats_.drop(Drop::send_failed);
+}
+
 void ProxyBase::account_removal(const Binding& b, RemoveReason why) {
+  sends_.flush();
   switch (why) {
     case RemoveReason::Expired: stats_.add(Counter::bindings_expired); break;
     case RemoveReason::Evicted: stats_.add(Counter::bindings_evicted); break;

@@ -13,6 +13,7 @@
 #include "ctl/stats.h"
 #include "io/loop.h"
 #include "io/recv_batch.h"
+#include "io/send_batch.h"
 #include "tunnel/connection.h"
 #include "tunnel/subflows.h"
 #include "wire/frame.h"
@@ -28,7 +29,7 @@ BindingLimits binding_limits(const Config& cfg);
 ConnectionOptions connection_options(const Config& cfg, ConnectionOptions::Keepalive role);
 wire::SessionMode wire_mode(SessionModeConfig m);
 
-class ProxyBase : public BindingObserver {
+class ProxyBase : public BindingObserver, public SendBatch::Report {
  public:
   ProxyBase(Loop* loop, const Config& cfg, Stats& stats);
   ~ProxyBase() override { deferred_.collect_garbage(); }
@@ -49,8 +50,12 @@ class ProxyBase : public BindingObserver {
   // One JSON object per tunnel connection, into an open array.
   virtual void write_connections(json::Writer& w) const = 0;
   void write_connection(json::Writer& w, const Connection& c) const;
-  // Counts the removal and logs it; subclasses call it from on_binding_removed.
+  // Sends what the batch holds (it may point at this binding's socket and counters),
+  // counts the removal and logs it; subclasses call it first in on_binding_removed.
   void account_removal(const Binding& b, RemoveReason why);
+  // SendBatch::Report: the counters of a datagram that left (or did not).
+  void on_sent(int kind, std::size_t bytes) override;
+  void on_send_failed(int kind, int err, const sockaddr* to, socklen_t to_len) override;
   // Keeps the expiry timer pointed at the table's least recently used binding.
   void arm_expiry();
   void on_created(const Binding& b);
@@ -70,6 +75,9 @@ class ProxyBase : public BindingObserver {
   Deferred deferred_;
   Flusher flusher_;
   RecvBatch batch_;
+  // UDP sends gathered while a tunnel read is decoded; flushed at the end of each
+  // (on_frames_done), before a binding goes and before a cached socket closes.
+  SendBatch sends_{*this};
   SteadyClockSource clock_;
   BindingTable table_;
 

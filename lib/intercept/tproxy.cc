@@ -106,6 +106,7 @@ int ReplySockets::get(const Endpoint& from) {
   set_int_opt(fd.get(), SOL_SOCKET, SO_RCVBUF, 1);
   stats_.add(Counter::reply_sockets_opened);
   if (map_.size() >= max_ && !lru_.empty()) {
+    sends_.flush();  // datagrams may wait for the socket about to close
     map_.erase(lru_.back().from);
     lru_.pop_back();
     stats_.add(Counter::reply_sockets_evicted);
@@ -116,7 +117,8 @@ int ReplySockets::get(const Endpoint& from) {
 }
 
 bool ReplySockets::send(const Endpoint& from, const Endpoint& client,
-                        std::span<const std::uint8_t> payload) {
+                        std::span<const std::uint8_t> payload, std::uint64_t* datagrams,
+                        std::uint64_t* bytes) {
   const int fd = get(from);
   if (fd < 0) {
     stats_.drop(Drop::reply_socket_failed);
@@ -124,19 +126,8 @@ bool ReplySockets::send(const Endpoint& from, const Endpoint& client,
   }
   sockaddr_storage ss;
   const socklen_t len = client.to_sockaddr(ss);
-  for (;;) {
-    if (::sendto(fd, payload.data(), payload.size(), MSG_DONTWAIT,
-                 reinterpret_cast<sockaddr*>(&ss), len) >= 0) {
-      stats_.add(Counter::lan_tx_datagrams);
-      stats_.add(Counter::lan_tx_bytes, payload.size());
-      return true;
-    }
-    if (errno != EINTR) break;
-  }
-  LOG_DEBUG("reply to %s from %s: %s", client.str().c_str(), from.str().c_str(),
-            errno_str(errno).c_str());
-  stats_.drop(Drop::send_failed);
-  return false;
+  sends_.add(fd, ss, len, kSendLan, payload, datagrams, bytes);
+  return true;
 }
 
 }  // namespace mpudp

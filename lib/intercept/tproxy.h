@@ -15,6 +15,7 @@
 #include "io/fd.h"
 #include "io/loop.h"
 #include "io/recv_batch.h"
+#include "io/send_batch.h"
 #include "net/endpoint.h"
 
 namespace mpudp {
@@ -50,10 +51,13 @@ class TproxySocket {
 // beyond `max`. One socket answers every client of that destination.
 class ReplySockets {
  public:
-  ReplySockets(std::size_t max, Stats& stats) : max_(max), stats_(stats) {}
-  // Sends `payload` to `client` from `from`; false (counted) when it could not.
-  bool send(const Endpoint& from, const Endpoint& client,
-            std::span<const std::uint8_t> payload);
+  ReplySockets(std::size_t max, SendBatch& sends, Stats& stats)
+      : max_(max), sends_(sends), stats_(stats) {}
+  // Queues `payload` to `client` from `from` in the send batch, which counts it (and
+  // bumps `datagrams` and `bytes`) once sent; false (counted) when no socket could be
+  // had for `from`.
+  bool send(const Endpoint& from, const Endpoint& client, std::span<const std::uint8_t> payload,
+            std::uint64_t* datagrams, std::uint64_t* bytes);
   std::size_t size() const { return map_.size(); }
 
  private:
@@ -64,6 +68,7 @@ class ReplySockets {
   int get(const Endpoint& from);
 
   std::size_t max_;
+  SendBatch& sends_;
   Stats& stats_;
   std::list<Entry> lru_;  // front = most recently used
   std::unordered_map<Endpoint, std::list<Entry>::iterator, EndpointHash> map_;

@@ -13,8 +13,9 @@ constexpr int kMaxBatchesPerWakeup = 4;
 }
 
 std::unique_ptr<RelaySocket> RelaySocket::open(Loop* loop, Family family, Binding& owner,
-                                               RecvBatch& batch, RemoteSink& sink,
-                                               Stats& stats, std::string* err) {
+                                               RecvBatch& batch, SendBatch& sends,
+                                               RemoteSink& sink, Stats& stats,
+                                               std::string* err) {
   Fd fd = make_socket(family_to_af(family), SOCK_DGRAM, IPPROTO_UDP);
   if (!fd) {
     if (err) *err = "socket: " + errno_str(errno);
@@ -28,12 +29,13 @@ std::unique_ptr<RelaySocket> RelaySocket::open(Loop* loop, Family family, Bindin
     return nullptr;
   }
   return std::unique_ptr<RelaySocket>(
-      new RelaySocket(loop, std::move(fd), owner, batch, sink, stats));
+      new RelaySocket(loop, std::move(fd), owner, batch, sends, sink, stats));
 }
 
 RelaySocket::RelaySocket(Loop* loop, Fd fd, Binding& owner, RecvBatch& batch,
-                         RemoteSink& sink, Stats& stats)
-    : fd_(std::move(fd)), owner_(owner), batch_(batch), sink_(sink), stats_(stats),
+                         SendBatch& sends, RemoteSink& sink, Stats& stats)
+    : fd_(std::move(fd)), owner_(owner), batch_(batch), sends_(sends), sink_(sink),
+      stats_(stats),
       io_(loop, [this](int) { on_readable(); }) {
   io_.watch(fd_.get(), EV_READ);
 }
@@ -56,21 +58,11 @@ void RelaySocket::close() {
   fd_.reset();
 }
 
-bool RelaySocket::send_to(const Endpoint& remote, std::span<const std::uint8_t> payload) {
+void RelaySocket::send_to(const Endpoint& remote, std::span<const std::uint8_t> payload) {
   sockaddr_storage ss;
   const socklen_t len = remote.to_sockaddr(ss);
-  for (;;) {
-    if (::sendto(fd_.get(), payload.data(), payload.size(), MSG_DONTWAIT,
-                 reinterpret_cast<sockaddr*>(&ss), len) >= 0) {
-      stats_.add(Counter::wan_tx_datagrams);
-      stats_.add(Counter::wan_tx_bytes, payload.size());
-      return true;
-    }
-    if (errno != EINTR) break;
-  }
-  LOG_DEBUG("send to %s: %s", remote.str().c_str(), errno_str(errno).c_str());
-  stats_.drop(Drop::send_failed);
-  return false;
+  sends_.add(fd_.get(), ss, len, kSendWan, payload, &owner_.upstream.datagrams,
+             &owner_.upstream.bytes);
 }
 
 void RelaySocket::on_readable() {

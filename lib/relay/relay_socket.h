@@ -13,6 +13,7 @@
 #include "io/fd.h"
 #include "io/loop.h"
 #include "io/recv_batch.h"
+#include "io/send_batch.h"
 #include "net/endpoint.h"
 
 namespace mpudp {
@@ -26,12 +27,14 @@ class RemoteSink {
 
 class RelaySocket final : public BindingEdge {
  public:
-  // An unconnected UDP socket of `family` on an ephemeral port, reading into `batch`.
+  // An unconnected UDP socket of `family` on an ephemeral port, reading into `batch`,
+  // sending through `sends`.
   static std::unique_ptr<RelaySocket> open(Loop* loop, Family family, Binding& owner,
-                                           RecvBatch& batch, RemoteSink& sink, Stats& stats,
-                                           std::string* err);
-  // Sends to a remote; false (counted) when the kernel refused.
-  bool send_to(const Endpoint& remote, std::span<const std::uint8_t> payload);
+                                           RecvBatch& batch, SendBatch& sends, RemoteSink& sink,
+                                           Stats& stats, std::string* err);
+  // Queues a datagram to a remote in the send batch, which counts it, and the binding's
+  // upstream traffic, once sent (see SendBatch for how long `payload` must live).
+  void send_to(const Endpoint& remote, std::span<const std::uint8_t> payload);
   Endpoint local() const;
   // Stops reading and closes the socket; the object itself may be freed later.
   void close();
@@ -39,13 +42,14 @@ class RelaySocket final : public BindingEdge {
   void quiesce();
 
  private:
-  RelaySocket(Loop* loop, Fd fd, Binding& owner, RecvBatch& batch, RemoteSink& sink,
-              Stats& stats);
+  RelaySocket(Loop* loop, Fd fd, Binding& owner, RecvBatch& batch, SendBatch& sends,
+              RemoteSink& sink, Stats& stats);
   void on_readable();
 
   Fd fd_;
   Binding& owner_;
   RecvBatch& batch_;
+  SendBatch& sends_;
   RemoteSink& sink_;
   Stats& stats_;
   IoWatcher io_;

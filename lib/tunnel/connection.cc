@@ -517,17 +517,23 @@ void Connection::read_frames() {
     keepalives_unanswered_ = 0;
 
     std::size_t off = 0;
+    wire::DecodeStatus bad = wire::DecodeStatus::Ok;
     while (state_ != State::Closed) {
       auto d = wire::decode({in_.data() + off, in_len_ - off});
       if (d.status == wire::DecodeStatus::NeedMore) break;
       if (d.status != wire::DecodeStatus::Ok) {
-        ctx_.stats.add(Counter::tunnel_protocol_errors);
-        fail(std::string("protocol error: ") + wire::to_string(d.status));
-        return;
+        bad = d.status;
+        break;
       }
       off += d.consumed;
       ctx_.stats.add(Counter::tunnel_rx_frames);
       handler_.on_frame(*this, d.frame);
+    }
+    handler_.on_frames_done(*this);
+    if (bad != wire::DecodeStatus::Ok && state_ != State::Closed) {
+      ctx_.stats.add(Counter::tunnel_protocol_errors);
+      fail(std::string("protocol error: ") + wire::to_string(bad));
+      return;
     }
     if (state_ == State::Closed) return;
     if (off > 0) {

@@ -52,6 +52,9 @@ class ConnectionHandler {
   // Called for each decoded frame; spans in `f` are valid only during the call. The
   // handler may close the connection from here; no further frames are delivered then.
   virtual void on_frame(Connection& c, const wire::Frame& f) = 0;
+  // After the frames of one read: the last moment their spans are valid (the buffer
+  // moves next). Work batched from them must be finished here.
+  virtual void on_frames_done(Connection&) {}
   // The connection is closed (fd gone). Destroy it with Deferred::destroy_later, not now.
   virtual void on_closed(Connection& c, std::string_view reason) = 0;
 };

@@ -1,0 +1,76 @@
+#include "io/send_batch.h"
+
+#include <cerrno>
+#include <cstring>
+
+namespace mpudp {
+
+void SendBatch::add(int fd, const sockaddr_storage& to, socklen_t to_len, int kind,
+                    std::span<const std::uint8_t> payload, std::uint64_t* datagrams,
+                    std::uint64_t* bytes) {
+  if (n_ == kSlots) flush();
+  Item& it = items_[n_++];
+  it.fd = fd;
+  it.kind = kind;
+  it.to_len = to_len;
+  it.data = payload.data();
+  it.len = payload.size();
+  it.datagrams = datagrams;
+  it.bytes = bytes;
+  std::memcpy(&it.to, &to, to_len);
+}
+
+void SendBatch::flush() {
+  // Runs by socket, in the order each socket first appears; a sent item's fd becomes -1.
+  for (std::size_t i = 0; i < n_; ++i) {
+    const int fd = items_[i].fd;
+    if (fd < 0) continue;
+    std::size_t count = 0;
+    for (std::size_t j = i; j < n_; ++j) {
+      if (items_[j].fd != fd) continue;
+      run_[count++] = static_cast<std::uint16_t>(j);
+    }
+    send_run(count);
+  }
+  n_ = 0;
+}
+
+void SendBatch::send_run(std::size_t count) {
+  const int fd = items_[run_[0]].fd;
+  for (std::size_t k = 0; k < count; ++k) {
+    Item& it = items_[run_[k]];
+    iov_[k] = {const_cast<std::uint8_t*>(it.data), it.len};
+    msghdr& h = msgs_[k].msg_hdr;
+    h = {};
+    h.msg_name = &it.to;
+    h.msg_namelen = it.to_len;
+    h.msg_iov = &iov_[k];
+    h.msg_iovlen = 1;
+    msgs_[k].msg_len = 0;
+  }
+  std::size_t at = 0;
+  while (at < count) {
+    int r = ::sendmmsg(fd, msgs_.data() + at, static_cast<unsigned>(count - at), MSG_DONTWAIT);
+    const int err = r > 0 ? 0 : r == 0 ? EAGAIN : errno;  // 0 sent: never for vlen > 0
+    if (r < 0 && err == EINTR) continue;
+    if (r == 0) r = -1;
+    // A failure belongs to the first datagram not sent; the rest are tried again.
+    const std::size_t sent = r < 0 ? 0 : static_cast<std::size_t>(r);
+    for (std::size_t k = at; k < at + sent; ++k) {
+      Item& it = items_[run_[k]];
+      if (it.datagrams != nullptr) ++*it.datagrams;
+      if (it.bytes != nullptr) *it.bytes += it.len;
+      report_.on_sent(it.kind, it.len);
+      it.fd = -1;
+    }
+    at += sent;
+    if (r < 0) {
+      Item& it = items_[run_[at]];
+      report_.on_send_failed(it.kind, err, reinterpret_cast<const sockaddr*>(&it.to), it.to_len);
+      it.fd = -1;
+      ++at;
+    }
+  }
+}
+
+}  // namespace mpudp
