@@ -384,22 +384,29 @@ sc_churn() {
   RES[$1.procs_after_churn]=$(proxy_pids | wc -l)
 }
 
+flood_bindings() {  # FLOOD_N new flows from two client addresses (added by sc_rss_bindings)
+  tb_cli taskset -c "$LOAD_CPU" "$FLOOD" --src 198.18.0.2,198.18.0.3 --flows "$FLOOD_N" \
+    --pps "$FLOOD_PPS" --size 32 "$DEST4" >>"$BENCH_DIR/load.log" 2>&1
+}
+
+binding_count() {  # STATUS_JSON: the binding count in an `mpudpctl status --json` answer
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bindings"]["count"])' \
+    "$1" 2>/dev/null || echo 0
+}
+
 sc_rss_bindings() {
   [[ $1 == mpudp-mux ]] || return 0
   local c0 k0 c1 k1 nb
   ip -n "$TB_NS_CLI" addr add 198.18.0.3/24 dev lan0 2>/dev/null
   c0=$(ns_rss_kib cpe); k0=$(ns_rss_kib conc)
-  tb_cli taskset -c "$LOAD_CPU" "$FLOOD" --src 198.18.0.2,198.18.0.3 --flows "$FLOOD_N" \
-    --pps "$FLOOD_PPS" --size 32 "$DEST4" >>"$BENCH_DIR/load.log" 2>&1
+  flood_bindings
   sleep 1
   c1=$(ns_rss_kib cpe); k1=$(ns_rss_kib conc)
   tb_cpe "$CTL" -s "$TB_DIR/cpe.sock" status --json >"$BENCH_DIR/cpe-status.json" 2>&1
   tb_conc "$CTL" -s "$TB_DIR/conc.sock" status --json >"$BENCH_DIR/conc-status.json" 2>&1
   local nk
-  nb=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bindings"]["count"])' \
-    "$BENCH_DIR/cpe-status.json" 2>/dev/null || echo 0)
-  nk=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bindings"]["count"])' \
-    "$BENCH_DIR/conc-status.json" 2>/dev/null || echo 0)
+  nb=$(binding_count "$BENCH_DIR/cpe-status.json")
+  nk=$(binding_count "$BENCH_DIR/conc-status.json")
   # The concentrator holds one UDP socket per binding: below 100 000 bindings when the
   # open-file hard limit is lower (binding_refused), and the CPE follows it (RESET).
   RES[$1.nofile_hard_limit]=$(ulimit -Hn)
@@ -433,13 +440,11 @@ rss_cpe_alone() {
   tb_wait_listen cpe udp "$TB_TPROXY_PORT" 1 60 || { tail "$TB_DIR/cpe-alone.log" >&2; return 1; }
   tb_wait_log cpe-alone "tunnel up" 10 || return 1
   c0=$(ns_rss_kib cpe)
-  tb_cli taskset -c "$LOAD_CPU" "$FLOOD" --src 198.18.0.2,198.18.0.3 --flows "$FLOOD_N" \
-    --pps "$FLOOD_PPS" --size 32 "$DEST4" >>"$BENCH_DIR/load.log" 2>&1
+  flood_bindings
   sleep 1
   c1=$(ns_rss_kib cpe)
   tb_cpe "$CTL" -s "$TB_DIR/cpe-alone.sock" status --json >"$BENCH_DIR/cpe-alone-status.json" 2>&1
-  nb=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bindings"]["count"])' \
-    "$BENCH_DIR/cpe-alone-status.json" 2>/dev/null || echo 0)
+  nb=$(binding_count "$BENCH_DIR/cpe-alone-status.json")
   RES[$1.bindings_cpe_alone]=$nb
   ((nb > 0)) && RES[$1.rss_per_binding_cpe_alone_b]=$(fcalc "($c1 - $c0) * 1024 / $nb")
   tb_stop cpe-alone
