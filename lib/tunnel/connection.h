@@ -223,6 +223,7 @@ class Connection {
 
   std::vector<std::uint8_t> in_;
   std::size_t in_len_ = 0;
+  std::size_t read_chunk_ = 2 * 1024;  // grows while reads fill the buffer (see kReadChunk)
   std::vector<std::uint8_t> out_;  // the backlog
   std::size_t out_head_ = 0;
   std::size_t out_tail_ = 0;
