@@ -124,9 +124,7 @@ bool ReplySockets::send(const Endpoint& from, const Endpoint& client,
     stats_.drop(Drop::reply_socket_failed);
     return false;
   }
-  sockaddr_storage ss;
-  const socklen_t len = client.to_sockaddr(ss);
-  sends_.add(fd, ss, len, kSendLan, payload, datagrams, bytes);
+  sends_.add(fd, client, kSendLan, payload, datagrams, bytes);
   return true;
 }
 

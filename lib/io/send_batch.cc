@@ -1,23 +1,21 @@
 #include "io/send_batch.h"
 
 #include <cerrno>
-#include <cstring>
 
 namespace mpudp {
 
-void SendBatch::add(int fd, const sockaddr_storage& to, socklen_t to_len, int kind,
+void SendBatch::add(int fd, const Endpoint& to, int kind,
                     std::span<const std::uint8_t> payload, std::uint64_t* datagrams,
                     std::uint64_t* bytes) {
   if (n_ == kSlots) flush();
   Item& it = items_[n_++];
   it.fd = fd;
   it.kind = kind;
-  it.to_len = to_len;
+  it.to_len = to.to_sockaddr(it.to);
   it.data = payload.data();
   it.len = payload.size();
   it.datagrams = datagrams;
   it.bytes = bytes;
-  std::memcpy(&it.to, &to, to_len);
 }
 
 void SendBatch::flush() {

@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <span>
 
+#include "net/endpoint.h"
+
 namespace mpudp {
 
 // What a datagram is counted as when it leaves (Report::on_sent's `kind`).
@@ -43,7 +45,7 @@ class SendBatch {
 
   // Queues `payload` for `fd` to `to`. On success `datagrams` and `bytes` (when not null)
   // are incremented at flush.
-  void add(int fd, const sockaddr_storage& to, socklen_t to_len, int kind,
+  void add(int fd, const Endpoint& to, int kind,
            std::span<const std::uint8_t> payload, std::uint64_t* datagrams = nullptr,
            std::uint64_t* bytes = nullptr);
   void flush();

@@ -1,8 +1,8 @@
 // Where one flow's last frame sits in a tunnel connection's outgoing queues. The flow
 // keeps it (Flow::mark); the connection reads and updates it when the flow queues a
 // frame, to decide whether the flow may go ahead of the backlog (nothing of it waits in
-// the backlog, and little of it in the express queue) without any
-// per-frame bookkeeping on the way out. See tunnel/connection.h.
+// the backlog, and little of it in the express queue) without any per-frame bookkeeping
+// on the way out. See tunnel/connection.h.
 #pragma once
 
 #include <cstdint>

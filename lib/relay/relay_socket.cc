@@ -59,9 +59,7 @@ void RelaySocket::close() {
 }
 
 void RelaySocket::send_to(const Endpoint& remote, std::span<const std::uint8_t> payload) {
-  sockaddr_storage ss;
-  const socklen_t len = remote.to_sockaddr(ss);
-  sends_.add(fd_.get(), ss, len, kSendWan, payload, &owner_.upstream.datagrams,
+  sends_.add(fd_.get(), remote, kSendWan, payload, &owner_.upstream.datagrams,
              &owner_.upstream.bytes);
 }
 

@@ -28,14 +28,15 @@ struct Tally final : SendBatch::Report {
 // A bound loopback UDP socket and its address.
 struct Udp {
   Fd fd;
-  sockaddr_storage addr{};
-  socklen_t len = 0;
+  Endpoint addr;
   Udp() {
     fd = make_socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
     REQUIRE(fd);
     REQUIRE(bind_to(fd.get(), *Endpoint::parse("127.0.0.1:0")) == 0);
-    len = sizeof addr;
-    REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0);
+    addr = *Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
   }
   // Everything waiting, in order.
   std::vector<std::string> drain() const {
@@ -61,11 +62,11 @@ TEST_CASE("a send batch keeps each socket's order and counts every datagram", "[
   Udp a_out, b_out, sink_a, sink_b;
   const std::vector<std::string> a{"a1", "a2", "a3"}, b{"b1", "b2"};
   std::uint64_t datagrams = 0, total = 0;
-  batch.add(a_out.fd.get(), sink_a.addr, sink_a.len, kSendLan, bytes(a[0]), &datagrams, &total);
-  batch.add(b_out.fd.get(), sink_b.addr, sink_b.len, kSendWan, bytes(b[0]));
-  batch.add(a_out.fd.get(), sink_a.addr, sink_a.len, kSendLan, bytes(a[1]), &datagrams, &total);
-  batch.add(b_out.fd.get(), sink_b.addr, sink_b.len, kSendWan, bytes(b[1]));
-  batch.add(a_out.fd.get(), sink_a.addr, sink_a.len, kSendLan, bytes(a[2]), &datagrams, &total);
+  batch.add(a_out.fd.get(), sink_a.addr, kSendLan, bytes(a[0]), &datagrams, &total);
+  batch.add(b_out.fd.get(), sink_b.addr, kSendWan, bytes(b[0]));
+  batch.add(a_out.fd.get(), sink_a.addr, kSendLan, bytes(a[1]), &datagrams, &total);
+  batch.add(b_out.fd.get(), sink_b.addr, kSendWan, bytes(b[1]));
+  batch.add(a_out.fd.get(), sink_a.addr, kSendLan, bytes(a[2]), &datagrams, &total);
   CHECK(sink_a.drain().empty());  // nothing leaves before the flush
   batch.flush();
   CHECK(batch.empty());
@@ -90,9 +91,9 @@ TEST_CASE("a datagram the kernel refuses is reported and the rest still leave", 
   const std::string small = "ok";
   const std::string huge(70000, 'x');  // over UDP's 65507-byte limit: EMSGSIZE
   std::uint64_t datagrams = 0;
-  batch.add(out.fd.get(), sink.addr, sink.len, kSendWan, bytes(small), &datagrams);
-  batch.add(out.fd.get(), sink.addr, sink.len, kSendWan, bytes(huge), &datagrams);
-  batch.add(out.fd.get(), sink.addr, sink.len, kSendWan, bytes(small), &datagrams);
+  batch.add(out.fd.get(), sink.addr, kSendWan, bytes(small), &datagrams);
+  batch.add(out.fd.get(), sink.addr, kSendWan, bytes(huge), &datagrams);
+  batch.add(out.fd.get(), sink.addr, kSendWan, bytes(small), &datagrams);
   batch.flush();
   CHECK(sink.drain() == std::vector<std::string>{small, small});
   CHECK(datagrams == 2);
@@ -110,7 +111,7 @@ TEST_CASE("a full send batch flushes itself, in order", "[io][send]") {
   ::setsockopt(sink.fd.get(), SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
   std::vector<std::string> want;
   for (int i = 0; i < 100; ++i) want.push_back(std::to_string(i));
-  for (const auto& s : want) batch.add(out.fd.get(), sink.addr, sink.len, kSendLan, bytes(s));
+  for (const auto& s : want) batch.add(out.fd.get(), sink.addr, kSendLan, bytes(s));
   CHECK(tally.sent.size() == SendBatch::kSlots);  // the first 64 left when the 65th came
   batch.flush();
   CHECK(sink.drain() == want);
