@@ -10,6 +10,15 @@ namespace {
 // can be checked against each other.
 constexpr std::size_t kHelloBody = 10;  // magic, version, role, mode, reserved, capabilities
 constexpr std::size_t kHelloAuthBody = kHelloBody + kNonceSize;  // ... then the nonce
+
+// Where a HELLO's express token sits (after the nonce when there is one) and the body
+// that holds every field `caps` announces.
+std::size_t hello_token_at(std::uint16_t caps) {
+  return (caps & kCapAuth) != 0 ? kHelloAuthBody : kHelloBody;
+}
+std::size_t hello_body(std::uint16_t caps) {
+  return hello_token_at(caps) + ((caps & kCapExpress) != 0 ? kTokenSize : 0);
+}
 constexpr std::size_t kFlowIdSize = 4;
 constexpr std::size_t kResetBody = kFlowIdSize + 1;
 constexpr std::size_t kEndpointV4 = 1 + 4 + 2;
@@ -38,6 +47,15 @@ void put32(std::uint8_t* p, std::uint32_t v) {
   p[1] = static_cast<std::uint8_t>(v >> 16);
   p[2] = static_cast<std::uint8_t>(v >> 8);
   p[3] = static_cast<std::uint8_t>(v);
+}
+
+std::uint64_t get64(const std::uint8_t* p) {
+  return (std::uint64_t{get32(p)} << 32) | get32(p + 4);
+}
+
+void put64(std::uint8_t* p, std::uint64_t v) {
+  put32(p, static_cast<std::uint32_t>(v >> 32));
+  put32(p + 4, static_cast<std::uint32_t>(v));
 }
 
 // Encoded size of an endpoint whose family byte is `family`; 0 for an unknown family.
@@ -145,6 +163,10 @@ Decoded decode_hello(const std::uint8_t* b, std::size_t len, std::size_t total) 
     if (len < kHelloAuthBody) return fail(DecodeStatus::BadLength);
     std::memcpy(h.nonce.data(), b + kHelloBody, kNonceSize);
   }
+  if ((h.capabilities & kCapExpress) != 0) {
+    if (len < hello_body(h.capabilities)) return fail(DecodeStatus::BadLength);
+    h.express_token = get64(b + hello_token_at(h.capabilities));
+  }
   return ok(h, total);
 }
 
@@ -193,7 +215,7 @@ BodySize body_size(const Frame& f) {
       [](const auto& v) -> BodySize {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, Hello>) {
-          return {(v.capabilities & kCapAuth) != 0 ? kHelloAuthBody : kHelloBody, true};
+          return {hello_body(v.capabilities), true};
         } else if constexpr (std::is_same_v<T, Open>) {
           const std::size_t esize = endpoint_size(v.client);
           if (esize == 0 || v.client.family != v.remote.family) return {};
@@ -320,6 +342,8 @@ std::size_t encode(const Frame& f, std::span<std::uint8_t> out) {
           put16(body + 8, v.capabilities);
           if ((v.capabilities & kCapAuth) != 0)
             std::memcpy(body + kHelloBody, v.nonce.data(), kNonceSize);
+          if ((v.capabilities & kCapExpress) != 0)
+            put64(body + hello_token_at(v.capabilities), v.express_token);
         } else if constexpr (std::is_same_v<T, Open>) {
           put_header(p, Type::Open, v.has_payload ? kOpenHasPayload : 0, b.size);
           put32(body, v.flow_id);

@@ -53,6 +53,12 @@ inline constexpr std::uint8_t kKeepaliveReplyRequested = 0x01;
 // HELLO body carries a 32-byte nonce right after the capabilities, and an AUTH frame
 // follows in the exchange (docs/PROTOCOL.md, "Authentication").
 inline constexpr std::uint16_t kCapAuth = 0x0001;
+// kCapExpress (multiplexed mode only): an 8-byte express token follows the nonce (or the
+// capabilities, without kCapAuth). From the CPE, token 0 asks for a token on a main
+// connection; a token names the session this connection joins as its express connection.
+// From the concentrator: the token to join with (main), or the one joined (express).
+inline constexpr std::uint16_t kCapExpress = 0x0002;
+inline constexpr std::size_t kTokenSize = 8;
 inline constexpr std::size_t kNonceSize = 32;
 inline constexpr std::size_t kMacSize = 32;  // HMAC-SHA256
 using Nonce = std::array<std::uint8_t, kNonceSize>;
@@ -70,8 +76,9 @@ struct Hello {
   std::uint8_t version = kVersion;
   Role role = Role::Cpe;
   SessionMode mode = SessionMode::Multiplexed;
-  std::uint16_t capabilities = 0;  // kCapAuth, or 0; unknown bits are ignored
+  std::uint16_t capabilities = 0;  // kCapAuth | kCapExpress; unknown bits are ignored
   Nonce nonce{};  // meaningful only with kCapAuth (sent and decoded only then)
+  std::uint64_t express_token = 0;  // meaningful only with kCapExpress
 };
 
 struct Open {

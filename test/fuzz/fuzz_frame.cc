@@ -13,44 +13,15 @@
 #include <variant>
 
 #include "wire/frame.h"
+#include "../common/same_frame.h"
 
 using namespace mpudp;
 using namespace mpudp::wire;
 
 namespace {
 
-bool same_bytes(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end());
-}
-
-bool same(const Frame& a, const Frame& b) {
-  if (a.index() != b.index()) return false;
-  if (auto* x = std::get_if<Hello>(&a)) {
-    auto& y = std::get<Hello>(b);
-    return x->version == y.version && x->role == y.role && x->mode == y.mode &&
-           x->capabilities == y.capabilities &&
-           ((x->capabilities & kCapAuth) == 0 || x->nonce == y.nonce);
-  }
-  if (auto* x = std::get_if<Auth>(&a)) return x->mac == std::get<Auth>(b).mac;
-  if (auto* x = std::get_if<Open>(&a)) {
-    auto& y = std::get<Open>(b);
-    return x->flow_id == y.flow_id && x->client == y.client && x->remote == y.remote &&
-           x->has_payload == y.has_payload && same_bytes(x->payload, y.payload);
-  }
-  if (auto* x = std::get_if<Data>(&a)) {
-    auto& y = std::get<Data>(b);
-    return x->flow_id == y.flow_id && same_bytes(x->payload, y.payload);
-  }
-  if (auto* x = std::get_if<Close>(&a)) {
-    auto& y = std::get<Close>(b);
-    return x->client == y.client && x->reason == y.reason;
-  }
-  if (auto* x = std::get_if<Reset>(&a)) {
-    auto& y = std::get<Reset>(b);
-    return x->flow_id == y.flow_id && x->reason == y.reason;
-  }
-  return std::get<Keepalive>(a).reply_requested == std::get<Keepalive>(b).reply_requested;
-}
+bool same(const Frame& a, const Frame& b) { return testing::same_frame(a, b); }
+using testing::same_bytes;
 
 [[noreturn]] void fail(const char* what) {
   std::fprintf(stderr, "fuzz_frame: %s\n", what);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "wire/frame.h"
+#include "../common/same_frame.h"
 
 using namespace mpudp;
 using namespace mpudp::wire;
@@ -21,37 +22,7 @@ Endpoint ep(const char* text) {
   return *e;
 }
 
-bool same_bytes(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end());
-}
-
-// Frames hold spans, which have no ==; payloads compare by content.
-bool same(const Frame& a, const Frame& b) {
-  if (a.index() != b.index()) return false;
-  if (auto* x = std::get_if<Hello>(&a)) {
-    auto& y = std::get<Hello>(b);
-    return x->version == y.version && x->role == y.role && x->mode == y.mode &&
-           x->capabilities == y.capabilities;
-  }
-  if (auto* x = std::get_if<Open>(&a)) {
-    auto& y = std::get<Open>(b);
-    return x->flow_id == y.flow_id && x->client == y.client && x->remote == y.remote &&
-           x->has_payload == y.has_payload && same_bytes(x->payload, y.payload);
-  }
-  if (auto* x = std::get_if<Data>(&a)) {
-    auto& y = std::get<Data>(b);
-    return x->flow_id == y.flow_id && same_bytes(x->payload, y.payload);
-  }
-  if (auto* x = std::get_if<Close>(&a)) {
-    auto& y = std::get<Close>(b);
-    return x->client == y.client && x->reason == y.reason;
-  }
-  if (auto* x = std::get_if<Reset>(&a)) {
-    auto& y = std::get<Reset>(b);
-    return x->flow_id == y.flow_id && x->reason == y.reason;
-  }
-  return std::get<Keepalive>(a).reply_requested == std::get<Keepalive>(b).reply_requested;
-}
+bool same(const Frame& a, const Frame& b) { return testing::same_frame(a, b); }
 
 Bytes encode_vec(const Frame& f) {
   const std::size_t n = encoded_size(f);
@@ -141,6 +112,23 @@ TEST_CASE("every frame type round-trips", "[wire]") {
   SECTION("HELLO") {
     check_round_trip(Hello{kVersion, Role::Cpe, SessionMode::Multiplexed, 0});
     check_round_trip(Hello{kVersion, Role::Concentrator, SessionMode::PerBinding, 0xbeef});
+    Hello x{kVersion, Role::Cpe, SessionMode::Multiplexed, kCapExpress};
+    x.express_token = 0x0123456789abcdefull;
+    check_round_trip(x);
+    x.capabilities = kCapExpress | kCapAuth;
+    x.nonce.fill(0x77);
+    check_round_trip(x);
+  }
+  SECTION("HELLO with the express token, byte by byte (docs/PROTOCOL.md)") {
+    Hello h{kVersion, Role::Concentrator, SessionMode::Multiplexed, kCapExpress};
+    h.express_token = 0x0102030405060708ull;
+    const Bytes want{0x01, 0x00, 0x00, 0x12, 0x4d, 0x50, 0x55, 0x44, 0x01, 0x02, 0x00,
+                     0x00, 0x00, 0x02, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08};
+    CHECK(encode_vec(h) == want);
+    h.capabilities = kCapExpress | kCapAuth;
+    const Bytes with_nonce = encode_vec(h);
+    REQUIRE(with_nonce.size() == 4 + 10 + 32 + 8);
+    CHECK(std::equal(with_nonce.end() - 8, with_nonce.end(), want.end() - 8));
   }
   SECTION("OPEN") {
     check_round_trip(Open{7, ep("10.0.0.1:1"), ep("192.0.2.1:65535"), false, {}});
@@ -423,6 +411,19 @@ TEST_CASE("HELLO validation", "[wire]") {
       b[10] = mode;
       CHECK(status_of(b) == DecodeStatus::BadFlags);
     }
+  }
+  SECTION("the express bit without its token is too short") {
+    Bytes b = kHelloBytes;
+    b[13] = 0x02;  // kCapExpress, and the body ends after the capabilities
+    CHECK(status_of(b) == DecodeStatus::BadLength);
+    b[3] = 17;
+    b.insert(b.end(), {1, 2, 3, 4, 5, 6, 7});
+    CHECK(status_of(b) == DecodeStatus::BadLength);
+    b[3] = 18;
+    b.push_back(8);
+    const Decoded d = decode(b);
+    REQUIRE(d.status == DecodeStatus::Ok);
+    CHECK(std::get<Hello>(d.frame).express_token == 0x0102030405060708ull);
   }
   SECTION("trailing bytes and the reserved byte are ignored") {
     Bytes b = kHelloBytes;
