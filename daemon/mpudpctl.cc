@@ -96,10 +96,11 @@ void print_status(const Value& s) {
   const auto& conns = s["connections"].array();
   std::printf("tunnel connections: %zu\n", conns.size());
   for (const Value& c : conns) {
-    std::printf("  #%-5.0f %-24s %-10s %s%s  queued %s\n", c["id"].number(),
+    std::printf("  #%-5.0f %-24s %-10s %s%s%s  queued %s\n", c["id"].number(),
                 c["peer"].string().c_str(), c["state"].string().c_str(),
                 c["mptcp"].boolean() ? "MPTCP" : "TCP",
                 c["mptcp"].boolean() ? "" : " (fallback)",
+                c["express_connection"].boolean() ? ", express" : "",
                 human_bytes(c["queued_bytes"].number()).c_str());
     print_subflows(c);
   }

@@ -111,7 +111,10 @@ Flow* BindingTable::add_flow(Binding& b, const Endpoint& remote, std::uint32_t f
   auto [it, inserted] = by_flow_.try_emplace(flow_key(b.scope, flow_id), &b);
   if (!inserted) return nullptr;
   try {
-    b.flows.push_back(Flow{remote, flow_id, false, {}});
+    Flow f;
+    f.remote = remote;
+    f.id = flow_id;
+    b.flows.push_back(f);
   } catch (...) {
     // Keep the index in step with the vector: a flow id without a flow would dangle.
     by_flow_.erase(it);
@@ -186,7 +189,10 @@ void BindingTable::for_each(const std::function<void(const Binding&)>& fn) const
 void BindingTable::forget_announcements(std::uint32_t scope) {
   for (Binding* b = lru_head_; b != nullptr; b = b->lru_next_) {
     if (b->scope != scope) continue;
-    for (Flow& f : b->flows) f.announced = false;
+    for (Flow& f : b->flows) {
+      f.announced = false;
+      f.express_conn = 0;
+    }
   }
 }
 

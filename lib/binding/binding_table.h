@@ -18,6 +18,7 @@
 
 #include "binding/clock.h"
 #include "net/endpoint.h"
+#include "net/express_meter.h"
 #include "net/queue_mark.h"
 
 namespace mpudp {
@@ -28,7 +29,12 @@ struct Flow {
   // The peer knows this flow id on the current connection. Cleared when the connection
   // is replaced, so the next datagram re-announces the pair with OPEN.
   bool announced = false;
-  QueueMark mark;  // the tunnel connection's business (fair queueing)
+  // The same for the session's express connection: the id of the one this side announced
+  // the flow on, kKnownEverywhere for a flow the peer announced (it knows its own ids).
+  std::uint32_t express_conn = 0;
+  static constexpr std::uint32_t kKnownEverywhere = 0xffffffffu;
+  QueueMark mark;       // the main connection's business (fair queueing)
+  ExpressMeter meter;   // light enough for the express connection?
 };
 
 enum class RemoveReason : std::uint8_t {

@@ -505,7 +505,7 @@ constexpr std::array<Field, 2> kLimitsFields{{
      }},
 }};
 
-constexpr std::array<Field, 3> kTunnelFields{{
+constexpr std::array<Field, 4> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
@@ -518,6 +518,7 @@ constexpr std::array<Field, 3> kTunnelFields{{
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.target_delay = duration_in(w, milliseconds(0), std::chrono::seconds(1));
      }},
+    {"express", [](const Where& w, Config& c, Seen&) { c.tunnel.express = boolean(w); }},
 }};
 
 constexpr std::array<Field, 1> kAuthFields{{

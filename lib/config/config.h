@@ -114,6 +114,10 @@ struct Config {
     // Unsent data a connection may keep in the kernel, as time at the rate its subflows
     // send (the send limit, tunnel/send_limit.h); 0 turns the limit off.
     std::chrono::milliseconds target_delay = std::chrono::milliseconds(5);
+    // Multiplexed sessions: a second connection for light flows, so that a call's
+    // datagrams never wait behind (or for the retransmissions of) bulk data in the main
+    // connection's byte stream. Both sides must allow it; read at connection time.
+    bool express = true;
   } tunnel;
 };
 

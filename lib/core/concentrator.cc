@@ -130,7 +130,6 @@ void ConcentratorProxy::send_reset(Connection& c, std::uint32_t flow_id,
 
 void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
   auto& s = *static_cast<Session*>(c.owner);
-  const std::uint32_t scope = c.id();
   // Every frame passes the handshake first: before it completes only HELLO and AUTH are
   // allowed, after it a second HELLO or AUTH is an error.
   const bool datagram = count_rx_datagram(frame);
@@ -143,21 +142,42 @@ void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
   if (step == wire::Handshake::Step::SendChallenge) {
     const wire::Hello& h = s.hs.peer_hello();
     s.mode = h.mode;
-    c.send(s.hs.reply_hello(h.mode));
+    wire::Hello reply = s.hs.reply_hello(h.mode);
+    if (h.mode == wire::SessionMode::Multiplexed && (h.capabilities & wire::kCapExpress) &&
+        cfg_.tunnel.express) {
+      // A main connection gets the token to join with (usable once its key is proved);
+      // an express one hears its own token back. Without the bit the CPE stays on one.
+      reply.capabilities |= wire::kCapExpress;
+      if (h.express_token == 0) s.token = wire::random_token();
+      reply.express_token = h.express_token == 0 ? s.token : h.express_token;
+    }
+    c.send(reply);
     if (s.hs.authenticating()) c.send(wire::Auth{s.hs.proof()});
   }
   if (step != wire::Handshake::Step::Deliver) {
     if (s.hs.done()) {
       c.handshake_complete();
-      if (s.mode == wire::SessionMode::Multiplexed)
+      const wire::Hello& h = s.hs.peer_hello();
+      if (s.mode == wire::SessionMode::Multiplexed) {
+        if ((h.capabilities & wire::kCapExpress) && h.express_token != 0 &&
+            cfg_.tunnel.express && !join_express(s, c))
+          return;
+        if (s.token != 0) tokens_[s.token] = c.id();
         c.set_options(connection_options(cfg_, ConnectionOptions::Keepalive::Expect));
-      LOG_INFO("session %u from %s: %s over %s, %s", scope, c.peer().str().c_str(),
-               s.mode == wire::SessionMode::PerBinding ? "per-binding" : "multiplexed",
+      }
+      LOG_INFO("session %u from %s: %s over %s, %s", c.id(), c.peer().str().c_str(),
+               s.mode == wire::SessionMode::PerBinding ? "per-binding"
+               : s.joined != 0                         ? "express connection"
+                                                       : "multiplexed",
                c.is_mptcp() ? "MPTCP" : "TCP",
                s.hs.authenticating() ? "key verified" : "auth: none");
     }
     return;
   }
+  // An express connection carries frames of its main session's bindings.
+  Session* main = s.joined != 0 ? session_of(s.joined) : &s;
+  if (main == nullptr) return;  // the main session is going; this one goes with it
+  const std::uint32_t scope = s.scope();
   if (const auto* d = std::get_if<wire::Data>(&frame)) {
     Binding* b = table_.find_by_flow(scope, d->flow_id);
     Flow* f = b ? b->find_flow_id(d->flow_id) : nullptr;
@@ -169,7 +189,7 @@ void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
     table_.touch(*b);
     static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, d->payload);
   } else if (const auto* o = std::get_if<wire::Open>(&frame)) {
-    on_open(s, c, *o);
+    on_open(*main, c, *o);
   } else if (const auto* cl = std::get_if<wire::Close>(&frame)) {
     if (Binding* b = table_.find(scope, cl->client)) table_.remove(*b, RemoveReason::PeerClosed);
   } else if (const auto* r = std::get_if<wire::Reset>(&frame)) {
@@ -180,6 +200,42 @@ void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
     if (k->reply_requested && c.send(wire::Keepalive{false}))
       stats_.add(Counter::tunnel_keepalives_tx);
   }
+}
+
+bool ConcentratorProxy::join_express(Session& s, Connection& c) {
+  const std::uint64_t token = s.hs.peer_hello().express_token;
+  auto it = tokens_.find(token);
+  Session* main = it == tokens_.end() ? nullptr : session_of(it->second);
+  // Only after the key is proved, so a token cannot be guessed by someone without it.
+  if (main == nullptr || !main->conn->open()) {
+    stats_.add(Counter::express_refused);
+    LOG_INFO("session %u from %s: express connection refused: unknown token", c.id(),
+             c.peer().str().c_str());
+    c.close();
+    end_session_later(c.id());
+    return false;
+  }
+  // A CPE dials a new express connection only once it has lost the one before, which
+  // this side may not have noticed yet (its keepalive deadline is a minute): the new one
+  // replaces it.
+  if (Session* old = main->express != 0 ? session_of(main->express) : nullptr) {
+    LOG_INFO("session %u: express connection %u replaces %u", main->conn->id(), c.id(),
+             old->conn->id());
+    old->joined = 0;  // no longer serving the session: its end must not touch it
+    old->conn->close();
+    end_session_later(old->conn->id());
+  }
+  s.joined = main->conn->id();
+  main->express = c.id();
+  c.express = true;
+  stats_.add(Counter::express_connects);
+  return true;
+}
+
+Connection* ConcentratorProxy::express_of(const Session& s) {
+  if (s.express == 0) return nullptr;
+  Session* x = session_of(s.express);
+  return x != nullptr && x->conn->open() ? x->conn.get() : nullptr;
 }
 
 void ConcentratorProxy::reject_session(Connection& c, wire::AuthFailure why,
@@ -197,8 +253,8 @@ void ConcentratorProxy::reject_session(Connection& c, wire::AuthFailure why,
   end_session_later(c.id());
 }
 
-void ConcentratorProxy::on_open(Session& s, Connection& c, const wire::Open& o) {
-  const std::uint32_t scope = c.id();
+void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& o) {
+  const std::uint32_t scope = main.conn->id();
   if (const auto verdict = policy_.check(o.remote); verdict != PolicyVerdict::Allow) {
     // Never relayed: counted, and the CPE drops the binding on the RESET.
     LOG_DEBUG("session %u: %s -> %s refused: %s", scope, o.client.str().c_str(),
@@ -210,7 +266,7 @@ void ConcentratorProxy::on_open(Session& s, Connection& c, const wire::Open& o) 
   }
   Binding* b = table_.find(scope, o.client);
   if (b == nullptr) {
-    const Endpoint cpe = cpe_key(c.peer());
+    const Endpoint cpe = cpe_key(main.conn->peer());
     if (per_cpe_[cpe] >= cfg_.concentrator.max_bindings_per_cpe) {
       if (o.has_payload) stats_.drop(Drop::cpe_binding_limit);
       send_reset(c, o.flow_id, wire::ResetReason::Refused);
@@ -233,9 +289,8 @@ void ConcentratorProxy::on_open(Session& s, Connection& c, const wire::Open& o) 
       return;
     }
     b->edge = std::move(sock);
-    ++per_cpe_[cpe_key(c.peer())];
+    ++per_cpe_[cpe];
     on_created(*b);
-    (void)s;
   }
   Flow* f = b->find_flow_id(o.flow_id);
   if (f != nullptr && f->remote != o.remote) {
@@ -250,6 +305,7 @@ void ConcentratorProxy::on_open(Session& s, Connection& c, const wire::Open& o) 
     return;
   }
   f->announced = true;
+  f->express_conn = Flow::kKnownEverywhere;
   stats_.add(Counter::flows_opened);
   table_.touch(*b);
   if (o.has_payload) static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, o.payload);
@@ -262,7 +318,6 @@ void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,
     stats_.drop(Drop::tunnel_down);
     return;
   }
-  Connection& c = *s->conn;
   Flow* f = b.find_flow(from);
   if (f == nullptr) {
     // Endpoint-independent filtering (RFC 4787 REQ-8): a remote the client has not sent
@@ -273,7 +328,7 @@ void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,
       return;
     }
   }
-  if (!tunnel_datagram(c, b, *f, payload)) return;
+  if (!tunnel_datagram(*s->conn, express_of(*s), b, *f, payload)) return;
   table_.touch(b);
   b.downstream.datagrams++;
   b.downstream.bytes += payload.size();
@@ -358,7 +413,14 @@ void ConcentratorProxy::reap_sessions() {
     for (std::uint32_t scope : now) {
       auto it = sessions_.find(scope);
       if (it == sessions_.end()) continue;
-      it->second->conn->close();
+      Session& s = *it->second;
+      if (s.token != 0) tokens_.erase(s.token);
+      // An express connection goes with its main session; the main one loses its
+      // express connection and carries everything again.
+      if (s.express != 0) dying_.push_back(s.express);
+      if (s.joined != 0)
+        if (Session* m = session_of(s.joined); m != nullptr && m->express == scope) m->express = 0;
+      s.conn->close();
       table_.remove_scope(scope, RemoveReason::SessionLost);
       deferred_.destroy_later(std::move(it->second));
       sessions_.erase(it);

@@ -31,7 +31,18 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
     // The key handshake; until done(), nothing but HELLO and AUTH is acted on.
     wire::Handshake hs;
     wire::SessionMode mode = wire::SessionMode::Multiplexed;
+    // Multiplexed sessions with an express connection (docs/PROTOCOL.md): a main session
+    // holds the token it handed out and the id of the session that joined with it; an
+    // express session, the main session's id, which is the scope of its bindings.
+    std::uint64_t token = 0;
+    std::uint32_t express = 0;
+    std::uint32_t joined = 0;
+    std::uint32_t scope() const { return joined != 0 ? joined : conn->id(); }
   };
+  // The express connection of main session `s` once it can carry datagrams, or null.
+  Connection* express_of(const Session& s);
+  // Joins express session `s` to the main session its HELLO names; false if refused.
+  bool join_express(Session& s, Connection& c);
   // Logs (rate-limited), counts and closes a session that failed the handshake.
   void reject_session(Connection& c, wire::AuthFailure why, std::string_view detail);
   wire::LogLimiter auth_log_;
@@ -45,7 +56,8 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   void on_remote_datagram(Binding& b, const Endpoint& from,
                           std::span<const std::uint8_t> payload) override;
 
-  void on_open(Session& s, Connection& c, const wire::Open& o);
+  // `main`: the session the bindings belong to; `c`: the connection the OPEN came on.
+  void on_open(Session& main, Connection& c, const wire::Open& o);
   void send_reset(Connection& c, std::uint32_t flow_id, wire::ResetReason why);
   Session* session_of(std::uint32_t scope);
   // Ends a session outside of any table callback: its bindings go, then the session.
@@ -63,6 +75,7 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   std::unordered_map<Endpoint, std::size_t, EndpointHash> per_cpe_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<std::uint32_t, std::unique_ptr<Session>> sessions_;
+  std::unordered_map<std::uint64_t, std::uint32_t> tokens_;  // express token -> main session
   std::vector<std::uint32_t> dying_;
   // Sockets of ended bindings keep their port a while, so that replies still on their
   // way to it cannot reach a new binding that the kernel would give the same port.

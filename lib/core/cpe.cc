@@ -20,6 +20,7 @@ struct CpeProxy::BindingConn final : BindingEdge {
 CpeProxy::CpeProxy(Loop* loop, const Config& cfg, Stats& stats)
     : ProxyBase(loop, cfg, stats),
       replies_(kReplySockets, sends_, stats),
+      express_timer_(loop, [this] { connect_express(); }),
       reconnect_timer_(loop, [this] { connect_main(); }),
       rng_(std::random_device{}()) {}
 
@@ -67,7 +68,8 @@ bool CpeProxy::start(std::string* err) {
   return true;
 }
 
-std::unique_ptr<Connection> CpeProxy::open_connection(wire::Handshake& hs, std::string* err) {
+std::unique_ptr<Connection> CpeProxy::open_connection(wire::Handshake& hs, std::string* err,
+                                                       std::uint64_t express_token) {
   const auto ka = cfg_.session_mode == SessionModeConfig::Multiplexed
                       ? ConnectionOptions::Keepalive::Probe
                       : ConnectionOptions::Keepalive::Off;
@@ -80,7 +82,12 @@ std::unique_ptr<Connection> CpeProxy::open_connection(wire::Handshake& hs, std::
   // The HELLO leaves with the handshake's first write. Without a key, frames follow it at
   // once; with one they queue behind the AUTH slot until the concentrator has proved the
   // key, so no datagram leaves towards an impostor and none is lost waiting.
-  c->send(hs.first_hello(wire_mode(cfg_.session_mode)));
+  wire::Hello hello = hs.first_hello(wire_mode(cfg_.session_mode));
+  if (cfg_.session_mode == SessionModeConfig::Multiplexed && cfg_.tunnel.express) {
+    hello.capabilities |= wire::kCapExpress;
+    hello.express_token = express_token;
+  }
+  c->send(hello);
   if (hs.authenticating() && !c->reserve_held_slot(wire::Auth{})) {
     if (err) *err = "cannot queue the AUTH frame";
     return nullptr;
@@ -98,14 +105,41 @@ void CpeProxy::connect_main() {
   }
 }
 
-void CpeProxy::schedule_reconnect() {
-  if (stopping_) return;
-  backoff_ = backoff_.count() == 0 ? kBackoffMin : std::min(backoff_ * 2, kBackoffMax);
+double CpeProxy::next_backoff(std::chrono::milliseconds& b) {
+  b = b.count() == 0 ? kBackoffMin : std::min(b * 2, kBackoffMax);
   // Jitter, so that many CPEs cut off together do not come back in lockstep.
   std::uniform_real_distribution<double> jitter(0.75, 1.25);
-  const double wait = std::chrono::duration<double>(backoff_).count() * jitter(rng_);
+  return std::chrono::duration<double>(b).count() * jitter(rng_);
+}
+
+void CpeProxy::schedule_reconnect() {
+  if (stopping_) return;
+  const double wait = next_backoff(backoff_);
   LOG_INFO("reconnecting to %s in %.1f s", cfg_.cpe.concentrator.str().c_str(), wait);
   reconnect_timer_.start(wait);
+}
+
+void CpeProxy::connect_express() {
+  if (stopping_ || express_ || express_token_ == 0 || !main_ || !main_hs_.done()) return;
+  std::string err;
+  express_ = open_connection(express_hs_, &err, express_token_);
+  if (!express_) {
+    LOG_WARN("express connection to %s: %s", cfg_.cpe.concentrator.str().c_str(), err.c_str());
+    drop_express(true);
+    return;
+  }
+  express_->express = true;
+}
+
+void CpeProxy::drop_express(bool again) {
+  express_ready_ = false;
+  if (express_) {
+    express_->close();
+    deferred_.destroy_later(std::move(express_));
+  }
+  express_timer_.stop();
+  if (again && !stopping_ && express_token_ != 0 && main_ && main_hs_.done())
+    express_timer_.start(next_backoff(express_backoff_));
 }
 
 Connection* CpeProxy::connection_for(Binding& b) {
@@ -166,7 +200,8 @@ void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
 
 void CpeProxy::send_upstream(Connection& c, Binding& b, Flow& f,
                              std::span<const std::uint8_t> payload) {
-  if (!tunnel_datagram(c, b, f, payload)) return;
+  Connection* express = express_ready_ && &c == main_.get() ? express_.get() : nullptr;
+  if (!tunnel_datagram(c, express, b, f, payload)) return;
   b.upstream.datagrams++;
   b.upstream.bytes += payload.size();
 }
@@ -202,6 +237,7 @@ void CpeProxy::on_connected(Connection& c) {
 
 wire::Handshake* CpeProxy::handshake_of(Connection& c) {
   if (&c == main_.get()) return &main_hs_;
+  if (&c == express_.get()) return &express_hs_;
   if (auto* b = static_cast<Binding*>(c.owner))
     if (auto* edge = static_cast<BindingConn*>(b->edge.get())) return &edge->hs;
   return nullptr;
@@ -237,6 +273,19 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
       on_closed(c, "unexpected HELLO");
       return;
     }
+    if (const auto* h = std::get_if<wire::Hello>(&frame)) {
+      const bool offered = (h->capabilities & wire::kCapExpress) != 0 && h->express_token != 0;
+      if (&c == main_.get()) {
+        express_token_ = offered && cfg_.tunnel.express ? h->express_token : 0;
+      } else if (&c == express_.get() && (!offered || h->express_token != express_token_)) {
+        // The concentrator no longer offers it (reconfigured): stay on the main one.
+        LOG_INFO("express connection to %s: not offered; one connection it is",
+                 c.peer().str().c_str());
+        express_token_ = 0;
+        drop_express(false);
+        return;
+      }
+    }
     if (step == wire::Handshake::Step::Authenticated &&
         !c.fill_held_slot(wire::Auth{hs->proof()})) {
       // Cannot happen with a slot reserved in open_connection; if it did, the held
@@ -247,7 +296,15 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
     }
     if (hs->done()) {
       c.handshake_complete();
-      if (&c == main_.get()) backoff_ = std::chrono::milliseconds(0);
+      if (&c == main_.get()) {
+        backoff_ = std::chrono::milliseconds(0);
+        connect_express();
+      } else if (&c == express_.get()) {
+        express_ready_ = true;
+        express_backoff_ = std::chrono::milliseconds(0);
+        LOG_INFO("express connection up to %s over %s", c.peer().str().c_str(),
+                 c.is_mptcp() ? "MPTCP" : "TCP");
+      }
       LOG_DEBUG("tunnel to %s: handshake complete (%s)", c.peer().str().c_str(),
                 hs->authenticating() ? "key verified" : "auth: none");
     }
@@ -279,6 +336,7 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
       return;
     }
     f->announced = true;
+    f->express_conn = Flow::kKnownEverywhere;
     if (o->has_payload) deliver(*b, f->remote, o->payload);
   } else if (const auto* cl = std::get_if<wire::Close>(&frame)) {
     if (Binding* b = table_.find(0, cl->client)) table_.remove(*b, RemoveReason::PeerClosed);
@@ -296,9 +354,19 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
 }
 
 void CpeProxy::on_closed(Connection& c, std::string_view reason) {
+  if (&c == express_.get()) {
+    // The bindings live on the main connection: light flows go there meanwhile.
+    LOG_WARN("express connection to %s lost: %.*s", c.peer().str().c_str(),
+             static_cast<int>(reason.size()), reason.data());
+    drop_express(true);
+    return;
+  }
   if (&c == main_.get()) {
     LOG_WARN("tunnel to %s lost: %.*s", c.peer().str().c_str(), static_cast<int>(reason.size()),
              reason.data());
+    // The session, and with it the express connection's token, is gone on both sides.
+    express_token_ = 0;
+    drop_express(false);
     table_.forget_announcements(0);
     deferred_.destroy_later(std::move(main_));
     schedule_reconnect();
@@ -334,6 +402,7 @@ void CpeProxy::on_binding_removed(Binding& b, RemoveReason why) {
 
 void CpeProxy::write_connections(json::Writer& w) const {
   if (main_) write_connection(w, *main_);
+  if (express_) write_connection(w, *express_);
   table_.for_each([this, &w](const Binding& b) {
     if (const auto* edge = static_cast<const BindingConn*>(b.edge.get()); edge && edge->conn)
       write_connection(w, *edge->conn);
@@ -345,6 +414,7 @@ void CpeProxy::shutdown() {
   stopping_ = true;
   reconnect_timer_.stop();
   table_.remove_scope(0, RemoveReason::Shutdown);
+  drop_express(false);
   if (main_) {
     main_->flush();
     main_->close();

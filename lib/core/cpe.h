@@ -22,6 +22,7 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   // Ends every binding (CLOSE, or MP_FASTCLOSE per binding) and writes what it can.
   void shutdown();
   const Connection* main_connection() const { return main_.get(); }
+  const Connection* express_connection() const { return express_.get(); }
 
  private:
   struct BindingConn;
@@ -38,11 +39,19 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   Connection* connection_for(Binding& b);
   // Connects and queues the HELLO; with a key, also the held AUTH slot (see
   // Connection::reserve_held_slot), so frames queued now leave once the key is proved.
-  std::unique_ptr<Connection> open_connection(wire::Handshake& hs, std::string* err);
+  // In multiplexed mode with tunnel.express, the HELLO asks for an express token (main
+  // connection, `express_token` 0) or joins the session that handed it out.
+  std::unique_ptr<Connection> open_connection(wire::Handshake& hs, std::string* err,
+                                              std::uint64_t express_token = 0);
   wire::Handshake* handshake_of(Connection& c);
   void auth_failed(Connection& c, wire::AuthFailure why);
   void connect_main();
   void schedule_reconnect();
+  void connect_express();
+  // The express connection goes (closed by us or lost); redial it later if `again`.
+  void drop_express(bool again);
+  // The next wait of a doubling, jittered backoff (200 ms .. 10 s) kept in `b`, in s.
+  double next_backoff(std::chrono::milliseconds& b);
   void send_upstream(Connection& c, Binding& b, Flow& f, std::span<const std::uint8_t> payload);
   void deliver(Binding& b, const Endpoint& from, std::span<const std::uint8_t> payload);
 
@@ -52,6 +61,14 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   ReplySockets replies_;
   std::unique_ptr<Connection> main_;  // multiplexed mode
   wire::Handshake main_hs_;           // main_'s handshake
+  // Multiplexed mode: the second connection that light flows take (docs/PROTOCOL.md,
+  // "Express connection"); usable once its own handshake is done.
+  std::unique_ptr<Connection> express_;
+  wire::Handshake express_hs_;
+  std::uint64_t express_token_ = 0;  // offered in main_'s HELLO answer; 0: none
+  bool express_ready_ = false;
+  Timer express_timer_;
+  std::chrono::milliseconds express_backoff_{0};
   wire::LogLimiter auth_log_;
   Timer reconnect_timer_;
   std::chrono::milliseconds backoff_{0};

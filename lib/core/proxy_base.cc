@@ -95,6 +95,7 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
   w.key("peer").value(c.peer().str());
   w.key("state").value(c.open() ? "open" : c.usable() ? "connecting" : "closed");
   w.key("mptcp").value(c.is_mptcp());
+  w.key("express_connection").value(c.express);
   w.key("queued_bytes").value(static_cast<std::uint64_t>(c.queued_bytes()));
   w.key("express_bytes").value(static_cast<std::uint64_t>(c.express_bytes()));
   w.key("send_limit_bytes").value(static_cast<std::uint64_t>(c.send_limit()));
@@ -119,17 +120,28 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
   w.end_object();
 }
 
-bool ProxyBase::tunnel_datagram(Connection& c, const Binding& b, Flow& f,
-                                std::span<const std::uint8_t> payload) {
+bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Binding& b,
+                                Flow& f, std::span<const std::uint8_t> payload) {
   if (payload.size() > wire::kMaxDataPayload) {
     stats_.drop(Drop::too_large);
     return false;
   }
-  // Fair queueing among the flows sharing a multiplexed connection (a per-binding one
-  // carries one client's flows only).
-  QueueMark* mark = cfg_.session_mode == SessionModeConfig::Multiplexed ? &f.mark : nullptr;
+  // The meter runs for every datagram, so a flow's weight is known the moment an express
+  // connection comes up.
+  const auto now_ms = static_cast<std::uint32_t>(
+      static_cast<std::uint64_t>(ev_now(loop_) * 1000.0) & 0xffffffffu);
+  const bool light = f.meter.light(now_ms, payload.size());
+  const bool use_express = express != nullptr && light;
+  Connection& c = use_express ? *express : main;
+  // Fair queueing among the flows sharing a multiplexed main connection (a per-binding
+  // one carries one client's flows only, an express one light flows only).
+  QueueMark* mark =
+      cfg_.session_mode == SessionModeConfig::Multiplexed && !use_express ? &f.mark : nullptr;
+  const bool known = use_express ? f.express_conn == c.id() ||
+                                       f.express_conn == Flow::kKnownEverywhere
+                                 : f.announced;
   bool ok;
-  if (!f.announced) {
+  if (!known) {
     wire::Open open{f.id, b.client, f.remote, true, payload};
     if (wire::encoded_size(open) == 0) {
       // Too big to ride along: announce the pair, then send the datagram as DATA.
@@ -140,16 +152,24 @@ bool ProxyBase::tunnel_datagram(Connection& c, const Binding& b, Flow& f,
       ok = c.send(open, mark);
     }
     if (ok) {
-      f.announced = true;
-      stats_.add(Counter::flows_opened);
+      // A flow moving to the other connection is announced there again (an OPEN for a
+      // known pair is harmless), so its DATA never arrives before its OPEN; it is still
+      // one flow.
+      if (!f.announced && f.express_conn == 0) stats_.add(Counter::flows_opened);
+      if (use_express)
+        f.express_conn = c.id();
+      else
+        f.announced = true;
     }
   } else {
     ok = c.send_data(f.id, payload, mark);
   }
-  if (ok)
+  if (ok) {
     stats_.add(Counter::tunnel_tx_datagrams);
-  else
+    if (use_express) stats_.add(Counter::express_tx_datagrams);
+  } else {
     stats_.drop(Drop::tunnel_queue_full);
+  }
   return ok;
 }
 

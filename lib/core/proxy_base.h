@@ -63,9 +63,10 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   // every datagram taken in is either passed on or counted as dropped; true if it does.
   bool count_rx_datagram(const wire::Frame& f);
   // Puts one datagram of flow `f` into the tunnel: an OPEN naming the pair the first time
-  // (with the datagram inside when it fits), DATA after that. false when it was dropped
-  // (counted here).
-  bool tunnel_datagram(Connection& c, const Binding& b, Flow& f,
+  // on that connection (with the datagram inside when it fits), DATA after that. false
+  // when it was dropped (counted here). `main` carries the session; `express`, when not
+  // null, is its express connection, which light flows take (see Flow::meter).
+  bool tunnel_datagram(Connection& main, Connection* express, const Binding& b, Flow& f,
                        std::span<const std::uint8_t> payload);
   ConnectionContext conn_ctx() { return {loop_, deferred_, flusher_, stats_}; }
 

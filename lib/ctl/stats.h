@@ -30,6 +30,9 @@
   X(tunnel_disconnects, "tunnel connections that ended")                                    \
   X(tunnel_fallbacks, "tunnel connections that fell back to plain TCP")                     \
   X(tunnel_protocol_errors, "tunnel connections closed for a protocol error")               \
+  X(express_tx_datagrams, "datagrams queued into express connections (light flows)")        \
+  X(express_connects, "express connections joined to a multiplexed session")              \
+  X(express_refused, "express connections refused (token of no live session)")           \
   X(tunnel_keepalives_tx, "keepalives sent")                                                \
   X(tunnel_keepalives_rx, "keepalives received")                                            \
   X(auth_failures, "tunnel connections closed for failing the key handshake")               \

@@ -78,7 +78,8 @@ std::uint8_t* room_in(std::vector<std::uint8_t>& buf, std::size_t& head, std::si
 std::uint32_t g_next_id = 0;
 // Connection ids double as binding-table scopes on the concentrator; 0 is the CPE's scope.
 std::uint32_t next_connection_id() {
-  if (++g_next_id == 0) ++g_next_id;
+  // 0 is "no connection" and 0xffffffff Flow::kKnownEverywhere: never connection ids.
+  if (++g_next_id == 0 || g_next_id == 0xffffffffu) g_next_id = 1;
   return g_next_id;
 }
 bool g_logged_no_mptcp = false;

@@ -166,6 +166,8 @@ class Connection {
 
   // Owner's context pointer (the session, the binding).
   void* owner = nullptr;
+  // The express connection of a multiplexed session (light flows only); for status.
+  bool express = false;
 
   void flush();  // Flusher's entry; writes queued bytes once
 

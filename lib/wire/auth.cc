@@ -35,6 +35,12 @@ Nonce random_nonce() {
   return n;
 }
 
+std::uint64_t random_token() {
+  std::uint64_t t = 0;
+  while (t == 0) randombytes_buf(&t, sizeof t);
+  return t;
+}
+
 Mac concentrator_proof(std::span<const std::uint8_t> key, const Nonce& nonce_c,
                        const Nonce& nonce_s) {
   return hmac(key, kConcentratorLabel, nonce_c, nonce_s);

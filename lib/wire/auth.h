@@ -31,6 +31,8 @@ bool auth_init();
 
 // A fresh random nonce (randombytes_buf).
 Nonce random_nonce();
+// A fresh random express token (randombytes_buf), never 0 (0 asks for one).
+std::uint64_t random_token();
 
 // The two proofs. Distinct labels and nonce orders, so neither side's proof can be
 // reflected back as the other's.

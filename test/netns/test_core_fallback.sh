@@ -21,7 +21,7 @@ if (( after <= before )); then
   fail=1
 fi
 tb_stop_proxies || fail=1
-n=$(grep -c 'fell back to plain TCP' "$TB_DIR/cpe.log")
+n=$(grep -c '\[warn\].*fell back to plain TCP' "$TB_DIR/cpe.log")
 if (( n != 1 )); then
   echo "FAIL: the CPE should log the fallback exactly once at warn level, logged $n times"
   fail=1

@@ -43,8 +43,9 @@ drops = sum(st["stats"]["drops"].values())
 # Every reply the CPE sent reached the probe: tx = echoed (+ late ones the probe gave up on).
 need(c["lan_tx_datagrams"] >= probe["echoed"], f"lan_tx_datagrams {c['lan_tx_datagrams']} >= echoed {probe['echoed']}")
 need(c["lan_rx_datagrams"] >= c["lan_tx_datagrams"] + 0, "no more replies than requests")
-conns = st["connections"]
-need(len(conns) == 1 and conns[0]["mptcp"], "one MPTCP tunnel connection")
+conns = [c for c in st["connections"] if not c["express_connection"]]
+need(len(conns) == 1 and conns[0]["mptcp"], "one main MPTCP tunnel connection")
+need(len(st["connections"]) - len(conns) <= 1, "at most one express connection beside it")
 sfs = conns[0]["subflows"] if conns else []
 ifs = sorted(s["interface"] for s in sfs)
 need(ifs == ["up0", "up1"], f"subflows on up0 and up1, got {ifs}")

@@ -38,16 +38,13 @@ sleep 3.5  # replies still in flight are late, not lost: let the tunnels drain
 
 "$CTL" -s "$TB_DIR/cpe.sock" status --json >"$TB_DIR/cpe.json" || fail=1
 "$CTL" -s "$TB_DIR/conc.sock" status --json >"$TB_DIR/conc.json" || fail=1
+NEED_PY="$(dirname "$0")/need.py" \
 python3 - "$TB_DIR"/cpe.json "$TB_DIR"/conc.json "$TB_DIR"/probe*.json <<'PY' || fail=1
-import json, sys
+import os
+exec(open(os.environ["NEED_PY"]).read())  # d, need, ok
 cpe = json.load(open(sys.argv[1]))["stats"]
 conc = json.load(open(sys.argv[2]))["stats"]
 probes = [json.load(open(p)) for p in sys.argv[3:]]
-ok = True
-def need(cond, what):
-    global ok
-    print(("ok   " if cond else "FAIL ") + what)
-    ok = ok and cond
 def balance(name, s):
     c, d = s["counters"], s["drops"]
     taken = c["lan_rx_datagrams"] + c["wan_rx_datagrams"] + c["tunnel_rx_datagrams"]

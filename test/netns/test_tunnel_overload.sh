@@ -2,7 +2,8 @@
 # Overload of a multiplexed tunnel (issue 7): a bulk flow offers three times what two
 # shaped paths carry while a light flow (50 pps, like a call) shares the connection.
 # - The light flow loses (almost) nothing and its replies are never a second late: its
-#   datagrams take the express queue, and the kernel holds no more than the send limit
+#   datagrams take the express connection (or, without one, the express queue of the
+#   main connection), and the kernel holds no more than the send limit
 #   unsent (before: the kernel's queues held ~1.5 MB, 0.6 s each way at these rates, and
 #   the light flow lost 5-25 %).
 # - The bulk flow's excess is dropped by the CPE and counted (tunnel_queue_full); every

@@ -82,6 +82,7 @@ tunnel:
   keepalive: 2m
   queue_bytes: 16384
   target_delay: 20ms
+  express: false
 )");
   CHECK(c.role == ProxyRole::Cpe);
   CHECK(c.log_level == LogLevel::Debug);
@@ -94,6 +95,7 @@ tunnel:
   CHECK(c.tunnel.keepalive == 120s);
   CHECK(c.tunnel.queue_bytes == 16384);
   CHECK(c.tunnel.target_delay == 20ms);
+  CHECK_FALSE(c.tunnel.express);
   CHECK(c.concentrator.listen.empty());
 }
 
@@ -137,6 +139,7 @@ TEST_CASE("omitted keys take their defaults", "[config]") {
   CHECK(c.tunnel.keepalive == 15s);
   CHECK(c.tunnel.queue_bytes == 262144);
   CHECK(c.tunnel.target_delay == 5ms);
+  CHECK(c.tunnel.express);
   CHECK(c.bindings.idle_timeout == d.bindings.idle_timeout);
   CHECK(c.tunnel.queue_bytes == d.tunnel.queue_bytes);
 }
@@ -219,6 +222,8 @@ TEST_CASE("durations", "[config]") {
   CHECK(err(cpe("tunnel:\n  target_delay: 2s\n")) ==
         "t.yaml:5:17: tunnel.target_delay: 2s is out of range (0ms..1s)");
   CHECK(ok(cpe("tunnel:\n  target_delay: 0\n")).tunnel.target_delay == 0ms);
+  CHECK(err(cpe("tunnel:\n  express: maybe\n")) ==
+        "t.yaml:5:12: tunnel.express: \"maybe\" is not true or false");
 }
 
 TEST_CASE("integers", "[config]") {

@@ -176,3 +176,44 @@ TEST_CASE("default endpoint is invalid", "[endpoint]") {
   CHECK(e.addr_len() == 0);
   CHECK(e == Endpoint{});
 }
+
+#include "net/express_meter.h"
+
+TEST_CASE("express meter: light flows stay light, bulk turns heavy and comes back", "[express]") {
+  using mpudp::ExpressMeter;
+  SECTION("a call at 50 pps of 172 bytes is light for a minute") {
+    ExpressMeter m;
+    for (std::uint32_t t = 0; t < 60000; t += 20) REQUIRE(m.light(t, 172));
+  }
+  SECTION("a bulk flow is light for its first burst only") {
+    ExpressMeter m;
+    int light = 0;
+    for (std::uint32_t i = 0; i < 1000; ++i) light += m.light(i / 10, 1200) ? 1 : 0;  // ~9.6 MB/s
+    CHECK(light == static_cast<int>(ExpressMeter::kBurst / 1200));
+  }
+  SECTION("a heavy flow is light again only once the bucket has filled") {
+    ExpressMeter m;
+    std::uint32_t t = 1000;
+    while (m.light(t, 1200)) {}
+    CHECK_FALSE(m.light(t + 100, 1200));  // 6.4 KB back, 1.2 KB spent: still heavy
+    CHECK_FALSE(m.light(t + 200, 100));
+    CHECK(m.light(t + 600, 100));  // > kBurst / kRate (250 ms) of credit
+  }
+  SECTION("a flow just above the rate does not alternate") {
+    ExpressMeter m;
+    int switches = 0;
+    bool last = true;
+    for (std::uint32_t t = 0; t < 10000; t += 10) {  // 70 KB/s against 64 KiB/s
+      const bool l = m.light(t, 700);
+      switches += l != last ? 1 : 0;
+      last = l;
+    }
+    CHECK(switches <= 2);
+  }
+  SECTION("the clock may wrap") {
+    ExpressMeter m;
+    const std::uint32_t near = 0xffffff00u;
+    while (m.light(near, 1200)) {}
+    CHECK(m.light(near + 1000u, 100));  // wrapped past zero, a second later
+  }
+}

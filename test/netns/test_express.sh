@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The express connection of a multiplexed session (issue 7, docs/PROTOCOL.md "Express
+# connection"): light flows ride a second MPTCP connection so that they never wait
+# behind, or for the retransmissions of, bulk data in the main connection's byte stream.
+# - Both ends show two connections with subflows on both paths; the concentrator
+#   joined one express connection to the session.
+# - Beside a bulk flow that offers three times what the paths carry, the light flow's
+#   datagrams go over the express connection and the bulk flow's (past its first
+#   burst) over the main one.
+# - Losing the express connection loses no binding: light flows go over the main
+#   connection meanwhile, and the CPE dials a new express connection.
+# - With `tunnel.express: false` on the concentrator the CPE stays on one connection.
+set -u
+source "$(dirname "$0")/lib.sh"
+tb_require_root_and_tools
+tb_require_built daemon/mpudpd daemon/mpudpctl tools/udpecho tools/udpload
+LOAD=$MPUDP_BUILD/tools/udpload
+CTL=$MPUDP_BUILD/daemon/mpudpctl
+tb_setup || exit 1
+tb_tproxy_rules || exit 1
+tb_start_echo || exit 1
+# Keepalives every second: a connection that lost its subflows is given up after 3 s.
+TB_CPE_EXTRA=$'tunnel:\n  keepalive: 1s' TB_CONC_EXTRA=$'tunnel:\n  keepalive: 1s' \
+  tb_start_proxies multiplexed || exit 1
+tb_wait_log cpe "express connection up" 10 || exit 1
+tb_wait_subflows cpe 2 10 || exit 1
+
+fail=0
+status() { "$CTL" -s "$TB_DIR/$1.sock" status --json >"$TB_DIR/$2.json" || fail=1; }
+# check FILE... <<'PY': python assertions (test/netns/need.py: d, need, conns, counter)
+check() {
+  { cat "$(dirname "$0")/need.py"; cat; echo 'sys.exit(0 if ok else 1)'; } >"$TB_DIR/check.py"
+  python3 "$TB_DIR/check.py" "$@" || fail=1
+}
+
+# 1. Two connections, each over both paths (the path manager's subflows join both).
+sleep 1  # the express connection's second subflow
+status cpe cpe-up
+status conc conc-up
+check "$TB_DIR/cpe-up.json" "$TB_DIR/conc-up.json" <<'PY'
+for side in ("cpe-up", "conc-up"):
+    m, x = conns(side, False), conns(side, True)
+    need(len(m) == 1 and len(x) == 1, f"{side}: one main and one express connection ({len(m)}, {len(x)})")
+    need(all(len(c['subflows']) >= 2 for c in m + x),
+         f"{side}: subflows per connection: {[len(c['subflows']) for c in m + x]}")
+need(counter("conc-up", "express_connects") == 1, "the concentrator joined one express connection")
+PY
+# 2. Light beside bulk: who rides which connection.
+tb_shape_uplinks 10mbit || exit 1
+tb_cli "$LOAD" --json --size 1200 --mbit 60 --duration 5 --timeout 1000 198.18.4.2:7 \
+  >"$TB_DIR/bulk.json" 2>/dev/null &
+bulk=$!
+sleep 1
+tb_cli "$LOAD" --json --size 64 --rate 50 --duration 3 --timeout 3000 198.18.4.2:7 \
+  >"$TB_DIR/light.json" 2>/dev/null || fail=1
+wait "$bulk" || fail=1
+sleep 1.5  # drain
+status cpe cpe-load
+check "$TB_DIR/light.json" "$TB_DIR/bulk.json" "$TB_DIR/cpe-up.json" "$TB_DIR/cpe-load.json" <<'PY'
+light, bulk = d['light'], d['bulk']
+x = counter("cpe-load", "express_tx_datagrams") - counter("cpe-up", "express_tx_datagrams")
+need(light['sent'] >= 100 and light['lost'] <= 2,
+     f"light flow: {light['lost']} of {light['sent']} lost beside the overload")
+need(bulk['lost'] > 0, f"the bulk flow overloaded the paths: {bulk['lost']} of {bulk['sent']} lost")
+# Every light datagram, plus the bulk flow first burst (16 KiB: 13 datagrams).
+need(light['sent'] <= x <= light['sent'] + 20,
+     f"express connection carried {x} datagrams: the light flow {light['sent']} + the bulk burst")
+PY
+tb_unshape_uplinks
+
+# 3. Kill the express connection's subflows on the CPE (a dead path, as far as that
+#    connection can tell): its keepalives go unanswered and it is given up; the bindings
+#    stay, light datagrams still get through, and a new express connection replaces it.
+ports=$(python3 -c 'import json,sys
+for c in json.load(open(sys.argv[1]))["connections"]:
+    if c["express_connection"]:
+        print(" ".join(s["local"].rsplit(":", 1)[1] for s in c["subflows"]))' "$TB_DIR/cpe-load.json")
+"$CTL" -s "$TB_DIR/cpe.sock" bindings --json >"$TB_DIR/bind-before.json" || fail=1
+for p in $ports; do tb_cpe ss -K state established "( sport = :$p )" >/dev/null; done
+tb_wait_log cpe "express connection to .* lost" 10 || { echo "FAIL: express connection not given up"; fail=1; }
+tb_cli "$LOAD" --json --size 64 --rate 50 --duration 1 --timeout 2000 198.18.4.2:7 \
+  >"$TB_DIR/light2.json" 2>/dev/null || fail=1
+two_joins() {
+  "$CTL" -s "$TB_DIR/conc.sock" status --json | python3 -c 'import json, sys
+sys.exit(json.load(sys.stdin)["stats"]["counters"]["express_connects"] < 2)'
+}
+tb_poll 10 two_joins  # the CPE redials after its backoff (200 ms at first)
+"$CTL" -s "$TB_DIR/cpe.sock" bindings --json >"$TB_DIR/bind-after.json" || fail=1
+status conc conc-again
+status cpe cpe-again
+check "$TB_DIR/light2.json" "$TB_DIR/bind-before.json" "$TB_DIR/bind-after.json" \
+  "$TB_DIR/conc-again.json" "$TB_DIR/cpe-again.json" <<'PY'
+need(d['light2']['echoed'] >= d['light2']['sent'] - 1,
+     f"without the express connection: {d['light2']['echoed']} of {d['light2']['sent']} echoed")
+b0 = {b['client'] for b in d['bind-before']['bindings']}
+b1 = {b['client'] for b in d['bind-after']['bindings']}
+need(b0 and b0 <= b1, f"no binding lost with the express connection ({len(b0)} before, {len(b1)} after)")
+need(counter("conc-again", "express_connects") == 2, "the CPE dialled a new express connection")
+need(len(conns("cpe-again", True)) == 1, "the CPE holds one express connection again")
+PY
+((fail)) && grep -h "express" "$TB_DIR/cpe.log" "$TB_DIR/conc.log" | tail -n 12
+tb_stop_proxies || fail=1
+
+# 4. A concentrator that does not offer it: one connection, everything on it.
+TB_CONC_EXTRA=$'tunnel:\n  express: false' tb_start_proxies multiplexed || exit 1
+tb_cli "$LOAD" --json --size 64 --rate 100 --duration 1 --timeout 2000 198.18.4.2:7 \
+  >"$TB_DIR/plain.json" 2>/dev/null || fail=1
+status cpe cpe-plain
+check "$TB_DIR/plain.json" "$TB_DIR/cpe-plain.json" <<'PY'
+need(d['plain']['echoed'] == d['plain']['sent'], f"{d['plain']['echoed']} of {d['plain']['sent']} echoed")
+need(len(d['cpe-plain']['connections']) == 1 and not conns("cpe-plain", True),
+     "express not offered: the CPE holds one connection")
+need(counter("cpe-plain", "express_tx_datagrams") == 0, "nothing went express")
+PY
+tb_stop_proxies || fail=1
+((fail)) && exit 1
+echo "PASS: test_express"
