@@ -414,6 +414,7 @@ void CpeProxy::shutdown() {
   stopping_ = true;
   reconnect_timer_.stop();
   table_.remove_scope(0, RemoveReason::Shutdown);
+  if (express_ && express_->open()) express_->flush();  // what light flows queued last
   drop_express(false);
   if (main_) {
     main_->flush();
