@@ -1,0 +1,145 @@
+// ProxyBase::tunnel_datagram with an express connection: light flows go express, heavy
+// ones main, and a flow is announced with OPEN on a connection before its first DATA
+// there, whichever connection it used before (docs/PROTOCOL.md, "Express connection").
+#include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/proxy_base.h"
+#include "wire/frame.h"
+
+using namespace mpudp;
+
+namespace {
+
+struct NullHandler final : ConnectionHandler {
+  void on_frame(Connection&, const wire::Frame&) override {}
+  void on_closed(Connection&, std::string_view) override {}
+};
+
+struct TestProxy final : ProxyBase {
+  using ProxyBase::ProxyBase;
+  using ProxyBase::conn_ctx;
+  using ProxyBase::table_;
+  using ProxyBase::tunnel_datagram;
+  // The table's observer is this class: empty the table while it still exists.
+  ~TestProxy() override { table_.remove_scope(0, RemoveReason::Shutdown); }
+  void write_connections(json::Writer&) const override {}
+  void on_binding_removed(Binding&, RemoveReason) override {}
+};
+
+struct LoopOwner {
+  Loop* loop = ev_loop_new(EVFLAG_AUTO);
+  ~LoopOwner() { ev_loop_destroy(loop); }
+};
+
+// One connection over a socketpair; `frames()` decodes what reached the other end.
+struct Pipe {
+  int peer = -1;
+  std::unique_ptr<Connection> conn;
+  std::vector<std::uint8_t> got;
+  Pipe(TestProxy& p, NullHandler& h) {
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    peer = sv[1];
+    conn = Connection::adopt(p.conn_ctx(), Fd(sv[0]), Endpoint{}, ConnectionOptions{}, h);
+  }
+  ~Pipe() {
+    conn.reset();
+    ::close(peer);
+  }
+  // (type, flow id) of each frame that arrived since the last call.
+  std::vector<std::pair<wire::Type, std::uint32_t>> frames() {
+    std::uint8_t buf[65536];
+    for (ssize_t n; (n = ::recv(peer, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
+      got.insert(got.end(), buf, buf + n);
+    std::vector<std::pair<wire::Type, std::uint32_t>> out;
+    std::size_t at = 0;
+    for (;;) {
+      const wire::Decoded d = wire::decode(std::span(got).subspan(at));
+      if (d.status != wire::DecodeStatus::Ok) break;
+      if (const auto* o = std::get_if<wire::Open>(&d.frame)) out.emplace_back(wire::Type::Open, o->flow_id);
+      if (const auto* x = std::get_if<wire::Data>(&d.frame)) out.emplace_back(wire::Type::Data, x->flow_id);
+      at += d.consumed;
+    }
+    got.erase(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(at));
+    return out;
+  }
+};
+
+using F = std::vector<std::pair<wire::Type, std::uint32_t>>;
+
+std::string show(const F& f) {
+  std::string s;
+  for (const auto& [t, id] : f) s += std::string(wire::to_string(t)) + "(" + std::to_string(id) + ") ";
+  return s;
+}
+constexpr auto kOpen = wire::Type::Open;
+constexpr auto kData = wire::Type::Data;
+
+}  // namespace
+
+TEST_CASE("light flows ride the express connection, announced there first", "[express]") {
+  LoopOwner lo;
+  Config cfg;
+  Stats stats;
+  TestProxy p(lo.loop, cfg, stats);
+  NullHandler h;
+  Pipe main(p, h), express(p, h);
+  auto run = [&] { for (int i = 0; i < 4; ++i) ev_run(lo.loop, EVRUN_NOWAIT); };
+  Binding* b = p.table_.create(0, *Endpoint::parse("198.18.0.2:4000"));
+  REQUIRE(b != nullptr);
+  // Flows live in a vector in the binding: look them up again after adding one.
+  auto flow = [&](std::uint32_t id) -> Flow& { return *b->find_flow_id(id); };
+  REQUIRE(p.table_.add_flow(*b, *Endpoint::parse("198.18.4.2:5060"), 1) != nullptr);
+  const std::vector<std::uint8_t> small(160, 1), big(1200, 2);
+
+  // A call: OPEN then DATA, all on the express connection.
+  for (int i = 0; i < 5; ++i) REQUIRE(p.tunnel_datagram(*main.conn, express.conn.get(), *b, flow(1), small));
+  run();
+  CHECK(express.frames() == F{{kOpen, 1}, {kData, 1}, {kData, 1}, {kData, 1}, {kData, 1}});
+  CHECK(main.frames().empty());
+
+  // A bulk flow: its first 16 KiB express, then main, where it is announced first.
+  REQUIRE(p.table_.add_flow(*b, *Endpoint::parse("198.18.4.2:443"), 2) != nullptr);
+  for (int i = 0; i < 20; ++i) REQUIRE(p.tunnel_datagram(*main.conn, express.conn.get(), *b, flow(2), big));
+  run();
+  const F on_express = express.frames();
+  const F on_main = main.frames();
+  const std::size_t burst = ExpressMeter::kBurst / big.size();
+  REQUIRE(on_express.size() == burst);
+  CHECK(on_express.front() == std::pair{kOpen, 2u});
+  REQUIRE(on_main.size() == 20 - burst);
+  CHECK(on_main.front() == std::pair{kOpen, 2u});
+  CHECK(on_main.back() == std::pair{kData, 2u});
+  CHECK(stats.get(Counter::express_tx_datagrams) == 5 + burst);
+  CHECK(stats.get(Counter::flows_opened) == 2);  // each flow once, not per connection
+
+  // The call still light: on express, no second OPEN. Without an express connection: on
+  // main, announced there first.
+  REQUIRE(p.tunnel_datagram(*main.conn, express.conn.get(), *b, flow(1), small));
+  REQUIRE(p.tunnel_datagram(*main.conn, nullptr, *b, flow(1), small));
+  REQUIRE(p.tunnel_datagram(*main.conn, nullptr, *b, flow(1), small));
+  run();
+  const F ex2 = express.frames(), main2 = main.frames();
+  INFO("express: " << show(ex2) << " main: " << show(main2));
+  CHECK(ex2 == F{{kData, 1}});
+  CHECK(main2 == F{{kOpen, 1}, {kData, 1}});
+
+  // A new express connection (another id): announced again before its first DATA; a
+  // flow the peer announced needs no OPEN anywhere.
+  Pipe again(p, h);
+  constexpr std::uint32_t kTheirs = wire::kConcentratorFlowBit | 7;
+  REQUIRE(p.table_.add_flow(*b, *Endpoint::parse("198.18.4.3:53"), kTheirs) != nullptr);
+  flow(kTheirs).announced = true;
+  flow(kTheirs).express_conn = Flow::kKnownEverywhere;
+  REQUIRE(p.tunnel_datagram(*main.conn, again.conn.get(), *b, flow(1), small));
+  REQUIRE(p.tunnel_datagram(*main.conn, again.conn.get(), *b, flow(kTheirs), small));
+  run();
+  CHECK(again.frames() == F{{kOpen, 1}, {kData, kTheirs}});
+}
