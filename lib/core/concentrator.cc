@@ -298,7 +298,9 @@ void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& 
     send_reset(c, o.flow_id, wire::ResetReason::FlowIdInUse);
     return;
   }
-  if (f == nullptr) f = table_.add_flow(*b, o.remote, o.flow_id);
+  // The CPE announces a flow again on each connection it moves to: one flow still.
+  const bool fresh = f == nullptr;
+  if (fresh) f = table_.add_flow(*b, o.remote, o.flow_id);
   if (f == nullptr) {
     if (o.has_payload) stats_.drop(Drop::remote_limit);
     send_reset(c, o.flow_id, wire::ResetReason::Refused);
@@ -306,7 +308,7 @@ void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& 
   }
   f->announced = true;
   f->express_conn = Flow::kKnownEverywhere;
-  stats_.add(Counter::flows_opened);
+  if (fresh) stats_.add(Counter::flows_opened);
   table_.touch(*b);
   if (o.has_payload) static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, o.payload);
 }
