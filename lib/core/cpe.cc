@@ -132,7 +132,6 @@ void CpeProxy::connect_express() {
 }
 
 void CpeProxy::drop_express(bool again) {
-  express_ready_ = false;
   if (express_) {
     express_->close();
     deferred_.destroy_later(std::move(express_));
@@ -200,7 +199,9 @@ void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
 
 void CpeProxy::send_upstream(Connection& c, Binding& b, Flow& f,
                              std::span<const std::uint8_t> payload) {
-  Connection* express = express_ready_ && &c == main_.get() ? express_.get() : nullptr;
+  // Light flows take the express connection once its own handshake is done.
+  Connection* express =
+      express_ && express_hs_.done() && &c == main_.get() ? express_.get() : nullptr;
   if (!tunnel_datagram(c, express, b, f, payload)) return;
   b.upstream.datagrams++;
   b.upstream.bytes += payload.size();
@@ -300,7 +301,6 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
         backoff_ = std::chrono::milliseconds(0);
         connect_express();
       } else if (&c == express_.get()) {
-        express_ready_ = true;
         express_backoff_ = std::chrono::milliseconds(0);
         LOG_INFO("express connection up to %s over %s", c.peer().str().c_str(),
                  c.is_mptcp() ? "MPTCP" : "TCP");

@@ -66,7 +66,6 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   std::unique_ptr<Connection> express_;
   wire::Handshake express_hs_;
   std::uint64_t express_token_ = 0;  // offered in main_'s HELLO answer; 0: none
-  bool express_ready_ = false;
   Timer express_timer_;
   std::chrono::milliseconds express_backoff_{0};
   wire::LogLimiter auth_log_;
