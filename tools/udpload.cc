@@ -8,6 +8,7 @@
 //     --duration SEC    how long to send (decimals allowed; default 2)
 //     --timeout MS      how long to wait for echoes after the last send (1000)
 //     --late-ms MS      an echo whose round trip exceeds this is also counted "late" (200)
+//     --warmup SEC      steady goodput leaves out echoes that arrive in the first SEC (0)
 //     --bind ADDR       source address of every client socket
 //     --json            one JSON object on stdout (the text report goes to stderr)
 //
@@ -25,6 +26,9 @@
 // socket refused the datagram: offered but never sent), echoed (unique), duplicates,
 // reordered (an echo with a lower sequence number than one already seen on its flow),
 // late, lost = sent - echoed, RTT percentiles (µs) and goodput (echoed payload bits/s).
+// Goodput counts every echo over the sending time, so echoes a carrier had queued and
+// delivers in the --timeout after sending stopped inflate it (by its buffering, not its
+// rate); steady goodput counts only echoes that arrive while sending, after --warmup.
 // One thread; sendmmsg/recvmmsg batches of 64.
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -147,6 +151,7 @@ struct Options {
   double duration = 2;
   long timeout_ms = 1000;
   long late_ms = 200;
+  double warmup = 0;
   long new_flows = 0;
   long concurrency = 32;
   bool json = false;
@@ -219,7 +224,9 @@ int run_stream(const Options& o) {
   rtts.reserve(static_cast<std::size_t>(std::min(pps * o.duration, 5e7)) + 16);
 
   std::uint64_t sent = 0, attempted = 0, send_errors = 0, echoed = 0, dups = 0, reordered = 0,
-                late = 0, bad = 0, echoed_bytes = 0;
+                late = 0, bad = 0, echoed_bytes = 0, steady_bytes = 0;
+  // The steady window, by arrival time: [t0 + warmup, end of sending).
+  std::uint64_t steady_from = ~0ull, steady_to = ~0ull;
   const std::uint64_t late_ns = static_cast<std::uint64_t>(o.late_ms) * 1000000ull;
 
   // Send buffers: one datagram image per batch slot.
@@ -257,6 +264,7 @@ int run_stream(const Options& o) {
         f.seen[seq] = 1;
         ++echoed;
         echoed_bytes += len;
+        if (t >= steady_from && t < steady_to) steady_bytes += len;
         if (f.any_seen && seq < f.max_seen) ++reordered;
         if (!f.any_seen || seq > f.max_seen) f.max_seen = seq;
         f.any_seen = true;
@@ -273,6 +281,8 @@ int run_stream(const Options& o) {
 
   const std::uint64_t t0 = now_ns();
   const std::uint64_t t_end = t0 + static_cast<std::uint64_t>(o.duration * 1e9);
+  steady_from = t0 + static_cast<std::uint64_t>(o.warmup * 1e9);
+  steady_to = t_end;
   const double ns_per_pkt = 1e9 / pps;
   std::size_t rr = 0;
   for (;;) {
@@ -331,25 +341,30 @@ int run_stream(const Options& o) {
   const double offered_mbit = static_cast<double>(attempted) * static_cast<double>(o.size) * 8 / secs / 1e6;
   const double sent_mbit = static_cast<double>(sent) * static_cast<double>(o.size) * 8 / secs / 1e6;
   const double goodput_mbit = static_cast<double>(echoed_bytes) * 8 / secs / 1e6;
+  const std::uint64_t s_to = std::min(steady_to, t_send_end), s_from = std::min(steady_from, s_to);
+  const double steady_s = static_cast<double>(s_to - s_from) / 1e9;
+  const double steady_mbit = steady_s > 0 ? static_cast<double>(steady_bytes) * 8 / steady_s / 1e6 : 0;
   const Percentiles p = percentiles(rtts);
   std::fprintf(stderr,
                "udpload: %.2f s, size %zu, flows %ld: offered %.0f pps (%.1f Mbit/s), sent %llu "
                "(%.1f Mbit/s), send_errors %llu, echoed %llu, lost %llu (%.3f %%), dup %llu, "
-               "reordered %llu, late %llu, bad %llu, goodput %.1f Mbit/s\n"
+               "reordered %llu, late %llu, bad %llu, goodput %.1f Mbit/s (steady %.1f)\n"
                "udpload: rtt_us p50 %.0f p90 %.0f p99 %.0f max %.0f\n",
                secs, o.size, o.flows, static_cast<double>(attempted) / secs, offered_mbit,
                static_cast<unsigned long long>(sent), sent_mbit,
                static_cast<unsigned long long>(send_errors), static_cast<unsigned long long>(echoed),
                static_cast<unsigned long long>(lost), loss, static_cast<unsigned long long>(dups),
                static_cast<unsigned long long>(reordered), static_cast<unsigned long long>(late),
-               static_cast<unsigned long long>(bad), goodput_mbit, p.p50, p.p90, p.p99, p.max);
+               static_cast<unsigned long long>(bad), goodput_mbit, steady_mbit, p.p50, p.p90, p.p99,
+               p.max);
   if (o.json) {
     std::printf(
         "{\"mode\":\"stream\",\"duration_s\":%.3f,\"size\":%zu,\"flows\":%ld,"
         "\"offered_pps\":%.1f,\"offered_mbit\":%.3f,\"sent\":%llu,\"sent_pps\":%.1f,"
         "\"sent_mbit\":%.3f,\"send_errors\":%llu,\"echoed\":%llu,\"echoed_pps\":%.1f,"
         "\"lost\":%llu,\"loss_pct\":%.4f,\"duplicates\":%llu,\"reordered\":%llu,\"late\":%llu,"
-        "\"late_ms\":%ld,\"bad\":%llu,\"goodput_mbit\":%.3f,\"rtt_us\":{\"p50\":%.0f,\"p90\":%.0f,"
+        "\"late_ms\":%ld,\"bad\":%llu,\"goodput_mbit\":%.3f,\"steady_goodput_mbit\":%.3f,"
+        "\"warmup_s\":%.3f,\"rtt_us\":{\"p50\":%.0f,\"p90\":%.0f,"
         "\"p99\":%.0f,\"max\":%.0f}}\n",
         secs, o.size, o.flows, static_cast<double>(attempted) / secs, offered_mbit,
         static_cast<unsigned long long>(sent), static_cast<double>(sent) / secs, sent_mbit,
@@ -357,7 +372,7 @@ int run_stream(const Options& o) {
         static_cast<double>(echoed) / secs, static_cast<unsigned long long>(lost), loss,
         static_cast<unsigned long long>(dups), static_cast<unsigned long long>(reordered),
         static_cast<unsigned long long>(late), o.late_ms, static_cast<unsigned long long>(bad),
-        goodput_mbit, p.p50, p.p90, p.p99, p.max);
+        goodput_mbit, steady_mbit, o.warmup, p.p50, p.p90, p.p99, p.max);
   }
   return 0;
 }
@@ -469,6 +484,7 @@ int main(int argc, char** argv) {
     else if (a == "--duration") o.duration = std::atof(next().c_str());
     else if (a == "--timeout") o.timeout_ms = std::atol(next().c_str());
     else if (a == "--late-ms") o.late_ms = std::atol(next().c_str());
+    else if (a == "--warmup") o.warmup = std::atof(next().c_str());
     else if (a == "--new-flows") o.new_flows = std::atol(next().c_str());
     else if (a == "--concurrency") o.concurrency = std::atol(next().c_str());
     else if (a == "--json") o.json = true;
@@ -487,6 +503,7 @@ int main(int argc, char** argv) {
   if (o.flows < 1 || o.flows > 60000) usage("--flows must be 1 .. 60000");
   if (o.concurrency < 1 || o.concurrency > 4096) usage("--concurrency must be 1 .. 4096");
   if (o.duration <= 0) usage("--duration must be > 0");
+  if (o.warmup < 0 || o.warmup >= o.duration) usage("--warmup must be >= 0 and < --duration");
   if (o.bind && o.bind->v4() != o.dest.v4()) usage("--bind and DEST differ in family");
   rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
