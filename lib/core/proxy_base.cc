@@ -98,6 +98,7 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
   w.key("express_connection").value(c.express);
   w.key("queued_bytes").value(static_cast<std::uint64_t>(c.queued_bytes()));
   w.key("express_bytes").value(static_cast<std::uint64_t>(c.express_bytes()));
+  w.key("queued_datagrams").value(c.queued_datagrams());
   w.key("send_limit_bytes").value(static_cast<std::uint64_t>(c.send_limit()));
   w.key("send_rate_bps").value(static_cast<std::uint64_t>(c.send_rate() * 8));
   w.key("subflows").begin_array();
@@ -164,8 +165,8 @@ bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Bin
   } else {
     ok = c.send_data(f.id, payload, mark);
   }
+  // tunnel_tx_datagrams is counted by the connection, as the kernel takes each whole.
   if (ok) {
-    stats_.add(Counter::tunnel_tx_datagrams);
     if (use_express) stats_.add(Counter::express_tx_datagrams);
   } else {
     stats_.drop(Drop::tunnel_queue_full);

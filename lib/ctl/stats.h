@@ -18,7 +18,7 @@
   X(wan_tx_bytes, "payload bytes sent to remote servers")                                   \
   X(wan_rx_datagrams, "datagrams received from remote servers")                             \
   X(wan_rx_bytes, "payload bytes received from remote servers")                             \
-  X(tunnel_tx_datagrams, "datagrams queued into tunnel connections (OPEN with payload, DATA)") \
+  X(tunnel_tx_datagrams, "datagrams written whole to tunnel connections (OPEN with payload, DATA)") \
   X(tunnel_rx_datagrams, "datagrams read from tunnel connections (OPEN with payload, DATA)")   \
   X(tunnel_tx_frames, "frames written to tunnel connections")                               \
   X(tunnel_tx_bytes, "bytes written to tunnel connections")                                 \
@@ -80,7 +80,7 @@
   X(send_failed, "the kernel refused to send it")                                           \
   X(nfqueue_bad_packet, "queued packet was not a whole IPv4/IPv6 UDP datagram")              \
   X(protocol_error, "it arrived on a connection closed for a protocol error")               \
-  X(shutdown, "it was queued when the connection or daemon closed")
+  X(shutdown, "it was still queued in a tunnel connection that closed or failed")
 
 namespace mpudp {
 

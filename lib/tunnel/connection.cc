@@ -46,17 +46,35 @@ constexpr double kRetryInterval = 0.001;
 
 constexpr std::int64_t kNoLimit = std::numeric_limits<std::int64_t>::max();
 
-// Moves a queue's head by `n` written bytes, keeping track of a frame cut in two.
-void advance(const std::vector<std::uint8_t>& buf, std::size_t& head, std::size_t& cut,
-             std::uint64_t& stream_head, std::size_t n) {
+// Moves a queue's head by `n` written bytes, keeping track of a frame cut in two
+// (`cut` bytes of it left, `cut_datagram`: it carries one). Returns how many datagrams
+// the kernel now has whole.
+std::uint64_t advance(const std::vector<std::uint8_t>& buf, std::size_t& head,
+                      std::size_t& cut, bool& cut_datagram, std::uint64_t& stream_head,
+                      std::size_t n) {
+  std::uint64_t datagrams = 0;
   stream_head += n;
   while (n > 0) {
-    if (cut == 0) cut = wire::frame_size(buf.data() + head);
+    if (cut == 0) {
+      cut = wire::frame_size(buf.data() + head);
+      cut_datagram = wire::carries_datagram(buf.data() + head);
+    }
     const std::size_t take = std::min(n, cut);
     head += take;
     cut -= take;
     n -= take;
+    if (cut == 0 && cut_datagram) ++datagrams;
   }
+  return datagrams;
+}
+
+// Datagrams in a queue's [head, tail): the rest of a cut frame, then whole frames.
+std::uint64_t datagrams_in(const std::vector<std::uint8_t>& buf, std::size_t head,
+                           std::size_t tail, std::size_t cut, bool cut_datagram) {
+  std::uint64_t n = cut > 0 && cut_datagram ? 1 : 0;
+  for (std::size_t at = head + cut; at < tail; at += wire::frame_size(buf.data() + at))
+    if (wire::carries_datagram(buf.data() + at)) ++n;
+  return n;
 }
 
 // Makes room for `n` more bytes in a queue buffer (compacting, then growing up to `cap`).
@@ -309,6 +327,11 @@ void Connection::handshake_complete() {
   }
 }
 
+std::uint64_t Connection::queued_datagrams() const {
+  return datagrams_in(out_, out_head_, out_tail_, out_cut_, out_cut_datagram_) +
+         datagrams_in(ex_, ex_head_, ex_tail_, ex_cut_, ex_cut_datagram_);
+}
+
 std::int64_t Connection::kernel_room(std::size_t want) {
   if (!limit_) return kNoLimit;
   // Within the limit even if nothing written since the last look was transmitted: no
@@ -419,14 +442,16 @@ void Connection::write_out(std::int64_t room) {
     budget -= std::min(budget, left);
     ex_budget -= std::min(ex_budget, left);
     ctx_.stats.add(Counter::tunnel_tx_bytes, left);
+    std::uint64_t datagrams = 0;
     for (std::size_t i = 0; i < niov && left > 0; ++i) {
       const std::size_t take = std::min(left, pieces[i].len);
       if (pieces[i].express)
-        advance(ex_, ex_head_, ex_cut_, ex_stream_head_, take);
+        datagrams += advance(ex_, ex_head_, ex_cut_, ex_cut_datagram_, ex_stream_head_, take);
       else
-        advance(out_, out_head_, out_cut_, stream_head_, take);
+        datagrams += advance(out_, out_head_, out_cut_, out_cut_datagram_, stream_head_, take);
       left -= take;
     }
+    ctx_.stats.add(Counter::tunnel_tx_datagrams, datagrams);
     if (static_cast<std::size_t>(n) < total) {  // the kernel is full; wait for EV_WRITE
       limited_ = kernel_full_ = true;
       return;
@@ -583,6 +608,12 @@ void Connection::on_keepalive_timer() {
 
 void Connection::shut() {
   if (state_ == State::Closed && !fd_) return;
+  // What is still queued here is lost with the connection: each datagram is counted, as
+  // a drop, exactly once (written ones were counted as tunnel_tx_datagrams).
+  ctx_.stats.drop(Drop::shutdown, queued_datagrams());
+  out_head_ = out_tail_ = ex_head_ = ex_tail_ = 0;
+  out_cut_ = ex_cut_ = 0;
+  held_ = false;
   io_.stop();
   keepalive_timer_.stop();
   handshake_timer_.stop();

@@ -133,8 +133,8 @@ class Connection {
   // once what was queued before (HELLO, AUTH) has left.
   void handshake_complete();
 
-  // Closes now; queued bytes are lost. on_closed is *not* called for closes the owner
-  // asks for itself.
+  // Closes now; queued bytes are lost (their datagrams counted as dropped, `shutdown`).
+  // on_closed is *not* called for closes the owner asks for itself.
   void close();
   // Closes with SO_LINGER 0: the kernel sends RST, for MPTCP an MP_FASTCLOSE.
   void abort();
@@ -149,6 +149,8 @@ class Connection {
   int fd() const { return fd_.get(); }
   std::size_t queued_bytes() const { return out_tail_ - out_head_ + ex_tail_ - ex_head_; }
   std::size_t express_bytes() const { return ex_tail_ - ex_head_; }
+  // Datagrams (DATA, OPEN with payload) queued here and not yet whole in the kernel.
+  std::uint64_t queued_datagrams() const;
   // The express queue is past half full: new flows are turned away so that the sparse
   // flows already running keep the rest ("at a cap, new work is refused, old work
   // continues"). A full backlog alone does not turn new flows away: it is the bulk
@@ -237,6 +239,8 @@ class Connection {
   // be cut): that queue goes on until the frame is whole.
   std::size_t out_cut_ = 0;
   std::size_t ex_cut_ = 0;
+  bool out_cut_datagram_ = false;  // the cut frame carries a datagram
+  bool ex_cut_datagram_ = false;
   bool reserved_express_ = false;
   bool express_open_ = false;
   std::uint64_t express_from_ = 0;  // backlog position that must have left first

@@ -49,6 +49,13 @@ enum class Role : std::uint8_t { Cpe = 1, Concentrator = 2 };
 inline constexpr std::uint8_t kOpenHasPayload = 0x01;
 inline constexpr std::uint8_t kKeepaliveReplyRequested = 0x01;
 
+// Whether the frame whose header starts at `p` carries a datagram (DATA, or OPEN with its
+// flow's first datagram); same conditions as frame_size.
+inline bool carries_datagram(const std::uint8_t* p) {
+  return p[0] == static_cast<std::uint8_t>(Type::Data) ||
+         (p[0] == static_cast<std::uint8_t>(Type::Open) && (p[1] & kOpenHasPayload) != 0);
+}
+
 // HELLO capability bits. kCapAuth: the sender authenticates with the pre-shared key; its
 // HELLO body carries a 32-byte nonce right after the capabilities, and an AUTH frame
 // follows in the exchange (docs/PROTOCOL.md, "Authentication").

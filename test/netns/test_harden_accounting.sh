@@ -42,24 +42,26 @@ NEED_PY="$(dirname "$0")/need.py" \
 python3 - "$TB_DIR"/cpe.json "$TB_DIR"/conc.json "$TB_DIR"/probe*.json <<'PY' || fail=1
 import os
 exec(open(os.environ["NEED_PY"]).read())  # d, need, ok
-cpe = json.load(open(sys.argv[1]))["stats"]
-conc = json.load(open(sys.argv[2]))["stats"]
+cpe_status = json.load(open(sys.argv[1]))
+conc_status = json.load(open(sys.argv[2]))
+cpe, conc = cpe_status["stats"], conc_status["stats"]
 probes = [json.load(open(p)) for p in sys.argv[3:]]
-def balance(name, s):
-    c, d = s["counters"], s["drops"]
+def balance(name, status):
+    c, d = status["stats"]["counters"], status["stats"]["drops"]
     taken = c["lan_rx_datagrams"] + c["wan_rx_datagrams"] + c["tunnel_rx_datagrams"]
     passed = c["tunnel_tx_datagrams"] + c["wan_tx_datagrams"] + c["lan_tx_datagrams"]
     dropped = sum(d.values())
-    need(taken == passed + dropped,
-         f"{name}: taken in {taken} = passed on {passed} + dropped {dropped} {dict((k, v) for k, v in d.items() if v)}")
-balance("cpe", cpe)
-balance("concentrator", conc)
+    queued = sum(x["queued_datagrams"] for x in status["connections"])
+    need(taken == passed + dropped + queued,
+         f"{name}: taken in {taken} = passed on {passed} + dropped {dropped} {dict((k, v) for k, v in d.items() if v)} + queued {queued}")
+balance("cpe", cpe_status)
+balance("concentrator", conc_status)
 sent = sum(p["sent"] for p in probes)
 need(cpe["counters"]["lan_rx_datagrams"] == sent, f"CPE read all {sent} datagrams the clients sent")
 need(cpe["counters"]["tunnel_tx_datagrams"] == conc["counters"]["tunnel_rx_datagrams"],
-     f"upstream: CPE queued {cpe['counters']['tunnel_tx_datagrams']}, concentrator read {conc['counters']['tunnel_rx_datagrams']}")
+     f"upstream: CPE wrote {cpe['counters']['tunnel_tx_datagrams']}, concentrator read {conc['counters']['tunnel_rx_datagrams']}")
 need(conc["counters"]["tunnel_tx_datagrams"] == cpe["counters"]["tunnel_rx_datagrams"],
-     f"downstream: concentrator queued {conc['counters']['tunnel_tx_datagrams']}, CPE read {cpe['counters']['tunnel_rx_datagrams']}")
+     f"downstream: concentrator wrote {conc['counters']['tunnel_tx_datagrams']}, CPE read {cpe['counters']['tunnel_rx_datagrams']}")
 echoed = sum(p["echoed"] for p in probes)
 need(echoed >= 0.8 * sent, f"{echoed} of {sent} echoes came back through path changes and reloads")
 sys.exit(0 if ok else 1)

@@ -8,6 +8,8 @@
 # - The bulk flow's excess is dropped by the CPE and counted (tunnel_queue_full); every
 #   datagram is accounted for.
 # - The connection does not stall: right after the overload, round trips work at once.
+# - When the connection fails under load (the concentrator killed), what the CPE still
+#   had queued is counted as dropped (`shutdown`): every datagram stays accounted for.
 # The 1 s bound is not a speed target: the shaped links alone may queue 200 ms each way
 # (tbf latency 100ms per hop, and retransmissions behind them), the limit ~15 ms.
 set -u
@@ -70,6 +72,39 @@ need(16384 <= conn["send_limit_bytes"] <= 1 << 20,
      f"the send limit was in force under load: {conn['send_limit_bytes']} B at {conn['send_rate_bps']} bit/s")
 need(after["echoed"] == after["sent"] and after["late"] == 0,
      f"after the overload: {after['echoed']} of {after['sent']} echoed, none late (no stall)")
+sys.exit(0 if ok else 1)
+PY
+
+# A connection that fails under load: the concentrator is killed while the CPE's backlog
+# is full of the bulk flow. What was still queued is dropped as `shutdown`, each datagram
+# once; with what the kernel had taken whole (tunnel_tx_datagrams), every datagram the
+# CPE read is accounted for.
+tb_cli "$LOAD" --json --size 1200 --mbit 60 --duration 4 --timeout 500 198.18.4.2:7 \
+  >/dev/null 2>&1 &
+bulk=$!
+sleep 1.5
+"$MPUDP_BUILD/daemon/mpudpctl" -s "$TB_DIR/cpe.sock" status --json >"$TB_DIR/cpe-full.json" || fail=1
+kill -KILL "${TB_PIDS[conc]}"
+wait "${TB_PIDS[conc]}" 2>/dev/null
+unset "TB_PIDS[conc]"
+tb_wait_log cpe 'tunnel to .* lost' 5 || { echo "FAIL: the CPE did not notice the loss"; fail=1; }
+wait "$bulk"
+"$MPUDP_BUILD/daemon/mpudpctl" -s "$TB_DIR/cpe.sock" status --json >"$TB_DIR/cpe-lost.json" || fail=1
+NEED_PY="$(dirname "$0")/need.py" \
+python3 - "$TB_DIR"/cpe-full.json "$TB_DIR"/cpe-lost.json <<'PY' || fail=1
+import os
+exec(open(os.environ["NEED_PY"]).read())  # d, need, ok
+full, lost = (json.load(open(p)) for p in sys.argv[1:])
+queued = sum(c["queued_datagrams"] for c in full["connections"])
+need(queued > 0, f"the CPE had {queued} datagrams queued before the concentrator was killed")
+c, d = lost["stats"]["counters"], lost["stats"]["drops"]
+need(d["shutdown"] > 0, f"datagrams queued in the lost connection were counted: shutdown {d['shutdown']}")
+taken = c["lan_rx_datagrams"] + c["tunnel_rx_datagrams"]
+passed = c["tunnel_tx_datagrams"] + c["lan_tx_datagrams"]
+dropped = sum(d.values())
+still = sum(x["queued_datagrams"] for x in lost["connections"])
+need(taken == passed + dropped + still,
+     f"CPE: taken in {taken} = passed on {passed} + dropped {dropped} + queued {still}")
 sys.exit(0 if ok else 1)
 PY
 tb_unshape_uplinks
