@@ -48,9 +48,8 @@ std::unique_ptr<NfqueueIntercept> NfqueueIntercept::open(Loop* loop, const Optio
   sa.nl_family = AF_NETLINK;
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
     return fail("netlink bind", errno);
-  // Bursts from the LAN land here between two loop iterations; FORCE passes rmem_max.
-  if (set_int_opt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20) != 0)
-    set_int_opt(fd.get(), SOL_SOCKET, SO_RCVBUF, 8 << 20);
+  // Bursts from the LAN land here between two loop iterations.
+  set_burst_rcvbuf(fd.get(), 8 << 20);
   std::unique_ptr<NfqueueIntercept> q(
       new NfqueueIntercept(loop, std::move(fd), opts.queue, sink, stats));
 

@@ -38,11 +38,9 @@ std::unique_ptr<TproxySocket> TproxySocket::open(Loop* loop, Family family,
     if (int e = set_int_opt(fd.get(), SOL_IP, IP_RECVORIGDSTADDR, 1))
       return fail("IP_RECVORIGDSTADDR", e);
   }
-  // Bursts from many LAN clients arrive between two loop iterations. FORCE (we hold
-  // CAP_NET_ADMIN anyway) because plain SO_RCVBUF stops at net.core.rmem_max, 208 KiB by
-  // default: 30 ms of a 60 Mbit/s flow, less than one scheduling hiccup on a busy router.
-  if (set_int_opt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20) != 0)
-    set_int_opt(fd.get(), SOL_SOCKET, SO_RCVBUF, 4 << 20);
+  // Bursts from many LAN clients arrive between two loop iterations; 208 KiB (rmem_max's
+  // default) is 30 ms of a 60 Mbit/s flow, less than one scheduling hiccup on a busy router.
+  set_burst_rcvbuf(fd.get(), 4 << 20);
   Endpoint any;
   any.family = family;
   any.port = port;

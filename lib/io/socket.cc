@@ -15,6 +15,18 @@ int set_int_opt(int fd, int level, int name, int value) {
   return ::setsockopt(fd, level, name, &value, sizeof value) == 0 ? 0 : errno;
 }
 
+void set_burst_rcvbuf(int fd, int bytes) {
+  // Whether FORCE is allowed does not change while the daemon runs: ask once, not on
+  // every socket (the concentrator opens one per binding).
+  static bool force_denied = false;
+  if (!force_denied) {
+    const int e = set_int_opt(fd, SOL_SOCKET, SO_RCVBUFFORCE, bytes);
+    if (e == 0) return;
+    if (e == EPERM) force_denied = true;
+  }
+  set_int_opt(fd, SOL_SOCKET, SO_RCVBUF, bytes);
+}
+
 int bind_to(int fd, const Endpoint& ep) {
   sockaddr_storage ss;
   socklen_t len = ep.to_sockaddr(ss);

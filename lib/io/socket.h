@@ -15,6 +15,11 @@ int family_to_af(Family f);
 Fd make_socket(int domain, int type, int protocol);
 // 0 on success, else errno.
 int set_int_opt(int fd, int level, int name, int value);
+// A receive buffer of `bytes` for sockets that take bursts between two loop iterations:
+// SO_RCVBUFFORCE passes net.core.rmem_max (208 KiB by default) with CAP_NET_ADMIN; without
+// it, SO_RCVBUF up to rmem_max. The buffer is a bound, not an allocation: an idle socket
+// costs nothing for it.
+void set_burst_rcvbuf(int fd, int bytes);
 int bind_to(int fd, const Endpoint& ep);
 std::string errno_str(int err);
 
