@@ -62,7 +62,7 @@ std::unique_ptr<ControlServer> ControlServer::open(Loop* loop, const std::string
     return nullptr;
   }
   auto server = std::make_unique<RequestServer>(
-      loop, std::move(fd), kMaxRequest,
+      loop, "control socket " + path, std::move(fd), kMaxRequest,
       [handler = std::move(handler)](const std::string& in) -> std::optional<std::string> {
         const auto nl = in.find('\n');
         if (nl == std::string::npos) return std::nullopt;

@@ -56,7 +56,7 @@ std::unique_ptr<MetricsServer> MetricsServer::open(Loop* loop, const Endpoint& a
   if (int e = bind_to(fd.get(), at)) return fail("bind " + at.str(), e);
   if (::listen(fd.get(), 16) != 0) return fail("listen " + at.str(), errno);
   auto server = std::make_unique<RequestServer>(
-      loop, std::move(fd), kMaxRequest,
+      loop, "metrics endpoint " + at.str(), std::move(fd), kMaxRequest,
       [render = std::move(render)](const std::string& in) -> std::optional<std::string> {
         if (in.find("\r\n\r\n") == std::string::npos && in.find("\n\n") == std::string::npos)
           return std::nullopt;

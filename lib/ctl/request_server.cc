@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "ctl/log.h"
+#include "io/socket.h"
+
 namespace mpudp {
 namespace {
 // The daemon's work comes first: more clients than this at once are turned away.
@@ -19,29 +22,28 @@ struct RequestServer::Client {
   std::unique_ptr<IoWatcher> io;
 };
 
-RequestServer::RequestServer(Loop* loop, Fd listening, std::size_t max_request, Answer answer)
-    : loop_(loop), fd_(std::move(listening)), max_request_(max_request),
-      answer_(std::move(answer)), io_(loop, [this](int) { on_accept(); }) {
-  io_.watch(fd_.get(), EV_READ);
-}
+RequestServer::RequestServer(Loop* loop, std::string name, Fd listening,
+                             std::size_t max_request, Answer answer)
+    : loop_(loop), name_(std::move(name)), max_request_(max_request),
+      answer_(std::move(answer)),
+      acceptor_(
+          loop, std::move(listening),
+          [this](Fd fd, const sockaddr_storage&, socklen_t) { on_accept(std::move(fd)); },
+          [this](int e) {
+            LOG_WARN("%s: accept: %s; not accepting for a second", name_.c_str(),
+                     errno_str(e).c_str());
+          }) {}
 
-RequestServer::~RequestServer() {
-  io_.stop();
-  clients_.clear();
-}
+RequestServer::~RequestServer() { clients_.clear(); }
 
-void RequestServer::on_accept() {
-  for (;;) {
-    Fd cfd(::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!cfd) return;
-    if (clients_.size() >= kMaxClients) continue;  // closes it
-    auto c = std::make_unique<Client>();
-    c->fd = std::move(cfd);
-    Client* raw = c.get();
-    c->io = std::make_unique<IoWatcher>(loop_, [this, raw](int ev) { on_client(raw, ev); });
-    c->io->watch(c->fd.get(), EV_READ);
-    clients_.push_back(std::move(c));
-  }
+void RequestServer::on_accept(Fd cfd) {
+  if (clients_.size() >= kMaxClients) return;  // closes it
+  auto c = std::make_unique<Client>();
+  c->fd = std::move(cfd);
+  Client* raw = c.get();
+  c->io = std::make_unique<IoWatcher>(loop_, [this, raw](int ev) { on_client(raw, ev); });
+  c->io->watch(c->fd.get(), EV_READ);
+  clients_.push_back(std::move(c));
 }
 
 void RequestServer::drop(Client* c) {

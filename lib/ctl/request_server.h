@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "io/acceptor.h"
 #include "io/fd.h"
 #include "io/loop.h"
 
@@ -20,23 +21,25 @@ class RequestServer {
   // nullopt to keep reading. A request over `max_request` bytes is dropped.
   using Answer = std::function<std::optional<std::string>(const std::string& in)>;
 
-  RequestServer(Loop* loop, Fd listening, std::size_t max_request, Answer answer);
+  // `name` says which server it is in the log ("control socket /run/mpudp.sock").
+  RequestServer(Loop* loop, std::string name, Fd listening, std::size_t max_request,
+                Answer answer);
   ~RequestServer();
   RequestServer(const RequestServer&) = delete;
   RequestServer& operator=(const RequestServer&) = delete;
 
  private:
   struct Client;
-  void on_accept();
+  void on_accept(Fd fd);
   void on_client(Client* c, int revents);
   void drop(Client* c);
 
   Loop* loop_;
-  Fd fd_;
+  std::string name_;
   std::size_t max_request_;
   Answer answer_;
-  IoWatcher io_;
   std::vector<std::unique_ptr<Client>> clients_;
+  Acceptor acceptor_;
 };
 
 }  // namespace mpudp

@@ -36,26 +36,16 @@ std::unique_ptr<Listener> Listener::open(Loop* loop, const Endpoint& at, AcceptF
 }
 
 Listener::Listener(Loop* loop, Fd fd, const Endpoint& at, AcceptFn on_accept)
-    : fd_(std::move(fd)), at_(at), on_accept_(std::move(on_accept)),
-      io_(loop, [this](int) { on_readable(); }) {
-  io_.watch(fd_.get(), EV_READ);
-}
-
-void Listener::on_readable() {
-  for (int i = 0; i < 64; ++i) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    Fd fd(::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len,
-                    SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!fd) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        LOG_WARN("accept on %s: %s", at_.str().c_str(), errno_str(errno).c_str());
-      return;
-    }
-    auto peer = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-    on_accept_(std::move(fd), peer.value_or(Endpoint{}));
-  }
-}
+    : at_(at), on_accept_(std::move(on_accept)),
+      acceptor_(
+          loop, std::move(fd),
+          [this](Fd conn, const sockaddr_storage& ss, socklen_t len) {
+            auto peer = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), len);
+            on_accept_(std::move(conn), peer.value_or(Endpoint{}));
+          },
+          [this](int e) {
+            LOG_WARN("accept on %s: %s; not accepting for a second", at_.str().c_str(),
+                     errno_str(e).c_str());
+          }) {}
 
 }  // namespace mpudp

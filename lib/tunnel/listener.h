@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "io/acceptor.h"
 #include "io/fd.h"
 #include "io/loop.h"
 #include "net/endpoint.h"
@@ -23,12 +24,10 @@ class Listener {
 
  private:
   Listener(Loop* loop, Fd fd, const Endpoint& at, AcceptFn on_accept);
-  void on_readable();
 
-  Fd fd_;
   Endpoint at_;
   AcceptFn on_accept_;
-  IoWatcher io_;
+  Acceptor acceptor_;
 };
 
 }  // namespace mpudp

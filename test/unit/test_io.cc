@@ -1,5 +1,8 @@
-// The send batch: sendmmsg per socket, order per socket, outcome per datagram.
+// The send batch: sendmmsg per socket, order per socket, outcome per datagram. The
+// acceptor: connections taken, and a pause instead of a busy loop when descriptors run out.
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
@@ -7,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "io/acceptor.h"
 #include "io/fd.h"
+#include "io/loop.h"
 #include "io/send_batch.h"
 #include "io/socket.h"
 #include "net/endpoint.h"
@@ -25,19 +30,23 @@ struct Tally final : SendBatch::Report {
   }
 };
 
+// A socket of `type` bound to a free loopback port, and that port's address.
+Fd bound_loopback(int type, Endpoint* addr) {
+  Fd fd = make_socket(AF_INET, type, 0);
+  REQUIRE(fd);
+  REQUIRE(bind_to(fd.get(), *Endpoint::parse("127.0.0.1:0")) == 0);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0);
+  *addr = *Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  return fd;
+}
+
 // A bound loopback UDP socket and its address.
 struct Udp {
   Fd fd;
   Endpoint addr;
-  Udp() {
-    fd = make_socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
-    REQUIRE(fd);
-    REQUIRE(bind_to(fd.get(), *Endpoint::parse("127.0.0.1:0")) == 0);
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0);
-    addr = *Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-  }
+  Udp() { fd = bound_loopback(SOCK_DGRAM, &addr); }
   // Everything waiting, in order.
   std::vector<std::string> drain() const {
     std::vector<std::string> got;
@@ -116,4 +125,108 @@ TEST_CASE("a full send batch flushes itself, in order", "[io][send]") {
   batch.flush();
   CHECK(sink.drain() == want);
   CHECK(tally.sent.size() == want.size());
+}
+
+namespace {
+
+// A listening loopback TCP socket and its address.
+struct TcpListen {
+  Fd fd;
+  Endpoint addr;
+  TcpListen() {
+    fd = bound_loopback(SOCK_STREAM, &addr);
+    REQUIRE(::listen(fd.get(), 8) == 0);
+  }
+};
+
+Fd connect_to(const Endpoint& at) {
+  Fd c = make_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+  REQUIRE(c);
+  sockaddr_storage ss{};
+  const socklen_t len = at.to_sockaddr(ss);
+  // Non-blocking: the loopback handshake completes in the kernel, EINPROGRESS or not.
+  const int rc = ::connect(c.get(), reinterpret_cast<sockaddr*>(&ss), len);
+  REQUIRE((rc == 0 || errno == EINPROGRESS));
+  return c;
+}
+
+struct LoopOwner {
+  Loop* loop = ev_loop_new(EVFLAG_AUTO);
+  ~LoopOwner() { ev_loop_destroy(loop); }
+  // Runs the loop until `done` or `seconds` have passed.
+  template <class Pred>
+  void run_until(Pred done, double seconds) {
+    const double end = ev_time() + seconds;
+    while (!done() && ev_time() < end) ev_run(loop, EVRUN_ONCE | EVRUN_NOWAIT), ::usleep(1000);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the acceptor hands over every pending connection", "[io][acceptor]") {
+  LoopOwner lo;
+  TcpListen l;
+  std::vector<Fd> got;
+  int pauses = 0;
+  Acceptor a(
+      lo.loop, std::move(l.fd),
+      [&](Fd fd, const sockaddr_storage& ss, socklen_t len) {
+        auto peer = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), len);
+        REQUIRE(peer);
+        CHECK(peer->str().rfind("127.0.0.1:", 0) == 0);
+        got.push_back(std::move(fd));
+      },
+      [&](int) { ++pauses; });
+  std::vector<Fd> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(connect_to(l.addr));
+  lo.run_until([&] { return got.size() == 3; }, 2.0);
+  CHECK(got.size() == 3);
+  CHECK(pauses == 0);
+  CHECK(!a.paused());
+}
+
+TEST_CASE("out of descriptors, the acceptor pauses instead of spinning, then takes the connection",
+          "[io][acceptor]") {
+  LoopOwner lo;
+  TcpListen l;
+  std::vector<Fd> got;
+  std::vector<int> pause_errs;
+  rlimit saved{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  Acceptor a(
+      lo.loop, std::move(l.fd),
+      [&](Fd fd, const sockaddr_storage&, socklen_t) { got.push_back(std::move(fd)); },
+      [&](int err) {
+        // Give the descriptors back first thing: the sanitizers need one to report.
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+        pause_errs.push_back(err);
+      },
+      0.2);
+  Fd client = connect_to(l.addr);
+  // No descriptor free: the limit at the lowest free number, so accept() gets EMFILE.
+  Fd probe(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  REQUIRE(probe);
+  const int lowest_free = probe.get();
+  probe.reset();
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  lo.run_until([&] { return !pause_errs.empty(); }, 2.0);
+  ::setrlimit(RLIMIT_NOFILE, &saved);  // in case the callback never ran
+  REQUIRE(pause_errs.size() == 1);
+  CHECK(pause_errs[0] == EMFILE);
+  CHECK(Acceptor::is_shortage(pause_errs[0]));
+  CHECK(a.paused());
+  CHECK(a.pauses() == 1);
+  CHECK(got.empty());
+  // Still pending, still readable: a level-triggered watcher would fire on every turn.
+  // Paused, the loop turns many times without calling anything.
+  for (int i = 0; i < 50; ++i) ev_run(lo.loop, EVRUN_ONCE | EVRUN_NOWAIT);
+  CHECK(pause_errs.size() == 1);
+  CHECK(got.empty());
+  // After the pause the pending connection is taken.
+  lo.run_until([&] { return !got.empty(); }, 2.0);
+  CHECK(got.size() == 1);
+  CHECK(a.pauses() == 1);
+  CHECK(!a.paused());
 }
