@@ -436,7 +436,8 @@ sc_rss_bindings() {
   RES[$1.rss_conc_kib]=$k1
   ((nb > 0)) && RES[$1.rss_per_binding_cpe_b]=$(fcalc "($c1 - $c0) * 1024 / $nb")
   ((nk > 0)) && RES[$1.rss_per_binding_conc_b]=$(fcalc "($k1 - $k0) * 1024 / $nk")
-  # At its open-file limit the concentrator cannot accept the control connection either.
+  # A concentrator without a descriptor budget (before it had one) could not accept the
+  # control connection at its open-file limit.
   ((nk > 0)) || RES[$1.bindings_conc]='"ctl-failed"'
   rss_cpe_alone "$1"
   # Back to the real pair for whatever scenario comes next.

@@ -2,6 +2,7 @@
 // replies back through the session that owns the binding.
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <string>
@@ -67,6 +68,12 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   void on_quarantine_timer();
 
   void load_policy();
+  // Relay sockets, quarantined sockets and sessions: what counts against the budget.
+  std::size_t descriptors_in_use() const {
+    return table_.size() + quarantine_.size() + sessions_.size();
+  }
+  // Logs (at most every 10 s) that a binding was refused at the descriptor budget.
+  void log_descriptor_limit();
 
   static Endpoint cpe_key(const Endpoint& peer);
 
@@ -81,6 +88,10 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   // way to it cannot reach a new binding that the kernel would give the same port.
   std::deque<std::pair<double, std::unique_ptr<BindingEdge>>> quarantine_;
   Timer quarantine_timer_;
+  // io/socket.h descriptor_budget(), taken at start (the daemon has raised the limit).
+  std::size_t descriptor_budget_ = SIZE_MAX;
+  double descriptor_logged_ = -1e9;
+  std::uint64_t descriptor_held_ = 0;
 };
 
 }  // namespace mpudp

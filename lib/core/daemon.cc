@@ -14,6 +14,7 @@
 #include "ctl/metrics.h"
 #include "ctl/notify.h"
 #include "io/loop.h"
+#include "io/socket.h"
 #include "pm/path_manager.h"
 
 namespace mpudp {
@@ -39,15 +40,16 @@ void raise_fd_limit(const Config& cfg) {
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) LOG_WARN("cannot raise the open-file limit");
     getrlimit(RLIMIT_NOFILE, &rl);
   }
-  // A concentrator binding holds a socket (and so does a per-binding CPE connection):
-  // beyond the descriptor limit, new bindings are refused and counted (binding_refused).
+  // A concentrator binding holds a socket (and so does a per-binding CPE connection): past
+  // the descriptor budget, new bindings are refused and counted (descriptor_limit on the
+  // concentrator, binding_refused on a CPE).
   const bool socket_per_binding = cfg.role == ProxyRole::Concentrator ||
                                   cfg.session_mode == SessionModeConfig::PerBinding;
-  if (socket_per_binding && rl.rlim_cur != RLIM_INFINITY && cfg.bindings.max + 1024 > rl.rlim_cur)
+  const std::size_t budget = descriptor_budget();
+  if (socket_per_binding && cfg.bindings.max > budget)
     LOG_WARN("bindings.max %zu is above what the open-file limit %llu allows: raise the limit "
-             "(LimitNOFILE=) or expect bindings to be refused near %llu",
-             cfg.bindings.max, static_cast<unsigned long long>(rl.rlim_cur),
-             static_cast<unsigned long long>(rl.rlim_cur > 1024 ? rl.rlim_cur - 1024 : 0));
+             "(LimitNOFILE=) or expect bindings to be refused near %zu",
+             cfg.bindings.max, static_cast<unsigned long long>(rl.rlim_cur), budget);
 }
 
 struct LoopHandle {

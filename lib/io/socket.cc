@@ -1,6 +1,9 @@
 #include "io/socket.h"
 
+#include <sys/resource.h>
+
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 namespace mpudp {
@@ -34,5 +37,13 @@ int bind_to(int fd, const Endpoint& ep) {
 }
 
 std::string errno_str(int err) { return std::strerror(err); }
+
+std::size_t descriptor_budget() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  const auto limit = static_cast<std::size_t>(rl.rlim_cur);
+  const std::size_t reserve = limit / 4 < 1024 ? limit / 4 : 1024;
+  return limit - reserve;
+}
 
 }  // namespace mpudp

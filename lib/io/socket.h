@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <cstddef>
 #include <string>
 
 #include "io/fd.h"
@@ -20,6 +21,11 @@ int set_int_opt(int fd, int level, int name, int value);
 // it, SO_RCVBUF up to rmem_max. The buffer is a bound, not an allocation: an idle socket
 // costs nothing for it.
 void set_burst_rcvbuf(int fd, int bytes);
+// Descriptors the daemon may spend on bindings (a concentrator's relay sockets, quarantined
+// sockets and sessions): the open-file limit less a reserve, a quarter of it and at most
+// 1024, for what must keep working at the bound: the control socket and its clients, new
+// tunnel connections, the path manager's netlink socket. SIZE_MAX without a limit.
+std::size_t descriptor_budget();
 int bind_to(int fd, const Endpoint& ep);
 std::string errno_str(int err);
 
