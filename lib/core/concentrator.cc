@@ -75,7 +75,6 @@ bool ConcentratorProxy::start(std::string* err) {
     return false;
   }
   load_policy();
-  descriptor_budget_ = descriptor_budget();
   for (const Endpoint& at : cfg_.concentrator.listen) {
     std::string e;
     auto l = Listener::open(
@@ -274,11 +273,7 @@ void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& 
       send_reset(c, o.flow_id, wire::ResetReason::Refused);
       return;
     }
-    if (descriptors_in_use() >= descriptor_budget_) {
-      // Refused before the last descriptors go: at the open-file limit itself the control
-      // socket could not take mpudpctl, nor the listeners a reconnecting CPE.
-      if (o.has_payload) stats_.drop(Drop::descriptor_limit);
-      log_descriptor_limit();
+    if (at_descriptor_budget(descriptors_in_use(), o.has_payload)) {
       send_reset(c, o.flow_id, wire::ResetReason::Refused);
       return;
     }
@@ -321,20 +316,6 @@ void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& 
   if (fresh) stats_.add(Counter::flows_opened);
   table_.touch(*b);
   if (o.has_payload) static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, o.payload);
-}
-
-void ConcentratorProxy::log_descriptor_limit() {
-  const double now = ev_now(loop_);
-  if (now - descriptor_logged_ < 10.0) {
-    ++descriptor_held_;
-    return;
-  }
-  LOG_WARN("new bindings refused: %zu descriptors in use (bindings %zu, quarantined %zu, "
-           "sessions %zu) of a budget of %zu; raise the open-file limit (LimitNOFILE=)%s",
-           descriptors_in_use(), table_.size(), quarantine_.size(), sessions_.size(),
-           descriptor_budget_, wire::LogLimiter::note(descriptor_held_).c_str());
-  descriptor_logged_ = now;
-  descriptor_held_ = 0;
 }
 
 void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,

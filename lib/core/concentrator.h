@@ -2,7 +2,6 @@
 // replies back through the session that owns the binding.
 #pragma once
 
-#include <cstdint>
 #include <deque>
 #include <memory>
 #include <string>
@@ -72,8 +71,6 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   std::size_t descriptors_in_use() const {
     return table_.size() + quarantine_.size() + sessions_.size();
   }
-  // Logs (at most every 10 s) that a binding was refused at the descriptor budget.
-  void log_descriptor_limit();
 
   static Endpoint cpe_key(const Endpoint& peer);
 
@@ -88,10 +85,6 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   // way to it cannot reach a new binding that the kernel would give the same port.
   std::deque<std::pair<double, std::unique_ptr<BindingEdge>>> quarantine_;
   Timer quarantine_timer_;
-  // io/socket.h descriptor_budget(), taken at start (the daemon has raised the limit).
-  std::size_t descriptor_budget_ = SIZE_MAX;
-  double descriptor_logged_ = -1e9;
-  std::uint64_t descriptor_held_ = 0;
 };
 
 }  // namespace mpudp

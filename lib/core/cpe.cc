@@ -1,6 +1,9 @@
 #include "core/cpe.h"
 
+#include <algorithm>
+
 #include "ctl/log.h"
+#include "io/socket.h"
 
 namespace mpudp {
 namespace {
@@ -19,7 +22,9 @@ struct CpeProxy::BindingConn final : BindingEdge {
 
 CpeProxy::CpeProxy(Loop* loop, const Config& cfg, Stats& stats)
     : ProxyBase(loop, cfg, stats),
-      replies_(kReplySockets, sends_, stats),
+      // Cached sockets must leave room under the descriptor budget (OpenWrt's limit can
+      // be as low as 1024) for the per-binding connections and the control socket.
+      replies_(std::min(kReplySockets, descriptor_budget() / 2), sends_, stats),
       express_timer_(loop, [this] { connect_express(); }),
       reconnect_timer_(loop, [this] { connect_main(); }),
       rng_(std::random_device{}()) {}
@@ -159,6 +164,10 @@ void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
       stats_.drop(Drop::tunnel_congested_new_flow);
       return;
     }
+    // Per-binding mode holds a connection per binding, besides the cached reply sockets.
+    if (cfg_.session_mode == SessionModeConfig::PerBinding &&
+        at_descriptor_budget(table_.size() + replies_.size(), true))
+      return;
     b = table_.create(0, client);
     if (b == nullptr) {
       stats_.drop(Drop::binding_refused);

@@ -3,6 +3,7 @@
 #include "ctl/log.h"
 #include "io/socket.h"
 #include "tunnel/subflows.h"
+#include "wire/auth.h"
 
 namespace mpudp {
 
@@ -35,7 +36,8 @@ ProxyBase::ProxyBase(Loop* loop, const Config& cfg, Stats& stats)
       deferred_(loop),
       flusher_(deferred_),
       table_(binding_limits(cfg), clock_, this),
-      expiry_timer_(loop, [this] { on_expiry_timer(); }) {}
+      expiry_timer_(loop, [this] { on_expiry_timer(); }),
+      descriptor_budget_(descriptor_budget()) {}
 
 void ProxyBase::reload(const Config& cfg) {
   cfg_ = cfg;
@@ -233,6 +235,24 @@ void ProxyBase::arm_expiry() {
 void ProxyBase::on_expiry_timer() {
   table_.expire();
   arm_expiry();
+}
+
+bool ProxyBase::at_descriptor_budget(std::size_t in_use, bool has_payload) {
+  if (in_use < descriptor_budget_) return false;
+  if (has_payload) stats_.drop(Drop::descriptor_limit);
+  const double now = ev_now(loop_);
+  if (now - descriptor_logged_ < 10.0) {
+    ++descriptor_held_;
+    return true;
+  }
+  LOG_WARN("new bindings refused: %zu descriptors in use (%zu bindings) of a budget of %zu, "
+           "the open-file limit less a reserve for control and tunnel connections; raise "
+           "the limit (LimitNOFILE=)%s",
+           in_use, table_.size(), descriptor_budget_,
+           wire::LogLimiter::note(descriptor_held_).c_str());
+  descriptor_logged_ = now;
+  descriptor_held_ = 0;
+  return true;
 }
 
 }  // namespace mpudp

@@ -3,6 +3,7 @@
 // expiry timer, and the bookkeeping of removals.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -69,6 +70,11 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   bool tunnel_datagram(Connection& main, Connection* express, const Binding& b, Flow& f,
                        std::span<const std::uint8_t> payload);
   ConnectionContext conn_ctx() { return {loop_, deferred_, flusher_, stats_}; }
+  // True when `in_use` descriptors (what this proxy holds per binding) leave no room in
+  // the budget for another binding: then the new binding is refused, counted (when
+  // `has_payload`) as descriptor_limit and logged at most every 10 s. Refusing before the
+  // last descriptors go keeps the control socket and the tunnel connections working.
+  bool at_descriptor_budget(std::size_t in_use, bool has_payload);
 
   Loop* loop_;
   Config cfg_;
@@ -85,6 +91,11 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
  private:
   void on_expiry_timer();
   Timer expiry_timer_;
+  // io/socket.h descriptor_budget(), taken at construction (the daemon has raised the
+  // limit by then).
+  std::size_t descriptor_budget_;
+  double descriptor_logged_ = -1e9;
+  std::uint64_t descriptor_held_ = 0;
 };
 
 }  // namespace mpudp

@@ -70,7 +70,7 @@
   X(tunnel_congested_new_flow, "new flow turned away while the tunnel queue is over half full")                             \
   X(too_large, "datagram too large to frame")                                               \
   X(binding_refused, "no binding could be created for it")                                  \
-  X(descriptor_limit, "the concentrator's bindings reached its descriptor budget (open-file limit less a reserve)") \
+  X(descriptor_limit, "new binding refused: descriptors at the budget (open-file limit less a reserve)") \
   X(cpe_binding_limit, "its CPE already holds concentrator.max_bindings_per_cpe bindings")                                  \
   X(remote_limit, "its binding already talks to bindings.max_remotes remotes")              \
   X(unknown_flow, "frame named a flow id this proxy does not hold")                         \

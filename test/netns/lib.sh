@@ -526,6 +526,14 @@ tb_stop_proxies() {
 # ---------------------------------------------------------------------------------------
 # Observation
 
+# tb_check FILE... <<'PY': python assertions read from stdin, after the prelude
+# test/netns/need.py (d: the JSON files by base name, need, conns, counter); sets fail=1
+# when one fails.
+tb_check() {
+  { cat "$TB_REPO/test/netns/need.py"; cat; echo 'sys.exit(0 if ok else 1)'; } >"$TB_DIR/check.py"
+  python3 "$TB_DIR/check.py" "$@" || fail=1
+}
+
 # tb_nstat NS COUNTER: absolute value of a kernel counter (MPTcpExt..., TcpExt..., ...);
 # 0 when the kernel does not have it. Never touches nstat's history file.
 tb_nstat() {

@@ -27,17 +27,12 @@ tb_wait_subflows cpe 2 10 || exit 1
 
 fail=0
 status() { "$CTL" -s "$TB_DIR/$1.sock" status --json >"$TB_DIR/$2.json" || fail=1; }
-# check FILE... <<'PY': python assertions (test/netns/need.py: d, need, conns, counter)
-check() {
-  { cat "$(dirname "$0")/need.py"; cat; echo 'sys.exit(0 if ok else 1)'; } >"$TB_DIR/check.py"
-  python3 "$TB_DIR/check.py" "$@" || fail=1
-}
 
 # 1. Two connections, each over both paths (the path manager's subflows join both).
 sleep 1  # the express connection's second subflow
 status cpe cpe-up
 status conc conc-up
-check "$TB_DIR/cpe-up.json" "$TB_DIR/conc-up.json" <<'PY'
+tb_check "$TB_DIR/cpe-up.json" "$TB_DIR/conc-up.json" <<'PY'
 for side in ("cpe-up", "conc-up"):
     m, x = conns(side, False), conns(side, True)
     need(len(m) == 1 and len(x) == 1, f"{side}: one main and one express connection ({len(m)}, {len(x)})")
@@ -56,7 +51,7 @@ tb_cli "$LOAD" --json --size 64 --rate 50 --duration 3 --timeout 3000 198.18.4.2
 wait "$bulk" || fail=1
 sleep 1.5  # drain
 status cpe cpe-load
-check "$TB_DIR/light.json" "$TB_DIR/bulk.json" "$TB_DIR/cpe-up.json" "$TB_DIR/cpe-load.json" <<'PY'
+tb_check "$TB_DIR/light.json" "$TB_DIR/bulk.json" "$TB_DIR/cpe-up.json" "$TB_DIR/cpe-load.json" <<'PY'
 light, bulk = d['light'], d['bulk']
 x = counter("cpe-load", "express_tx_datagrams") - counter("cpe-up", "express_tx_datagrams")
 need(light['sent'] >= 100 and light['lost'] <= 2,
@@ -88,7 +83,7 @@ tb_poll 10 two_joins  # the CPE redials after its backoff (200 ms at first)
 "$CTL" -s "$TB_DIR/cpe.sock" bindings --json >"$TB_DIR/bind-after.json" || fail=1
 status conc conc-again
 status cpe cpe-again
-check "$TB_DIR/light2.json" "$TB_DIR/bind-before.json" "$TB_DIR/bind-after.json" \
+tb_check "$TB_DIR/light2.json" "$TB_DIR/bind-before.json" "$TB_DIR/bind-after.json" \
   "$TB_DIR/conc-again.json" "$TB_DIR/cpe-again.json" <<'PY'
 need(d['light2']['echoed'] >= d['light2']['sent'] - 1,
      f"without the express connection: {d['light2']['echoed']} of {d['light2']['sent']} echoed")
@@ -106,7 +101,7 @@ TB_CONC_EXTRA=$'tunnel:\n  express: false' tb_start_proxies multiplexed || exit 
 tb_cli "$LOAD" --json --size 64 --rate 100 --duration 1 --timeout 2000 198.18.4.2:7 \
   >"$TB_DIR/plain.json" 2>/dev/null || fail=1
 status cpe cpe-plain
-check "$TB_DIR/plain.json" "$TB_DIR/cpe-plain.json" <<'PY'
+tb_check "$TB_DIR/plain.json" "$TB_DIR/cpe-plain.json" <<'PY'
 need(d['plain']['echoed'] == d['plain']['sent'], f"{d['plain']['echoed']} of {d['plain']['sent']} echoed")
 need(len(d['cpe-plain']['connections']) == 1 and not conns("cpe-plain", True),
      "express not offered: the CPE holds one connection")

@@ -6,6 +6,7 @@
 # a flow that was running before keeps working, and the daemon does not spin. Without the
 # budget the concentrator ran out of descriptors: the control socket could no longer
 # accept (mpudpctl failed) and the listeners woke on their pending connections in a loop.
+# Then the same for a CPE in per-binding mode, which holds a connection per binding.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 tb_require_root_and_tools
@@ -52,31 +53,52 @@ open_fds=$(ls "/proc/$conc_pid/fd" | wc -l)
 refusals=$(grep -c "new bindings refused" "$TB_DIR/conc.log")
 grep -m1 "new bindings refused" "$TB_DIR/conc.log"
 
-[[ -s $TB_DIR/conc.json ]] && python3 - "$TB_DIR/conc.json" "$BUDGET" "$FLOWS" "$((t1 - t0))" "$(getconf CLK_TCK)" \
-  "$open_fds" "$LIMIT" "$refusals" <<'PY' || fail=1
-import json, sys
-st = json.load(open(sys.argv[1]))
-budget, flows, ticks, hz, fds, limit, logged = (int(a) for a in sys.argv[2:])
-c, d = st["stats"]["counters"], st["stats"]["drops"]
-ok = True
-def need(cond, what):
-    global ok
-    print(("ok   " if cond else "FAIL ") + what)
-    ok = ok and cond
+[[ -s $TB_DIR/conc.json ]] && BUDGET=$BUDGET FLOWS=$FLOWS TICKS=$((t1 - t0)) HZ=$(getconf CLK_TCK) \
+  FDS=$open_fds LIMIT=$LIMIT LOGGED=$refusals tb_check "$TB_DIR/conc.json" <<'PY'
+import os
+budget, flows, ticks, hz, fds, limit, logged = (
+    int(os.environ[k]) for k in ("BUDGET", "FLOWS", "TICKS", "HZ", "FDS", "LIMIT", "LOGGED"))
+st = d["conc"]
+c, dr = st["stats"]["counters"], st["stats"]["drops"]
 n = st["bindings"]["count"]
 need(budget - 20 <= n < budget, f"bindings {n}: up to the descriptor budget {budget} (with sessions)")
-need(d["descriptor_limit"] > flows - budget - 50,
-     f"refused at the budget and counted: descriptor_limit {d['descriptor_limit']} of {flows} new flows")
+need(dr["descriptor_limit"] > flows - budget - 50,
+     f"refused at the budget and counted: descriptor_limit {dr['descriptor_limit']} of {flows} new flows")
 need(fds < limit, f"{fds} descriptors open of {limit}: the reserve is left for control and CPEs")
 need(1 <= logged <= 2, f"the refusal logged {logged} time(s), not once per flow")
 need(ticks / hz < 0.3, f"{ticks / hz:.2f} s of CPU in 2 s at the bound (no busy loop)")
 taken = c["tunnel_rx_datagrams"] + c["wan_rx_datagrams"]
 passed = c["wan_tx_datagrams"] + c["tunnel_tx_datagrams"]
-dropped = sum(d.values())
+dropped = sum(dr.values())
 queued = sum(x.get("queued_datagrams", 0) for x in st.get("connections", []))
 need(taken == passed + dropped + queued,
      f"concentrator: taken in {taken} = passed on {passed} + dropped {dropped} + queued {queued}")
-sys.exit(0 if ok else 1)
+PY
+tb_stop_proxies || fail=1
+
+# A CPE in per-binding mode holds a connection per binding: limited to 256 descriptors,
+# its bindings stop at its budget (192, less the cached reply sockets) and it answers
+# mpudpctl there.
+CPE_LIMIT=256
+CPE_BUDGET=$((CPE_LIMIT - CPE_LIMIT / 4))
+tb_write_configs per-binding || exit 1
+sed -i 's/^log_level: debug$/log_level: info/' "$TB_DIR/cpe.yaml" "$TB_DIR/conc.yaml"
+tb_start_daemon conc conc "$TB_DIR/conc.yaml" || exit 1
+tb_wait_listen conc tcp "$TB_CONC_PORT" 1 10 || exit 1
+mv "$TB_DIR/cpe.log" "$TB_DIR/cpe.1.log"
+tb_bg cpe cpe prlimit --nofile="$CPE_LIMIT:$CPE_LIMIT" -- "$TB_DAEMON" -c "$TB_DIR/cpe.yaml"
+tb_wait_listen cpe udp 5555 1 10 || exit 1
+tb_cli "$FLOOD" --src 198.18.0.3 --flows 400 --size 32 --pps 1000 198.18.4.2:7 \
+  >"$TB_DIR/flood2.log" 2>&1 || { echo "FAIL: udpflood"; cat "$TB_DIR/flood2.log"; fail=1; }
+sleep 0.5
+status cpe >"$TB_DIR/cpe.json" || { echo "FAIL: the CPE's mpudpctl status got no answer at the bound"; fail=1; }
+[[ -s $TB_DIR/cpe.json ]] && BUDGET=$CPE_BUDGET tb_check "$TB_DIR/cpe.json" <<'PY'
+import os
+budget = int(os.environ["BUDGET"])
+n, dr = d["cpe"]["bindings"]["count"], d["cpe"]["stats"]["drops"]
+need(budget - 10 <= n < budget, f"CPE bindings {n}: up to its descriptor budget {budget}")
+need(dr["descriptor_limit"] > 400 - budget - 20,
+     f"the CPE refused the rest and counted them: descriptor_limit {dr['descriptor_limit']}")
 PY
 tb_stop_proxies || fail=1
 ((fail)) && exit 1
