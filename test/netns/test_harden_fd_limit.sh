@@ -59,7 +59,7 @@ import os
 budget, flows, ticks, hz, fds, limit, logged = (
     int(os.environ[k]) for k in ("BUDGET", "FLOWS", "TICKS", "HZ", "FDS", "LIMIT", "LOGGED"))
 st = d["conc"]
-c, dr = st["stats"]["counters"], st["stats"]["drops"]
+dr = st["stats"]["drops"]
 n = st["bindings"]["count"]
 need(budget - 20 <= n < budget, f"bindings {n}: up to the descriptor budget {budget} (with sessions)")
 need(dr["descriptor_limit"] > flows - budget - 50,
@@ -67,12 +67,7 @@ need(dr["descriptor_limit"] > flows - budget - 50,
 need(fds < limit, f"{fds} descriptors open of {limit}: the reserve is left for control and CPEs")
 need(1 <= logged <= 2, f"the refusal logged {logged} time(s), not once per flow")
 need(ticks / hz < 0.3, f"{ticks / hz:.2f} s of CPU in 2 s at the bound (no busy loop)")
-taken = c["tunnel_rx_datagrams"] + c["wan_rx_datagrams"]
-passed = c["wan_tx_datagrams"] + c["tunnel_tx_datagrams"]
-dropped = sum(dr.values())
-queued = sum(x.get("queued_datagrams", 0) for x in st.get("connections", []))
-need(taken == passed + dropped + queued,
-     f"concentrator: taken in {taken} = passed on {passed} + dropped {dropped} + queued {queued}")
+balance("concentrator", st)
 PY
 tb_stop_proxies || fail=1
 
