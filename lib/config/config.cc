@@ -505,7 +505,26 @@ constexpr std::array<Field, 2> kLimitsFields{{
      }},
 }};
 
-constexpr std::array<Field, 4> kTunnelFields{{
+// DSCP names (RFC 2474, 2597, 3246, 5865, 8622) and their code points.
+constexpr std::array<Named<int>, 23> kDscpNames{{
+    {0, "cs0"},   {8, "cs1"},   {16, "cs2"},  {24, "cs3"},  {32, "cs4"},  {40, "cs5"},
+    {48, "cs6"},  {56, "cs7"},  {10, "af11"}, {12, "af12"}, {14, "af13"}, {18, "af21"},
+    {20, "af22"}, {22, "af23"}, {26, "af31"}, {28, "af32"}, {30, "af33"}, {34, "af41"},
+    {36, "af42"}, {38, "af43"}, {46, "ef"},   {44, "va"},   {1, "le"},
+}};
+
+// A DSCP: a name of kDscpNames or a number 0..63.
+int dscp_in(const Where& w) {
+  std::string text = scalar(w);
+  if (!text.empty() && text.front() >= '0' && text.front() <= '9')
+    return static_cast<int>(uint_in(w, 0, 63));
+  for (const auto& n : kDscpNames)
+    if (text == n.name) return n.value;
+  reject(w.value.Mark(), w.path + ": " + quoted(text) +
+                             " is not a DSCP (0..63, or cs0..cs7, af11..af43, ef, va, le)");
+}
+
+constexpr std::array<Field, 6> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
@@ -519,6 +538,14 @@ constexpr std::array<Field, 4> kTunnelFields{{
        c.tunnel.target_delay = duration_in(w, milliseconds(0), std::chrono::seconds(1));
      }},
     {"express", [](const Where& w, Config& c, Seen&) { c.tunnel.express = boolean(w); }},
+    // 0..6 are the TC_PRIO_* classes; higher values need CAP_NET_ADMIN and mean a
+    // class id to classful qdiscs, which is not what this key is for.
+    {"express_priority",
+     [](const Where& w, Config& c, Seen&) {
+       c.tunnel.express_priority = static_cast<int>(uint_in(w, 0, 6));
+     }},
+    {"express_dscp",
+     [](const Where& w, Config& c, Seen&) { c.tunnel.express_dscp = dscp_in(w); }},
 }};
 
 constexpr std::array<Field, 1> kAuthFields{{

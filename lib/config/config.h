@@ -118,6 +118,12 @@ struct Config {
     // datagrams never wait behind (or for the retransmissions of) bulk data in the main
     // connection's byte stream. Both sides must allow it; read at connection time.
     bool express = true;
+    // Marks on the express connection's packets, so that a queue that tells packets
+    // apart sends the light flows ahead of bulk data: the local queueing priority
+    // (SO_PRIORITY: 6 is TC_PRIO_INTERACTIVE, pfifo_fast's first band) and the DSCP
+    // (0: unmarked; IPv4 tunnels only, the kernel's MPTCP has no IPV6_TCLASS).
+    int express_priority = 6;
+    int express_dscp = 0;
   } tunnel;
 };
 

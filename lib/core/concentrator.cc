@@ -228,7 +228,7 @@ bool ConcentratorProxy::join_express(Session& s, Connection& c) {
   }
   s.joined = main->conn->id();
   main->express = c.id();
-  c.express = true;
+  c.make_express();
   stats_.add(Counter::express_connects);
   return true;
 }

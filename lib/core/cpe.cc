@@ -133,7 +133,7 @@ void CpeProxy::connect_express() {
     drop_express(true);
     return;
   }
-  express_->express = true;
+  express_->make_express();
 }
 
 void CpeProxy::drop_express(bool again) {

@@ -102,6 +102,7 @@ std::uint32_t next_connection_id() {
 }
 bool g_logged_no_mptcp = false;
 bool g_logged_fallback = false;
+bool g_logged_mark_error = false;
 
 void tune_socket(int fd) {
   set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
@@ -216,6 +217,35 @@ Connection::Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer
 }
 
 Connection::~Connection() { shut(); }
+
+void Connection::make_express() {
+  express = true;
+  mark(true);
+}
+
+void Connection::mark(bool with_tos) {
+  auto failed = [this](const char* what, int err) {
+    // Unmarked packets still arrive; say it once rather than per connection.
+    if (g_logged_mark_error) return;
+    g_logged_mark_error = true;
+    LOG_WARN("express connection to %s: cannot set %s: %s; its packets go unmarked",
+             peer_.str().c_str(), what, errno_str(err).c_str());
+  };
+  if (with_tos && opts_.express_dscp != 0) {
+    // IP_TOS also covers an IPv6 socket's IPv4-mapped peer. The kernel keeps the ECN bits.
+    const int tos = opts_.express_dscp << 2;
+    int err = peer_.is_v4() ? set_int_opt(fd_.get(), IPPROTO_IP, IP_TOS, tos)
+                            : set_int_opt(fd_.get(), IPPROTO_IPV6, IPV6_TCLASS, tos);
+    if (err) failed(peer_.is_v4() ? "DSCP (IP_TOS)" : "DSCP (IPV6_TCLASS)", err);
+  }
+  // After IP_TOS, which resets the priority to one derived from the TOS bits. MPTCP does
+  // the same to a subflow that joins later (it copies the priority, then the TOS), so
+  // with both set the keepalive timer sets the priority again (mark(false)): a join gets
+  // its priority back within one keepalive period.
+  if (opts_.express_priority != 0)
+    if (int err = set_int_opt(fd_.get(), SOL_SOCKET, SO_PRIORITY, opts_.express_priority))
+      failed("SO_PRIORITY", err);
+}
 
 void Connection::set_options(const ConnectionOptions& opts) {
   const bool same_target = limit_ && opts.target_delay == opts_.target_delay;
@@ -587,6 +617,7 @@ void Connection::on_keepalive_timer() {
     }
     return;
   }
+  if (express && opts_.express_dscp != 0 && opts_.express_priority != 0) mark(false);
   const double period = std::chrono::duration<double>(opts_.keepalive).count();
   const double silent = ev_now(ctx_.loop) - last_rx_;
   if (opts_.keepalive_role == ConnectionOptions::Keepalive::Probe) {

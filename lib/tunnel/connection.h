@@ -83,6 +83,9 @@ struct ConnectionOptions {
   // Unsent data the kernel may hold, as time at the subflows' sending rate; zero leaves
   // the kernel's own send buffer sizing alone (only TCP_NOTSENT_LOWAT applies then).
   Duration target_delay = std::chrono::milliseconds(5);
+  // Marks of an express connection's packets (make_express): SO_PRIORITY and DSCP.
+  int express_priority = 6;
+  int express_dscp = 0;
 };
 
 struct ConnectionContext {
@@ -170,6 +173,10 @@ class Connection {
   void* owner = nullptr;
   // The express connection of a multiplexed session (light flows only); for status.
   bool express = false;
+  // Makes this the express connection and marks its packets (options' express_priority
+  // and express_dscp), for every subflow: MPTCP copies both to the subflows it has and
+  // the ones it opens later.
+  void make_express();
 
   void flush();  // Flusher's entry; writes queued bytes once
 
@@ -245,6 +252,8 @@ class Connection {
   bool express_open_ = false;
   std::uint64_t express_from_ = 0;  // backlog position that must have left first
   bool kernel_full_ = false;        // the socket refused bytes: wait for EV_WRITE
+
+  void mark(bool with_tos);  // the express marks: SO_PRIORITY, and the DSCP if `with_tos`
 
   friend class Flusher;
 };

@@ -10,6 +10,9 @@
 # - Losing the express connection loses no binding: light flows go over the main
 #   connection meanwhile, and the CPE dials a new express connection.
 # - With `tunnel.express: false` on the concentrator the CPE stays on one connection.
+# - Marks (tunnel.express_priority, default 6, and tunnel.express_dscp): the express
+#   connection's packets leave both ends with them, on every subflow (joins included);
+#   the main connection's packets carry neither.
 set -u
 source "$(dirname "$0")/lib.sh"
 tb_require_root_and_tools
@@ -19,8 +22,44 @@ CTL=$MPUDP_BUILD/daemon/mpudpctl
 tb_setup || exit 1
 tb_tproxy_rules || exit 1
 tb_start_echo || exit 1
+# What leaves each end towards the other, by mark (IPv4 tunnel: `ip dscp`).
+tb_cpe nft -f - <<'NFT' || exit 1
+table inet tbmark {
+  counter ef_up0 {}
+  counter ef_up1 {}
+  counter prio6 {}
+  counter main_all {}
+  counter main_marked {}
+  chain post {
+    type filter hook postrouting priority 0; policy accept;
+    oifname "up0" tcp dport 7000 ip dscp ef counter name ef_up0
+    oifname "up1" tcp dport 7000 ip dscp ef counter name ef_up1
+    tcp dport 7000 meta priority 0:6 counter name prio6
+  }
+}
+NFT
+tb_conc nft -f - <<'NFT' || exit 1
+table inet tbmark {
+  counter ef {}
+  counter prio6 {}
+  counter main_all {}
+  counter main_marked {}
+  chain post {
+    type filter hook postrouting priority 0; policy accept;
+    tcp sport 7000 ip dscp ef counter name ef
+    tcp sport 7000 meta priority 0:6 counter name prio6
+  }
+}
+NFT
+# nft_counters NS FILE: the tbmark counters' packet counts as one JSON object.
+nft_counters() {
+  tb_ns_exec "$1" nft -j list counters table inet tbmark | python3 -c 'import json, sys
+print(json.dumps({o["counter"]["name"]: o["counter"]["packets"]
+                  for o in json.load(sys.stdin)["nftables"] if "counter" in o}))' >"$2"
+}
 # Keepalives every second: a connection that lost its subflows is given up after 3 s.
-TB_CPE_EXTRA=$'tunnel:\n  keepalive: 1s' TB_CONC_EXTRA=$'tunnel:\n  keepalive: 1s' \
+TB_CPE_EXTRA=$'tunnel:\n  keepalive: 1s\n  express_dscp: ef' \
+  TB_CONC_EXTRA=$'tunnel:\n  keepalive: 1s\n  express_dscp: ef' \
   tb_start_proxies multiplexed || exit 1
 tb_wait_log cpe "express connection up" 10 || exit 1
 tb_wait_subflows cpe 2 10 || exit 1
@@ -40,6 +79,17 @@ for side in ("cpe-up", "conc-up"):
          f"{side}: subflows per connection: {[len(c['subflows']) for c in m + x]}")
 need(counter("conc-up", "express_connects") == 1, "the concentrator joined one express connection")
 PY
+# The main connection's subflows, by their CPE-side ports: never marked.
+main_ports=$(python3 -c 'import json,sys
+print(", ".join(s["local"].rsplit(":", 1)[1] for c in json.load(open(sys.argv[1]))["connections"]
+                if not c["express_connection"] for s in c["subflows"]))' "$TB_DIR/cpe-up.json")
+for rule in "counter name main_all" "ip dscp != cs0 counter name main_marked" \
+  "meta priority != none counter name main_marked"; do
+  # shellcheck disable=SC2086 # a rule is words
+  tb_cpe nft add rule inet tbmark post tcp sport "{ $main_ports }" $rule &&
+    tb_conc nft add rule inet tbmark post tcp dport "{ $main_ports }" $rule || exit 1
+done
+
 # 2. Light beside bulk: who rides which connection.
 tb_shape_uplinks 10mbit || exit 1
 tb_cli "$LOAD" --json --size 1200 --mbit 60 --duration 5 --timeout 1000 198.18.4.2:7 \
@@ -51,6 +101,8 @@ tb_cli "$LOAD" --json --size 64 --rate 50 --duration 3 --timeout 3000 198.18.4.2
 wait "$bulk" || fail=1
 sleep 1.5  # drain
 status cpe cpe-load
+nft_counters cpe "$TB_DIR/marks-cpe.json"
+nft_counters conc "$TB_DIR/marks-conc.json"
 tb_check "$TB_DIR/light.json" "$TB_DIR/bulk.json" "$TB_DIR/cpe-up.json" "$TB_DIR/cpe-load.json" <<'PY'
 light, bulk = d['light'], d['bulk']
 x = counter("cpe-load", "express_tx_datagrams") - counter("cpe-up", "express_tx_datagrams")
@@ -60,6 +112,20 @@ need(bulk['lost'] > 0, f"the bulk flow overloaded the paths: {bulk['lost']} of {
 # Every light datagram, plus the bulk flow first burst (16 KiB: 13 datagrams).
 need(light['sent'] <= x <= light['sent'] + 20,
      f"express connection carried {x} datagrams: the light flow {light['sent']} + the bulk burst")
+PY
+tb_check "$TB_DIR/light.json" "$TB_DIR/marks-cpe.json" "$TB_DIR/marks-conc.json" <<'PY'
+cpe, conc, n = d['marks-cpe'], d['marks-conc'], d['light']['sent']
+# The CPE marks its socket before connecting: every subflow's handshake carries EF too.
+need(cpe['ef_up0'] > 0 and cpe['ef_up1'] > 0,
+     f"CPE: express packets marked EF on both paths (up0 {cpe['ef_up0']}, up1 {cpe['ef_up1']})")
+need(cpe['ef_up0'] + cpe['ef_up1'] >= n, f"CPE: {cpe['ef_up0'] + cpe['ef_up1']} EF packets for {n} light datagrams")
+need(cpe['prio6'] >= n, f"CPE: {cpe['prio6']} packets at priority 6 for {n} light datagrams")
+# Echoes of light datagrams that came in together may share a segment.
+need(conc['ef'] >= n // 2 and conc['prio6'] >= n // 2,
+     f"concentrator: {conc['ef']} EF and {conc['prio6']} priority-6 packets for {n} echoes")
+for side, m in (("CPE", cpe), ("concentrator", conc)):
+    need(m['main_all'] > 1000 and m['main_marked'] == 0,
+         f"{side}: main connection unmarked ({m['main_marked']} of {m['main_all']} packets marked)")
 PY
 tb_unshape_uplinks
 

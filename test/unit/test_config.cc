@@ -83,6 +83,8 @@ tunnel:
   queue_bytes: 16384
   target_delay: 20ms
   express: false
+  express_priority: 4
+  express_dscp: ef
 )");
   CHECK(c.role == ProxyRole::Cpe);
   CHECK(c.log_level == LogLevel::Debug);
@@ -96,6 +98,8 @@ tunnel:
   CHECK(c.tunnel.queue_bytes == 16384);
   CHECK(c.tunnel.target_delay == 20ms);
   CHECK_FALSE(c.tunnel.express);
+  CHECK(c.tunnel.express_priority == 4);
+  CHECK(c.tunnel.express_dscp == 46);
   CHECK(c.concentrator.listen.empty());
 }
 
@@ -140,6 +144,8 @@ TEST_CASE("omitted keys take their defaults", "[config]") {
   CHECK(c.tunnel.queue_bytes == 262144);
   CHECK(c.tunnel.target_delay == 5ms);
   CHECK(c.tunnel.express);
+  CHECK(c.tunnel.express_priority == 6);
+  CHECK(c.tunnel.express_dscp == 0);
   CHECK(c.bindings.idle_timeout == d.bindings.idle_timeout);
   CHECK(c.tunnel.queue_bytes == d.tunnel.queue_bytes);
 }
@@ -222,6 +228,17 @@ TEST_CASE("durations", "[config]") {
   CHECK(err(cpe("tunnel:\n  target_delay: 2s\n")) ==
         "t.yaml:5:17: tunnel.target_delay: 2s is out of range (0ms..1s)");
   CHECK(ok(cpe("tunnel:\n  target_delay: 0\n")).tunnel.target_delay == 0ms);
+  CHECK(ok(cpe("tunnel:\n  express_dscp: 34\n")).tunnel.express_dscp == 34);
+  CHECK(ok(cpe("tunnel:\n  express_dscp: af41\n")).tunnel.express_dscp == 34);
+  CHECK(ok(cpe("tunnel:\n  express_dscp: cs0\n")).tunnel.express_dscp == 0);
+  CHECK(ok(cpe("tunnel:\n  express_priority: 0\n")).tunnel.express_priority == 0);
+  CHECK(err(cpe("tunnel:\n  express_dscp: 64\n")) ==
+        "t.yaml:5:17: tunnel.express_dscp: 64 is out of range (0..63)");
+  CHECK(err(cpe("tunnel:\n  express_dscp: EF\n")) ==
+        "t.yaml:5:17: tunnel.express_dscp: \"EF\" is not a DSCP (0..63, or cs0..cs7, "
+        "af11..af43, ef, va, le)");
+  CHECK(err(cpe("tunnel:\n  express_priority: 7\n")) ==
+        "t.yaml:5:21: tunnel.express_priority: 7 is out of range (0..6)");
   CHECK(err(cpe("tunnel:\n  express: maybe\n")) ==
         "t.yaml:5:12: tunnel.express: \"maybe\" is not true or false");
 }
