@@ -12,7 +12,8 @@
 #   v2ray       v2ray dokodemo-door (TPROXY) -> VLESS over TCP, the TCP made MPTCP by an
 #               `mptcpize run socat` bridge on both ends
 #   ss          shadowsocks-libev ss-redir -U -> ss-server (UDP relay: UDP over UDP)
-# Scenarios: capacity pps64 idle_rtt latency_load aggregation churn rss_bindings callgrind
+# Scenarios: capacity pps64 idle_rtt latency_load latency_prio aggregation churn rss_bindings
+# callgrind
 # (bench/README.md says what each measures). Prints a table and the targets of issue 7,
 # and writes JSON to --json FILE (default: bench/results-<date>.json).
 #
@@ -33,7 +34,8 @@ CTL=$MPUDP_BUILD/daemon/mpudpctl
 LOAD_CPU=${BENCH_LOAD_CPU:-0}
 PROXY_CPU=${BENCH_PROXY_CPU:-1}
 
-ALL_SCENARIOS=(capacity pps64 idle_rtt latency_load aggregation churn rss_bindings callgrind)
+ALL_SCENARIOS=(capacity pps64 idle_rtt latency_load latency_prio aggregation churn rss_bindings
+  callgrind)
 ALL_SYSTEMS=(direct mpudp-mux mpudp-pb v2ray ss)
 QUICK=0
 ONLY=
@@ -340,20 +342,24 @@ sc_idle_rtt() {
   fi
 }
 
-sc_latency_load() {
-  tb_shape_uplinks 50mbit || return 1
+# under_load SYS PREFIX [prio]: a 50 pps flow's RTT beside a bulk flow that offers 150
+# Mbit/s into the two 50 Mbit/s paths (tb_shape_uplinks, `prio`: priority queues).
+under_load() {
+  tb_shape_uplinks 50mbit ${3:-} || return 1
   local bulk_out="$BENCH_DIR/bulk.json" out
   load --size 1200 --mbit 150 --duration "$LOAD_S" --timeout 500 "$DEST4" >"$bulk_out" &
   local bulk=$!
   sleep 1
   out=$(load --size 64 --rate 50 --duration "$(fcalc "$LOAD_S - 1.5")" --timeout 1000 "$DEST4")
   wait "$bulk"
-  RES[$1.load_rtt_p50_us]=$(jget "$out" rtt_us.p50)
-  RES[$1.load_rtt_p99_us]=$(jget "$out" rtt_us.p99)
-  RES[$1.load_probe_loss_pct]=$(jget "$out" loss_pct)
-  RES[$1.load_bulk_goodput_mbit]=$(jget "$(cat "$bulk_out")" goodput_mbit)
+  RES[$1.$2_rtt_p50_us]=$(jget "$out" rtt_us.p50)
+  RES[$1.$2_rtt_p99_us]=$(jget "$out" rtt_us.p99)
+  RES[$1.$2_probe_loss_pct]=$(jget "$out" loss_pct)
+  RES[$1.$2_bulk_goodput_mbit]=$(jget "$(cat "$bulk_out")" goodput_mbit)
   tb_unshape_uplinks
 }
+sc_latency_load() { under_load "$1" load; }
+sc_latency_prio() { under_load "$1" prio prio; }
 
 links_tx_bytes() {  # "CPE_UPLINKS_TX CONC_WANS_TX": bytes sent on both shaped paths each way
   echo "$(( $(tb_tx_bytes cpe up0) + $(tb_tx_bytes cpe up1) )) $(( $(tb_tx_bytes conc wan0) + $(tb_tx_bytes conc wan1) ))"
@@ -540,7 +546,8 @@ log "total $((SECONDS - T_START)) s"
 
 metrics=(capacity_mbit capacity_pps cpu_s_per_gbit pps64 idle_rtt4_p50_us idle_rtt4_p99_us
   idle_rtt6_p50_us idle_rtt6_p99_us load_rtt_p50_us load_rtt_p99_us load_probe_loss_pct
-  load_bulk_goodput_mbit agg_goodput_mbit agg_steady_goodput_mbit agg_link_up_mbit
+  load_bulk_goodput_mbit prio_rtt_p50_us prio_rtt_p99_us prio_probe_loss_pct
+  prio_bulk_goodput_mbit agg_goodput_mbit agg_steady_goodput_mbit agg_link_up_mbit
   agg_link_down_mbit agg_loss_pct agg_reordered agg_share_up0_pct agg_share_up1_pct subflows subflow_paths churn_flows_per_s churn_failed
   churn_first_reply_p50_us churn_first_reply_p99_us pss_after_churn_kib procs_after_churn bindings_cpe
   bindings_conc nofile_hard_limit rss_per_binding_cpe_b rss_per_binding_conc_b bindings_cpe_alone
@@ -599,6 +606,7 @@ ratio() {
     ratio "capacity $m / ss" "$m" capacity_mbit ss capacity_mbit ">=" 4
     ratio "aggregation $m / sum of path rates" "$m" agg_steady_goodput_mbit paths sum_mbit ">=" 0.9
     ratio "load p99 $m / v2ray" "$m" load_rtt_p99_us v2ray load_rtt_p99_us "<=" 0.2
+    ratio "load p99, priority queues, $m / v2ray" "$m" prio_rtt_p99_us v2ray prio_rtt_p99_us "<=" 0.2
     ratio "churn flows/s $m / v2ray" "$m" churn_flows_per_s v2ray churn_flows_per_s ">=" 10
     ratio "idle p50 $m / v2ray" "$m" idle_rtt4_p50_us v2ray idle_rtt4_p50_us "<=" 0.6
     ratio "idle p50 $m / ss" "$m" idle_rtt4_p50_us ss idle_rtt4_p50_us "<=" 0.6

@@ -579,18 +579,28 @@ tb_subflow_paths() {
     END { s = ""; if (p0) s = "up0"; if (p1) s = s (s == "" ? "" : " ") "up1"; print s }'
 }
 
-# tb_shape_uplinks RATE: a token bucket (tc tbf, e.g. 3mbit) on both paths, both ways
-# (cpe up0/up1 and conc wan0/wan1). With equal, idle paths the kernel's default MPTCP
+# tb_shape_uplinks RATE [prio]: a token bucket (tc tbf, e.g. 3mbit) on both paths, both
+# ways (cpe up0/up1 and conc wan0/wan1). With equal, idle paths the kernel's default MPTCP
 # scheduler keeps data on one subflow; a bottleneck per path makes it use both.
+# The tbf's queue is one FIFO (100 ms at RATE). With `prio` it is pfifo_fast instead:
+# three FIFOs by packet priority (SO_PRIORITY, or the TOS bits), the first served first,
+# as deep in full-size packets (txqueuelen) as the FIFO is in bytes.
 tb_shape_uplinks() {
-  local rate=$1 d
-  for d in up0 up1; do
-    ip netns exec "$TB_NS_CPE" tc qdisc replace dev "$d" root tbf rate "$rate" \
-      burst 32kb latency 100ms || return 1
-  done
-  for d in wan0 wan1; do
-    ip netns exec "$TB_NS_CONC" tc qdisc replace dev "$d" root tbf rate "$rate" \
-      burst 32kb latency 100ms || return 1
+  local rate=$1 prio=${2:-} ns d bits qlen si=${1%bit}
+  for d in cpe:up0 cpe:up1 conc:wan0 conc:wan1; do
+    ns=$(_tb_ns "${d%%:*}")
+    d=${d#*:}
+    if [[ -z $prio ]]; then
+      ip netns exec "$ns" tc qdisc replace dev "$d" root tbf rate "$rate" \
+        burst 32kb latency 100ms || return 1
+      continue
+    fi
+    bits=$(numfmt --from=si "${si^^}") || return 1
+    qlen=$((bits / 8 / 10 / 1514))  # 100 ms of full-size frames
+    ip netns exec "$ns" ip link set dev "$d" txqueuelen "$qlen" &&
+      ip netns exec "$ns" tc qdisc replace dev "$d" root handle 1: tbf rate "$rate" \
+        burst 32kb latency 100ms &&
+      ip netns exec "$ns" tc qdisc replace dev "$d" parent 1:1 pfifo_fast || return 1
   done
 }
 
