@@ -524,7 +524,7 @@ int dscp_in(const Where& w) {
                              " is not a DSCP (0..63, or cs0..cs7, af11..af43, ef, va, le)");
 }
 
-constexpr std::array<Field, 6> kTunnelFields{{
+constexpr std::array<Field, 7> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
@@ -537,6 +537,8 @@ constexpr std::array<Field, 6> kTunnelFields{{
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.target_delay = duration_in(w, milliseconds(0), std::chrono::seconds(1));
      }},
+    {"limit_path_queue",
+     [](const Where& w, Config& c, Seen&) { c.tunnel.limit_path_queue = boolean(w); }},
     {"express", [](const Where& w, Config& c, Seen&) { c.tunnel.express = boolean(w); }},
     // 0..6 are the TC_PRIO_* classes; higher values need CAP_NET_ADMIN and mean a
     // class id to classful qdiscs, which is not what this key is for.

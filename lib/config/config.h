@@ -114,6 +114,12 @@ struct Config {
     // Unsent data a connection may keep in the kernel, as time at the rate its subflows
     // send (the send limit, tunnel/send_limit.h); 0 turns the limit off.
     std::chrono::milliseconds target_delay = std::chrono::milliseconds(5);
+    // The send limit also counts data in flight that waits in the paths' queues (from
+    // each subflow's RTT above its minimum), so that the tunnel's own bulk keeps a FIFO
+    // bottleneck's queue near target_delay. For paths whose RTT is steady when idle
+    // (DSL, fibre, cable); on LTE or satellite it reads jitter as queue and slows the
+    // tunnel down. Off by default.
+    bool limit_path_queue = false;
     // Multiplexed sessions: a second connection for light flows, so that a call's
     // datagrams never wait behind (or for the retransmissions of) bulk data in the main
     // connection's byte stream. Both sides must allow it; read at connection time.

@@ -21,6 +21,7 @@ ConnectionOptions connection_options(const Config& cfg, ConnectionOptions::Keepa
   o.keepalive = std::chrono::duration_cast<Duration>(cfg.tunnel.keepalive);
   o.keepalive_role = role;
   o.target_delay = std::chrono::duration_cast<Duration>(cfg.tunnel.target_delay);
+  o.limit_path_queue = cfg.tunnel.limit_path_queue;
   o.express_priority = cfg.tunnel.express_priority;
   o.express_dscp = cfg.tunnel.express_dscp;
   return o;

@@ -385,7 +385,8 @@ std::int64_t Connection::kernel_room(std::size_t want) {
   limit_->set_subflows(ps.subflows);
   limit_->observe(ev_now(ctx_.loop), ps.sent, limited_);
   written_seen_ = written_;
-  unsent_seen_ = ps.notsent + static_cast<std::uint64_t>(std::max(nsd, 0));
+  unsent_seen_ = ps.notsent + static_cast<std::uint64_t>(std::max(nsd, 0)) +
+                 (opts_.limit_path_queue ? ps.path_queued : 0);
   return static_cast<std::int64_t>(limit_->limit()) - static_cast<std::int64_t>(unsent_seen_);
 }
 

@@ -83,6 +83,8 @@ struct ConnectionOptions {
   // Unsent data the kernel may hold, as time at the subflows' sending rate; zero leaves
   // the kernel's own send buffer sizing alone (only TCP_NOTSENT_LOWAT applies then).
   Duration target_delay = std::chrono::milliseconds(5);
+  // The limit also counts what waits in the paths' queues (queued_in_path).
+  bool limit_path_queue = false;
   // Marks of an express connection's packets (make_express): SO_PRIORITY and DSCP.
   int express_priority = 6;
   int express_dscp = 0;

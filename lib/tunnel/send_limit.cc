@@ -52,4 +52,11 @@ void SendLimit::recompute() {
   limit_ = std::clamp(want, floor, p_.ceiling);
 }
 
+std::uint64_t queued_in_path(std::uint64_t inflight, std::uint32_t srtt_us,
+                             std::uint32_t min_rtt_us) {
+  if (min_rtt_us == 0 || srtt_us <= min_rtt_us) return 0;
+  // inflight is at most a few hundred MB: the product stays far below 2^64.
+  return inflight * (srtt_us - min_rtt_us) / srtt_us;
+}
+
 }  // namespace mpudp

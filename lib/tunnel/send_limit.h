@@ -10,6 +10,9 @@
 // at most `target` of it at the rate the subflows send (limit = rate × target), never
 // less than 16 KiB per subflow so that a cold start moves. Excess waits in user space,
 // where light flows go first and excess datagrams are dropped and counted (Connection).
+// With tunnel.limit_path_queue the part of what is in flight that waits in a path's queue
+// (queued_in_path, below) counts as waiting too: at a FIFO bottleneck the congestion
+// control's standing queue is ours to keep short.
 //
 // An earlier version bounded unacknowledged bytes (SIOCOUTQ) instead: MPTCP's data-level
 // acknowledgements lag behind the subflows' by up to the peer's delayed-ACK timer, and
@@ -61,5 +64,16 @@ class SendLimit {
   std::size_t filled_ = 0;
   std::size_t limit_ = 0;
 };
+
+// The part of a subflow's `inflight` bytes that waits in a queue on its path rather than
+// filling the path's pipe (tunnel.limit_path_queue). By Little's law the path delivers
+// inflight/srtt bytes per second, of which the pipe holds min_rtt's worth; the rest,
+// inflight × (srtt − min_rtt) / srtt, is queued. 0 unless srtt > min_rtt > 0.
+//
+// The estimate cannot tell a queue from RTT that varies by itself (radio scheduling on
+// LTE, satellite handovers): on such a path it reads jitter as queue, and a limit built
+// on it keeps the path at target/jitter of its rate. Hence opt-in.
+std::uint64_t queued_in_path(std::uint64_t inflight, std::uint32_t srtt_us,
+                             std::uint32_t min_rtt_us);
 
 }  // namespace mpudp

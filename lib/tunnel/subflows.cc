@@ -1,5 +1,7 @@
 #include "tunnel/subflows.h"
 
+#include "tunnel/send_limit.h"
+
 #include <ifaddrs.h>
 #include <linux/mptcp.h>
 #include <linux/tcp.h>
@@ -112,8 +114,11 @@ PathSample path_sample(int fd) {
     out.ok = true;
     out.subflows = static_cast<std::uint32_t>(n);
     for (std::size_t i = 0; i < n; ++i) {
-      out.sent += tcp.elems[i].tcpi_bytes_sent;
-      out.notsent += tcp.elems[i].tcpi_notsent_bytes;
+      const tcp_info& t = tcp.elems[i];
+      out.sent += t.tcpi_bytes_sent;
+      out.notsent += t.tcpi_notsent_bytes;
+      out.path_queued += queued_in_path(std::uint64_t{t.tcpi_unacked} * t.tcpi_snd_mss,
+                                        t.tcpi_rtt, t.tcpi_min_rtt);
     }
     return out;
   }
@@ -124,6 +129,8 @@ PathSample path_sample(int fd) {
     out.ok = true;
     out.sent = t.tcpi_bytes_sent;
     out.notsent = t.tcpi_notsent_bytes;
+    out.path_queued =
+        queued_in_path(std::uint64_t{t.tcpi_unacked} * t.tcpi_snd_mss, t.tcpi_rtt, t.tcpi_min_rtt);
   }
   return out;
 }

@@ -36,6 +36,8 @@ struct PathSample {
   std::uint32_t subflows = 1;
   std::uint64_t sent = 0;
   std::uint64_t notsent = 0;
+  // In flight but waiting in the paths' queues (queued_in_path, summed over subflows).
+  std::uint64_t path_queued = 0;
 };
 PathSample path_sample(int fd);
 

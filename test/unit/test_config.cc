@@ -85,6 +85,7 @@ tunnel:
   express: false
   express_priority: 4
   express_dscp: ef
+  limit_path_queue: true
 )");
   CHECK(c.role == ProxyRole::Cpe);
   CHECK(c.log_level == LogLevel::Debug);
@@ -100,6 +101,7 @@ tunnel:
   CHECK_FALSE(c.tunnel.express);
   CHECK(c.tunnel.express_priority == 4);
   CHECK(c.tunnel.express_dscp == 46);
+  CHECK(c.tunnel.limit_path_queue);
   CHECK(c.concentrator.listen.empty());
 }
 
@@ -146,6 +148,7 @@ TEST_CASE("omitted keys take their defaults", "[config]") {
   CHECK(c.tunnel.express);
   CHECK(c.tunnel.express_priority == 6);
   CHECK(c.tunnel.express_dscp == 0);
+  CHECK_FALSE(c.tunnel.limit_path_queue);
   CHECK(c.bindings.idle_timeout == d.bindings.idle_timeout);
   CHECK(c.tunnel.queue_bytes == d.tunnel.queue_bytes);
 }

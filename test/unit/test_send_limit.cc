@@ -75,3 +75,16 @@ TEST_CASE("the limit stays within its ceiling", "[send_limit]") {
   feed(l, 0, 3.0, 1e9, sent, true);
   CHECK(l.limit() == 256 * 1024);
 }
+
+TEST_CASE("what waits in a path's queue, from its RTT above the minimum", "[send_limit]") {
+  // 100 KB in flight at srtt 10 ms over a 2 ms pipe: 80 KB of it is queued.
+  CHECK(queued_in_path(100000, 10000, 2000) == 80000);
+  // No queue: the RTT is at its minimum (or below: srtt is smoothed, the minimum not).
+  CHECK(queued_in_path(100000, 2000, 2000) == 0);
+  CHECK(queued_in_path(100000, 1500, 2000) == 0);
+  // No minimum measured yet: nothing is known to be queued.
+  CHECK(queued_in_path(100000, 10000, 0) == 0);
+  CHECK(queued_in_path(0, 10000, 2000) == 0);
+  // Large values do not overflow.
+  CHECK(queued_in_path(std::uint64_t{1} << 40, 4000000, 1000000) == (std::uint64_t{3} << 38));
+}

@@ -20,8 +20,8 @@
 #     list listen, list allow_destinations, list deny_destinations, max_sessions,
 #       max_bindings_per_cpe -> concentrator.*
 #     idle_timeout, max_bindings, max_remotes -> bindings.idle_timeout, .max, .max_remotes
-#     keepalive, queue_bytes, target_delay, express (boolean), express_priority,
-#       express_dscp -> tunnel.*
+#     keepalive, queue_bytes, target_delay, limit_path_queue (boolean), express (boolean),
+#       express_priority, express_dscp -> tunnel.*
 #     limit_subflows, limit_add_addr_accepted -> limits.subflows, limits.add_addr_accepted
 #     enabled: read by the init script only
 #   config path (one per uplink, in order) -> one paths: entry
@@ -118,6 +118,7 @@ translate() {
         "idle_timeout:bindings.idle_timeout:s max_bindings:bindings.max:s " \
         "max_remotes:bindings.max_remotes:s keepalive:tunnel.keepalive:s " \
         "queue_bytes:tunnel.queue_bytes:s target_delay:tunnel.target_delay:s " \
+        "limit_path_queue:tunnel.limit_path_queue:b " \
         "express:tunnel.express:b express_priority:tunnel.express_priority:s " \
         "express_dscp:tunnel.express_dscp:s " \
         "limit_subflows:limits.subflows:s " \
