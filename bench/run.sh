@@ -172,7 +172,12 @@ ns_rss_kib() {
 }
 
 write_mpudp_configs() {  # MODE
-  tb_write_configs "$1" 300s || return 1
+  # The testbed's paths have a steady RTT (veth and tbf, no jitter): mpudp runs with the
+  # setting for such uplinks (docs/CONFIG.md, tunnel.limit_path_queue). TB_CPE_EXTRA and
+  # TB_CONC_EXTRA, when set (even empty), replace it.
+  local tunnel=$'tunnel:\n  limit_path_queue: true'
+  TB_CPE_EXTRA=${TB_CPE_EXTRA-$tunnel} TB_CONC_EXTRA=${TB_CONC_EXTRA-$tunnel} \
+    tb_write_configs "$1" 300s || return 1
   local f
   for f in "$TB_DIR/cpe.yaml" "$TB_DIR/conc.yaml"; do
     sed -i -e 's/^log_level: debug/log_level: info/' \
