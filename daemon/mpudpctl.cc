@@ -78,11 +78,11 @@ bool fetch(const std::string& sock, const std::string& req, Value* out) {
 
 void print_subflows(const Value& conn) {
   for (const Value& sf : conn["subflows"].array()) {
-    std::printf("      subflow %-6s %s -> %s  tx %s  rx %s  rtt %.2f ms%s\n",
+    std::printf("      subflow %-6s %s -> %s  tx %s  rx %s  rtt %.2f ms (min %.2f)%s\n",
                 sf["interface"].string("?").c_str(), sf["local"].string().c_str(),
                 sf["remote"].string().c_str(), human_bytes(sf["tx_bytes"].number()).c_str(),
                 human_bytes(sf["rx_bytes"].number()).c_str(), sf["rtt_us"].number() / 1000.0,
-                sf["backup"].boolean() ? "  backup" : "");
+                sf["min_rtt_us"].number() / 1000.0, sf["backup"].boolean() ? "  backup" : "");
   }
 }
 

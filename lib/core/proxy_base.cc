@@ -118,6 +118,8 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
       w.key("tx_bytes").value(sf.bytes_sent);
       w.key("rx_bytes").value(sf.bytes_received);
       w.key("rtt_us").value(sf.rtt_us);
+      w.key("min_rtt_us").value(sf.min_rtt_us);
+      w.key("path_queued_bytes").value(sf.path_queued_bytes);
       w.key("backup").value(sf.backup);
       w.end_object();
     }

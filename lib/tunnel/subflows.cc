@@ -99,6 +99,9 @@ std::vector<SubflowInfo> subflows_of(int fd, bool* fallback) {
       s.bytes_sent = t.tcpi_bytes_sent;
       s.bytes_received = t.tcpi_bytes_received;
       s.rtt_us = t.tcpi_rtt;
+      s.min_rtt_us = t.tcpi_min_rtt;
+      s.path_queued_bytes = queued_in_path(std::uint64_t{t.tcpi_unacked} * t.tcpi_snd_mss,
+                                           t.tcpi_rtt, t.tcpi_min_rtt);
     }
     out.push_back(std::move(s));
   }

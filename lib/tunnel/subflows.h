@@ -16,7 +16,9 @@ struct SubflowInfo {
   std::string interface;  // the interface holding `local`; empty when none does
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
-  std::uint32_t rtt_us = 0;
+  std::uint32_t rtt_us = 0;      // smoothed
+  std::uint32_t min_rtt_us = 0;  // the path's RTT without a queue, as far as TCP has seen
+  std::uint64_t path_queued_bytes = 0;  // in flight but waiting in the path (queued_in_path)
   // The kernel does not report it per subflow: it is the flag of the endpoint holding
   // `local`, filled in by whoever knows the endpoints (pm::PathManager::annotate).
   bool backup = false;

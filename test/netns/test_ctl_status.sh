@@ -51,6 +51,8 @@ ifs = sorted(s["interface"] for s in sfs)
 need(ifs == ["up0", "up1"], f"subflows on up0 and up1, got {ifs}")
 for s in sfs:
     need(s["tx_bytes"] > 100000, f"subflow on {s['interface']} carried data ({s['tx_bytes']} bytes sent)")
+    need(s["min_rtt_us"] > 0 and s["rtt_us"] > 0 and s["path_queued_bytes"] >= 0,
+         f"subflow on {s['interface']}: rtt {s['rtt_us']} us, min {s['min_rtt_us']} us")
 need(len(bd["bindings"]) == 1, f"one binding listed, got {len(bd['bindings'])}")
 if bd["bindings"]:
     b = bd["bindings"][0]
