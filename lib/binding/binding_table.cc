@@ -192,6 +192,8 @@ void BindingTable::forget_announcements(std::uint32_t scope) {
     for (Flow& f : b->flows) {
       f.announced = false;
       f.express_conn = 0;
+      f.sent_main = false;
+      f.sent_express = false;
     }
   }
 }

@@ -29,6 +29,10 @@ struct Flow {
   // The peer knows this flow id on the current connection. Cleared when the connection
   // is replaced, so the next datagram re-announces the pair with OPEN.
   bool announced = false;
+  // This side has put frames of the flow on the main / the express connection: its CLOSE
+  // must follow them there (ProxyBase::send_close). Two bools in what was padding.
+  bool sent_main = false;
+  bool sent_express = false;
   // The same for the session's express connection: the id of the one this side announced
   // the flow on, kKnownEverywhere for a flow the peer announced (it knows its own ids).
   std::uint32_t express_conn = 0;

@@ -383,13 +383,7 @@ void ConcentratorProxy::on_binding_removed(Binding& b, RemoveReason why) {
     }
     return;
   }
-  if (why == RemoveReason::Expired || why == RemoveReason::Evicted ||
-      why == RemoveReason::Shutdown) {
-    const auto reason = why == RemoveReason::Expired   ? wire::CloseReason::Idle
-                        : why == RemoveReason::Evicted ? wire::CloseReason::Evicted
-                                                       : wire::CloseReason::Shutdown;
-    if (s->conn->send(wire::Close{b.client, reason})) stats_.add(Counter::closes_tx);
-  }
+  send_close(s->conn.get(), express_of(*s), b, why);
 }
 
 void ConcentratorProxy::quarantine(std::unique_ptr<BindingEdge> sock) {

@@ -399,14 +399,7 @@ void CpeProxy::on_binding_removed(Binding& b, RemoveReason why) {
     deferred_.destroy_later(std::move(b.edge));
     return;
   }
-  const bool tell_peer = why == RemoveReason::Expired || why == RemoveReason::Evicted ||
-                         why == RemoveReason::Shutdown;
-  if (tell_peer && main_ && main_->open()) {
-    const auto reason = why == RemoveReason::Expired   ? wire::CloseReason::Idle
-                        : why == RemoveReason::Evicted ? wire::CloseReason::Evicted
-                                                       : wire::CloseReason::Shutdown;
-    if (main_->send(wire::Close{b.client, reason})) stats_.add(Counter::closes_tx);
-  }
+  send_close(main_.get(), express_ && express_hs_.done() ? express_.get() : nullptr, b, why);
 }
 
 void CpeProxy::write_connections(json::Writer& w) const {

@@ -174,11 +174,34 @@ bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Bin
   }
   // tunnel_tx_datagrams is counted by the connection, as the kernel takes each whole.
   if (ok) {
+    (use_express ? f.sent_express : f.sent_main) = true;
     if (use_express) stats_.add(Counter::express_tx_datagrams);
   } else {
     stats_.drop(Drop::tunnel_queue_full);
   }
   return ok;
+}
+
+void ProxyBase::send_close(Connection* main, Connection* express, const Binding& b,
+                           RemoveReason why) {
+  wire::CloseReason reason;
+  switch (why) {
+    case RemoveReason::Expired: reason = wire::CloseReason::Idle; break;
+    case RemoveReason::Evicted: reason = wire::CloseReason::Evicted; break;
+    case RemoveReason::Shutdown: reason = wire::CloseReason::Shutdown; break;
+    default: return;
+  }
+  bool on_main = false, on_express = false;
+  for (const Flow& f : b.flows) {
+    on_main = on_main || f.sent_main;
+    on_express = on_express || f.sent_express;
+  }
+  if (express == nullptr || !express->open()) on_express = false;
+  if (!on_express) on_main = true;
+  if (main == nullptr || !main->open()) on_main = false;
+  const wire::Close close{b.client, reason};
+  if (on_express && express->send(close)) stats_.add(Counter::closes_tx);
+  if (on_main && main->send(close)) stats_.add(Counter::closes_tx);
 }
 
 bool ProxyBase::count_rx_datagram(const wire::Frame& f) {

@@ -69,6 +69,13 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   // null, is its express connection, which light flows take (see Flow::meter).
   bool tunnel_datagram(Connection& main, Connection* express, const Binding& b, Flow& f,
                        std::span<const std::uint8_t> payload);
+  // Tells the peer that multiplexed binding `b` is gone (expired, evicted, shutdown; other
+  // removals the peer knows of already): a CLOSE on each connection that carried the
+  // binding's frames, behind them, or on `main` when none did. One CLOSE on main alone
+  // could overtake frames still queued on the express connection (an OPEN there would
+  // bring the binding back at the peer) and lets the peer see a new binding's OPEN on
+  // express before the CLOSE of the binding evicted for it.
+  void send_close(Connection* main, Connection* express, const Binding& b, RemoveReason why);
   ConnectionContext conn_ctx() { return {loop_, deferred_, flusher_, stats_}; }
   // True when `in_use` descriptors (what this proxy holds per binding) leave no room in
   // the budget for another binding: then the new binding is refused, counted (when

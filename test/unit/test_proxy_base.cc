@@ -26,6 +26,7 @@ struct TestProxy final : ProxyBase {
   using ProxyBase::ProxyBase;
   using ProxyBase::conn_ctx;
   using ProxyBase::table_;
+  using ProxyBase::send_close;
   using ProxyBase::tunnel_datagram;
   // The table's observer is this class: empty the table while it still exists.
   ~TestProxy() override { table_.remove_scope(0, RemoveReason::Shutdown); }
@@ -53,7 +54,7 @@ struct Pipe {
     conn.reset();
     ::close(peer);
   }
-  // (type, flow id) of each frame that arrived since the last call.
+  // (type, flow id) of each frame that arrived since the last call (CLOSE: id 0).
   std::vector<std::pair<wire::Type, std::uint32_t>> frames() {
     std::uint8_t buf[65536];
     for (ssize_t n; (n = ::recv(peer, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
@@ -65,6 +66,7 @@ struct Pipe {
       if (d.status != wire::DecodeStatus::Ok) break;
       if (const auto* o = std::get_if<wire::Open>(&d.frame)) out.emplace_back(wire::Type::Open, o->flow_id);
       if (const auto* x = std::get_if<wire::Data>(&d.frame)) out.emplace_back(wire::Type::Data, x->flow_id);
+      if (std::holds_alternative<wire::Close>(d.frame)) out.emplace_back(wire::Type::Close, 0);
       at += d.consumed;
     }
     got.erase(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(at));
@@ -81,17 +83,25 @@ std::string show(const F& f) {
 }
 constexpr auto kOpen = wire::Type::Open;
 constexpr auto kData = wire::Type::Data;
+constexpr auto kClose = wire::Type::Close;
 
-}  // namespace
-
-TEST_CASE("light flows ride the express connection, announced there first", "[express]") {
+// A proxy with a main and an express connection, each over a socketpair.
+struct Fixture {
   LoopOwner lo;
   Config cfg;
   Stats stats;
-  TestProxy p(lo.loop, cfg, stats);
+  TestProxy p{lo.loop, cfg, stats};
   NullHandler h;
-  Pipe main(p, h), express(p, h);
-  auto run = [&] { for (int i = 0; i < 4; ++i) ev_run(lo.loop, EVRUN_NOWAIT); };
+  Pipe main{p, h}, express{p, h};
+  void run() {
+    for (int i = 0; i < 4; ++i) ev_run(lo.loop, EVRUN_NOWAIT);
+  }
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "light flows ride the express connection, announced there first",
+                 "[express]") {
   Binding* b = p.table_.create(0, *Endpoint::parse("198.18.0.2:4000"));
   REQUIRE(b != nullptr);
   // Flows live in a vector in the binding: look them up again after adding one.
@@ -142,4 +152,50 @@ TEST_CASE("light flows ride the express connection, announced there first", "[ex
   REQUIRE(p.tunnel_datagram(*main.conn, again.conn.get(), *b, flow(kTheirs), small));
   run();
   CHECK(again.frames() == F{{kOpen, 1}, {kData, kTheirs}});
+}
+
+TEST_CASE_METHOD(Fixture,
+                 "CLOSE follows the binding's frames on every connection that carried them",
+                 "[express]") {
+  const std::vector<std::uint8_t> small(160, 1), big(1200, 2);
+  auto binding = [&](const char* client, std::uint32_t id) {
+    Binding* b = p.table_.create(0, *Endpoint::parse(client));
+    REQUIRE(b != nullptr);
+    REQUIRE(p.table_.add_flow(*b, *Endpoint::parse("198.18.4.2:5060"), id) != nullptr);
+    return b;
+  };
+
+  // A light flow's frames all went express: its CLOSE goes there, behind them, so a new
+  // binding's OPEN queued after it on express cannot overtake it.
+  Binding* call = binding("198.18.0.2:4000", 1);
+  REQUIRE(p.tunnel_datagram(*main.conn, express.conn.get(), *call, *call->find_flow_id(1), small));
+  p.send_close(main.conn.get(), express.conn.get(), *call, RemoveReason::Evicted);
+  run();
+  CHECK(express.frames() == F{{kOpen, 1}, {kClose, 0}});
+  CHECK(main.frames().empty());
+
+  // A flow that used both connections: a CLOSE on each.
+  Binding* bulk = binding("198.18.0.2:4001", 2);
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(p.tunnel_datagram(*main.conn, express.conn.get(), *bulk, *bulk->find_flow_id(2), big));
+  p.send_close(main.conn.get(), express.conn.get(), *bulk, RemoveReason::Expired);
+  run();
+  const F ex = express.frames(), mn = main.frames();
+  INFO("express: " << show(ex) << " main: " << show(mn));
+  REQUIRE(!ex.empty());
+  REQUIRE(!mn.empty());
+  CHECK(ex.back() == std::pair{kClose, 0u});
+  CHECK(mn.back() == std::pair{kClose, 0u});
+
+  // Nothing sent yet, or no express connection (any more): on main. Removals the peer
+  // caused or knows of already: no CLOSE at all.
+  Binding* quiet = binding("198.18.0.2:4002", 3);
+  p.send_close(main.conn.get(), express.conn.get(), *quiet, RemoveReason::Shutdown);
+  p.send_close(main.conn.get(), nullptr, *call, RemoveReason::Evicted);
+  p.send_close(main.conn.get(), express.conn.get(), *call, RemoveReason::PeerClosed);
+  p.send_close(main.conn.get(), express.conn.get(), *call, RemoveReason::SessionLost);
+  run();
+  CHECK(main.frames() == F{{kClose, 0}, {kClose, 0}});
+  CHECK(express.frames().empty());
+  CHECK(stats.get(Counter::closes_tx) == 5);
 }
