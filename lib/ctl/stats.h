@@ -12,12 +12,14 @@
 #define MPUDP_COUNTERS(X)                                                                   \
   X(lan_rx_datagrams, "datagrams received from LAN clients")                                \
   X(lan_rx_bytes, "payload bytes received from LAN clients")                                \
+  X(lan_rx_overflows, "datagrams from LAN clients the kernel dropped, intercept socket's receive buffer full (told by the socket's next datagram)") \
   X(lan_tx_datagrams, "datagrams sent to LAN clients")                                      \
   X(lan_tx_bytes, "payload bytes sent to LAN clients")                                      \
   X(wan_tx_datagrams, "datagrams sent to remote servers")                                   \
   X(wan_tx_bytes, "payload bytes sent to remote servers")                                   \
   X(wan_rx_datagrams, "datagrams received from remote servers")                             \
   X(wan_rx_bytes, "payload bytes received from remote servers")                             \
+  X(wan_rx_overflows, "datagrams from remote servers the kernel dropped, relay socket's receive buffer full (told by the socket's next datagram)") \
   X(tunnel_tx_datagrams, "datagrams written whole to tunnel connections (OPEN with payload, DATA)") \
   X(tunnel_rx_datagrams, "datagrams read from tunnel connections (OPEN with payload, DATA)")   \
   X(tunnel_tx_frames, "frames written to tunnel connections")                               \

@@ -44,6 +44,7 @@ class TproxySocket {
   RecvBatch& batch_;
   LanSink& sink_;
   Stats& stats_;
+  OverflowCount overflow_;
   IoWatcher io_;
 };
 

@@ -1,6 +1,9 @@
 #include "io/recv_batch.h"
 
 #include <cerrno>
+#include <cstring>
+
+#include "io/socket.h"
 
 namespace mpudp {
 
@@ -29,5 +32,22 @@ int RecvBatch::receive(int fd, bool want_control) {
     return -1;
   }
 }
+
+std::optional<std::uint32_t> RecvBatch::kernel_drops(std::size_t i) const {
+  const msghdr& h = msgs_[i].msg_hdr;
+  if (h.msg_control == nullptr) return std::nullopt;
+  for (const cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr;
+       c = CMSG_NXTHDR(const_cast<msghdr*>(&h), const_cast<cmsghdr*>(c))) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
+        c->cmsg_len >= CMSG_LEN(sizeof(std::uint32_t))) {
+      std::uint32_t v;
+      std::memcpy(&v, CMSG_DATA(c), sizeof v);
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+int OverflowCount::enable(int fd) { return set_int_opt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1); }
 
 }  // namespace mpudp

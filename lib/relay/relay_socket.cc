@@ -29,6 +29,8 @@ std::unique_ptr<RelaySocket> RelaySocket::open(Loop* loop, Family family, Bindin
   // buffer (212 KiB, ~90 full-size datagrams, 9 ms at 100 Mbit/s) the kernel dropped ~1 %
   // of a bulk flow's replies here (UdpRcvbufErrors), uncounted by us.
   set_burst_rcvbuf(fd.get(), kRcvbuf);
+  // What still overflows it is counted (wan_rx_overflows).
+  OverflowCount::enable(fd.get());
   Endpoint any;
   any.family = family;
   if (int e = bind_to(fd.get(), any)) {
@@ -72,12 +74,13 @@ void RelaySocket::send_to(const Endpoint& remote, std::span<const std::uint8_t> 
 
 void RelaySocket::on_readable() {
   for (int round = 0; round < kMaxBatchesPerWakeup; ++round) {
-    const int n = batch_.receive(fd_.get(), false);
+    const int n = batch_.receive(fd_.get(), true);  // control data: SO_RXQ_OVFL
     if (n < 0) {
       // ICMP errors (port unreachable) surface here; the binding lives on.
       LOG_DEBUG("relay recv for %s: %s", owner_.client.str().c_str(), errno_str(errno).c_str());
       return;
     }
+    stats_.add(Counter::wan_rx_overflows, overflow_.update(batch_, n));
     for (int i = 0; i < n; ++i) {
       const auto idx = static_cast<std::size_t>(i);
       const auto payload = batch_.payload(idx);

@@ -52,6 +52,7 @@ class RelaySocket final : public BindingEdge {
   SendBatch& sends_;
   RemoteSink& sink_;
   Stats& stats_;
+  OverflowCount overflow_;
   IoWatcher io_;
 };
 

@@ -1,8 +1,10 @@
 // The send batch: sendmmsg per socket, order per socket, outcome per datagram. The
-// acceptor: connections taken, and a pause instead of a busy loop when descriptors run out.
+// receive batch: what the kernel dropped before we read is counted. The acceptor:
+// connections taken, and a pause instead of a busy loop when descriptors run out.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
@@ -13,6 +15,7 @@
 #include "io/acceptor.h"
 #include "io/fd.h"
 #include "io/loop.h"
+#include "io/recv_batch.h"
 #include "io/send_batch.h"
 #include "io/socket.h"
 #include "net/endpoint.h"
@@ -162,6 +165,60 @@ struct LoopOwner {
 };
 
 }  // namespace
+
+TEST_CASE("datagrams the kernel dropped at a full socket are counted, none twice", "[io][recv]") {
+  Udp rx, tx;
+  REQUIRE(OverflowCount::enable(rx.fd.get()) == 0);
+  REQUIRE(set_int_opt(rx.fd.get(), SOL_SOCKET, SO_RCVBUF, 1) == 0);  // the kernel's minimum
+  sockaddr_storage to{};
+  const socklen_t to_len = rx.addr.to_sockaddr(to);
+  const std::string d(1000, 'x');
+  auto send = [&](int count) {
+    for (int i = 0; i < count; ++i)
+      REQUIRE(::sendto(tx.fd.get(), d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                       to_len) == static_cast<ssize_t>(d.size()));
+  };
+  // What the kernel itself says it dropped at the socket.
+  auto kernel_drops = [&] {
+    std::uint32_t mem[SK_MEMINFO_VARS]{};
+    socklen_t len = sizeof mem;
+    REQUIRE(::getsockopt(rx.fd.get(), SOL_SOCKET, SO_MEMINFO, mem, &len) == 0);
+    return mem[SK_MEMINFO_DROPS];
+  };
+  RecvBatch batch;
+  OverflowCount count;
+  std::uint64_t read = 0, counted = 0;
+  auto drain = [&] {
+    for (int n; (n = batch.receive(rx.fd.get(), true)) > 0;) {
+      read += static_cast<std::uint64_t>(n);
+      counted += count.update(batch, n);
+    }
+  };
+
+  send(200);
+  const std::uint32_t dropped = kernel_drops();
+  REQUIRE(dropped > 0);
+  drain();
+  // Drops after the last datagram queued are told by the next one.
+  send(1);
+  drain();
+  CHECK(read + dropped == 201);
+  CHECK(counted == dropped);
+
+  // A second round: only the new drops, and nothing without any.
+  send(200);
+  drain();
+  send(1);
+  drain();
+  CHECK(read + kernel_drops() == 402);
+  CHECK(counted == kernel_drops());
+  const std::uint64_t before = counted;
+  send(1);
+  drain();
+  CHECK(counted == before);
+  // Without control data nothing is told (and nothing is double counted later).
+  CHECK(count.update(batch, 0) == 0);
+}
 
 TEST_CASE("the acceptor hands over every pending connection", "[io][acceptor]") {
   LoopOwner lo;
