@@ -18,7 +18,8 @@ fail=0
 "$CTL" -s "$TB_DIR/cpe.sock" status --json >"$TB_DIR/before.json" || exit 1
 drops0=$(tb_nstat cpe UdpRcvbufErrors)
 kill -STOP "${TB_PIDS[cpe]}"
-# 8000 datagrams of 1200 B, ~18 MiB of kernel buffer: about a quarter fits.
+# 8000 datagrams of 1200 B (fewer when the sender falls behind its pace), ~18 MiB of
+# kernel buffer: under half fits.
 tb_cli "$MPUDP_BUILD/tools/udpload" --json --size 1200 --rate 20000 --duration 0.4 \
   --timeout 3000 198.18.4.2:7 >"$TB_DIR/load.json" 2>"$TB_DIR/load.err" &
 load=$!
@@ -35,7 +36,7 @@ tb_check "$TB_DIR/load.json" "$TB_DIR/before.json" "$TB_DIR/after.json" "$TB_DIR
 def delta(key):
     return counter("after", key) - counter("before", key)
 sent, drops = d["load"]["sent"], d["kernel"]["drops"]
-need(sent == 8000, f"the client sent {sent} datagrams")
+need(sent > 6000, f"the client sent {sent} datagrams (8000 offered)")
 need(drops > 0, f"the kernel dropped {drops} at the intercept socket")
 need(delta("lan_rx_overflows") == drops,
      f"the CPE counted {delta('lan_rx_overflows')} lan_rx_overflows, the kernel dropped {drops}")
