@@ -104,6 +104,7 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
   w.key("queued_bytes").value(static_cast<std::uint64_t>(c.queued_bytes()));
   w.key("express_bytes").value(static_cast<std::uint64_t>(c.express_bytes()));
   w.key("queued_datagrams").value(c.queued_datagrams());
+  w.key("buffer_bytes").value(static_cast<std::uint64_t>(c.buffer_bytes()));
   w.key("send_limit_bytes").value(static_cast<std::uint64_t>(c.send_limit()));
   w.key("send_rate_bps").value(static_cast<std::uint64_t>(c.send_rate() * 8));
   w.key("subflows").begin_array();

@@ -209,7 +209,8 @@ Connection::Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer
         ctx_.stats.add(Counter::handshake_timeouts);
         fail(kHandshakeTimeoutReason);
       }),
-      retry_timer_(ctx.loop, [this] { ctx_.flusher.schedule(this); }) {
+      retry_timer_(ctx.loop, [this] { ctx_.flusher.schedule(this); }),
+      trim_timer_(ctx.loop, [this] { on_trim_timer(); }) {
   set_options(opts);
   last_rx_ = ev_now(ctx_.loop);
   update_watch();
@@ -271,12 +272,31 @@ std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom, QueueMark
     if (sparse && express_open_ && !held_ && stream_head_ >= express_from_) {
       if (std::uint8_t* p = room_in(ex_, ex_head_, ex_tail_, n, kExpressBytes)) {
         reserved_express_ = true;
+        arm_trim();
         return p;
       }
     }
   }
   const std::size_t cap = std::max(opts_.queue_bytes, wire::kMaxFrame) + headroom;
-  return room_in(out_, out_head_, out_tail_, n, cap);
+  std::uint8_t* p = room_in(out_, out_head_, out_tail_, n, cap);
+  arm_trim();
+  return p;
+}
+
+void Connection::on_trim_timer() {
+  // Only an empty buffer is given back: one in use keeps its memory until a later look.
+  auto trim = [](std::vector<std::uint8_t>& buf, bool empty) {
+    if (empty && buf.capacity() > kKeepBytes) std::vector<std::uint8_t>().swap(buf);
+  };
+  if (out_head_ == out_tail_) out_head_ = out_tail_ = 0;
+  if (ex_head_ == ex_tail_) ex_head_ = ex_tail_ = 0;
+  trim(out_, out_tail_ == 0);
+  trim(ex_, ex_tail_ == 0);
+  if (in_len_ == 0 && in_.capacity() > kKeepBytes) {
+    std::vector<std::uint8_t>().swap(in_);
+    read_chunk_ = kFirstReadChunk;
+  }
+  arm_trim();
 }
 
 void Connection::commit(std::size_t n, QueueMark* mark) {
@@ -561,7 +581,10 @@ void Connection::read_frames() {
     // Room for a whole pending frame, so a 64 KiB datagram never deadlocks the reader.
     std::size_t want = in_len_ + read_chunk_;
     if (in_len_ >= wire::kHeaderSize) want = std::max(want, wire::frame_size(in_.data()));
-    if (in_.size() < want) in_.resize(std::min(kMaxInBuffer, std::max(want, in_.size() * 2)));
+    if (in_.size() < want) {
+      in_.resize(std::min(kMaxInBuffer, std::max(want, in_.size() * 2)));
+      arm_trim();
+    }
     const std::size_t space = in_.size() - in_len_;
     ssize_t n = ::recv(fd_.get(), in_.data() + in_len_, space, MSG_DONTWAIT);
     if (n == 0) {
@@ -650,6 +673,7 @@ void Connection::shut() {
   keepalive_timer_.stop();
   handshake_timer_.stop();
   retry_timer_.stop();
+  trim_timer_.stop();
   ctx_.flusher.cancel(this);
   fd_.reset();
   state_ = State::Closed;

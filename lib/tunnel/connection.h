@@ -88,6 +88,11 @@ struct ConnectionOptions {
   // Marks of an express connection's packets (make_express): SO_PRIORITY and DSCP.
   int express_priority = 6;
   int express_dscp = 0;
+  // A queue buffer a burst grew past kKeepBytes is given back when found empty this
+  // long after it grew (and looked at again after as long while it is in use), so that a
+  // concentrator holding many long-lived sessions does not keep every one's largest
+  // burst for good.
+  Duration trim_after = std::chrono::seconds(10);
 };
 
 struct ConnectionContext {
@@ -156,6 +161,8 @@ class Connection {
   std::size_t express_bytes() const { return ex_tail_ - ex_head_; }
   // Datagrams (DATA, OPEN with payload) queued here and not yet whole in the kernel.
   std::uint64_t queued_datagrams() const;
+  // User-space memory the connection's buffers hold (read buffer, backlog, express queue).
+  std::size_t buffer_bytes() const { return in_.capacity() + out_.capacity() + ex_.capacity(); }
   // The express queue is past half full: new flows are turned away so that the sparse
   // flows already running keep the rest ("at a cap, new work is refused, old work
   // continues"). A full backlog alone does not turn new flows away: it is the bulk
@@ -166,6 +173,8 @@ class Connection {
   double send_rate() const { return limit_ ? limit_->rate() : 0; }
 
   static constexpr std::size_t kExpressBytes = 32 * 1024;
+  // Each buffer keeps up to this much between bursts (see ConnectionOptions::trim_after).
+  static constexpr std::size_t kKeepBytes = 16 * 1024;
   // What one flow may have waiting in the express queue beyond its first frame: ~10
   // datagrams (200 ms) of a G.711 call, one of a full-size bulk datagram.
   static constexpr std::uint32_t kExpressRunBytes = 2048;
@@ -199,6 +208,13 @@ class Connection {
   void on_connect_done();
   void read_frames();
   void on_keepalive_timer();
+  // Starts the trim timer when a buffer has grown past kKeepBytes.
+  void arm_trim() {
+    if (!trim_timer_.active() &&
+        (out_.size() > kKeepBytes || ex_.size() > kKeepBytes || in_.size() > kKeepBytes))
+      trim_timer_.start(std::chrono::duration<double>(opts_.trim_after).count());
+  }
+  void on_trim_timer();
   void check_fallback();
   void fail(std::string_view reason);
   void shut();
@@ -219,6 +235,7 @@ class Connection {
   // Wakes flush() while the send limit, not the socket, holds bytes back: the socket
   // stays writable then, so EV_WRITE would spin.
   Timer retry_timer_;
+  Timer trim_timer_;  // gives grown buffers back (ConnectionOptions::trim_after)
   std::unique_ptr<SendLimit> limit_;  // null: target_delay 0, or the kernel cannot tell
   std::uint64_t written_ = 0;         // bytes ever handed to the kernel
   std::uint64_t written_seen_ = 0;    // written_ at the last look at the kernel
@@ -236,7 +253,8 @@ class Connection {
 
   std::vector<std::uint8_t> in_;
   std::size_t in_len_ = 0;
-  std::size_t read_chunk_ = 2 * 1024;  // grows while reads fill the buffer (see kReadChunk)
+  static constexpr std::size_t kFirstReadChunk = 2 * 1024;
+  std::size_t read_chunk_ = kFirstReadChunk;  // grows while reads fill the buffer (up to kReadChunk)
   std::vector<std::uint8_t> out_;  // the backlog
   std::size_t out_head_ = 0;
   std::size_t out_tail_ = 0;

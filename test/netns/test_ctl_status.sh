@@ -46,6 +46,8 @@ need(c["lan_rx_datagrams"] >= c["lan_tx_datagrams"] + 0, "no more replies than r
 conns = [c for c in st["connections"] if not c["express_connection"]]
 need(len(conns) == 1 and conns[0]["mptcp"], "one main MPTCP tunnel connection")
 need(len(st["connections"]) - len(conns) <= 1, "at most one express connection beside it")
+for x in st["connections"]:
+    need(0 < x["buffer_bytes"] < 1 << 20, f"connection {x['id']}: buffer_bytes {x['buffer_bytes']}")
 sfs = conns[0]["subflows"] if conns else []
 ifs = sorted(s["interface"] for s in sfs)
 need(ifs == ["up0", "up1"], f"subflows on up0 and up1, got {ifs}")

@@ -52,13 +52,13 @@ struct Rig {
   int peer = -1;
   std::unique_ptr<Connection> conn;
   // `sndbuf`: a small send buffer makes the socket push back, as a loaded tunnel does.
-  explicit Rig(int sndbuf = 0) {
+  explicit Rig(int sndbuf = 0, const ConnectionOptions& opts = {}) {
     int sv[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
     if (sndbuf > 0) REQUIRE(::setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == 0);
     peer = sv[1];
-    conn = Connection::adopt({loop, deferred, flusher, stats}, Fd(sv[0]), Endpoint{},
-                             ConnectionOptions{}, handler);
+    conn = Connection::adopt({loop, deferred, flusher, stats}, Fd(sv[0]), Endpoint{}, opts,
+                             handler);
   }
   ~Rig() {
     conn.reset();
@@ -358,4 +358,47 @@ TEST_CASE("datagrams still queued when a connection closes are counted, once",
   r.conn.reset();  // the destructor does not count them again
   CHECK(r.stats.get(Drop::shutdown) == left);
   CHECK(r.stats.get(Counter::tunnel_tx_datagrams) == sent);
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory: a burst grows the buffers; they are given back once found empty, not while in use.
+
+TEST_CASE("buffers a burst grew are given back when idle, kept while in use", "[connection][memory]") {
+  ConnectionOptions opts;
+  opts.trim_after = std::chrono::milliseconds(20);
+  Rig r(32 * 1024, opts);
+  r.conn->handshake_complete();
+  const std::size_t idle = r.conn->buffer_bytes();
+  // The peer does not read: the backlog grows to the queue bound.
+  QueueMark bulk;
+  const std::vector<std::uint8_t> big(1200, 0x5a);
+  while (r.conn->send_data(9, big, &bulk)) {}
+  r.spin();
+  const std::size_t burst = r.conn->buffer_bytes();
+  INFO("idle " << idle << " B, after the burst " << burst << " B");
+  CHECK(burst > 200 * 1024);
+  // In use for longer than trim_after: nothing is taken away under it.
+  ::usleep(30 * 1000);
+  r.spin();
+  CHECK(r.conn->buffer_bytes() >= burst);
+  CHECK(r.conn->queued_bytes() > 0);
+  // Drained: given back at the next look.
+  for (int i = 0; i < 200 && r.conn->queued_bytes() > 0; ++i) {
+    drain(r.peer);
+    r.spin();
+  }
+  REQUIRE(r.conn->queued_bytes() == 0);
+  drain(r.peer);  // the rest of the burst: the stream is at a frame boundary again
+  ::usleep(30 * 1000);
+  r.spin();
+  ::usleep(30 * 1000);
+  r.spin();
+  CHECK(r.conn->buffer_bytes() <= 3 * Connection::kKeepBytes);
+  // And it still works: the next frame arrives whole.
+  REQUIRE(r.conn->send_data(9, big, &bulk));
+  r.spin();
+  auto got = drain(r.peer);
+  const auto d = wire::decode(got);
+  REQUIRE(d.status == wire::DecodeStatus::Ok);
+  CHECK(std::get<wire::Data>(d.frame).payload.size() == big.size());
 }
