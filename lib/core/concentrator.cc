@@ -429,8 +429,8 @@ void ConcentratorProxy::reap_sessions() {
   }
 }
 
-void ConcentratorProxy::write_connections(json::Writer& w) const {
-  for (const auto& [scope, s] : sessions_) write_connection(w, *s->conn);
+void ConcentratorProxy::for_each_connection(const std::function<void(Connection&)>& fn) const {
+  for (const auto& [scope, s] : sessions_) fn(*s->conn);
 }
 
 void ConcentratorProxy::shutdown() {

@@ -52,7 +52,7 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   void on_frames_done(Connection&) override { sends_.flush(); }
   void on_closed(Connection& c, std::string_view reason) override;
   void on_binding_removed(Binding& b, RemoveReason why) override;
-  void write_connections(json::Writer& w) const override;
+  void for_each_connection(const std::function<void(Connection&)>& fn) const override;
   void on_remote_datagram(Binding& b, const Endpoint& from,
                           std::span<const std::uint8_t> payload) override;
 

@@ -402,12 +402,12 @@ void CpeProxy::on_binding_removed(Binding& b, RemoveReason why) {
   send_close(main_.get(), express_ && express_hs_.done() ? express_.get() : nullptr, b, why);
 }
 
-void CpeProxy::write_connections(json::Writer& w) const {
-  if (main_) write_connection(w, *main_);
-  if (express_) write_connection(w, *express_);
-  table_.for_each([this, &w](const Binding& b) {
+void CpeProxy::for_each_connection(const std::function<void(Connection&)>& fn) const {
+  if (main_) fn(*main_);
+  if (express_) fn(*express_);
+  table_.for_each([&fn](const Binding& b) {
     if (const auto* edge = static_cast<const BindingConn*>(b.edge.get()); edge && edge->conn)
-      write_connection(w, *edge->conn);
+      fn(*edge->conn);
   });
 }
 

@@ -34,7 +34,7 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   void on_frames_done(Connection&) override { sends_.flush(); }
   void on_closed(Connection& c, std::string_view reason) override;
   void on_binding_removed(Binding& b, RemoveReason why) override;
-  void write_connections(json::Writer& w) const override;
+  void for_each_connection(const std::function<void(Connection&)>& fn) const override;
 
   Connection* connection_for(Binding& b);
   // Connects and queues the HELLO; with a key, also the held AUTH slot (see

@@ -46,6 +46,11 @@ void ProxyBase::reload(const Config& cfg) {
   cfg_ = cfg;
   table_.set_limits(binding_limits(cfg));
   arm_expiry();
+  // Multiplexed connections live as long as the daemon: a new queue bound, send limit,
+  // keepalive period or express marks must reach them, not only the next connection.
+  for_each_connection([this](Connection& c) {
+    c.set_options(connection_options(cfg_, c.options().keepalive_role));
+  });
 }
 
 std::string ProxyBase::status_json(double uptime_s) const {
@@ -61,7 +66,7 @@ std::string ProxyBase::status_json(double uptime_s) const {
   w.key("idle_timeout_s").value(std::chrono::duration<double>(cfg_.bindings.idle_timeout).count());
   w.end_object();
   w.key("connections").begin_array();
-  write_connections(w);
+  for_each_connection([this, &w](const Connection& c) { write_connection(w, c); });
   w.end_array();
   w.key("stats").raw(stats_.to_json());
   w.end_object();

@@ -48,8 +48,10 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   std::function<void(std::vector<SubflowInfo>&)> annotate_subflows;
 
  protected:
+  // Every tunnel connection this proxy holds, in status order: status reads them, a
+  // reload applies the new tunnel options to them.
+  virtual void for_each_connection(const std::function<void(Connection&)>& fn) const = 0;
   // One JSON object per tunnel connection, into an open array.
-  virtual void write_connections(json::Writer& w) const = 0;
   void write_connection(json::Writer& w, const Connection& c) const;
   // Sends what the batch holds (it may point at this binding's socket and counters),
   // counts the removal and logs it; subclasses call it first in on_binding_removed.

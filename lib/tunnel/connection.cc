@@ -224,7 +224,7 @@ void Connection::make_express() {
   mark(true);
 }
 
-void Connection::mark(bool with_tos) {
+void Connection::mark(bool with_tos, bool reset) {
   auto failed = [this](const char* what, int err) {
     // Unmarked packets still arrive; say it once rather than per connection.
     if (g_logged_mark_error) return;
@@ -232,7 +232,7 @@ void Connection::mark(bool with_tos) {
     LOG_WARN("express connection to %s: cannot set %s: %s; its packets go unmarked",
              peer_.str().c_str(), what, errno_str(err).c_str());
   };
-  if (with_tos && opts_.express_dscp != 0) {
+  if (with_tos && (opts_.express_dscp != 0 || reset)) {
     // IP_TOS also covers an IPv6 socket's IPv4-mapped peer. The kernel keeps the ECN bits.
     const int tos = opts_.express_dscp << 2;
     int err = peer_.is_v4() ? set_int_opt(fd_.get(), IPPROTO_IP, IP_TOS, tos)
@@ -243,14 +243,17 @@ void Connection::mark(bool with_tos) {
   // the same to a subflow that joins later (it copies the priority, then the TOS), so
   // with both set the keepalive timer sets the priority again (mark(false)): a join gets
   // its priority back within one keepalive period.
-  if (opts_.express_priority != 0)
+  if (opts_.express_priority != 0 || reset)
     if (int err = set_int_opt(fd_.get(), SOL_SOCKET, SO_PRIORITY, opts_.express_priority))
       failed("SO_PRIORITY", err);
 }
 
 void Connection::set_options(const ConnectionOptions& opts) {
   const bool same_target = limit_ && opts.target_delay == opts_.target_delay;
+  const bool remark = express && fd_ && (opts.express_priority != opts_.express_priority ||
+                                         opts.express_dscp != opts_.express_dscp);
   opts_ = opts;
+  if (remark) mark(true, true);
   if (same_target) return;
   limit_.reset();
   if (opts_.target_delay > Duration::zero()) {

@@ -178,7 +178,10 @@ class Connection {
   // What one flow may have waiting in the express queue beyond its first frame: ~10
   // datagrams (200 ms) of a G.711 call, one of a full-size bulk datagram.
   static constexpr std::uint32_t kExpressRunBytes = 2048;
+  // Options for a live connection (reload): the queue bound and send limit apply at once,
+  // the keepalive period from the next tick, an express connection's marks at once.
   void set_options(const ConnectionOptions& opts);
+  const ConnectionOptions& options() const { return opts_; }
 
   // Owner's context pointer (the session, the binding).
   void* owner = nullptr;
@@ -273,7 +276,9 @@ class Connection {
   std::uint64_t express_from_ = 0;  // backlog position that must have left first
   bool kernel_full_ = false;        // the socket refused bytes: wait for EV_WRITE
 
-  void mark(bool with_tos);  // the express marks: SO_PRIORITY, and the DSCP if `with_tos`
+  // The express marks: SO_PRIORITY, and the DSCP if `with_tos`; a zero (unset) value is
+  // written only when `reset` (a reload took a mark away).
+  void mark(bool with_tos, bool reset = false);
 
   friend class Flusher;
 };

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SIGHUP re-reads the configuration: a shorter idle timeout applies to the bindings that
-# exist (none is dropped by the reload itself; they expire later by the new timeout), and
-# a broken file is refused with its error while the running configuration stays.
+# exist (none is dropped by the reload itself; they expire later by the new timeout), new
+# tunnel options to the connections that exist (target_delay 0: no send limit), and a
+# broken file is refused with its error while the running configuration stays.
 set -u
 source "$(dirname "$0")/lib.sh"
 tb_require_root_and_tools
@@ -16,17 +17,34 @@ fail=0
 bindings() { "$CTL" -s "$TB_DIR/$1.sock" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["bindings"]["count"])'; }
 idle_s() { "$CTL" -s "$TB_DIR/$1.sock" status --json | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["bindings"]["idle_timeout_s"]))'; }
 
+# The tunnel connections and their send limits before the reload.
+conns() {
+  "$CTL" -s "$TB_DIR/$1.sock" status --json |
+    python3 -c 'import json,sys; print(" ".join(str(c["id"]) + ":" + str(c["send_limit_bytes"]) for c in json.load(sys.stdin)["connections"]))'
+}
+two() { [[ $(conns cpe | wc -w) == 2 && $(conns conc | wc -w) == 2 ]]; }  # main + express
+tb_poll 5 two || { echo "FAIL: connections: cpe $(conns cpe), conc $(conns conc)"; fail=1; }
+conns_cpe=$(conns cpe) conns_conc=$(conns conc)
+echo "before: cpe $conns_cpe, conc $conns_conc"
+[[ $conns_cpe =~ :[1-9] && $conns_conc =~ :[1-9] ]] || { echo "FAIL: no send limit before the reload"; fail=1; }
+
 tb_cli "$TB_PROBE" --sizes 64 --ports 5 198.18.4.2:7 >/dev/null || { echo "FAIL: probe"; fail=1; }
 [[ $(bindings cpe) == 5 ]] || { echo "FAIL: 5 bindings expected before reload, got $(bindings cpe)"; fail=1; }
 
-# Shorter timeout, by SIGHUP on the CPE and by mpudpctl reload on the concentrator.
+# Shorter timeout and no send limit, by SIGHUP on the CPE and by mpudpctl reload on the
+# concentrator.
 sed -i 's/idle_timeout: 300s/idle_timeout: 3s/' "$TB_DIR/cpe.yaml" "$TB_DIR/conc.yaml"
+printf 'tunnel:\n  target_delay: 0ms\n' | tee -a "$TB_DIR/cpe.yaml" >>"$TB_DIR/conc.yaml"
 kill -HUP "${TB_PIDS[cpe]}"
 tb_wait_log cpe 'configuration reloaded' 5 || { echo "FAIL: CPE did not log the reload"; fail=1; }
 "$CTL" -s "$TB_DIR/conc.sock" reload >/dev/null || { echo "FAIL: mpudpctl reload"; fail=1; }
 [[ $(idle_s cpe) == 3 && $(idle_s conc) == 3 ]] || { echo "FAIL: new idle timeout not in effect"; fail=1; }
 [[ $(bindings cpe) == 5 && $(bindings conc) == 5 ]] ||
   { echo "FAIL: the reload dropped bindings (cpe $(bindings cpe), conc $(bindings conc))"; fail=1; }
+# The same connections, now without a limit.
+expect_cpe=$(sed -E 's/:[0-9]+/:0/g' <<<"$conns_cpe") expect_conc=$(sed -E 's/:[0-9]+/:0/g' <<<"$conns_conc")
+[[ $(conns cpe) == "$expect_cpe" && $(conns conc) == "$expect_conc" ]] ||
+  { echo "FAIL: tunnel options not applied to the live connections: cpe $(conns cpe), conc $(conns conc)"; fail=1; }
 zero() { [[ $(bindings cpe) == 0 && $(bindings conc) == 0 ]]; }
 tb_poll 6 zero || { echo "FAIL: bindings did not expire by the new 3 s timeout"; fail=1; }
 

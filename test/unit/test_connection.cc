@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 
 #include "io/fd.h"
 #include "io/loop.h"
+#include "io/socket.h"
 #include "tunnel/connection.h"
 #include "wire/frame.h"
 
@@ -401,4 +403,55 @@ TEST_CASE("buffers a burst grew are given back when idle, kept while in use", "[
   const auto d = wire::decode(got);
   REQUIRE(d.status == wire::DecodeStatus::Ok);
   CHECK(std::get<wire::Data>(d.frame).payload.size() == big.size());
+}
+
+// ---------------------------------------------------------------------------------------
+// Marks: an express connection's SO_PRIORITY and DSCP follow new options (a reload),
+// including back to unmarked.
+
+TEST_CASE("a reload re-marks an express connection, and can unmark it", "[connection][express]") {
+  LoopOwner owner;
+  Deferred deferred{owner.loop};
+  Flusher flusher{deferred};
+  Stats stats;
+  NullHandler handler;
+  // A TCP connection over loopback: IP_TOS means nothing to a Unix socket.
+  // Blocking sockets, so connect and accept complete here.
+  Fd listener(::socket(AF_INET, SOCK_STREAM, 0));
+  REQUIRE(listener);
+  REQUIRE(bind_to(listener.get(), *Endpoint::parse("127.0.0.1:0")) == 0);
+  REQUIRE(::listen(listener.get(), 1) == 0);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  REQUIRE(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0);
+  const Endpoint at = *Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  Fd fd(::socket(AF_INET, SOCK_STREAM, 0));
+  REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0);
+  Fd accepted(::accept(listener.get(), nullptr, nullptr));
+  REQUIRE(accepted);
+  auto opt = [&](int level, int name) {
+    int v = -1;
+    socklen_t l = sizeof v;
+    REQUIRE(::getsockopt(fd.get(), level, name, &v, &l) == 0);
+    return v;
+  };
+  const int raw = fd.get();
+  ConnectionOptions o;  // priority 6, no DSCP
+  auto c = Connection::adopt({owner.loop, deferred, flusher, stats}, std::move(fd), at, o, handler);
+  fd = Fd(::dup(raw));  // a second descriptor of the same socket, to read its options
+  c->make_express();
+  CHECK(opt(SOL_SOCKET, SO_PRIORITY) == 6);
+  CHECK(opt(IPPROTO_IP, IP_TOS) == 0);
+
+  o.express_dscp = 46;  // EF
+  o.express_priority = 0;
+  c->set_options(o);
+  CHECK(opt(IPPROTO_IP, IP_TOS) == 46 << 2);
+  CHECK(opt(SOL_SOCKET, SO_PRIORITY) == 0);
+
+  o.express_dscp = 0;
+  o.express_priority = 5;
+  c->set_options(o);
+  CHECK(opt(IPPROTO_IP, IP_TOS) == 0);
+  CHECK(opt(SOL_SOCKET, SO_PRIORITY) == 5);
 }

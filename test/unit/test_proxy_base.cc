@@ -30,7 +30,10 @@ struct TestProxy final : ProxyBase {
   using ProxyBase::tunnel_datagram;
   // The table's observer is this class: empty the table while it still exists.
   ~TestProxy() override { table_.remove_scope(0, RemoveReason::Shutdown); }
-  void write_connections(json::Writer&) const override {}
+  std::vector<Connection*> conns;  // what for_each_connection shows
+  void for_each_connection(const std::function<void(Connection&)>& fn) const override {
+    for (Connection* c : conns) fn(*c);
+  }
   void on_binding_removed(Binding&, RemoveReason) override {}
 };
 
@@ -198,4 +201,34 @@ TEST_CASE_METHOD(Fixture,
   CHECK(main.frames() == F{{kClose, 0}, {kClose, 0}});
   CHECK(express.frames().empty());
   CHECK(stats.get(Counter::closes_tx) == 5);
+}
+
+TEST_CASE_METHOD(Fixture, "a reload applies the tunnel options to the live connections",
+                 "[reload]") {
+  p.conns = {main.conn.get(), express.conn.get()};
+  ConnectionOptions probe;
+  probe.keepalive_role = ConnectionOptions::Keepalive::Probe;
+  main.conn->set_options(probe);
+  Config next = cfg;
+  next.tunnel.queue_bytes = 64 * 1024;
+  next.tunnel.target_delay = std::chrono::milliseconds(0);
+  next.tunnel.keepalive = std::chrono::seconds(3);
+  p.reload(next);
+  for (Connection* c : p.conns) {
+    CHECK(c->options().queue_bytes == 64 * 1024);
+    CHECK(c->options().keepalive == std::chrono::seconds(3));
+    CHECK(c->send_limit() == 0);  // target_delay 0: no limit
+  }
+  // Each keeps its own keepalive role (the CPE's main connection probes).
+  CHECK(main.conn->options().keepalive_role == ConnectionOptions::Keepalive::Probe);
+  CHECK(express.conn->options().keepalive_role == ConnectionOptions::Keepalive::Off);
+  // The new bound holds at once: 64 KiB of datagrams, not 256.
+  Binding* b = p.table_.create(0, *Endpoint::parse("198.18.0.2:4000"));
+  REQUIRE(p.table_.add_flow(*b, *Endpoint::parse("198.18.4.2:443"), 1) != nullptr);
+  const std::vector<std::uint8_t> big(1200, 2);
+  std::size_t taken = 0;
+  while (taken < 1000 && p.tunnel_datagram(*main.conn, nullptr, *b, *b->find_flow_id(1), big)) ++taken;
+  INFO(taken << " datagrams taken");
+  CHECK(taken * 1200 <= 64 * 1024);  // the loop did not run: nothing went to the kernel
+  CHECK(taken >= 50);
 }
