@@ -17,8 +17,9 @@ tb_setup || exit 1
 tb_tproxy_rules || exit 1
 tb_start_proxies multiplexed || exit 1
 
-# The server: takes N datagrams on PORT, waits for the go file, then answers them all at
-# once; one more reply when the tail file appears.
+# The server: takes N datagrams on PORT (or what came before a second of silence), writes
+# how many to the got file, waits for the go file, then answers them all at once; one more
+# reply when the tail file appears.
 cat >"$TB_DIR/burst.py" <<'PY'
 import os, socket, sys, time
 d, n, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -28,8 +29,13 @@ s.bind(("198.18.4.2", port))
 got = []
 s.settimeout(20)
 while len(got) < n:
-    got.append(s.recvfrom(65536))
-open(os.path.join(d, f"burst{port}.got"), "w").close()
+    try:
+        got.append(s.recvfrom(65536))
+    except socket.timeout:
+        break  # the sender fell short of its pace: what came is the burst
+    s.settimeout(1)
+with open(os.path.join(d, f"burst{port}.got"), "w") as f:
+    f.write(str(len(got)))
 while not os.path.exists(os.path.join(d, f"burst{port}.go")):
     time.sleep(0.01)
 for data, peer in got:
@@ -52,7 +58,7 @@ burst() {
   tb_cli "$MPUDP_BUILD/tools/udpload" --json --size 1200 --rate 4000 --duration "$(awk "BEGIN {print $n / 4000}")" \
     --timeout 8000 "198.18.4.2:$port" >"$TB_DIR/load.json" 2>"$TB_DIR/load.err" &
   local load=$! ok=0
-  tb_poll 10 test -e "$TB_DIR/burst$port.got" || { echo "FAIL: the server did not get $n datagrams"; ok=1; }
+  tb_poll 10 test -s "$TB_DIR/burst$port.got" || { echo "FAIL: the server got nothing"; ok=1; }
   local drops0
   drops0=$(tb_nstat conc UdpRcvbufErrors)
   kill -STOP "${TB_PIDS[conc]}"
@@ -69,24 +75,27 @@ burst() {
   tb_poll 5 test -e "$TB_DIR/burst$port.tailsent" || { echo "FAIL: no last reply"; ok=1; }
   sleep 0.2
   "$MPUDP_BUILD/daemon/mpudpctl" -s "$TB_DIR/conc.sock" status --json >"$TB_DIR/conc.json" || return 1
-  echo "{\"n\": $n, \"drops\": $drops, \"expect\": \"$expect\"}" >"$TB_DIR/round.json"
+  echo "{\"n\": $n, \"got\": $(cat "$TB_DIR/burst$port.got" 2>/dev/null || echo 0), \"drops\": $drops, \"expect\": \"$expect\"}" >"$TB_DIR/round.json"
   local before=$fail
   tb_check "$TB_DIR/load.json" "$TB_DIR/conc0.json" "$TB_DIR/conc.json" "$TB_DIR/round.json" <<'PY'
-r, n, drops, expect = d["load"], d["round"]["n"], d["round"]["drops"], d["round"]["expect"]
+r, n, got = d["load"], d["round"]["n"], d["round"]["got"]
+drops, expect = d["round"]["drops"], d["round"]["expect"]
 before, after = d["conc0"]["stats"], d["conc"]["stats"]
 delta = {k: after["drops"][k] - before["drops"].get(k, 0) for k in after["drops"]}
 counted = sum(delta.values())
 overflows = after["counters"]["wan_rx_overflows"] - before["counters"]["wan_rx_overflows"]
-need(r["sent"] == n, f"the client sent {r['sent']} of {n} datagrams")
+# The sender may fall a little short of its pace; the server answers what it got.
+need(got >= n * 0.95 and got <= r["sent"],
+     f"the client sent {r['sent']} of {n} datagrams, the server got {got}")
 if expect == "none":
     need(drops == 0, f"the kernel dropped {drops} replies at the concentrator's sockets")
-    need(r["echoed"] > n // 2, f"{r['echoed']} of {r['sent']} replies reached the client")
+    need(r["echoed"] > got // 2, f"{r['echoed']} of {got} replies reached the client")
 else:
     need(drops > 0, f"the kernel dropped {drops} replies at the concentrator's sockets")
-    need(r["echoed"] > 0, f"{r['echoed']} of {r['sent']} replies reached the client")
+    need(r["echoed"] > 0, f"{r['echoed']} of {got} replies reached the client")
 need(overflows == drops,
      f"the concentrator counted {overflows} wan_rx_overflows, the kernel dropped {drops}")
-need(r["echoed"] + counted + overflows == n,
+need(r["echoed"] + counted + overflows == got,
      f"every reply reached the client ({r['echoed']}), was counted as dropped by the "
      f"concentrator ({counted}: { {k: v for k, v in delta.items() if v} }) or as dropped "
      f"by the kernel ({overflows})")
