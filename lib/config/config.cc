@@ -524,7 +524,36 @@ int dscp_in(const Where& w) {
                              " is not a DSCP (0..63, or cs0..cs7, af11..af43, ef, va, le)");
 }
 
-constexpr std::array<Field, 7> kTunnelFields{{
+// A rate as tc writes it: a number of bits per second, bare or with bit, kbit, mbit or gbit
+// (decimal); returned in bytes per second.
+std::uint64_t rate_in(const Where& w, std::uint64_t lo_bits, std::uint64_t hi_bits) {
+  std::string text = scalar(w);
+  std::string_view digits = text;
+  std::uint64_t scale = 1;
+  for (const auto& [sfx, mult] : {std::pair<std::string_view, std::uint64_t>{"kbit", 1000},
+                                  {"mbit", 1000 * 1000},
+                                  {"gbit", 1000 * 1000 * 1000},
+                                  {"bit", 1}}) {
+    if (digits.size() > sfx.size() && digits.ends_with(sfx)) {
+      digits.remove_suffix(sfx.size());
+      scale = mult;
+      break;
+    }
+  }
+  auto v = parse_digits(digits);
+  if (!v)
+    reject(w.value.Mark(),
+           w.path + ": " + quoted(text) + " is not a rate (use 512kbit, 2mbit; bits per second)");
+  const bool too_big = *v > hi_bits / scale;
+  const std::uint64_t bits = too_big ? 0 : *v * scale;
+  if (too_big || bits < lo_bits || bits > hi_bits)
+    reject(w.value.Mark(), w.path + ": " + shown(text) + " is out of range (" +
+                               std::to_string(lo_bits / 1000) + "kbit.." +
+                               std::to_string(hi_bits / 1000000000) + "gbit)");
+  return bits / 8;
+}
+
+constexpr std::array<Field, 8> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
@@ -540,6 +569,10 @@ constexpr std::array<Field, 7> kTunnelFields{{
     {"limit_path_queue",
      [](const Where& w, Config& c, Seen&) { c.tunnel.limit_path_queue = boolean(w); }},
     {"express", [](const Where& w, Config& c, Seen&) { c.tunnel.express = boolean(w); }},
+    {"express_rate",
+     [](const Where& w, Config& c, Seen&) {
+       c.tunnel.express_rate = static_cast<std::uint32_t>(rate_in(w, 64000, 1000000000));
+     }},
     // 0..6 are the TC_PRIO_* classes; higher values need CAP_NET_ADMIN and mean a
     // class id to classful qdiscs, which is not what this key is for.
     {"express_priority",

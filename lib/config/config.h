@@ -124,6 +124,10 @@ struct Config {
     // datagrams never wait behind (or for the retransmissions of) bulk data in the main
     // connection's byte stream. Both sides must allow it; read at connection time.
     bool express = true;
+    // A flow within this rate (bytes/s; bursts of a quarter second of it) is light and
+    // rides the express connection: calls, games, DNS at the default of 512 kbit/s; raise
+    // it for video calls (1-3 Mbit/s) to take them off the bulk flows' queue too.
+    std::uint32_t express_rate = 64000;
     // Marks on the express connection's packets, so that a queue that tells packets
     // apart sends the light flows ahead of bulk data: the local queueing priority
     // (SO_PRIORITY: 6 is TC_PRIO_INTERACTIVE, pfifo_fast's first band) and the DSCP

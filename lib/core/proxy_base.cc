@@ -144,7 +144,7 @@ bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Bin
   // connection comes up.
   const auto now_ms = static_cast<std::uint32_t>(
       static_cast<std::uint64_t>(ev_now(loop_) * 1000.0) & 0xffffffffu);
-  const bool light = f.meter.light(now_ms, payload.size());
+  const bool light = f.meter.light(now_ms, payload.size(), cfg_.tunnel.express_rate);
   const bool use_express = express != nullptr && light;
   Connection& c = use_express ? *express : main;
   // Fair queueing among the flows sharing a multiplexed main connection (a per-binding

@@ -10,6 +10,8 @@
 # - Losing the express connection loses no binding: light flows go over the main
 #   connection meanwhile, and the CPE dials a new express connection.
 # - With `tunnel.express: false` on the concentrator the CPE stays on one connection.
+# - tunnel.express_rate decides what is light: a video call is at 4mbit, not at the
+#   default 512kbit (applied by a reload).
 # - Marks (tunnel.express_priority, default 6, and tunnel.express_dscp): the express
 #   connection's packets leave both ends with them, on every subflow (joins included);
 #   the main connection's packets carry neither.
@@ -172,6 +174,32 @@ need(d['plain']['echoed'] == d['plain']['sent'], f"{d['plain']['echoed']} of {d[
 need(len(d['cpe-plain']['connections']) == 1 and not conns("cpe-plain", True),
      "express not offered: the CPE holds one connection")
 need(counter("cpe-plain", "express_tx_datagrams") == 0, "nothing went express")
+PY
+tb_stop_proxies || fail=1
+
+# 5. tunnel.express_rate: a 2 Mbit/s video call is light at 4mbit (all of it express) and,
+#    after a reload to the default 512kbit, heavy (only its first burst goes express).
+TB_CPE_EXTRA=$'tunnel:\n  express_rate: 4mbit' tb_start_proxies multiplexed || exit 1
+tb_wait_log cpe "express connection up" 10 || exit 1
+video() {  # NAME: 2 Mbit/s of 1100-byte datagrams for 2 s, and the CPE's status after
+  status cpe "$1-before"
+  tb_cli "$LOAD" --json --size 1100 --mbit 2 --duration 2 --timeout 2000 198.18.4.2:7 \
+    >"$TB_DIR/$1.json" 2>/dev/null || fail=1
+  status cpe "$1-after"
+}
+video fast
+sed -i '/^  express_rate: 4mbit$/d' "$TB_DIR/cpe.yaml"
+"$CTL" -s "$TB_DIR/cpe.sock" reload >/dev/null || { echo "FAIL: reload"; fail=1; }
+video slow
+tb_check "$TB_DIR/fast.json" "$TB_DIR/fast-before.json" "$TB_DIR/fast-after.json" \
+  "$TB_DIR/slow.json" "$TB_DIR/slow-before.json" "$TB_DIR/slow-after.json" <<'PY'
+def went_express(run):
+    return counter(run + "-after", "express_tx_datagrams") - counter(run + "-before", "express_tx_datagrams")
+fast, slow = d['fast']['sent'], d['slow']['sent']
+need(fast >= 400 and went_express("fast") == fast,
+     f"express_rate 4mbit: {went_express('fast')} of the video call's {fast} datagrams went express")
+need(went_express("slow") <= 20,
+     f"after a reload to 512kbit: {went_express('slow')} of {slow} went express (its first burst)")
 PY
 tb_stop_proxies || fail=1
 ((fail)) && exit 1

@@ -85,6 +85,7 @@ tunnel:
   express: false
   express_priority: 4
   express_dscp: ef
+  express_rate: 3mbit
   limit_path_queue: true
 )");
   CHECK(c.role == ProxyRole::Cpe);
@@ -101,6 +102,7 @@ tunnel:
   CHECK_FALSE(c.tunnel.express);
   CHECK(c.tunnel.express_priority == 4);
   CHECK(c.tunnel.express_dscp == 46);
+  CHECK(c.tunnel.express_rate == 375000);
   CHECK(c.tunnel.limit_path_queue);
   CHECK(c.concentrator.listen.empty());
 }
@@ -240,6 +242,17 @@ TEST_CASE("durations", "[config]") {
   CHECK(err(cpe("tunnel:\n  express_dscp: EF\n")) ==
         "t.yaml:5:17: tunnel.express_dscp: \"EF\" is not a DSCP (0..63, or cs0..cs7, "
         "af11..af43, ef, va, le)");
+  CHECK(ok(cpe("tunnel:\n  express_rate: 512kbit\n")).tunnel.express_rate == 64000);
+  CHECK(ok(cpe("tunnel:\n  express_rate: 64000\n")).tunnel.express_rate == 8000);
+  CHECK(ok(cpe("tunnel:\n  express_rate: 1gbit\n")).tunnel.express_rate == 125000000);
+  CHECK(ok(cpe("tunnel:\n")).tunnel.express_rate == 64000);
+  CHECK(err(cpe("tunnel:\n  express_rate: 2Mbit\n")) ==
+        "t.yaml:5:17: tunnel.express_rate: \"2Mbit\" is not a rate (use 512kbit, 2mbit; bits "
+        "per second)");
+  CHECK(err(cpe("tunnel:\n  express_rate: 10kbit\n")) ==
+        "t.yaml:5:17: tunnel.express_rate: 10kbit is out of range (64kbit..1gbit)");
+  CHECK(err(cpe("tunnel:\n  express_rate: 99999999999999999999gbit\n")).find("tunnel.express_rate") !=
+        std::string::npos);
   CHECK(err(cpe("tunnel:\n  express_priority: 7\n")) ==
         "t.yaml:5:21: tunnel.express_priority: 7 is out of range (0..6)");
   CHECK(err(cpe("tunnel:\n  express: maybe\n")) ==

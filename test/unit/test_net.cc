@@ -181,30 +181,31 @@ TEST_CASE("default endpoint is invalid", "[endpoint]") {
 
 TEST_CASE("express meter: light flows stay light, bulk turns heavy and comes back", "[express]") {
   using mpudp::ExpressMeter;
+  constexpr std::uint32_t kRate = 64000;  // tunnel.express_rate's default, 512 kbit/s
   SECTION("a call at 50 pps of 172 bytes is light for a minute") {
     ExpressMeter m;
-    for (std::uint32_t t = 0; t < 60000; t += 20) REQUIRE(m.light(t, 172));
+    for (std::uint32_t t = 0; t < 60000; t += 20) REQUIRE(m.light(t, 172, kRate));
   }
   SECTION("a bulk flow is light for its first burst only") {
     ExpressMeter m;
     int light = 0;
-    for (std::uint32_t i = 0; i < 1000; ++i) light += m.light(i / 10, 1200) ? 1 : 0;  // ~9.6 MB/s
-    CHECK(light == static_cast<int>(ExpressMeter::kBurst / 1200));
+    for (std::uint32_t i = 0; i < 1000; ++i) light += m.light(i / 10, 1200, kRate) ? 1 : 0;  // ~9.6 MB/s
+    CHECK(light == static_cast<int>(ExpressMeter::burst(kRate) / 1200));
   }
   SECTION("a heavy flow is light again only once the bucket has filled") {
     ExpressMeter m;
     std::uint32_t t = 1000;
-    while (m.light(t, 1200)) {}
-    CHECK_FALSE(m.light(t + 100, 1200));  // 6.4 KB back, 1.2 KB spent: still heavy
-    CHECK_FALSE(m.light(t + 200, 100));
-    CHECK(m.light(t + 600, 100));  // > kBurst / kRate (250 ms) of credit
+    while (m.light(t, 1200, kRate)) {}
+    CHECK_FALSE(m.light(t + 100, 1200, kRate));  // 6.4 KB back, 1.2 KB spent: still heavy
+    CHECK_FALSE(m.light(t + 200, 100, kRate));
+    CHECK(m.light(t + 600, 100, kRate));  // > a quarter second of credit
   }
   SECTION("a flow just above the rate does not alternate") {
     ExpressMeter m;
     int switches = 0;
     bool last = true;
-    for (std::uint32_t t = 0; t < 10000; t += 10) {  // 70 KB/s against 64 KiB/s
-      const bool l = m.light(t, 700);
+    for (std::uint32_t t = 0; t < 10000; t += 10) {  // 70 KB/s against 64 KB/s
+      const bool l = m.light(t, 700, kRate);
       switches += l != last ? 1 : 0;
       last = l;
     }
@@ -213,7 +214,29 @@ TEST_CASE("express meter: light flows stay light, bulk turns heavy and comes bac
   SECTION("the clock may wrap") {
     ExpressMeter m;
     const std::uint32_t near = 0xffffff00u;
-    while (m.light(near, 1200)) {}
-    CHECK(m.light(near + 1000u, 100));  // wrapped past zero, a second later
+    while (m.light(near, 1200, kRate)) {}
+    CHECK(m.light(near + 1000u, 100, kRate));  // wrapped past zero, a second later
+  }
+  SECTION("a video call is heavy at the default rate, light at 3 mbit") {
+    // 2 Mbit/s in 1100-byte datagrams, 20 s.
+    ExpressMeter low, high;
+    int light_low = 0, light_high = 0;
+    for (std::uint32_t i = 0; i < 4545; ++i) {
+      const std::uint32_t t = i * 4400 / 1000;
+      light_low += low.light(t, 1100, kRate) ? 1 : 0;
+      light_high += high.light(t, 1100, 3000000 / 8) ? 1 : 0;
+    }
+    CHECK(light_low < 100);
+    CHECK(light_high == 4545);
+  }
+  SECTION("a reload to a lower rate applies to a flow at once") {
+    ExpressMeter m;
+    for (std::uint32_t t = 0; t < 2000; t += 10) REQUIRE(m.light(t, 1000, 200000));  // 100 KB/s
+    // Then 36 KB/s over the new rate: heavy once its 16 KB burst is spent (~0.45 s).
+    int light = 0;
+    bool last = true;
+    for (std::uint32_t t = 2000; t < 4000; t += 10) light += (last = m.light(t, 1000, kRate)) ? 1 : 0;
+    CHECK(light < 50);
+    CHECK_FALSE(last);
   }
 }

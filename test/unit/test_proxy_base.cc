@@ -124,7 +124,7 @@ TEST_CASE_METHOD(Fixture, "light flows ride the express connection, announced th
   run();
   const F on_express = express.frames();
   const F on_main = main.frames();
-  const std::size_t burst = ExpressMeter::kBurst / big.size();
+  const std::size_t burst = ExpressMeter::burst(cfg.tunnel.express_rate) / big.size();
   REQUIRE(on_express.size() == burst);
   CHECK(on_express.front() == std::pair{kOpen, 2u});
   REQUIRE(on_main.size() == 20 - burst);
