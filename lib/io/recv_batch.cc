@@ -36,10 +36,12 @@ int RecvBatch::receive(int fd, bool want_control) {
 std::optional<std::uint32_t> RecvBatch::kernel_drops(std::size_t i) const {
   const msghdr& h = msgs_[i].msg_hdr;
   if (h.msg_control == nullptr) return std::nullopt;
-  for (const cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr;
+  // The kernel puts the socket-level messages (sock_recv_cmsgs) before the IP ones, so
+  // the scan ends at the first other one: a datagram of a socket that never dropped
+  // (ORIGDSTADDR alone, or nothing) costs one comparison.
+  for (const cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr && c->cmsg_level == SOL_SOCKET;
        c = CMSG_NXTHDR(const_cast<msghdr*>(&h), const_cast<cmsghdr*>(c))) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
-        c->cmsg_len >= CMSG_LEN(sizeof(std::uint32_t))) {
+    if (c->cmsg_type == SO_RXQ_OVFL && c->cmsg_len >= CMSG_LEN(sizeof(std::uint32_t))) {
       std::uint32_t v;
       std::memcpy(&v, CMSG_DATA(c), sizeof v);
       return v;

@@ -78,8 +78,9 @@ std::uint64_t datagrams_in(const std::vector<std::uint8_t>& buf, std::size_t hea
 }
 
 // Makes room for `n` more bytes in a queue buffer (compacting, then growing up to `cap`).
+// `grew` is set when the buffer had to grow (the caller may want it back later).
 std::uint8_t* room_in(std::vector<std::uint8_t>& buf, std::size_t& head, std::size_t& tail,
-                      std::size_t n, std::size_t cap) {
+                      std::size_t n, std::size_t cap, bool& grew) {
   if (tail - head + n > cap) return nullptr;
   if (tail + n > buf.size()) {
     if (head > 0) {
@@ -87,8 +88,10 @@ std::uint8_t* room_in(std::vector<std::uint8_t>& buf, std::size_t& head, std::si
       tail -= head;
       head = 0;
     }
-    if (tail + n > buf.size())
+    if (tail + n > buf.size()) {
       buf.resize(std::min(cap, std::max({buf.size() * 2, tail + n, kMinQueueAlloc})));
+      grew = true;
+    }
   }
   return buf.data() + tail;
 }
@@ -273,16 +276,18 @@ std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom, QueueMark
     const bool sparse = mark->backlog_end <= stream_head_ &&
                         (mark->express_run == 0 || mark->express_run + n <= kExpressRunBytes);
     if (sparse && express_open_ && !held_ && stream_head_ >= express_from_) {
-      if (std::uint8_t* p = room_in(ex_, ex_head_, ex_tail_, n, kExpressBytes)) {
+      bool grew = false;
+      if (std::uint8_t* p = room_in(ex_, ex_head_, ex_tail_, n, kExpressBytes, grew)) {
         reserved_express_ = true;
-        arm_trim();
+        if (grew) arm_trim();
         return p;
       }
     }
   }
   const std::size_t cap = std::max(opts_.queue_bytes, wire::kMaxFrame) + headroom;
-  std::uint8_t* p = room_in(out_, out_head_, out_tail_, n, cap);
-  arm_trim();
+  bool grew = false;
+  std::uint8_t* p = room_in(out_, out_head_, out_tail_, n, cap, grew);
+  if (grew) arm_trim();
   return p;
 }
 

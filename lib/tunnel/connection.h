@@ -211,7 +211,7 @@ class Connection {
   void on_connect_done();
   void read_frames();
   void on_keepalive_timer();
-  // Starts the trim timer when a buffer has grown past kKeepBytes.
+  // Starts the trim timer when a buffer has grown past kKeepBytes (called when one grew).
   void arm_trim() {
     if (!trim_timer_.active() &&
         (out_.size() > kKeepBytes || ex_.size() > kKeepBytes || in_.size() > kKeepBytes))
