@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# 100 000 new flows in a burst from the LAN: the binding caps hold on both proxies
-# (bindings.max on the CPE, least recently used evicted; the concentrator follows through
-# CLOSE), user-space memory stays under the documented bound (docs/HARDENING.md), and a
-# flow that was running before keeps working throughout.
+# 100 000 new flows in a burst from the LAN (30 000 in a sanitized build, see below): the
+# binding caps hold on both proxies (bindings.max on the CPE, least recently used evicted;
+# the concentrator follows through CLOSE), user-space memory stays under the documented
+# bound (docs/HARDENING.md), and a flow that was running before keeps working throughout.
 # The concentrator follows, it does not enforce the CPE's cap: the CLOSE of an evicted
 # binding rides the connection(s) its frames took (here the express one, like the new
 # flow's OPEN), so it arrives before the OPEN that replaced it. When it went on the main
@@ -20,8 +20,16 @@ FLOOD=$MPUDP_BUILD/tools/udpflood
 # quarantined sockets: running out of descriptors is its own, separately counted case.
 CAP=12000
 RSS_BOUND_KB=$((64 * 1024))  # per daemon, documented in docs/HARDENING.md
-# AddressSanitizer's shadow memory and quarantine dominate a sanitized build's RSS.
-if ldd "$TB_DAEMON" 2>/dev/null | grep -q libasan; then RSS_BOUND_KB=$((RSS_BOUND_KB * 4)); fi
+FLOWS=100000 PPS=10000
+if ldd "$TB_DAEMON" 2>/dev/null | grep -q libasan; then
+  # AddressSanitizer's shadow memory and quarantine dominate a sanitized build's RSS, and
+  # its code runs 3-5 times slower: the daemons were saturated at 10 000 new flows/s and
+  # the running flow lost a quarter of its echoes (before and after the CLOSE change, on
+  # a slow day). The sanitized run looks for memory errors under the same kind of flood,
+  # at a rate its code can take, still 2.5 times the cap.
+  RSS_BOUND_KB=$((RSS_BOUND_KB * 4))
+  FLOWS=30000 PPS=3000
+fi
 tb_setup || exit 1
 tb_tproxy_rules || exit 1
 tb_start_echo || exit 1
@@ -60,7 +68,7 @@ for k in sys.argv[1].split("."): d=d[k]
 print(d)' "$1"; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/${TB_PIDS[$1]}/status"; }
 
-# The flow that must keep working: 40 pps for the whole flood (10 s at 10 000 new flows/s),
+# The flow that must keep working: 40 pps for the whole flood (10 s at $PPS new flows/s),
 # at least 80 % answered and never a crossed or corrupt reply, on a 2-core machine that
 # also runs the flood, the echo server and both daemons.
 # Bound to its own address: the flood answers .3 and .4 on every port, which a socket
@@ -69,7 +77,7 @@ tb_cli "$TB_PROBE" --bind 198.18.0.2 --sizes 200 --rate 40 --duration 14 --timeo
   198.18.4.2:7 >"$TB_DIR/steady.log" 2>&1 &
 steady=$!
 sleep 1
-tb_cli "$FLOOD" --src 198.18.0.3,198.18.0.4 --flows 100000 --size 32 --pps 10000 198.18.4.2:7 \
+tb_cli "$FLOOD" --src 198.18.0.3,198.18.0.4 --flows "$FLOWS" --size 32 --pps "$PPS" 198.18.4.2:7 \
   >"$TB_DIR/flood.log" 2>&1 &
 flood=$!
 # The caps must hold at every moment, not only afterwards: sample while the flood runs.
@@ -93,7 +101,7 @@ echo "flood: cpe read $rx datagrams, evicted $evicted; max bindings cpe $max_cpe
 settled_conc() { (($(status conc | field bindings.count) <= CAP)); }
 tb_poll 5 settled_conc ||
   { echo "FAIL: concentrator still holds $(status conc | field bindings.count) bindings after the flood, CPE cap $CAP"; fail=1; }
-((rx > 50000)) || { echo "FAIL: the flood barely reached the CPE ($rx datagrams)"; fail=1; }
+((rx > FLOWS / 2)) || { echo "FAIL: the flood barely reached the CPE ($rx datagrams)"; fail=1; }
 ((evicted > 0)) || { echo "FAIL: nothing evicted"; fail=1; }
 ((rss_cpe < RSS_BOUND_KB)) || { echo "FAIL: CPE RSS ${rss_cpe} KiB over the bound"; fail=1; }
 ((rss_conc < RSS_BOUND_KB)) || { echo "FAIL: concentrator RSS ${rss_conc} KiB over the bound"; fail=1; }
