@@ -41,8 +41,11 @@ std::unique_ptr<TproxySocket> TproxySocket::open(Loop* loop, Family family,
   // Bursts from many LAN clients arrive between two loop iterations; 208 KiB (rmem_max's
   // default) is 30 ms of a 60 Mbit/s flow, less than one scheduling hiccup on a busy router.
   set_burst_rcvbuf(fd.get(), 4 << 20);
-  // What still overflows it is counted (lan_rx_overflows), not lost in silence.
-  if (int e = OverflowCount::enable(fd.get())) return fail("SO_RXQ_OVFL", e);
+  // What still overflows it is counted (lan_rx_overflows), not lost in silence. Without
+  // the option (user-mode emulators refuse it) the proxy still works, uncounted.
+  if (int e = OverflowCount::enable(fd.get()))
+    LOG_WARN("SO_RXQ_OVFL: %s: datagrams the kernel drops at the intercept socket go uncounted",
+             errno_str(e).c_str());
   Endpoint any;
   any.family = family;
   any.port = port;

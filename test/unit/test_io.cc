@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -168,7 +169,13 @@ struct LoopOwner {
 
 TEST_CASE("datagrams the kernel dropped at a full socket are counted, none twice", "[io][recv]") {
   Udp rx, tx;
-  REQUIRE(OverflowCount::enable(rx.fd.get()) == 0);
+  if (const int e = OverflowCount::enable(rx.fd.get()); e == ENOPROTOOPT) {
+    // qemu-user (the cross builds' unit tests) does not pass the option on; kernels do.
+    WARN("SO_RXQ_OVFL not supported here (user-mode emulation?): not tested");
+    return;
+  } else {
+    REQUIRE(e == 0);
+  }
   REQUIRE(set_int_opt(rx.fd.get(), SOL_SOCKET, SO_RCVBUF, 1) == 0);  // the kernel's minimum
   sockaddr_storage to{};
   const socklen_t to_len = rx.addr.to_sockaddr(to);
