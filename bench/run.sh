@@ -400,7 +400,24 @@ sc_aggregation() {
   RES[$1.agg_share_up1_pct]=$(fcalc "100 * $d1 / ($d0 + $d1 + 1)")
   RES[$1.subflows]=$(tb_mptcp_max_subflows cpe)
   RES[$1.subflow_paths]="\"$(tb_subflow_paths)\""
+  [[ $1 == mpudp-* ]] && agg_drops "$1"
   tb_unshape_uplinks
+}
+
+# Where the aggregation run's lost datagrams went: each daemon's drops by reason (the CPE
+# drops the offered excess on the way up; what the concentrator drops is echoes lost on
+# the way down). Counted since the daemons started: the scenarios before add little.
+agg_drops() {
+  local side reasons
+  for side in cpe conc; do
+    "tb_$side" "$CTL" -s "$TB_DIR/$side.sock" status --json >"$BENCH_DIR/$side-status.json" 2>&1
+    reasons=$(python3 -c 'import json,sys
+d=json.load(open(sys.argv[1]))["stats"]["drops"]
+print(sum(d.values()), " ".join(f"{k}={v}" for k, v in sorted(d.items()) if v))' \
+      "$BENCH_DIR/$side-status.json" 2>/dev/null) || reasons=nan
+    RES[$1.agg_${side}_dropped]=${reasons%% *}
+    log "$1/aggregation: $side drops: ${reasons#* }"
+  done
 }
 
 sc_churn() {
@@ -553,7 +570,7 @@ metrics=(capacity_mbit capacity_pps cpu_s_per_gbit pps64 idle_rtt4_p50_us idle_r
   idle_rtt6_p50_us idle_rtt6_p99_us load_rtt_p50_us load_rtt_p99_us load_probe_loss_pct
   load_bulk_goodput_mbit prio_rtt_p50_us prio_rtt_p99_us prio_probe_loss_pct
   prio_bulk_goodput_mbit agg_goodput_mbit agg_steady_goodput_mbit agg_link_up_mbit
-  agg_link_down_mbit agg_loss_pct agg_reordered agg_share_up0_pct agg_share_up1_pct subflows subflow_paths churn_flows_per_s churn_failed
+  agg_link_down_mbit agg_loss_pct agg_cpe_dropped agg_conc_dropped agg_reordered agg_share_up0_pct agg_share_up1_pct subflows subflow_paths churn_flows_per_s churn_failed
   churn_first_reply_p50_us churn_first_reply_p99_us pss_after_churn_kib procs_after_churn bindings_cpe
   bindings_conc nofile_hard_limit rss_per_binding_cpe_b rss_per_binding_conc_b bindings_cpe_alone
   rss_per_binding_cpe_alone_b ir_per_datagram)
