@@ -374,6 +374,7 @@ sc_aggregation() {
   tb_shape_uplinks 50mbit || return 1
   local a0 a1 b0 b1 out u0 u1 w0 w1 t0 t1
   local out_f="$BENCH_DIR/agg.json"
+  [[ $1 == mpudp-* ]] && agg_drops "$1" before
   a0=$(tb_tx_bytes cpe up0); a1=$(tb_tx_bytes cpe up1)
   load --size 1200 --mbit 150 --duration "$AGG_S" --warmup "$AGG_WARM_S" --timeout 500 \
     "$DEST4" >"$out_f" &
@@ -404,17 +405,27 @@ sc_aggregation() {
   tb_unshape_uplinks
 }
 
-# Where the aggregation run's lost datagrams went: each daemon's drops by reason (the CPE
-# drops the offered excess on the way up; what the concentrator drops is echoes lost on
-# the way down). Counted since the daemons started: the scenarios before add little.
+# Where the aggregation run's lost datagrams went: each daemon's drops by reason during the
+# scenario (the CPE drops the offered excess on the way up; what the concentrator drops is
+# echoes lost on the way down). `agg_drops SYSTEM before` takes the counts the scenarios
+# before left; `agg_drops SYSTEM` reports the difference.
+declare -A AGG_DROPS0=()
 agg_drops() {
   local side reasons
   for side in cpe conc; do
     "tb_$side" "$CTL" -s "$TB_DIR/$side.sock" status --json >"$BENCH_DIR/$side-status.json" 2>&1
+    if [[ ${2:-} == before ]]; then
+      AGG_DROPS0[$side]=$(python3 -c 'import json,sys
+print(json.dumps(json.load(open(sys.argv[1]))["stats"]["drops"]))' \
+        "$BENCH_DIR/$side-status.json" 2>/dev/null) || AGG_DROPS0[$side]='{}'
+      continue
+    fi
     reasons=$(python3 -c 'import json,sys
 d=json.load(open(sys.argv[1]))["stats"]["drops"]
+d0=json.loads(sys.argv[2])
+d={k: v - d0.get(k, 0) for k, v in d.items()}
 print(sum(d.values()), " ".join(f"{k}={v}" for k, v in sorted(d.items()) if v))' \
-      "$BENCH_DIR/$side-status.json" 2>/dev/null) || reasons=nan
+      "$BENCH_DIR/$side-status.json" "${AGG_DROPS0[$side]:-{\}}" 2>/dev/null) || reasons=nan
     RES[$1.agg_${side}_dropped]=${reasons%% *}
     log "$1/aggregation: $side drops: ${reasons#* }"
   done
