@@ -240,6 +240,7 @@ struct Seen {
   std::optional<YAML::Mark> listen;
   std::optional<YAML::Mark> auth;      // the `auth` key
   std::optional<YAML::Mark> psk_file;  // its psk_file value
+  bool target_delay = false;           // tunnel.target_delay written in the file
 };
 
 struct Field {
@@ -563,8 +564,9 @@ constexpr std::array<Field, 8> kTunnelFields{{
        c.tunnel.queue_bytes = static_cast<std::size_t>(uint_in(w, 16384, 67108864));
      }},
     {"target_delay",
-     [](const Where& w, Config& c, Seen&) {
+     [](const Where& w, Config& c, Seen& s) {
        c.tunnel.target_delay = duration_in(w, milliseconds(0), std::chrono::seconds(1));
+       s.target_delay = true;
      }},
     {"limit_path_queue",
      [](const Where& w, Config& c, Seen&) { c.tunnel.limit_path_queue = boolean(w); }},
@@ -800,6 +802,8 @@ Config validate(const std::string& text, bool read_keys) {
   if (cfg.role == ProxyRole::Cpe)
     for (std::size_t i = 0; i < cfg.paths.size(); ++i)
       if (!seen.path_subflow_set[i]) cfg.paths[i].subflow = true;
+  if (cfg.tunnel.limit_path_queue && !seen.target_delay)
+    cfg.tunnel.target_delay = Config::Tunnel::kPathQueueTargetDelay;
   if (cfg.role == ProxyRole::Cpe && !seen.cpe_concentrator)
     reject(seen.cpe_key.value_or(*seen.role),
            "missing required key \"cpe.concentrator\" (role is cpe)");

@@ -82,7 +82,8 @@ struct ConnectionOptions {
   Duration keepalive = std::chrono::seconds(15);
   // Unsent data the kernel may hold, as time at the subflows' sending rate; zero leaves
   // the kernel's own send buffer sizing alone (only TCP_NOTSENT_LOWAT applies then).
-  Duration target_delay = std::chrono::milliseconds(5);
+  // The daemon sets it from tunnel.target_delay (whose default this is).
+  Duration target_delay = std::chrono::milliseconds(20);
   // The limit also counts what waits in the paths' queues (queued_in_path).
   bool limit_path_queue = false;
   // Marks of an express connection's packets (make_express): SO_PRIORITY and DSCP.

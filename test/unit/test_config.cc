@@ -146,7 +146,7 @@ TEST_CASE("omitted keys take their defaults", "[config]") {
   CHECK(c.bindings.max_remotes == 64);
   CHECK(c.tunnel.keepalive == 15s);
   CHECK(c.tunnel.queue_bytes == 262144);
-  CHECK(c.tunnel.target_delay == 5ms);
+  CHECK(c.tunnel.target_delay == 20ms);
   CHECK(c.tunnel.express);
   CHECK(c.tunnel.express_priority == 6);
   CHECK(c.tunnel.express_dscp == 0);
@@ -233,6 +233,14 @@ TEST_CASE("durations", "[config]") {
   CHECK(err(cpe("tunnel:\n  target_delay: 2s\n")) ==
         "t.yaml:5:17: tunnel.target_delay: 2s is out of range (0ms..1s)");
   CHECK(ok(cpe("tunnel:\n  target_delay: 0\n")).tunnel.target_delay == 0ms);
+  // With limit_path_queue the limit also counts the paths' queues, which every flow
+  // shares: unset, target_delay is 5 ms then; set, it is what it says, in either order.
+  CHECK(ok(cpe("tunnel:\n  limit_path_queue: true\n")).tunnel.target_delay == 5ms);
+  CHECK(ok(cpe("tunnel:\n  limit_path_queue: false\n")).tunnel.target_delay == 20ms);
+  CHECK(ok(cpe("tunnel:\n  target_delay: 30ms\n  limit_path_queue: true\n"))
+            .tunnel.target_delay == 30ms);
+  CHECK(ok(cpe("tunnel:\n  limit_path_queue: true\n  target_delay: 0\n"))
+            .tunnel.target_delay == 0ms);
   CHECK(ok(cpe("tunnel:\n  express_dscp: 34\n")).tunnel.express_dscp == 34);
   CHECK(ok(cpe("tunnel:\n  express_dscp: af41\n")).tunnel.express_dscp == 34);
   CHECK(ok(cpe("tunnel:\n  express_dscp: cs0\n")).tunnel.express_dscp == 0);
