@@ -502,8 +502,12 @@ void Connection::write_out(std::int64_t room) {
     ex_budget -= std::min(ex_budget, left);
     ctx_.stats.add(Counter::tunnel_tx_bytes, left);
     std::uint64_t datagrams = 0;
+    // Express frames left ahead of a backlog: sparse flows share this connection with
+    // bulk ones, and the send limit keeps to its shorter target for a while (SendLimit).
+    const bool backlogged = out_tail_ > out_head_;
     for (std::size_t i = 0; i < niov && left > 0; ++i) {
       const std::size_t take = std::min(left, pieces[i].len);
+      if (pieces[i].express && backlogged && limit_) limit_->note_shared(ev_now(ctx_.loop));
       if (pieces[i].express)
         datagrams += advance(ex_, ex_head_, ex_cut_, ex_cut_datagram_, ex_stream_head_, take);
       else

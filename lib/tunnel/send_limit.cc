@@ -21,7 +21,17 @@ void SendLimit::set_subflows(unsigned n) {
   recompute();
 }
 
+void SendLimit::note_shared(double now_s) {
+  const bool was = shared();
+  shared_until_ = now_s + p_.shared_hold_s;
+  if (!was) recompute();
+}
+
 void SendLimit::observe(double now_s, std::uint64_t sent, bool backlogged) {
+  if (shared() && now_s >= shared_until_) {
+    shared_until_ = 0;
+    recompute();
+  }
   if (!started_ || sent < win_sent_) {  // first look, or a subflow (and its count) went
     started_ = true;
     win_start_ = now_s;
@@ -48,7 +58,8 @@ void SendLimit::observe(double now_s, std::uint64_t sent, bool backlogged) {
 
 void SendLimit::recompute() {
   const std::size_t floor = std::min(p_.min_per_subflow * subflows_, p_.ceiling);
-  const auto want = static_cast<std::size_t>(rate() * p_.target_s);
+  const double target = shared() ? std::min(p_.target_s, p_.shared_target_s) : p_.target_s;
+  const auto want = static_cast<std::size_t>(rate() * target);
   limit_ = std::clamp(want, floor, p_.ceiling);
 }
 

@@ -19,6 +19,13 @@
 // that limit held everything back meanwhile (a 50 pps flow beside an overload of
 // 2 × 10 Mbit/s waited 150 ms and lost 5 % of its datagrams).
 //
+// While sparse flows go ahead of a backlog in the connection (its express queue), the
+// limit is the shorter `shared_target`: their datagrams still wait behind what the kernel
+// holds unsent, and more of it fills the socket's send buffer, which then takes nothing,
+// theirs neither (test_tunnel_overload: with 20 ms the light flow's median came to equal
+// the bulk flow's). A connection of bulk data alone keeps `target`, whose slack keeps the
+// subflows fed between two top-ups (docs/CONFIG.md, tunnel.target_delay).
+//
 // Pure logic: the caller feeds time and byte counts.
 #pragma once
 
@@ -31,7 +38,9 @@ namespace mpudp {
 class SendLimit {
  public:
   struct Params {
-    double target_s = 0.005;                 // queueing allowed behind what is in flight
+    double target_s = 0.020;                 // queueing allowed behind what is in flight
+    double shared_target_s = 0.005;          // the same while sparse flows share it
+    double shared_hold_s = 1.0;              // how long one note_shared() holds
     std::size_t min_per_subflow = 16 * 1024;  // the floor, per subflow
     std::size_t ceiling = 64u << 20;
   };
@@ -42,6 +51,10 @@ class SendLimit {
   // start (monotonic), `backlogged` that bytes were waiting for room under the limit.
   void observe(double now_s, std::uint64_t sent, bool backlogged);
   void set_subflows(unsigned n);
+  // Sparse flows went ahead of a backlog at `now_s`: the shared target applies until
+  // shared_hold_s after the last such note (seen at the next observe()).
+  void note_shared(double now_s);
+  bool shared() const { return shared_until_ > 0; }
 
   std::size_t limit() const { return limit_; }
   double rate() const;  // bytes/s, the estimate the limit uses
@@ -62,6 +75,7 @@ class SendLimit {
   std::array<double, kWindows> rates_{};
   std::size_t next_ = 0;
   std::size_t filled_ = 0;
+  double shared_until_ = 0;  // 0: not shared
   std::size_t limit_ = 0;
 };
 

@@ -32,11 +32,11 @@ TEST_CASE("the limit is the target's worth at the sending rate", "[send_limit]")
   std::uint64_t sent = 0;
   feed(l, 0, 1.0, 12.5e6, sent, true);  // 100 Mbit/s
   CHECK(l.rate() == Approx(12.5e6).epsilon(0.05));
-  CHECK(l.limit() == Approx(12.5e6 * 0.005).epsilon(0.05));
+  CHECK(l.limit() == Approx(12.5e6 * 0.020).epsilon(0.05));
   SendLimit slow({});
   slow.set_subflows(2);
   sent = 0;
-  feed(slow, 0, 1.0, 1.25e6, sent, true);  // 10 Mbit/s: 6 KB, under the floor
+  feed(slow, 0, 1.0, 1.25e5, sent, true);  // 1 Mbit/s: 2.5 KB, under the floor
   CHECK(slow.limit() == 2 * 16 * 1024);
 }
 
@@ -64,6 +64,33 @@ TEST_CASE("a subflow going away does not read as a negative rate", "[send_limit]
   sent /= 2;  // the sum over subflows dropped
   t = feed(l, t, 0.1, 12.5e6, sent, true);
   CHECK(l.limit() == Approx(before).epsilon(0.05));
+}
+
+TEST_CASE("while sparse flows go ahead of a backlog, the shorter target", "[send_limit]") {
+  SendLimit l({});  // 20 ms, 5 ms shared, held 1 s
+  std::uint64_t sent = 0;
+  double t = feed(l, 0, 1.0, 12.5e6, sent, true);
+  CHECK_FALSE(l.shared());
+  CHECK(l.limit() == Approx(12.5e6 * 0.020).epsilon(0.05));
+  l.note_shared(t);
+  CHECK(l.shared());
+  CHECK(l.limit() == Approx(12.5e6 * 0.005).epsilon(0.05));  // at once
+  t = feed(l, t, 0.9, 12.5e6, sent, true);
+  CHECK(l.limit() == Approx(12.5e6 * 0.005).epsilon(0.05));  // held
+  l.note_shared(t);                                         // and renewed
+  t = feed(l, t, 0.9, 12.5e6, sent, true);
+  CHECK(l.shared());
+  t = feed(l, t, 0.2, 12.5e6, sent, true);  // 1 s since the last note: bulk alone again
+  CHECK_FALSE(l.shared());
+  CHECK(l.limit() == Approx(12.5e6 * 0.020).epsilon(0.05));
+  // A target already below the shared one is kept.
+  SendLimit::Params p;
+  p.target_s = 0.002;
+  SendLimit low(p);
+  sent = 0;
+  t = feed(low, 0, 1.0, 50e6, sent, true);
+  low.note_shared(t);
+  CHECK(low.limit() == Approx(50e6 * 0.002).epsilon(0.05));
 }
 
 TEST_CASE("the limit stays within its ceiling", "[send_limit]") {
