@@ -9,6 +9,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -554,7 +555,23 @@ std::uint64_t rate_in(const Where& w, std::uint64_t lo_bits, std::uint64_t hi_bi
   return bits / 8;
 }
 
-constexpr std::array<Field, 8> kTunnelFields{{
+// A TCP congestion control's name as the kernel knows it (TCP_CA_NAME_MAX is 16 with the
+// terminating NUL). Whether this kernel has it is the daemon's check, at start and reload.
+std::string congestion_control_in(const Where& w) {
+  std::string text = scalar(w);
+  const bool ok = !text.empty() && text.size() <= 15 &&
+                  std::all_of(text.begin(), text.end(), [](char ch) {
+                    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                           (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+                  });
+  if (!ok)
+    reject(w.value.Mark(), w.path + ": " + quoted(text) +
+                               " is not a congestion control name (cubic, bbr, reno...: at most "
+                               "15 letters, digits, _ or -)");
+  return text;
+}
+
+constexpr std::array<Field, 9> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
@@ -583,6 +600,10 @@ constexpr std::array<Field, 8> kTunnelFields{{
      }},
     {"express_dscp",
      [](const Where& w, Config& c, Seen&) { c.tunnel.express_dscp = dscp_in(w); }},
+    {"congestion_control",
+     [](const Where& w, Config& c, Seen&) {
+       c.tunnel.congestion_control = congestion_control_in(w);
+     }},
 }};
 
 constexpr std::array<Field, 1> kAuthFields{{

@@ -142,6 +142,12 @@ struct Config {
     // (0: unmarked; IPv4 tunnels only, the kernel's MPTCP has no IPV6_TCLASS).
     int express_priority = 6;
     int express_dscp = 0;
+    // The subflows' TCP congestion control (TCP_CONGESTION on the MPTCP socket, which the
+    // kernel passes to every subflow, joins included); empty: the system's default
+    // (net.ipv4.tcp_congestion_control). With limit_path_queue, which keeps the paths'
+    // queues short itself, cubic kept the bench's uplinks busier than bbr did (86-91 %
+    // against 82-86 %, docs/CONFIG.md).
+    std::string congestion_control;
   } tunnel;
 };
 

@@ -104,6 +104,12 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
     }
     return false;
   };
+  // A file can only say a name; whether this kernel has it is known here.
+  if (std::string why = check_congestion_control(initial.tunnel.congestion_control);
+      !why.empty()) {
+    LOG_ERROR("tunnel.congestion_control: %s", why.c_str());
+    return 1;
+  }
   // Endpoints before the tunnel, so that its first connection finds every path.
   if (!start_paths(initial)) return 1;
   std::unique_ptr<CpeProxy> cpe;
@@ -155,6 +161,12 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
         next.session_mode != proxy->config().session_mode) {
       LOG_ERROR("reload refused: role and session_mode need a restart");
       return {false, "reload refused: role and session_mode need a restart"};
+    }
+    if (std::string why = check_congestion_control(next.tunnel.congestion_control);
+        !why.empty()) {
+      LOG_ERROR("reload refused: tunnel.congestion_control: %s", why.c_str());
+      return {false, "reload refused, running configuration kept: tunnel.congestion_control: " +
+                         why};
     }
     log::set_level(to_log_level(next.log_level));
     proxy->reload(next);

@@ -24,6 +24,7 @@ ConnectionOptions connection_options(const Config& cfg, ConnectionOptions::Keepa
   o.limit_path_queue = cfg.tunnel.limit_path_queue;
   o.express_priority = cfg.tunnel.express_priority;
   o.express_dscp = cfg.tunnel.express_dscp;
+  o.congestion_control = cfg.tunnel.congestion_control;
   return o;
 }
 

@@ -1,10 +1,13 @@
 #include "io/socket.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 
 namespace mpudp {
 
@@ -37,6 +40,42 @@ int bind_to(int fd, const Endpoint& ep) {
 }
 
 std::string errno_str(int err) { return std::strerror(err); }
+
+namespace {
+// One line of /proc/sys/net/ipv4 (a namespace's TCP settings); empty when unreadable.
+std::string tcp_sysctl(const char* name) {
+  std::ifstream in(std::string("/proc/sys/net/ipv4/") + name);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+}  // namespace
+
+int set_congestion_control(int fd, const std::string& name) {
+  const std::string ca = name.empty() ? tcp_sysctl("tcp_congestion_control") : name;
+  if (ca.empty()) return ENOENT;
+  return ::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, ca.data(),
+                      static_cast<socklen_t>(ca.size())) == 0
+             ? 0
+             : errno;
+}
+
+std::string check_congestion_control(const std::string& name) {
+  if (name.empty()) return {};
+  Fd fd = make_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+  if (!fd) return "cannot make a TCP socket to try it: " + errno_str(errno);
+  // With CAP_NET_ADMIN the kernel loads a missing tcp_<name> module here.
+  const int err = set_congestion_control(fd.get(), name);
+  if (err == 0) return {};
+  const std::string quoted = "\"" + name + "\"";
+  if (err == ENOENT)
+    return quoted + " is not available in this kernel (net.ipv4.tcp_available_congestion_control: " +
+           tcp_sysctl("tcp_available_congestion_control") + ")";
+  if (err == EPERM)
+    return quoted + " is not allowed to this process (net.ipv4.tcp_allowed_congestion_control: " +
+           tcp_sysctl("tcp_allowed_congestion_control") + ")";
+  return quoted + ": " + errno_str(err);
+}
 
 std::size_t descriptor_budget() {
   rlimit rl{};

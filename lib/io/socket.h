@@ -27,6 +27,12 @@ void set_burst_rcvbuf(int fd, int bytes);
 // tunnel connections, the path manager's netlink socket. SIZE_MAX without a limit.
 std::size_t descriptor_budget();
 int bind_to(int fd, const Endpoint& ep);
+// TCP_CONGESTION (an MPTCP socket passes it on to its subflows, joins included); an empty
+// name is the network namespace's default (net.ipv4.tcp_congestion_control). 0 or errno.
+int set_congestion_control(int fd, const std::string& name);
+// Whether a TCP socket here takes congestion control `name`: empty when it does, else why
+// not, naming what the kernel has (for the daemon's start and reload).
+std::string check_congestion_control(const std::string& name);
 std::string errno_str(int err);
 
 }  // namespace mpudp

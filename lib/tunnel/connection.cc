@@ -107,10 +107,23 @@ bool g_logged_no_mptcp = false;
 bool g_logged_fallback = false;
 bool g_logged_mark_error = false;
 
-void tune_socket(int fd) {
+bool g_logged_ca_error = false;
+
+void apply_congestion_control(int fd, const std::string& name) {
+  // The daemon checked the name at start and reload (check_congestion_control); a failure
+  // here leaves the connection on the default, which still carries everything.
+  if (int err = set_congestion_control(fd, name); err != 0 && !g_logged_ca_error) {
+    g_logged_ca_error = true;
+    LOG_WARN("tunnel.congestion_control \"%s\": %s; connections keep what they have",
+             name.empty() ? "(system default)" : name.c_str(), errno_str(err).c_str());
+  }
+}
+
+void tune_socket(int fd, const ConnectionOptions& opts) {
   set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
   if (int err = set_int_opt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, kNotsentLowat))
     LOG_DEBUG("TCP_NOTSENT_LOWAT not supported here: %s", errno_str(err).c_str());
+  if (!opts.congestion_control.empty()) apply_congestion_control(fd, opts.congestion_control);
 }
 
 }  // namespace
@@ -168,7 +181,7 @@ std::unique_ptr<Connection> Connection::connect(const ConnectionContext& ctx,
     if (err) *err = "socket: " + errno_str(errno);
     return nullptr;
   }
-  tune_socket(fd.get());
+  tune_socket(fd.get(), opts);
   sockaddr_storage ss;
   socklen_t len = peer.to_sockaddr(ss);
   bool connecting = true;
@@ -190,7 +203,7 @@ std::unique_ptr<Connection> Connection::adopt(const ConnectionContext& ctx, Fd f
                                               const Endpoint& peer,
                                               const ConnectionOptions& opts,
                                               ConnectionHandler& handler) {
-  tune_socket(fd.get());
+  tune_socket(fd.get(), opts);
   std::unique_ptr<Connection> c(new Connection(ctx, std::move(fd), peer, opts, handler, false));
   c->check_fallback();
   return c;
@@ -255,8 +268,11 @@ void Connection::set_options(const ConnectionOptions& opts) {
   const bool same_target = limit_ && opts.target_delay == opts_.target_delay;
   const bool remark = express && fd_ && (opts.express_priority != opts_.express_priority ||
                                          opts.express_dscp != opts_.express_dscp);
+  const bool new_ca = fd_ && opts.congestion_control != opts_.congestion_control;
   opts_ = opts;
   if (remark) mark(true, true);
+  // Live subflows switch at once; the kernel gives later joins the new one too.
+  if (new_ca) apply_congestion_control(fd_.get(), opts_.congestion_control);
   if (same_target) return;
   limit_.reset();
   if (opts_.target_delay > Duration::zero()) {

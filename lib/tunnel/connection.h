@@ -89,6 +89,9 @@ struct ConnectionOptions {
   // Marks of an express connection's packets (make_express): SO_PRIORITY and DSCP.
   int express_priority = 6;
   int express_dscp = 0;
+  // tunnel.congestion_control: the subflows' TCP congestion control; empty leaves the
+  // system's default (and restores it when a reload empties it).
+  std::string congestion_control;
   // A queue buffer a burst grew past kKeepBytes is given back when found empty this
   // long after it grew (and looked at again after as long while it is in use), so that a
   // concentrator holding many long-lived sessions does not keep every one's largest

@@ -151,6 +151,7 @@ TEST_CASE("omitted keys take their defaults", "[config]") {
   CHECK(c.tunnel.express_priority == 6);
   CHECK(c.tunnel.express_dscp == 0);
   CHECK_FALSE(c.tunnel.limit_path_queue);
+  CHECK(c.tunnel.congestion_control.empty());
   CHECK(c.bindings.idle_timeout == d.bindings.idle_timeout);
   CHECK(c.tunnel.queue_bytes == d.tunnel.queue_bytes);
 }
@@ -250,6 +251,19 @@ TEST_CASE("durations", "[config]") {
   CHECK(err(cpe("tunnel:\n  express_dscp: EF\n")) ==
         "t.yaml:5:17: tunnel.express_dscp: \"EF\" is not a DSCP (0..63, or cs0..cs7, "
         "af11..af43, ef, va, le)");
+  CHECK(ok(cpe("tunnel:\n  congestion_control: cubic\n")).tunnel.congestion_control == "cubic");
+  CHECK(ok(cpe("tunnel:\n  congestion_control: bbr\n")).tunnel.congestion_control == "bbr");
+  // The kernel's names: no spaces, paths or anything TCP_CA_NAME_MAX (16) cannot hold.
+  CHECK(err(cpe("tunnel:\n  congestion_control: \"\"\n")) ==
+        "t.yaml:5:23: tunnel.congestion_control: \"\" is not a congestion control name "
+        "(cubic, bbr, reno...: at most 15 letters, digits, _ or -)");
+  CHECK(err(cpe("tunnel:\n  congestion_control: ../bbr\n")).find(
+            "tunnel.congestion_control: \"../bbr\" is not a congestion control name") !=
+        std::string::npos);
+  CHECK(err(cpe("tunnel:\n  congestion_control: abcdefghijklmnop\n")).find(
+            "is not a congestion control name") != std::string::npos);
+  CHECK(ok(cpe("tunnel:\n  congestion_control: abcdefghijklmno\n")).tunnel.congestion_control ==
+        "abcdefghijklmno");
   CHECK(ok(cpe("tunnel:\n  express_rate: 512kbit\n")).tunnel.express_rate == 64000);
   CHECK(ok(cpe("tunnel:\n  express_rate: 64000\n")).tunnel.express_rate == 8000);
   CHECK(ok(cpe("tunnel:\n  express_rate: 1gbit\n")).tunnel.express_rate == 125000000);

@@ -3,6 +3,7 @@
 // connections taken, and a pause instead of a busy loop when descriptors run out.
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <linux/sock_diag.h>
 #include <sys/socket.h>
@@ -10,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstdint>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -293,4 +295,34 @@ TEST_CASE("out of descriptors, the acceptor pauses instead of spinning, then tak
   CHECK(got.size() == 1);
   CHECK(a.pauses() == 1);
   CHECK(!a.paused());
+}
+
+TEST_CASE("a congestion control the kernel lacks is named, with what it has", "[io][socket]") {
+  // reno is built into every kernel; an empty name is the default and needs no check.
+  CHECK(check_congestion_control("").empty());
+  CHECK(check_congestion_control("reno").empty());
+  const std::string why = check_congestion_control("nosuchcc");
+  INFO(why);
+  // Unprivileged, the kernel may say EPERM (not in the allowed list) before looking.
+  const bool unknown = why.starts_with("\"nosuchcc\" is not available in this kernel "
+                                       "(net.ipv4.tcp_available_congestion_control: ");
+  const bool denied = why.starts_with("\"nosuchcc\" is not allowed to this process");
+  CHECK((unknown || denied));
+  CHECK(why.find("reno") != std::string::npos);
+
+  Fd s = make_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+  REQUIRE(s);
+  REQUIRE(set_congestion_control(s.get(), "reno") == 0);
+  char name[16] = {};
+  socklen_t len = sizeof name;
+  REQUIRE(::getsockopt(s.get(), IPPROTO_TCP, TCP_CONGESTION, name, &len) == 0);
+  CHECK(std::string(name) == "reno");
+  // Empty: back to the namespace's default, whatever it is.
+  REQUIRE(set_congestion_control(s.get(), "") == 0);
+  len = sizeof name;
+  REQUIRE(::getsockopt(s.get(), IPPROTO_TCP, TCP_CONGESTION, name, &len) == 0);
+  std::ifstream def("/proc/sys/net/ipv4/tcp_congestion_control");
+  std::string want;
+  std::getline(def, want);
+  CHECK(std::string(name) == want);
 }

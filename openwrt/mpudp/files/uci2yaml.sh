@@ -21,7 +21,7 @@
 #       max_bindings_per_cpe -> concentrator.*
 #     idle_timeout, max_bindings, max_remotes -> bindings.idle_timeout, .max, .max_remotes
 #     keepalive, queue_bytes, target_delay, limit_path_queue (boolean), express (boolean),
-#       express_priority, express_dscp, express_rate -> tunnel.*
+#       express_priority, express_dscp, express_rate, congestion_control -> tunnel.*
 #     limit_subflows, limit_add_addr_accepted -> limits.subflows, limits.add_addr_accepted
 #     enabled: read by the init script only
 #   config path (one per uplink, in order) -> one paths: entry
@@ -121,6 +121,7 @@ translate() {
         "limit_path_queue:tunnel.limit_path_queue:b " \
         "express:tunnel.express:b express_priority:tunnel.express_priority:s " \
         "express_dscp:tunnel.express_dscp:s express_rate:tunnel.express_rate:s " \
+        "congestion_control:tunnel.congestion_control:s " \
         "limit_subflows:limits.subflows:s " \
         "limit_add_addr_accepted:limits.add_addr_accepted:s enabled::-", spec, " ")
       for (i = 1; i <= n; i++) {
