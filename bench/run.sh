@@ -18,7 +18,9 @@
 # and writes JSON to --json FILE (default: bench/results-<date>.json).
 #
 # Environment: MPUDP_BUILD (default <repo>/build-bench; built with `cmake --build`),
-# BENCH_LOAD_CPU (0) and BENCH_PROXY_CPU (1): cores for load+echo and for the proxies.
+# BENCH_LOAD_CPU (0) and BENCH_PROXY_CPU (1): cores for load+echo and for the proxies,
+# BENCH_CC (cubic): the TCP congestion control of every testbed namespace, every system
+# alike (empty: the host's default, which new namespaces inherit).
 set -u
 
 BENCH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +35,10 @@ SINK=$MPUDP_BUILD/tools/wiresink
 CTL=$MPUDP_BUILD/daemon/mpudpctl
 LOAD_CPU=${BENCH_LOAD_CPU:-0}
 PROXY_CPU=${BENCH_PROXY_CPU:-1}
+# The kernel's own default, and what a stock Debian or OpenWrt runs: results must not
+# depend on what the host running the bench was set to (bbr changes every TCP carrier's
+# figures, each its own way: bench/README.md).
+BENCH_CC=${BENCH_CC-cubic}
 
 ALL_SCENARIOS=(capacity pps64 idle_rtt latency_load latency_prio aggregation churn rss_bindings
   callgrind)
@@ -250,8 +256,19 @@ start_ss() {
     { tail "$TB_DIR"/ss-*.log >&2; return 1; }
 }
 
-bring_up() {  # SYSTEM
+# A fresh testbed, its namespaces on BENCH_CC.
+bench_setup() {
   tb_setup || return 1
+  [[ -n $BENCH_CC ]] || return 0
+  local ns
+  for ns in "$TB_NS_CLI" "$TB_NS_CPE" "$TB_NS_CONC" "$TB_NS_SRV"; do
+    ip netns exec "$ns" sysctl -qw net.ipv4.tcp_congestion_control="$BENCH_CC" ||
+      { echo "bench: congestion control $BENCH_CC not available" >&2; return 1; }
+  done
+}
+
+bring_up() {  # SYSTEM
+  bench_setup || return 1
   trap bench_exit EXIT
   start_echo || return 1
   case $1 in
@@ -520,7 +537,7 @@ sc_callgrind() {
   local mode=multiplexed
   [[ $1 == mpudp-pb ]] && mode=per-binding
   tear_down
-  tb_setup || return 1
+  bench_setup || return 1
   trap bench_exit EXIT
   start_echo || return 1
   start_mpudp "$mode" valgrind --tool=callgrind --callgrind-out-file="$TB_DIR/cg.out.%p" || return 1
@@ -589,7 +606,7 @@ mode_label=full
 ((QUICK)) && mode_label="QUICK (short runs; not reference figures)"
 {
   echo
-  echo "mpudp benchmark — $mode_label — $(date -u +%FT%TZ) — $(uname -r)"
+  echo "mpudp benchmark — $mode_label — $(date -u +%FT%TZ) — $(uname -r) — TCP congestion control ${BENCH_CC:-$(sysctl -n net.ipv4.tcp_congestion_control) (host default)}"
   printf '%-26s' metric
   for sys in "${RUN_SYSTEMS[@]}"; do printf '%14s' "$sys"; done
   echo
@@ -652,8 +669,9 @@ ratio() {
 cat "$BENCH_DIR/ratios.txt"
 
 {
-  printf '{"quick":%s,"date":"%s","kernel":"%s","systems":{' \
-    "$([[ $QUICK == 1 ]] && echo true || echo false)" "$(date -u +%FT%TZ)" "$(uname -r)"
+  printf '{"quick":%s,"date":"%s","kernel":"%s","congestion_control":"%s","systems":{' \
+    "$([[ $QUICK == 1 ]] && echo true || echo false)" "$(date -u +%FT%TZ)" "$(uname -r)" \
+    "${BENCH_CC:-$(sysctl -n net.ipv4.tcp_congestion_control)}"
   first=1
   for sys in "${RUN_SYSTEMS[@]}"; do
     ((first)) || printf ','
