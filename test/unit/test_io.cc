@@ -298,6 +298,14 @@ TEST_CASE("out of descriptors, the acceptor pauses instead of spinning, then tak
 }
 
 TEST_CASE("a congestion control the kernel lacks is named, with what it has", "[io][socket]") {
+  Fd s = make_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+  REQUIRE(s);
+  // qemu-user (the cross builds' unit tests) passes a TCP option on as 4 bytes, whatever
+  // its length: "renoX" becomes "reno" there, where a kernel refuses it.
+  if (set_congestion_control(s.get(), "renoX") == 0) {
+    WARN("TCP_CONGESTION names cut to 4 bytes here (user-mode emulation?): not tested");
+    return;
+  }
   // reno is built into every kernel; an empty name is the default and needs no check.
   CHECK(check_congestion_control("").empty());
   CHECK(check_congestion_control("reno").empty());
@@ -310,8 +318,6 @@ TEST_CASE("a congestion control the kernel lacks is named, with what it has", "[
   CHECK((unknown || denied));
   CHECK(why.find("reno") != std::string::npos);
 
-  Fd s = make_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
-  REQUIRE(s);
   REQUIRE(set_congestion_control(s.get(), "reno") == 0);
   char name[16] = {};
   socklen_t len = sizeof name;
