@@ -43,7 +43,7 @@ lines = sys.stdin.read().splitlines()
 cas = []
 for line in lines:
     if line.startswith(("\t", " ")):
-        m = re.search(r"\b(reno|cubic|bbr|htcp|vegas|[a-z0-9_]+)\s+wscale:", line)
+        m = re.search(r"\b([a-z0-9_]+)\s+wscale:", line)
         cas.append(m.group(1) if m else "?")
 print(" ".join(sorted(cas)))'
 }
