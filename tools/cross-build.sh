@@ -34,8 +34,7 @@ log() { printf 'cross-build[%s] t+%ds: %s\n' "$ARCH" "$((SECONDS - T0))" "$*"; }
 # removes the host's libyaml-cpp-dev (breaking every native build); the toolchain file
 # uses the host's headers and the target's libyaml-cpp0.7 (tools/cross-yaml-cpp/).
 PACKAGES=(g++-"$TRIPLET" qemu-user-static libyaml-cpp-dev)
-for p in libev-dev libyaml-cpp0.7 libmnl-dev libnetfilter-queue-dev libnl-3-dev libnl-route-3-dev \
-  libsodium-dev; do
+for p in libev-dev libyaml-cpp0.7 libmnl-dev libnetfilter-queue-dev libsodium-dev; do
   PACKAGES+=("$p:$DEBARCH")
 done
 missing=()
