@@ -125,7 +125,10 @@ void print_bindings(const Value& v) {
               "REMOTES");
   for (const Value& b : list) {
     std::string remotes;
-    for (const Value& r : b["remotes"].array()) remotes += (remotes.empty() ? "" : ",") + r.string();
+    for (const Value& r : b["remotes"].array()) {
+      if (!remotes.empty()) remotes += ',';
+      remotes += r.string();
+    }
     std::printf("%-28s %-8s %-8s %-10s %-10s %s\n", b["client"].string().c_str(),
                 human_duration(b["age_s"].number()).c_str(),
                 human_duration(b["idle_s"].number()).c_str(),

@@ -1,6 +1,5 @@
 #include "tunnel/connection.h"
 
-#include <linux/mptcp.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,14 +13,8 @@
 
 #include "ctl/log.h"
 #include "io/socket.h"
+#include "tunnel/mptcp_uapi.h"
 #include "tunnel/subflows.h"
-
-#ifndef IPPROTO_MPTCP
-#define IPPROTO_MPTCP 262
-#endif
-#ifndef SOL_MPTCP
-#define SOL_MPTCP 284
-#endif
 
 namespace mpudp {
 namespace {
@@ -588,10 +581,7 @@ void Connection::on_connect_done() {
 
 void Connection::check_fallback() {
   if (!mptcp_) return;
-  mptcp_info info{};
-  socklen_t len = sizeof info;
-  const bool ok = ::getsockopt(fd_.get(), SOL_MPTCP, MPTCP_INFO, &info, &len) == 0;
-  if (ok && !(info.mptcpi_flags & MPTCP_INFO_FLAG_FALLBACK)) return;
+  if (!mptcp_fell_back(fd_.get())) return;
   mptcp_ = false;
   ctx_.stats.add(Counter::tunnel_fallbacks);
   if (!g_logged_fallback) {

@@ -1,23 +1,21 @@
 #include "tunnel/subflows.h"
 
+#include "ctl/log.h"
+#include "tunnel/mptcp_uapi.h"
 #include "tunnel/send_limit.h"
 
 #include <ifaddrs.h>
-#include <linux/mptcp.h>
 #include <linux/tcp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <memory>
-
-#ifndef SOL_MPTCP
-#define SOL_MPTCP 284
-#endif
 
 namespace mpudp {
 namespace {
@@ -67,14 +65,36 @@ std::string interface_of(const Endpoint& local) {
 
 }  // namespace
 
+bool mptcp_sockopts_supported() {
+  static const bool supported = [] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_MPTCP);
+    if (fd < 0) return true;  // no MPTCP at all: said elsewhere, and nothing to ask
+    mptcp_info info{};
+    socklen_t len = sizeof info;
+    const bool ok = ::getsockopt(fd, SOL_MPTCP, MPTCP_INFO, &info, &len) == 0;
+    ::close(fd);
+    if (!ok)
+      LOG_WARN("this kernel has no SOL_MPTCP socket options (Linux 5.16 added them): "
+               "status shows no subflows and the send limit sees one path");
+    return ok;
+  }();
+  return supported;
+}
+
+bool mptcp_fell_back(int fd) {
+  mptcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, SOL_MPTCP, MPTCP_INFO, &info, &len) == 0)
+    return (info.mptcpi_flags & MPTCP_INFO_FLAG_FALLBACK) != 0;
+  if (mptcp_sockopts_supported()) return true;
+  tcp_info t{};
+  len = sizeof t;
+  return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &t, &len) == 0;
+}
+
 std::vector<SubflowInfo> subflows_of(int fd, bool* fallback) {
   std::vector<SubflowInfo> out;
-  mptcp_info info{};
-  socklen_t ilen = sizeof(info);
-  // On a fallen-back socket SOL_MPTCP options reach TCP, which refuses them; newer
-  // kernels answer and set the flag instead.
-  bool fb = ::getsockopt(fd, SOL_MPTCP, MPTCP_INFO, &info, &ilen) != 0 ||
-            (info.mptcpi_flags & MPTCP_INFO_FLAG_FALLBACK) != 0;
+  const bool fb = mptcp_fell_back(fd);
   if (fallback) *fallback = fb;
   if (fb) return out;
 

@@ -4,16 +4,21 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "io/fd.h"
+#include "tunnel/mptcp_uapi.h"
 #include "tunnel/subflows.h"
 
-#ifndef IPPROTO_MPTCP
-#define IPPROTO_MPTCP 262
-#endif
-
 using namespace mpudp;
+
+// The kernel's layouts, whether they come from the installed headers or from
+// tunnel/mptcp_uapi.h (built against Linux 5.15 headers in CI): a getsockopt reply is
+// read with these strides.
+static_assert(sizeof(mptcp_subflow_data) == 16);
+static_assert(sizeof(mptcp_subflow_addrs) == 256);
+static_assert(offsetof(mptcp_subflow_addrs, ss_remote) == 128);
 
 namespace {
 
@@ -55,6 +60,9 @@ TEST_CASE("subflows_of reports the one subflow of a loopback MPTCP connection") 
   REQUIRE(::read(p.server.get(), buf, sizeof(buf)) > 0);
 
   bool fallback = true;
+  // This kernel (5.16 or later: the subflow list below needs it) answers the probe.
+  CHECK(mptcp_sockopts_supported());
+  CHECK_FALSE(mptcp_fell_back(p.client.get()));
   auto subs = subflows_of(p.client.get(), &fallback);
   CHECK_FALSE(fallback);
   REQUIRE(subs.size() == 1);
@@ -71,4 +79,5 @@ TEST_CASE("subflows_of says a plain TCP socket is a fallback, with no subflows")
   bool fallback = false;
   CHECK(subflows_of(p.client.get(), &fallback).empty());
   CHECK(fallback);
+  CHECK(mptcp_fell_back(p.client.get()));
 }
