@@ -1,4 +1,6 @@
 // mpudpd: parse arguments, load the configuration, hand over to the library.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -7,6 +9,7 @@
 
 #include "config/config.h"
 #include "core/daemon.h"
+#include "ctl/log.h"
 
 namespace {
 
@@ -70,5 +73,7 @@ int main(int argc, char** argv) {
   // the OpenWrt init script sets MPUDP_NO_TIMESTAMPS).
   opts.timestamps = std::getenv("JOURNAL_STREAM") == nullptr && std::getenv("INVOCATION_ID") == nullptr &&
                     std::getenv("MPUDP_NO_TIMESTAMPS") == nullptr;
+  opts.priority_prefix =
+      mpudp::log::is_journal_stream(std::getenv("JOURNAL_STREAM"), STDERR_FILENO);
   return mpudp::run_daemon(std::get<mpudp::Config>(res), opts);
 }

@@ -53,6 +53,10 @@ constexpr std::array<Named<LogLevel>, 4> kLogLevels{{
     {LogLevel::Info, "info"},
     {LogLevel::Debug, "debug"},
 }};
+constexpr std::array<Named<LogTarget>, 2> kLogTargets{{
+    {LogTarget::Stderr, "stderr"},
+    {LogTarget::Syslog, "syslog"},
+}};
 
 template <typename E, std::size_t N>
 const char* name_of(const std::array<Named<E>, N>& table, E value) {
@@ -618,7 +622,7 @@ constexpr std::array<Field, 1> kAuthFields{{
      }},
 }};
 
-constexpr std::array<Field, 15> kTopFields{{
+constexpr std::array<Field, 16> kTopFields{{
     {"auth",
      [](const Where& w, Config& c, Seen& s) {
        s.auth = w.key_mark;
@@ -640,6 +644,8 @@ constexpr std::array<Field, 15> kTopFields{{
        s.role = w.value.Mark();
      }},
     {"log_level", [](const Where& w, Config& c, Seen&) { c.log_level = one_of(w, kLogLevels); }},
+    {"log_target",
+     [](const Where& w, Config& c, Seen&) { c.log_target = one_of(w, kLogTargets); }},
     {"intercept",
      [](const Where& w, Config& c, Seen&) {
        const std::string text = scalar(w);
@@ -927,5 +933,6 @@ ConfigResult load_config_file(const std::string& path) {
 const char* to_string(ProxyRole r) { return name_of(kRoles, r); }
 const char* to_string(SessionModeConfig m) { return name_of(kSessionModes, m); }
 const char* to_string(LogLevel l) { return name_of(kLogLevels, l); }
+const char* to_string(LogTarget t) { return name_of(kLogTargets, t); }
 
 }  // namespace mpudp

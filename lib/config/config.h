@@ -19,11 +19,15 @@ namespace mpudp {
 enum class ProxyRole : std::uint8_t { Cpe, Concentrator };
 enum class SessionModeConfig : std::uint8_t { Multiplexed, PerBinding };
 enum class LogLevel : std::uint8_t { Error, Warn, Info, Debug };
+// stderr: the service manager's log (journald reads the priority from each line);
+// syslog: syslog(3), facility daemon (OpenWrt's logd, a syslog daemon without systemd).
+enum class LogTarget : std::uint8_t { Stderr, Syslog };
 enum class InterceptMode : std::uint8_t { Tproxy, Nfqueue };
 
 struct Config {
   ProxyRole role = ProxyRole::Cpe;
   LogLevel log_level = LogLevel::Info;
+  LogTarget log_target = LogTarget::Stderr;
   // mpudpctl talks to the daemon here; empty turns the control socket off.
   std::string control_socket = "/run/mpudp/mpudpd.sock";
   // Prometheus text exposition over HTTP; off (family None) unless set. A bare port
@@ -170,5 +174,6 @@ ConfigResult load_config_file(const std::string& path);
 const char* to_string(ProxyRole r);
 const char* to_string(SessionModeConfig m);
 const char* to_string(LogLevel l);
+const char* to_string(LogTarget t);
 
 }  // namespace mpudp

@@ -166,12 +166,12 @@ void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
         if (s.token != 0) tokens_[s.token] = c.id();
         c.set_options(connection_options(cfg_, ConnectionOptions::Keepalive::Expect));
       }
-      LOG_INFO("session %u from %s: %s over %s, %s", c.id(), c.peer().str().c_str(),
-               s.mode == wire::SessionMode::PerBinding ? "per-binding"
-               : s.joined != 0                         ? "express connection"
-                                                       : "multiplexed",
-               c.is_mptcp() ? "MPTCP" : "TCP",
-               s.hs.authenticating() ? "key verified" : "auth: none");
+      PEER_INFO(c.identity(), "session %u from %s: %s over %s, %s", c.id(), c.peer().str().c_str(),
+                s.mode == wire::SessionMode::PerBinding ? "per-binding"
+                : s.joined != 0                         ? "express connection"
+                                                        : "multiplexed",
+                c.is_mptcp() ? "MPTCP" : "TCP",
+                s.hs.authenticating() ? "key verified" : "auth: none");
     }
     return;
   }
@@ -210,8 +210,8 @@ bool ConcentratorProxy::join_express(Session& s, Connection& c) {
   // Only after the key is proved, so a token cannot be guessed by someone without it.
   if (main == nullptr || !main->conn->open()) {
     stats_.add(Counter::express_refused);
-    LOG_INFO("session %u from %s: express connection refused: unknown token", c.id(),
-             c.peer().str().c_str());
+    PEER_INFO(c.identity(), "session %u from %s: express connection refused: unknown token", c.id(),
+              c.peer().str().c_str());
     c.close();
     end_session_later(c.id());
     return false;
@@ -246,10 +246,9 @@ void ConcentratorProxy::reject_session(Connection& c, wire::AuthFailure why,
   // A flood of bad connections must not become a flood of log lines: one per second
   // per reason, with the count of the ones left out.
   if (auth_log_.allow(why, ev_now(loop_), &held))
-    LOG_WARN("session %u from %s: authentication failed: %s%s%.*s; closing%s", c.id(),
-             c.peer().str().c_str(), wire::to_string(why), detail.empty() ? "" : ": ",
-             static_cast<int>(detail.size()), detail.data(),
-             wire::LogLimiter::note(held).c_str());
+    PEER_WARN(c.identity(), "session %u from %s: authentication failed: %s%s%.*s; closing%s",
+              c.id(), c.peer().str().c_str(), wire::to_string(why), detail.empty() ? "" : ": ",
+              static_cast<int>(detail.size()), detail.data(), wire::LogLimiter::note(held).c_str());
   c.close();
   end_session_later(c.id());
 }
@@ -349,14 +348,14 @@ void ConcentratorProxy::on_closed(Connection& c, std::string_view reason) {
     std::uint64_t held = 0;
     const auto why = timeout ? wire::AuthFailure::Timeout : wire::AuthFailure::Closed;
     if (auth_log_.allow(why, ev_now(loop_), &held))
-      LOG_WARN("session %u from %s: authentication failed: %s: %.*s%s", c.id(),
-               c.peer().str().c_str(), wire::to_string(why), static_cast<int>(reason.size()),
-               reason.data(), wire::LogLimiter::note(held).c_str());
+      PEER_WARN(c.identity(), "session %u from %s: authentication failed: %s: %.*s%s", c.id(),
+                c.peer().str().c_str(), wire::to_string(why), static_cast<int>(reason.size()),
+                reason.data(), wire::LogLimiter::note(held).c_str());
     end_session_later(c.id());
     return;
   }
-  LOG_INFO("session %u from %s ended: %.*s", c.id(), c.peer().str().c_str(),
-           static_cast<int>(reason.size()), reason.data());
+  PEER_INFO(c.identity(), "session %u from %s ended: %.*s", c.id(), c.peer().str().c_str(),
+            static_cast<int>(reason.size()), reason.data());
   end_session_later(c.id());
 }
 

@@ -241,7 +241,8 @@ void CpeProxy::on_connected(Connection& c) {
   if (&c == main_.get()) {
     // The backoff is reset only once the handshake completes: a concentrator that
     // accepts TCP but refuses our key must not be redialled five times a second.
-    LOG_INFO("tunnel up to %s over %s", c.peer().str().c_str(), c.is_mptcp() ? "MPTCP" : "TCP");
+    PEER_INFO(c.identity(), "tunnel up to %s over %s", c.peer().str().c_str(),
+              c.is_mptcp() ? "MPTCP" : "TCP");
   }
 }
 
@@ -258,8 +259,8 @@ void CpeProxy::auth_failed(Connection& c, wire::AuthFailure why) {
   std::uint64_t held = 0;
   // Per-binding mode makes a connection per client: one line per second per reason.
   if (auth_log_.allow(why, ev_now(loop_), &held))
-    LOG_ERROR("tunnel to %s: authentication failed: %s; closing%s", c.peer().str().c_str(),
-              wire::to_string(why), wire::LogLimiter::note(held).c_str());
+    PEER_ERROR(c.identity(), "tunnel to %s: authentication failed: %s; closing%s",
+               c.peer().str().c_str(), wire::to_string(why), wire::LogLimiter::note(held).c_str());
   c.close();
   on_closed(c, "authentication failed");
 }
@@ -277,8 +278,8 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
   if (step != wire::Handshake::Step::Deliver) {
     if (std::holds_alternative<wire::Hello>(frame) &&
         hs->peer_hello().mode != wire_mode(cfg_.session_mode)) {
-      LOG_ERROR("peer %s is not a concentrator in %s mode: closing", c.peer().str().c_str(),
-                to_string(cfg_.session_mode));
+      PEER_ERROR(c.identity(), "peer %s is not a concentrator in %s mode: closing",
+                 c.peer().str().c_str(), to_string(cfg_.session_mode));
       c.close();
       on_closed(c, "unexpected HELLO");
       return;
@@ -289,8 +290,8 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
         express_token_ = offered && cfg_.tunnel.express ? h->express_token : 0;
       } else if (&c == express_.get() && (!offered || h->express_token != express_token_)) {
         // The concentrator no longer offers it (reconfigured): stay on the main one.
-        LOG_INFO("express connection to %s: not offered; one connection it is",
-                 c.peer().str().c_str());
+        PEER_INFO(c.identity(), "express connection to %s: not offered; one connection it is",
+                  c.peer().str().c_str());
         express_token_ = 0;
         drop_express(false);
         return;
@@ -311,11 +312,11 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
         connect_express();
       } else if (&c == express_.get()) {
         express_backoff_ = std::chrono::milliseconds(0);
-        LOG_INFO("express connection up to %s over %s", c.peer().str().c_str(),
-                 c.is_mptcp() ? "MPTCP" : "TCP");
+        PEER_INFO(c.identity(), "express connection up to %s over %s", c.peer().str().c_str(),
+                  c.is_mptcp() ? "MPTCP" : "TCP");
       }
-      LOG_DEBUG("tunnel to %s: handshake complete (%s)", c.peer().str().c_str(),
-                hs->authenticating() ? "key verified" : "auth: none");
+      PEER_DEBUG(c.identity(), "tunnel to %s: handshake complete (%s)", c.peer().str().c_str(),
+                 hs->authenticating() ? "key verified" : "auth: none");
     }
     return;
   }
@@ -365,14 +366,14 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
 void CpeProxy::on_closed(Connection& c, std::string_view reason) {
   if (&c == express_.get()) {
     // The bindings live on the main connection: light flows go there meanwhile.
-    LOG_WARN("express connection to %s lost: %.*s", c.peer().str().c_str(),
-             static_cast<int>(reason.size()), reason.data());
+    PEER_WARN(c.identity(), "express connection to %s lost: %.*s", c.peer().str().c_str(),
+              static_cast<int>(reason.size()), reason.data());
     drop_express(true);
     return;
   }
   if (&c == main_.get()) {
-    LOG_WARN("tunnel to %s lost: %.*s", c.peer().str().c_str(), static_cast<int>(reason.size()),
-             reason.data());
+    PEER_WARN(c.identity(), "tunnel to %s lost: %.*s", c.peer().str().c_str(),
+              static_cast<int>(reason.size()), reason.data());
     // The session, and with it the express connection's token, is gone on both sides.
     express_token_ = 0;
     drop_express(false);

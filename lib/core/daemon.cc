@@ -30,6 +30,11 @@ log::Level to_log_level(LogLevel l) {
   return log::Level::Info;
 }
 
+void apply_log_settings(const Config& c) {
+  log::set_level(to_log_level(c.log_level));
+  log::set_target(c.log_target == LogTarget::Syslog ? log::Target::Syslog : log::Target::Stderr);
+}
+
 // Every binding holds a socket on the concentrator (and a connection on the CPE in
 // per-binding mode): the default soft limit of 1024 descriptors would cap bindings.max.
 void raise_fd_limit(const Config& cfg) {
@@ -72,7 +77,8 @@ pm::PmSettings pm_settings(const Config& c) {
 
 int run_daemon(const Config& initial, const DaemonOptions& opts) {
   log::set_timestamps(opts.timestamps);
-  log::set_level(to_log_level(initial.log_level));
+  log::set_priority_prefix(opts.priority_prefix);
+  apply_log_settings(initial);
   std::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit(initial);
 
@@ -168,7 +174,7 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
       return {false, "reload refused, running configuration kept: tunnel.congestion_control: " +
                          why};
     }
-    log::set_level(to_log_level(next.log_level));
+    apply_log_settings(next);
     proxy->reload(next);
     if (paths && !next.paths.empty())
       paths->reload(pm_settings(next));

@@ -11,6 +11,8 @@ namespace mpudp {
 struct DaemonOptions {
   std::string config_path;
   bool timestamps = true;
+  // stderr is the journal: `<N>` priority prefixes (log::is_journal_stream).
+  bool priority_prefix = false;
 };
 
 // Returns the process exit code.

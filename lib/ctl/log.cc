@@ -1,40 +1,138 @@
 #include "ctl/log.h"
 
+// <syslog.h> names its priorities LOG_INFO and LOG_DEBUG too; this file uses only
+// syslog's, so ours step aside.
+#undef LOG_INFO
+#undef LOG_DEBUG
+#include <sys/stat.h>
+#include <syslog.h>
+
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 namespace mpudp::log {
 namespace {
 Level g_level = Level::Info;
+Target g_target = Target::Stderr;
 bool g_timestamps = true;
+bool g_priority_prefix = false;
+bool g_syslog_open = false;
 const char* const kNames[] = {"error", "warn", "info", "debug"};
-}  // namespace
 
-void set_level(Level l) { g_level = l; }
-Level level() { return g_level; }
-void set_timestamps(bool on) { g_timestamps = on; }
-bool enabled(Level l) { return l <= g_level; }
+// Appends to out[*off, cap) and keeps *off within the buffer whatever snprintf says it
+// wanted (a cut line stays a line).
+void append(char* out, std::size_t cap, std::size_t* off, const char* fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void append(char* out, std::size_t cap, std::size_t* off, const char* fmt, ...) {
+  if (*off + 1 >= cap) return;
+  va_list ap;
+  va_start(ap, fmt);
+  const int n = std::vsnprintf(out + *off, cap - *off, fmt, ap);
+  va_end(ap);
+  if (n > 0) *off = std::min(cap - 1, *off + static_cast<std::size_t>(n));
+}
 
-void write(Level l, const char* fmt, ...) {
-  char line[1024];
-  int off = 0;
+void emit(Level l, std::string_view peer, const char* fmt, va_list ap) {
+  char message[1024];
+  std::vsnprintf(message, sizeof message, fmt, ap);
+  if (g_target == Target::Syslog) {
+    const int len = static_cast<int>(std::min<std::size_t>(peer.size(), 256));
+    if (peer.empty())
+      syslog(syslog_priority(l), "%s", message);
+    else
+      syslog(syslog_priority(l), "peer=%.*s: %s", len, peer.data(), message);
+    return;
+  }
+  char stamp[64];
+  LineFormat f;
+  f.priority_prefix = g_priority_prefix;
   if (g_timestamps) {
     timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);
     tm t{};
     gmtime_r(&ts.tv_sec, &t);
-    off = std::snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
-                        t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
-                        t.tm_sec, ts.tv_nsec / 1000000);
+    std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", t.tm_year + 1900,
+                  t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec / 1000000);
+    f.timestamp = stamp;
   }
-  off += std::snprintf(line + off, sizeof line - off, "mpudpd[%s]: ",
-                       kNames[static_cast<int>(l)]);
+  char line[1400];
+  const std::size_t n = format_line(line, sizeof line, l, f, peer, message);
+  line[n] = '\n';
+  // One write per line: lines of concurrent writers (and journald's reader) stay whole.
+  std::fwrite(line, 1, n + 1, stderr);
+}
+}  // namespace
+
+void set_level(Level l) { g_level = l; }
+Level level() { return g_level; }
+void set_timestamps(bool on) { g_timestamps = on; }
+void set_priority_prefix(bool on) { g_priority_prefix = on; }
+bool enabled(Level l) { return l <= g_level; }
+Target target() { return g_target; }
+
+void set_target(Target t) {
+  if (t == Target::Syslog && !g_syslog_open) {
+    openlog("mpudpd", LOG_PID, LOG_DAEMON);
+    g_syslog_open = true;
+  } else if (t == Target::Stderr && g_syslog_open) {
+    closelog();
+    g_syslog_open = false;
+  }
+  g_target = t;
+}
+
+int syslog_priority(Level l) {
+  switch (l) {
+    case Level::Error: return LOG_ERR;
+    case Level::Warn: return LOG_WARNING;
+    case Level::Info: return LOG_INFO;
+    case Level::Debug: return LOG_DEBUG;
+  }
+  return LOG_INFO;
+}
+
+bool is_journal_stream(const char* journal_stream, int fd) {
+  if (journal_stream == nullptr || *journal_stream == '\0') return false;
+  unsigned long long dev = 0, ino = 0;
+  char extra = 0;
+  if (std::sscanf(journal_stream, "%llu:%llu%c", &dev, &ino, &extra) != 2) return false;
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+std::size_t format_line(char* out, std::size_t cap, Level l, const LineFormat& f,
+                        std::string_view peer, const char* message) {
+  if (cap == 0) return 0;
+  out[0] = '\0';
+  std::size_t off = 0;
+  if (f.priority_prefix) append(out, cap, &off, "<%d>", syslog_priority(l));
+  if (f.timestamp != nullptr) append(out, cap, &off, "%s ", f.timestamp);
+  append(out, cap, &off, "mpudpd[%s]: ", kNames[static_cast<int>(l)]);
+  if (!peer.empty())
+    append(out, cap, &off, "peer=%.*s: ", static_cast<int>(std::min<std::size_t>(peer.size(), 256)),
+           peer.data());
+  append(out, cap, &off, "%s", message);
+  return off;
+}
+
+void write(Level l, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  std::vsnprintf(line + off, sizeof line - off, fmt, ap);
+  emit(l, {}, fmt, ap);
   va_end(ap);
-  std::fprintf(stderr, "%s\n", line);
+}
+
+void write_peer(Level l, std::string_view peer, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  emit(l, peer, fmt, ap);
+  va_end(ap);
 }
 
 }  // namespace mpudp::log

@@ -210,6 +210,7 @@ Connection::Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer
       handler_(handler),
       fd_(std::move(fd)),
       peer_(peer),
+      identity_(peer.str()),
       id_(next_connection_id()),
       state_(connecting ? State::Connecting : State::Open),
       io_(ctx.loop, [this](int ev) { on_io(ev); }),
@@ -238,8 +239,8 @@ void Connection::mark(bool with_tos, bool reset) {
     // Unmarked packets still arrive; say it once rather than per connection.
     if (g_logged_mark_error) return;
     g_logged_mark_error = true;
-    LOG_WARN("express connection to %s: cannot set %s: %s; its packets go unmarked",
-             peer_.str().c_str(), what, errno_str(err).c_str());
+    PEER_WARN(identity_, "express connection to %s: cannot set %s: %s; its packets go unmarked",
+              peer_.str().c_str(), what, errno_str(err).c_str());
   };
   if (with_tos && (opts_.express_dscp != 0 || reset)) {
     // IP_TOS also covers an IPv6 socket's IPv4-mapped peer. The kernel keeps the ECN bits.
@@ -413,8 +414,9 @@ std::int64_t Connection::kernel_room(std::size_t want) {
     // keep to what was seen last. Never answered: this kernel cannot tell.
     if (sampled_)
       return static_cast<std::int64_t>(limit_->limit()) - static_cast<std::int64_t>(bound);
-    LOG_DEBUG("tunnel to %s: the kernel does not report unsent bytes here: no send limit",
-              peer_.str().c_str());
+    PEER_DEBUG(identity_,
+               "tunnel to %s: the kernel does not report unsent bytes here: no send limit",
+               peer_.str().c_str());
     limit_.reset();
     return kNoLimit;
   }
@@ -585,12 +587,13 @@ void Connection::check_fallback() {
   mptcp_ = false;
   ctx_.stats.add(Counter::tunnel_fallbacks);
   if (!g_logged_fallback) {
-    LOG_WARN("tunnel connection with %s fell back to plain TCP (the peer or a middlebox "
-             "does not do MPTCP): it works, over one path",
-             peer_.str().c_str());
+    PEER_WARN(identity_,
+              "tunnel connection with %s fell back to plain TCP (the peer or a middlebox "
+              "does not do MPTCP): it works, over one path",
+              peer_.str().c_str());
     g_logged_fallback = true;
   } else {
-    LOG_DEBUG("tunnel connection with %s fell back to plain TCP", peer_.str().c_str());
+    PEER_DEBUG(identity_, "tunnel connection with %s fell back to plain TCP", peer_.str().c_str());
   }
 }
 

@@ -159,6 +159,10 @@ class Connection {
   // False for plain TCP: the kernel lacked MPTCP or the peer fell back.
   bool is_mptcp() const { return mptcp_; }
   const Endpoint& peer() const { return peer_; }
+  // Who the peer is, for the peer slot of log lines (log.h): its address until a
+  // handshake proves an identity and says so with set_identity().
+  std::string_view identity() const { return identity_; }
+  void set_identity(std::string id) { identity_ = std::move(id); }
   std::uint32_t id() const { return id_; }
   int fd() const { return fd_.get(); }
   std::size_t queued_bytes() const { return out_tail_ - out_head_ + ex_tail_ - ex_head_; }
@@ -232,6 +236,7 @@ class Connection {
   ConnectionHandler& handler_;
   Fd fd_;
   Endpoint peer_;
+  std::string identity_;
   std::uint32_t id_;
   State state_;
   bool mptcp_ = true;

@@ -322,6 +322,12 @@ TEST_CASE("enums", "[config]") {
         "t.yaml:4:15: session_mode: \"per_binding\" is not one of multiplexed, per-binding");
   CHECK(ok(cpe("log_level: error\n")).log_level == LogLevel::Error);
   CHECK(ok(cpe("log_level: \"info\"\n")).log_level == LogLevel::Info);
+  CHECK(ok(cpe("")).log_target == LogTarget::Stderr);
+  CHECK(ok(cpe("log_target: syslog\n")).log_target == LogTarget::Syslog);
+  CHECK(ok(cpe("log_target: stderr\n")).log_target == LogTarget::Stderr);
+  CHECK(err(cpe("log_target: journal\n")) ==
+        "t.yaml:4:13: log_target: \"journal\" is not one of stderr, syslog");
+  CHECK(std::string(to_string(LogTarget::Syslog)) == "syslog");
 }
 
 TEST_CASE("to_string names match the accepted spellings", "[config]") {
