@@ -8,6 +8,7 @@
 
 #include "core/concentrator.h"
 #include "core/cpe.h"
+#include "core/privileges.h"
 #include "ctl/control.h"
 #include "ctl/json.h"
 #include "ctl/log.h"
@@ -55,6 +56,33 @@ void raise_fd_limit(const Config& cfg) {
     LOG_WARN("bindings.max %zu is above what the open-file limit %llu allows: raise the limit "
              "(LimitNOFILE=) or expect bindings to be refused near %zu",
              cfg.bindings.max, static_cast<unsigned long long>(rl.rlim_cur), budget);
+}
+
+// After start-up: keep the capabilities the configuration still uses at run time (each
+// logged with its reason), drop every other one.
+void drop_capabilities(const Config& c) {
+  const std::uint64_t held = effective_capabilities();
+  std::uint64_t keep = 0;
+  std::string names;
+  for (const CapabilityNeed& n : capabilities_needed(c, HostFacts::read())) {
+    const std::uint64_t bit = std::uint64_t{1} << n.cap;
+    const std::string name = capability_name(n.cap);
+    if ((held & bit) == 0) {
+      LOG_WARN("%s is not held, and it is needed: %s", name.c_str(), n.why.c_str());
+      continue;
+    }
+    keep |= bit;
+    if (!names.empty()) names += ", ";
+    names += name;
+    LOG_INFO("keeping %s: %s", name.c_str(), n.why.c_str());
+  }
+  if (held == 0) return;
+  std::string err;
+  if (!keep_only_capabilities(keep, &err)) {
+    LOG_WARN("cannot drop capabilities: %s", err.c_str());
+    return;
+  }
+  LOG_INFO("capabilities from now on: %s", names.empty() ? "none" : names.c_str());
 }
 
 struct LoopHandle {
@@ -252,6 +280,7 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
     LOG_INFO("metrics on http://%s/metrics", at.str().c_str());
   }
 
+  drop_capabilities(initial);
   sd_notify_state("READY=1");
   ev_run(lh.loop, 0);
   paths.reset();  // after the proxies said goodbye over every path

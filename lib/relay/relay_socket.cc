@@ -10,7 +10,6 @@
 namespace mpudp {
 namespace {
 constexpr int kMaxBatchesPerWakeup = 4;
-constexpr int kRcvbuf = 1 << 20;
 }
 
 std::unique_ptr<RelaySocket> RelaySocket::open(Loop* loop, Family family, Binding& owner,
@@ -28,7 +27,7 @@ std::unique_ptr<RelaySocket> RelaySocket::open(Loop* loop, Family family, Bindin
   // replies while this loop is busy, or shares its core with the CPE: with the default
   // buffer (212 KiB, ~90 full-size datagrams, 9 ms at 100 Mbit/s) the kernel dropped ~1 %
   // of a bulk flow's replies here (UdpRcvbufErrors), uncounted by us.
-  set_burst_rcvbuf(fd.get(), kRcvbuf);
+  set_burst_rcvbuf(fd.get(), kRelayRcvbuf);
   // What still overflows it is counted (wan_rx_overflows).
   OverflowCount::enable(fd.get());
   Endpoint any;

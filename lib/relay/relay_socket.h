@@ -18,6 +18,10 @@
 
 namespace mpudp {
 
+// Each relay socket's receive buffer (why: relay_socket.cc). Above net.core.rmem_max it
+// takes SO_RCVBUFFORCE, and with it CAP_NET_ADMIN (core/privileges.cc).
+inline constexpr int kRelayRcvbuf = 1 << 20;
+
 class RemoteSink {
  public:
   virtual ~RemoteSink() = default;
