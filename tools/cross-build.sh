@@ -70,7 +70,7 @@ QEMU_UNSUPPORTED=" subflows "
 log "configure $BUILD"
 mkdir -p "$BUILD"
 cmake -S . -B "$BUILD" -DCMAKE_TOOLCHAIN_FILE="$PWD/tools/toolchain-$ARCH.cmake" \
-  -DCMAKE_BUILD_TYPE=MinSizeRel -DMPUDP_TESTS=ON >"$BUILD/configure.log" ||
+  -DCMAKE_BUILD_TYPE=MinSizeRel -DMPUDP_TESTS=ON -DMPUDP_WERROR=ON >"$BUILD/configure.log" ||
   { cat "$BUILD/configure.log"; exit 1; }
 names=()
 while read -r t; do

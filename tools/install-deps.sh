@@ -13,6 +13,9 @@ PACKAGES=(
   libev-dev libyaml-cpp-dev catch2 libmnl-dev libnetfilter-queue-dev libsodium-dev
   # namespace tests and the demo
   nftables iptables iproute2 procps kmod python3
+  # the Debian package (tools/deb-test.sh): debian/control's Build-Depends beyond the
+  # above, lintian, and systemd for sysusers and `systemd-analyze verify`
+  debhelper dpkg-dev lintian systemd
   # iptables/mpudp-rules and openwrt/mpudp/files are tested under busybox ash too
   # (OpenWrt's shell)
   busybox

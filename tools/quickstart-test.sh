@@ -6,11 +6,19 @@
 #                    (only once test/fuzz/run.sh exists)
 #   4. build-cross-aarch64/, build-cross-mipsel/  router builds (tools/cross-build.sh):
 #                    daemon + unit-test executables, unit tests under qemu, stripped size
+#   5. build-release/  CMAKE_BUILD_TYPE=Release (-O3, where GCC warns most): everything,
+#                    then the unit tests
+#   6. build-uapi515/  the MPTCP code against Linux 5.15's linux/mptcp.h
+#                    (test/compat/linux-5.15 first on the include path, as OpenWrt 23.05
+#                    builds), then its unit tests on this kernel
+#   7. the Debian package (tools/deb-test.sh): built, linted, installed, checked, purged
+# Every build here sets MPUDP_WERROR=ON: warnings fail CI (never a packager's build).
 # A failing stage does not stop the others (so one run reports everything); the script
 # exits non-zero if any stage failed. Needs root for packages and namespaces.
 #
 # Environment: JOBS (build parallelism, nproc), FUZZ_SECONDS (60 per target),
-# QUICKSTART_SKIP (space-separated stages to skip: asan fuzz netns cross).
+# QUICKSTART_SKIP (space-separated stages to skip: asan fuzz netns cross release-build
+# uapi515 deb).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
@@ -74,7 +82,7 @@ if ((st != 0)); then
 fi
 
 # 1. The plain build.
-if configure_and_build release build -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
+if configure_and_build release build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPUDP_WERROR=ON; then
   stage "release: unit tests"
   run_label build unit "release unit" -j"$JOBS"
   if ! skipped netns; then
@@ -87,7 +95,8 @@ fi
 if ! skipped asan; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-  if configure_and_build asan build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPUDP_SANITIZE=ON; then
+  if configure_and_build asan build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPUDP_SANITIZE=ON \
+    -DMPUDP_WERROR=ON; then
     stage "asan: unit tests"
     run_label build-asan unit "asan unit" -j"$JOBS"
     if ! skipped netns; then
@@ -102,7 +111,7 @@ if skipped fuzz; then
   record fuzz "skipped (QUICKSTART_SKIP)"
 elif [[ -f test/fuzz/run.sh ]]; then
   if CXX=clang++ configure_and_build fuzz build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_COMPILER=clang++ -DMPUDP_FUZZ=ON; then
+    -DCMAKE_CXX_COMPILER=clang++ -DMPUDP_FUZZ=ON -DMPUDP_WERROR=ON; then
     stage "fuzz: ${FUZZ_SECONDS}s per target"
     bash test/fuzz/run.sh "$ROOT/build-fuzz" "$FUZZ_SECONDS"
     record "fuzz run" $?
@@ -123,6 +132,41 @@ else
     echo "cross $arch: $((SECONDS - t))s"
     record "cross $arch" $st
   done
+fi
+
+# 5. Release: the optimizer's warnings (GCC 12 -O3 sees more than -O2).
+if skipped release-build; then
+  record release-build "skipped (QUICKSTART_SKIP)"
+elif configure_and_build release-build build-release -DCMAKE_BUILD_TYPE=Release \
+  -DMPUDP_WERROR=ON; then
+  stage "release-build: unit tests"
+  run_label build-release unit "release-build unit" -j"$JOBS"
+fi
+
+# 6. Linux 5.15 uapi headers: only what includes linux/mptcp.h, and the unit tests of
+# that code, which run against this kernel with the fallback definitions.
+if skipped uapi515; then
+  record uapi515 "skipped (QUICKSTART_SKIP)"
+else
+  stage "uapi515: build against test/compat/linux-5.15/linux/mptcp.h"
+  if cmake -S . -B build-uapi515 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPUDP_WERROR=ON \
+    -DCMAKE_CXX_FLAGS="-I$ROOT/test/compat/linux-5.15" &&
+    cmake --build build-uapi515 -j"$JOBS" --target mpudpd unit_subflows unit_pm unit_connection; then
+    record "uapi515 build" 0
+    ctest --test-dir build-uapi515 --output-on-failure -R '^unit\.(subflows|pm|connection)$'
+    record "uapi515 unit" $?
+  else
+    record "uapi515 build" 1
+  fi
+fi
+
+# 7. The Debian package.
+if skipped deb; then
+  record deb "skipped (QUICKSTART_SKIP)"
+else
+  stage "deb: tools/deb-test.sh"
+  JOBS=$JOBS tools/deb-test.sh
+  record deb $?
 fi
 
 stage "summary"
