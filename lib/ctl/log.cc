@@ -36,6 +36,8 @@ void append(char* out, std::size_t cap, std::size_t* off, const char* fmt, ...) 
   if (n > 0) *off = std::min(cap - 1, *off + static_cast<std::size_t>(n));
 }
 
+void emit(Level l, std::string_view peer, const char* fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 void emit(Level l, std::string_view peer, const char* fmt, va_list ap) {
   char message[1024];
   std::vsnprintf(message, sizeof message, fmt, ap);
