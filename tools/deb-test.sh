@@ -6,14 +6,21 @@
 # (warnings fail; every override is explained in debian/mpudp.lintian-overrides), and
 # purges the package again, also when a step failed, so the machine is left as it was.
 #
-#   tools/deb-test.sh [WORKDIR]      WORKDIR: where to build (a fresh temporary directory)
+#   tools/deb-test.sh [WORKDIR]      WORKDIR: where to build and leave the results (else a
+#                                    temporary directory, removed at the end)
 #
 # Needs root (apt-get install/purge). Environment: DEB_BUILD_OPTIONS (default nocheck:
 # CI runs the unit tests in its own stages), JOBS.
 set -euo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
-WORK=${1:-$(mktemp -d /tmp/mpudp-deb.XXXXXX)}
+KEEP_WORK=0
+if [[ -n ${1:-} ]]; then
+  WORK=$1 KEEP_WORK=1
+else
+  WORK=$(mktemp -d /tmp/mpudp-deb.XXXXXX)
+  trap 'rm -rf "$WORK"' EXIT  # replaced below once the package is installed
+fi
 JOBS=${JOBS:-$(nproc)}
 export DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-nocheck parallel=$JOBS}
 T0=$SECONDS
@@ -63,7 +70,7 @@ purge() {
   [[ ! -e /etc/mpudp ]] || { echo "deb-test: FAIL: /etc/mpudp is left after purge" >&2; return 1; }
   [[ ! -e /usr/sbin/mpudpd ]] || { echo "deb-test: FAIL: mpudpd is left after purge" >&2; return 1; }
 }
-trap 'purge || exit 1' EXIT
+trap 'purge || exit 1; ((KEEP_WORK)) || rm -rf "$WORK"' EXIT
 log "apt-get install $DEB"
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$DEB" >"$WORK/install.log" 2>&1 ||
   { cat "$WORK/install.log"; fail "apt-get install"; }
