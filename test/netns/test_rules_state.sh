@@ -65,8 +65,10 @@ tb_start_echo || exit 1
 rules_snapshot "$TB_DIR/before"
 write_cfg 0x100
 owrt_rules --config "$TB_DIR/rules.yaml" install || { tb_fail "install"; exit 1; }
-tb_cpe ip -4 rule | grep -q '^30000:.*fwmark 0x100/0xff00 lookup 200' ||
-  { tb_fail "no ip rule for fwmark 0x100/0xff00 table 200"; tb_cpe ip -4 rule >&2; ok=0; }
+# Read whole before grep -q: an early exit would SIGPIPE ip, which pipefail counts.
+ip_rules=$(tb_cpe ip -4 rule)
+grep -q '^30000:.*fwmark 0x100/0xff00 lookup 200' <<<"$ip_rules" ||
+  { tb_fail "no ip rule for fwmark 0x100/0xff00 table 200"; echo "$ip_rules" >&2; ok=0; }
 owrt_rules --config "$TB_DIR/rules.yaml" status >/dev/null || { tb_fail "status after install"; ok=0; }
 tb_start_proxies multiplexed || exit 1
 for dest in "198.18.4.2:$TB_ECHO_PORT" "[2001:db8:4::2]:$TB_ECHO_PORT"; do
@@ -87,9 +89,10 @@ write_cfg 0x100
 owrt_rules --config "$TB_DIR/rules.yaml" install >/dev/null || { tb_fail "install 0x100"; ok=0; }
 write_cfg 0x200
 owrt_rules --config "$TB_DIR/rules.yaml" install >/dev/null || { tb_fail "install 0x200"; ok=0; }
-n=$(tb_cpe ip -4 rule | grep -c 'lookup 200' || true)
-tb_cpe ip -4 rule | grep -q 'fwmark 0x200/0xff00 lookup 200' && [[ $n == 1 ]] ||
-  { tb_fail "reinstall with a new mark: $(tb_cpe ip -4 rule | grep 'lookup 200')"; ok=0; }
+ip_rules=$(tb_cpe ip -4 rule)
+n=$(grep -c 'lookup 200' <<<"$ip_rules")
+grep -q 'fwmark 0x200/0xff00 lookup 200' <<<"$ip_rules" && [[ $n == 1 ]] ||
+  { tb_fail "reinstall with a new mark: $(grep 'lookup 200' <<<"$ip_rules")"; ok=0; }
 owrt_rules remove >/dev/null || { tb_fail "remove without a config"; ok=0; }
 rules_snapshot "$TB_DIR/after2"
 diff -u "$TB_DIR/before" "$TB_DIR/after2" || { tb_fail "remove after reinstall left rules"; ok=0; }
