@@ -16,7 +16,6 @@
 namespace {
 
 constexpr int kExitUsage = 64;
-constexpr const char* kDefaultSocket = "/run/mpudp/mpudpd.sock";
 
 using mpudp::json::Value;
 
@@ -28,7 +27,7 @@ void usage(std::FILE* out) {
                "  top [--count N]     live view, refreshed every second (q or Ctrl-C quits)\n"
                "  reload              re-read the configuration (same as SIGHUP)\n"
                "  -s, --socket PATH   control socket (default %s)\n",
-               kDefaultSocket);
+               mpudp::usable_control_socket().c_str());
 }
 
 std::string human_bytes(double b) {
@@ -201,7 +200,7 @@ int top(const std::string& sock, int count) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string sock = kDefaultSocket;
+  std::string sock = mpudp::usable_control_socket();
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];

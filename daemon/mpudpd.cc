@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
+#include <iterator>
 #include <string>
 #include <variant>
 
@@ -17,9 +19,14 @@ constexpr int kExitUsage = 64;  // EX_USAGE: bad command line or configuration
 
 void usage(std::FILE* out) {
   std::fprintf(out,
-               "usage: mpudpd -c FILE [--check]\n"
+               "usage: mpudpd -c FILE [--check | --print-rules]\n"
+               "       mpudpd --print-rules --fragment <YAML\n"
                "  -c, --config FILE  configuration (YAML)\n"
                "      --check        validate the configuration and exit (0 ok, 64 bad)\n"
+               "      --print-rules  validate, then print what mpudp-rules(8) needs as\n"
+               "                     KEY=value lines and exit (64: bad configuration)\n"
+               "      --fragment     with --print-rules: read only the rules' keys from\n"
+               "                     standard input, none required\n"
                "  -h, --help         this text\n"
                "  -V, --version      print the version\n");
 }
@@ -29,6 +36,8 @@ void usage(std::FILE* out) {
 int main(int argc, char** argv) {
   std::string path;
   bool check = false;
+  bool print_rules = false;
+  bool fragment = false;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
     if (!std::strcmp(a, "-c") || !std::strcmp(a, "--config")) {
@@ -41,6 +50,10 @@ int main(int argc, char** argv) {
       path = a + 9;
     } else if (!std::strcmp(a, "--check")) {
       check = true;
+    } else if (!std::strcmp(a, "--print-rules")) {
+      print_rules = true;
+    } else if (!std::strcmp(a, "--fragment")) {
+      fragment = true;
     } else if (!std::strcmp(a, "-h") || !std::strcmp(a, "--help")) {
       usage(stdout);
       return 0;
@@ -53,6 +66,20 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
   }
+  if (fragment != (print_rules && path.empty())) {
+    std::fprintf(stderr, "mpudpd: --fragment goes with --print-rules and without -c\n");
+    return kExitUsage;
+  }
+  if (fragment) {
+    const std::string text{std::istreambuf_iterator<char>(std::cin), {}};
+    auto res = mpudp::load_rules_fragment(text, "mpudp-rules");
+    if (auto* e = std::get_if<mpudp::ConfigError>(&res)) {
+      std::fprintf(stderr, "%s\n", e->str().c_str());
+      return kExitUsage;
+    }
+    std::fputs(mpudp::print_rules(std::get<mpudp::Config>(res)).c_str(), stdout);
+    return 0;
+  }
   if (path.empty()) {
     std::fprintf(stderr, "mpudpd: no configuration given (-c FILE)\n");
     usage(stderr);
@@ -62,6 +89,10 @@ int main(int argc, char** argv) {
   if (auto* e = std::get_if<mpudp::ConfigError>(&res)) {
     std::fprintf(stderr, "%s\n", e->str().c_str());
     return kExitUsage;
+  }
+  if (print_rules) {
+    std::fputs(mpudp::print_rules(std::get<mpudp::Config>(res)).c_str(), stdout);
+    return 0;
   }
   if (check) {
     std::printf("%s: ok\n", path.c_str());

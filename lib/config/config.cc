@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -246,6 +247,9 @@ struct Seen {
   std::optional<YAML::Mark> auth;      // the `auth` key
   std::optional<YAML::Mark> psk_file;  // its psk_file value
   bool target_delay = false;           // tunnel.target_delay written in the file
+  std::optional<YAML::Mark> rules_mark;    // rules.mark's value, checked against the mask
+  std::optional<YAML::Mark> rules_fail;    // rules.fail's value
+  std::optional<YAML::Mark> nfqueue_fail;  // nfqueue.fail's value (the older spelling)
 };
 
 struct Field {
@@ -345,35 +349,80 @@ std::uint32_t u32_number(const Where& w, std::uint32_t lo) {
   return static_cast<std::uint32_t>(v);
 }
 
+// open (true) or closed: what LAN UDP does while mpudpd does not take it.
+bool fail_open(const Where& w) {
+  const std::string text = scalar(w);
+  if (text != "open" && text != "closed")
+    reject(w.value.Mark(), w.path + ": " + quoted(text) + " is not one of open, closed");
+  return text == "open";
+}
+
 constexpr std::array<Field, 2> kNfqueueFields{{
     {"queue",
      [](const Where& w, Config& c, Seen&) {
        c.nfqueue.queue = static_cast<std::uint16_t>(uint_in(w, 0, 65535));
      }},
     {"fail",
-     [](const Where& w, Config& c, Seen&) {
-       const std::string text = scalar(w);
-       if (text != "open" && text != "closed")
-         reject(w.value.Mark(), w.path + ": " + quoted(text) + " is not one of open, closed");
-       c.nfqueue.fail_open = text == "open";
+     [](const Where& w, Config& c, Seen& s) {
+       c.nfqueue.fail_open = fail_open(w);
+       s.nfqueue_fail = w.value.Mark();
      }},
 }};
 
-constexpr std::array<Field, 7> kRulesFields{{
+// A number for ip rule / ip route that must not name the kernel's own: tables 253..255
+// are default, main and local (a "local default" route there would swallow every
+// packet), and rules from 32766 on come after the main table's, which would route the
+// marked packets away before ours saw them.
+std::uint32_t u32_outside(const Where& w, std::uint32_t hi, std::uint32_t bad_lo,
+                          std::uint32_t bad_hi, const char* why) {
+  const std::uint32_t v = u32_number(w, 1);
+  if (v > hi)
+    reject(w.value.Mark(), w.path + ": " + quoted(w.value.Scalar()) + " is not a number in 1.." +
+                               std::to_string(hi) + " (" + why + ")");
+  if (v >= bad_lo && v <= bad_hi)
+    reject(w.value.Mark(), w.path + ": " + quoted(w.value.Scalar()) + " is reserved (" + why + ")");
+  return v;
+}
+
+constexpr std::array<Field, 9> kRulesFields{{
     {"lan",
      [](const Where& w, Config& c, Seen&) {
        c.rules.lan.clear();
        each_item(w, [&c](const Where& item) {
          std::string name = scalar(item);
-         // IFNAMSIZ is 16 with the NUL; names never hold '/' or spaces.
-         if (name.empty() || name.size() > 15 || name.find_first_of("/ \t") != std::string::npos)
-           reject(item.value.Mark(), item.path + ": " + quoted(name) + " is not an interface name");
+         // IFNAMSIZ is 16 with the NUL. The characters are the ones interface names use
+         // in practice, and all that may go into an nft set or an iptables argument
+         // unquoted.
+         bool valid = !name.empty() && name.size() <= 15;
+         for (char ch : name)
+           if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '.' &&
+               ch != '@' && ch != '-')
+             valid = false;
+         if (!valid)
+           reject(item.value.Mark(), item.path + ": " + quoted(name) +
+                                         " is not an interface name (letters, digits, _ . @ -)");
          c.rules.lan.push_back(std::move(name));
        });
      }},
-    {"mark", [](const Where& w, Config& c, Seen&) { c.rules.mark = u32_number(w, 1); }},
-    {"table", [](const Where& w, Config& c, Seen&) { c.rules.table = u32_number(w, 1); }},
-    {"pref", [](const Where& w, Config& c, Seen&) { c.rules.pref = u32_number(w, 1); }},
+    {"mark",
+     [](const Where& w, Config& c, Seen& s) {
+       c.rules.mark = u32_number(w, 1);
+       s.rules_mark = w.value.Mark();
+     }},
+    {"mask", [](const Where& w, Config& c, Seen&) { c.rules.mask = u32_number(w, 1); }},
+    {"table",
+     [](const Where& w, Config& c, Seen&) {
+       c.rules.table = u32_outside(w, 0xffffffffu, 253, 255, "253..255 are default, main, local");
+     }},
+    {"pref",
+     [](const Where& w, Config& c, Seen&) {
+       c.rules.pref = u32_outside(w, 32765, 0, 0, "the rule must come before main's, 32766");
+     }},
+    {"fail",
+     [](const Where& w, Config& c, Seen& s) {
+       c.rules.fail_open = fail_open(w);
+       s.rules_fail = w.value.Mark();
+     }},
     {"exclude", [](const Where& w, Config& c, Seen&) { c.rules.exclude = cidr_list(w); }},
     {"ipv6", [](const Where& w, Config& c, Seen&) { c.rules.ipv6 = boolean(w); }},
     {"backend",
@@ -816,13 +865,27 @@ std::string read_key_file(const std::string& path, const YAML::Mark& mark) {
   return key;
 }
 
-Config validate(const std::string& text, bool read_keys) {
+// The rules' keys that depend on each other; the same in whole files and fragments.
+void check_rules(Config& cfg, const Seen& seen) {
+  if ((cfg.rules.mark & ~cfg.rules.mask) != 0)
+    reject(seen.rules_mark.value_or(YAML::Mark()),
+           "rules.mark: " + std::to_string(cfg.rules.mark) + " has bits outside rules.mask (" +
+               std::to_string(cfg.rules.mask) + ")");
+  if (seen.rules_fail && seen.nfqueue_fail && cfg.rules.fail_open != cfg.nfqueue.fail_open)
+    reject(*seen.nfqueue_fail, "nfqueue.fail: disagrees with rules.fail (write only rules.fail)");
+  if (seen.nfqueue_fail && !seen.rules_fail) cfg.rules.fail_open = cfg.nfqueue.fail_open;
+  cfg.nfqueue.fail_open = cfg.rules.fail_open;
+}
+
+Config validate(const std::string& text, bool read_keys, bool fragment = false) {
   check_stream(text);
   const YAML::Node root = YAML::Load(text);
-  if (root.IsNull()) reject(YAML::Mark(), "empty configuration");
+  if (root.IsNull() && !fragment) reject(YAML::Mark(), "empty configuration");
   Config cfg;
   Seen seen;
   walk(root, "", kTopFields, cfg, seen);
+  check_rules(cfg, seen);
+  if (fragment) return cfg;
 
   if (!seen.role) reject(root.Mark(), "missing required key \"role\"");
   // The role may come after the paths in the file: the CPE's default flag is set here.
@@ -865,12 +928,13 @@ std::string ConfigError::str() const {
 
 namespace {
 
-ConfigResult load_text(std::string_view yaml, std::string_view name, bool read_keys) {
+ConfigResult load_text(std::string_view yaml, std::string_view name, bool read_keys,
+                       bool fragment = false) {
   if (yaml.size() > kMaxConfigBytes)
     return make_error(name, "configuration is larger than " +
                                 std::to_string(kMaxConfigBytes >> 20) + " MiB");
   try {
-    return validate(std::string(yaml), read_keys);
+    return validate(std::string(yaml), read_keys, fragment);
   } catch (const Reject& r) {
     return make_error(name, r.mark, r.message);
   } catch (const YAML::DeepRecursion& e) {
@@ -928,6 +992,62 @@ ConfigResult load_config_file(const std::string& path) {
   }
   ::close(fd);
   return load_text(text, path, true);
+}
+
+ConfigResult load_rules_fragment(std::string_view yaml, std::string_view name) {
+  return load_text(yaml, name, false, true);
+}
+
+std::string print_rules(const Config& cfg) {
+  std::string out;
+  auto line = [&out](const char* key, const std::string& value) {
+    out += key;
+    out += '=';
+    out += value;
+    out += '\n';
+  };
+  line("MODE", cfg.intercept == InterceptMode::Nfqueue ? "nfqueue" : "tproxy");
+  line("PORT", std::to_string(cfg.cpe.tproxy_port));
+  line("MARK", std::to_string(cfg.rules.mark));
+  line("MASK", std::to_string(cfg.rules.mask));
+  line("TABLE", std::to_string(cfg.rules.table));
+  line("PREF", std::to_string(cfg.rules.pref));
+  line("BACKEND", cfg.rules.backend);
+  line("IPV6", cfg.rules.ipv6 ? "on" : "off");
+  line("QUEUE", std::to_string(cfg.nfqueue.queue));
+  line("FAIL", cfg.rules.fail_open ? "open" : "closed");
+  if (cfg.cpe.concentrator.valid()) {
+    // The address alone: the rules exclude the concentrator whatever its port.
+    std::string a = cfg.cpe.concentrator.str();
+    a = a.substr(0, a.rfind(':'));
+    if (a.size() >= 2 && a.front() == '[') a = a.substr(1, a.size() - 2);
+    line("CONCENTRATOR", a);
+  }
+  for (const auto& l : cfg.rules.lan) line("LAN", l);
+  for (const auto& e : cfg.rules.exclude) line("EXCLUDE", e);
+  return out;
+}
+
+std::vector<std::string> config_keys() {
+  struct Section {
+    std::string_view name;
+    std::span<const Field> fields;
+  };
+  const Section sections[] = {
+      {"auth", kAuthFields},       {"nfqueue", kNfqueueFields},   {"rules", kRulesFields},
+      {"cpe", kCpeFields},         {"concentrator", kConcentratorFields},
+      {"bindings", kBindingsFields}, {"tunnel", kTunnelFields},   {"paths[]", kPathFields},
+      {"limits", kLimitsFields},
+  };
+  std::vector<std::string> keys;
+  for (const auto& top : kTopFields) {
+    keys.emplace_back(top.name);
+    for (const auto& sec : sections) {
+      if (sec.name != top.name && sec.name != std::string(top.name) + "[]") continue;
+      for (const auto& f : sec.fields) keys.push_back(std::string(sec.name) + "." + f.name);
+    }
+  }
+  return keys;
 }
 
 const char* to_string(ProxyRole r) { return name_of(kRoles, r); }

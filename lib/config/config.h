@@ -28,8 +28,10 @@ struct Config {
   ProxyRole role = ProxyRole::Cpe;
   LogLevel log_level = LogLevel::Info;
   LogTarget log_target = LogTarget::Stderr;
-  // mpudpctl talks to the daemon here; empty turns the control socket off.
-  std::string control_socket = "/run/mpudp/mpudpd.sock";
+  // mpudpctl talks to the daemon here; empty turns the control socket off. The default
+  // is a build setting (MPUDP_CONTROL_SOCKET); ctl/control.h moves it under /var/run
+  // where /run does not exist.
+  std::string control_socket = MPUDP_CONTROL_SOCKET;
   // Prometheus text exposition over HTTP; off (family None) unless set. A bare port
   // means 127.0.0.1:port.
   Endpoint metrics_listen;
@@ -61,15 +63,23 @@ struct Config {
     bool fail_open = true;
   } nfqueue;
 
-  // Read by iptables/mpudp-rules, not by the daemon; validated so one file serves both.
+  // Read by iptables/mpudp-rules (through `mpudpd --print-rules`, print_rules below), not
+  // by the daemon: the bounds live here only, so the daemon and the rules never disagree.
   struct Rules {
     std::vector<std::string> lan;
+    // The mark is matched and set under the mask only, so other users of the mark
+    // (mwan3, SQM, fw4) keep their bits. The mark must lie inside the mask.
     std::uint32_t mark = 1;
-    std::uint32_t table = 100;
-    std::uint32_t pref = 100;
+    std::uint32_t mask = 0xffffffff;
+    std::uint32_t table = 100;  // not 253..255 (default, main, local)
+    std::uint32_t pref = 100;   // 1..32765: before the main table's rule
     std::vector<std::string> exclude;
     bool ipv6 = true;
     std::string backend = "auto";
+    // LAN UDP while mpudpd does not take it (stopped, crashed, restarting): open lets it
+    // take the normal route, closed drops it. Same meaning in both modes and backends
+    // (nfqueue.fail is the older spelling for NFQUEUE; it agrees with this one).
+    bool fail_open = true;
   } rules;
 
   struct Bindings {
@@ -170,6 +180,21 @@ using ConfigResult = std::variant<Config, ConfigError>;
 // key file (permissions, length) and fills auth.psk.
 ConfigResult load_config_string(std::string_view yaml, std::string_view name);
 ConfigResult load_config_file(const std::string& path);
+
+// What iptables/mpudp-rules needs, as validated KEY=value lines (one value per line;
+// LAN and EXCLUDE repeat): MODE, PORT, MARK, MASK, TABLE, PREF, BACKEND, IPV6, QUEUE,
+// FAIL, CONCENTRATOR (address only; absent when not set), LAN, EXCLUDE. Numbers in
+// decimal. Documented in mpudp-rules(8).
+std::string print_rules(const Config& cfg);
+
+// Only the keys mpudp-rules reads (intercept, nfqueue, rules, cpe.tproxy_port,
+// cpe.concentrator), validated by the same tables, with nothing required: how
+// mpudp-rules checks values given on its command line.
+ConfigResult load_rules_fragment(std::string_view yaml, std::string_view name);
+
+// Every key the loader accepts, dotted ("rules.mark", "paths[].interface"), in table
+// order: what docs/man/mpudp.yaml.5 is checked against.
+std::vector<std::string> config_keys();
 
 const char* to_string(ProxyRole r);
 const char* to_string(SessionModeConfig m);

@@ -218,10 +218,12 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
   const double started = ev_now(lh.loop);
   std::unique_ptr<ControlServer> control;
   if (!initial.control_socket.empty()) {
-    const std::string& path = initial.control_socket;
-    // The socket's directory (/run/mpudp) is the daemon's own: create it root-only.
-    if (auto slash = path.rfind('/'); slash != std::string::npos && slash > 0)
-      ::mkdir(path.substr(0, slash).c_str(), 0700);
+    const std::string path = usable_control_socket(initial.control_socket);
+    // The socket's directory (/run/mpudp) is the daemon's own: created root-only, with
+    // whatever is missing above it.
+    std::string dir_err;
+    bool live_peer = false;
+    if (!make_socket_dir(path, &dir_err)) LOG_ERROR("control socket: %s", dir_err.c_str());
     control = ControlServer::open(
         lh.loop, path,
         [&](const std::string& req) -> std::string {
@@ -244,11 +246,18 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
           w.end_object();
           return w.str();
         },
-        &err);
-    if (!control) {
+        &err, &live_peer);
+    // Another daemon on the socket is another instance of this service: refuse to run
+    // beside it. Any other failure costs mpudpctl only, and stopping for it would take
+    // the LAN's UDP down with it (and, under a supervisor, restart in a loop on a
+    // system where the path can never be bound): say so loudly and carry on.
+    if (!control && live_peer) {
       LOG_ERROR("control socket: %s", err.c_str());
       return 1;
     }
+    if (!control)
+      LOG_ERROR("control socket: %s; running without it (mpudpctl cannot reach this daemon)",
+                err.c_str());
   }
   SignalWatcher sigusr1(lh.loop, SIGUSR1, [&](int) {
     LOG_INFO("stats bindings=%zu %s", proxy->bindings().size(), stats.to_json().c_str());

@@ -26,9 +26,32 @@ bool make_addr(const std::string& path, sockaddr_un& sun, socklen_t& len) {
 }
 }  // namespace
 
+std::string usable_control_socket(const std::string& path) {
+  constexpr std::string_view kRun = "/run/";
+  struct stat st {};
+  if (path == MPUDP_CONTROL_SOCKET && path.starts_with(kRun) && ::stat("/run", &st) != 0)
+    return "/var" + path;
+  return path;
+}
+
+bool make_socket_dir(const std::string& path, std::string* err) {
+  const auto last = path.rfind('/');
+  if (last == std::string::npos || last == 0) return true;
+  for (std::size_t at = path.find('/', 1); at != std::string::npos && at <= last;
+       at = path.find('/', at + 1)) {
+    const std::string dir = path.substr(0, at);
+    if (::mkdir(dir.c_str(), at == last ? 0700 : 0755) != 0 && errno != EEXIST) {
+      *err = "cannot create " + dir + ": " + errno_str(errno);
+      return false;
+    }
+  }
+  return true;
+}
 
 std::unique_ptr<ControlServer> ControlServer::open(Loop* loop, const std::string& path,
-                                                   Handler handler, std::string* err) {
+                                                   Handler handler, std::string* err,
+                                                   bool* in_use) {
+  if (in_use) *in_use = false;
   sockaddr_un sun;
   socklen_t len;
   if (!make_addr(path, sun, len)) {
@@ -45,6 +68,7 @@ std::unique_ptr<ControlServer> ControlServer::open(Loop* loop, const std::string
   control_request(path, "ping", &live);
   if (live) {
     if (err) *err = "another daemon answers on " + path;
+    if (in_use) *in_use = true;
     return nullptr;
   }
   ::unlink(path.c_str());

@@ -177,6 +177,9 @@ tb_setup() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
   export TB_DIR TB_NS_CLI TB_NS_CPE TB_NS_CONC TB_NS_SRV
+  # iptables/mpudp-rules validates through mpudpd and keeps what it installed in a state
+  # file; /run is shared by all namespaces, so each test keeps its own.
+  export MPUDPD=${MPUDPD:-$TB_DAEMON} MPUDP_RULES_STATE=$TB_DIR/rules.state
   tb_log "setup: namespaces *-$TB_SUFFIX, files in $TB_DIR"
 
   local ns

@@ -13,9 +13,14 @@ else
   RULES_SH=${RULES_SH:-sh}
 fi
 
+# iptables' TPROXY cannot fail open (mpudp-rules refuses the pair): closed there.
+rules_fail() { if [[ $RULES_BACKEND == iptables ]]; then echo closed; else echo open; fi; }
+
 rules() {
+  local RULES_FAIL
+  RULES_FAIL=$(rules_fail)
   # shellcheck disable=SC2086 # RULES_SH may be "busybox sh"
-  tb_cpe $RULES_SH "$RULES" --backend "$RULES_BACKEND" --lan lan0 --port "$TB_TPROXY_PORT" \
+  tb_cpe $RULES_SH "$RULES" --backend "$RULES_BACKEND" --fail "$RULES_FAIL" --lan lan0 --port "$TB_TPROXY_PORT" \
     --concentrator "198.18.2.2:$TB_CONC_PORT" "$@"
 }
 
@@ -84,7 +89,7 @@ NFT
 
   # Errors are clear and leave nothing behind.
   local err
-  err=$(tb_cpe sh "$RULES" --backend "$RULES_BACKEND" --lan nosuch0 install 2>&1) &&
+  err=$(tb_cpe sh "$RULES" --backend "$RULES_BACKEND" --fail "$(rules_fail)" --lan nosuch0 install 2>&1) &&
     { tb_fail "install on an unknown interface succeeded"; ok=0; }
   [[ $err == *"unknown interface 'nosuch0'"* ]] || { tb_fail "unclear error: $err"; ok=0; }
   rules_snapshot "$TB_DIR/after3"

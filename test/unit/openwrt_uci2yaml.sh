@@ -3,7 +3,10 @@
 # translator parse (sh -n, and busybox ash -n when busybox is installed); each fixture
 # test/unit/data/openwrt/NAME.uci (`uci show mpudp` output) translates to exactly
 # NAME.yaml, under sh and busybox ash; that YAML passes `mpudpd --check`; the shipped
-# /etc/config/mpudp translates to a valid configuration; bad UCI settings are refused.
+# /etc/config/mpudp translates to a valid configuration; bad UCI settings are refused;
+# the init script starts, reloads and stops against stubs of OpenWrt's functions
+# (openwrt_init.sh). busybox ash runs with a PATH of OpenWrt's default applets only
+# (test/common/openwrt_path.sh), so an applet OpenWrt leaves out fails here too.
 #
 #   openwrt_uci2yaml.sh MPUDPD         (UPDATE=1 rewrites the expected .yaml files)
 set -u
@@ -19,14 +22,17 @@ fail() {
   rc=1
 }
 
+# shellcheck source=../common/openwrt_path.sh
+. "$here/../common/openwrt_path.sh"
 shells='sh'
 if command -v busybox >/dev/null 2>&1; then
   shells="sh busybox_ash"
+  owrt=$(owrt_path "$tmp/owrt-bin") || exit 1
 else
   echo "note: busybox not installed, ash not tested"
 fi
 # shellcheck disable=SC2317 # called as $s
-busybox_ash() { busybox ash "$@"; }
+busybox_ash() { PATH=$owrt "$owrt/ash" "$@"; }
 
 # 1. Syntax.
 for s in $shells; do
@@ -111,6 +117,12 @@ if sh "$files/uci2yaml.sh" --from-file "$tmp/shipped.uci" -o "$tmp/shipped.yaml"
 else
   fail "shipped mpudp.config does not translate"
 fi
+
+# 5. The init script against stubs of OpenWrt's functions.
+for s in $shells; do
+  mkdir -p "$tmp/init.$s" || exit 1
+  $s "$here/openwrt_init.sh" "$mpudpd" "$tmp/init.$s" || fail "init script under $s"
+done
 
 [ "$rc" = 0 ] && echo "PASS: openwrt_uci2yaml ($n fixtures, shells: $shells)"
 exit "$rc"

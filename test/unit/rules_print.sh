@@ -5,6 +5,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 rules=$here/../../iptables/mpudp-rules
+export MPUDPD=${MPUDPD:-${1:?usage: $0 PATH_TO_MPUDPD [update]}}
 data=$here/data
 rc=0
 check() {  # NAME ARGS...
@@ -22,10 +23,13 @@ check() {  # NAME ARGS...
     rc=1
   fi
 }
-[ "${1:-}" = update ] && UPDATE=1
+[ "${2:-}" = update ] && UPDATE=1
 check nft --backend nft
 check iptables --backend iptables
 check nfqueue_iptables --backend iptables --mode nfqueue --ipv6 off
 check nfqueue_nft --backend nft --mode nfqueue --fail open --exclude 198.18.8.0/24
+# A mark under a mask (other bits belong to mwan3, SQM, ...), failing open.
+check mask_nft --backend nft --mark 0x100 --mask 0xff00 --fail open
+check mask_iptables --backend iptables --mark 0x100 --mask 0xff00 --ipv6 off
 [ "$rc" = 0 ] && echo "PASS: rules_print"
 exit "$rc"

@@ -2,10 +2,12 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -513,7 +515,7 @@ TEST_CASE("load_config_file", "[config]") {
 }
 
 TEST_CASE("control_socket", "[config]") {
-  CHECK(ok(kCpeHead).control_socket == "/run/mpudp/mpudpd.sock");
+  CHECK(ok(kCpeHead).control_socket == MPUDP_CONTROL_SOCKET);
   CHECK(ok(cpe("control_socket: /tmp/x.sock\n")).control_socket == "/tmp/x.sock");
   CHECK(ok(cpe("control_socket: \"\"\n")).control_socket.empty());
   CHECK(err(cpe("control_socket: x.sock\n")) ==
@@ -521,6 +523,88 @@ TEST_CASE("control_socket", "[config]") {
   CHECK(ok(cpe("control_socket: /" + std::string(106, 'a') + "\n")).control_socket.size() == 107);
   CHECK(err(cpe("control_socket: /" + std::string(107, 'a') + "\n"))
             .find("is not an absolute path of at most 107 bytes") != std::string::npos);
+}
+
+TEST_CASE("rules: bounds shared with mpudp-rules", "[config]") {
+  // The issue's example: main as the table would put "local default" into main.
+  CHECK(err(cpe("rules: {table: 254, pref: 40000}\n")) ==
+        "t.yaml:4:16: rules.table: \"254\" is reserved (253..255 are default, main, local)");
+  CHECK(err(cpe("rules: {pref: 40000}\n")) ==
+        "t.yaml:4:15: rules.pref: \"40000\" is not a number in 1..32765 (the rule must come "
+        "before main's, 32766)");
+  CHECK(ok(cpe("rules: {table: 252, pref: 32765}\n")).rules.table == 252);
+  CHECK(err(cpe("rules: {mark: 0x100, mask: 0xf}\n")) ==
+        "t.yaml:4:15: rules.mark: 256 has bits outside rules.mask (15)");
+  const Config m = ok(cpe("rules: {mark: 0x100, mask: 0xff00}\n"));
+  CHECK(m.rules.mark == 0x100);
+  CHECK(m.rules.mask == 0xff00);
+  CHECK(err(cpe("rules: {lan: [\"lan;0\"]}\n")).find("is not an interface name") !=
+        std::string::npos);
+}
+
+TEST_CASE("rules.fail and nfqueue.fail agree", "[config]") {
+  CHECK(ok(kCpeHead).rules.fail_open);
+  CHECK(!ok(cpe("rules: {fail: closed}\n")).nfqueue.fail_open);
+  CHECK(!ok(cpe("nfqueue: {fail: closed}\n")).rules.fail_open);
+  CHECK(!ok(cpe("rules: {fail: closed}\nnfqueue: {fail: closed}\n")).rules.fail_open);
+  CHECK(err(cpe("rules: {fail: closed}\nnfqueue: {fail: open}\n")) ==
+        "t.yaml:5:17: nfqueue.fail: disagrees with rules.fail (write only rules.fail)");
+  CHECK(err(cpe("rules: {fail: maybe}\n")) ==
+        "t.yaml:4:15: rules.fail: \"maybe\" is not one of open, closed");
+}
+
+TEST_CASE("print_rules: what mpudp-rules reads", "[config]") {
+  const Config c = ok(
+      "role: cpe\ncpe: {tproxy_port: 6000, concentrator: \"[2001:db8::2]:7000\"}\n"
+      "intercept: nfqueue\nnfqueue: {queue: 3}\n"
+      "rules: {lan: [br-lan, wlan0], mark: 0x10, table: 200, pref: 300, exclude: [10.0.0.0/8],"
+      " ipv6: off, backend: nft, fail: closed}\n");
+  CHECK(print_rules(c) ==
+        "MODE=nfqueue\nPORT=6000\nMARK=16\nMASK=4294967295\nTABLE=200\nPREF=300\n"
+        "BACKEND=nft\nIPV6=off\nQUEUE=3\nFAIL=closed\nCONCENTRATOR=2001:db8::2\n"
+        "LAN=br-lan\nLAN=wlan0\nEXCLUDE=10.0.0.0/8\n");
+  // A fragment (mpudp-rules' command line) needs no role, concentrator or auth, and is
+  // held to the same bounds.
+  auto f = load_rules_fragment("rules: {mark: 7}\n", "frag");
+  REQUIRE(std::holds_alternative<Config>(f));
+  CHECK(print_rules(std::get<Config>(f)).find("MARK=7\n") != std::string::npos);
+  CHECK(print_rules(std::get<Config>(f)).find("CONCENTRATOR") == std::string::npos);
+  auto bad = load_rules_fragment("cpe: {tproxy_port: \"0\"}\n", "frag");
+  REQUIRE(std::holds_alternative<ConfigError>(bad));
+  CHECK(std::get<ConfigError>(bad).str() ==
+        "frag:1:20: cpe.tproxy_port: 0 is out of range (1..65535)");
+}
+
+// docs/man/mpudp.yaml.5 documents every key the loader accepts, and no other: each key is
+// an ".B key" line (after ".TP"). A new key fails this test until it has its entry.
+TEST_CASE("mpudp.yaml(5) lists every key", "[config]") {
+  std::ifstream in(std::string(MPUDP_SOURCE_DIR) + "/docs/man/mpudp.yaml.5");
+  REQUIRE(in);
+  std::set<std::string> documented;
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(".B ", 0) == 0 && line.find(' ', 3) == std::string::npos)
+      documented.insert(line.substr(3));
+  std::set<std::string> keys;
+  const auto all = config_keys();
+  for (const auto& k : all) {
+    keys.insert(k);
+    // A section's name needs no entry of its own: its keys have theirs.
+    const bool section = std::any_of(all.begin(), all.end(), [&k](const std::string& o) {
+      return o.rfind(k + ".", 0) == 0 || o.rfind(k + "[].", 0) == 0;
+    });
+    if (section) continue;
+    INFO("docs/man/mpudp.yaml.5 has no entry \".B " << k << "\"");
+    CHECK(documented.count(k) == 1);
+  }
+  CHECK(keys.count("rules.mask") == 1);
+  CHECK(keys.count("paths[].interface") == 1);
+  // Entries look like keys when they hold a '.' or name a top-level key; those must exist.
+  for (const auto& d : documented)
+    if (d.find('.') != std::string::npos && d.find_first_of("\\(*") == std::string::npos) {
+      INFO("docs/man/mpudp.yaml.5 documents \"" << d << "\", which the loader does not accept");
+      CHECK(keys.count(d) == 1);
+    }
 }
 
 TEST_CASE("metrics_listen", "[config]") {

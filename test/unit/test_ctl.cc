@@ -1,6 +1,19 @@
 // The control socket's JSON: what the daemon writes, mpudpctl must read back intact.
 #include <catch2/catch.hpp>
 
+#include <ev.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "ctl/control.h"
 #include "ctl/json.h"
 #include "ctl/metrics.h"
 #include "ctl/stats.h"
@@ -82,4 +95,91 @@ TEST_CASE("Prometheus exposition: one family per counter, drops labelled by reas
     CHECK((line.rfind("# ", 0) == 0 || line.rfind("mpudp_", 0) == 0));
     start = end + 1;
   }
+}
+
+namespace {
+// A scratch directory, removed with everything in it.
+struct ScratchDir {
+  std::string path;
+  ScratchDir() {
+    char tmpl[] = "/tmp/mpudp-ctl-test-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+mode_t mode_of(const std::string& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+}  // namespace
+
+TEST_CASE("control socket: the directories above it are created, its own root-only") {
+  ScratchDir d;
+  std::string err;
+  REQUIRE(make_socket_dir(d.path + "/run/mpudp/mpudpd.sock", &err));
+  CHECK(mode_of(d.path + "/run") == 0755);
+  CHECK(mode_of(d.path + "/run/mpudp") == 0700);
+  // Existing directories are fine, and keep their modes.
+  REQUIRE(make_socket_dir(d.path + "/run/mpudp/mpudpd.sock", &err));
+  CHECK(mode_of(d.path + "/run") == 0755);
+  // A file in the way is an error that names it.
+  std::ofstream(d.path + "/file") << "x";
+  CHECK_FALSE(make_socket_dir(d.path + "/file/mpudp/s.sock", &err));
+  CHECK(err == "cannot create " + d.path + "/file/mpudp: Not a directory");
+}
+
+TEST_CASE("control socket: one default for daemon and client, moved only where /run is missing") {
+  CHECK(usable_control_socket("/tmp/other.sock") == "/tmp/other.sock");
+  struct stat st {};
+  const bool have_run = ::stat("/run", &st) == 0;
+  const std::string def = MPUDP_CONTROL_SOCKET;
+  if (have_run || def.rfind("/run/", 0) != 0)
+    CHECK(usable_control_socket() == def);
+  else
+    CHECK(usable_control_socket() == "/var" + def);
+}
+
+TEST_CASE("control socket: a path that cannot be bound is an error, not another daemon") {
+  ScratchDir d;
+  Loop* loop = ev_loop_new(EVFLAG_AUTO);
+  REQUIRE(loop != nullptr);
+  std::string err;
+  bool in_use = true;
+  auto none = ControlServer::open(loop, d.path + "/missing/c.sock",
+                                  [](const std::string&) { return std::string("{}"); }, &err,
+                                  &in_use);
+  CHECK(none == nullptr);
+  CHECK_FALSE(in_use);
+  CHECK(err.find("bind " + d.path + "/missing/c.sock: ") == 0);
+  // Something answering on the path (a running daemon): in_use says so. A plain socket
+  // in a thread answers the probe once.
+  const std::string live = d.path + "/c.sock";
+  int lfd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(lfd >= 0);
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  std::snprintf(sun.sun_path, sizeof sun.sun_path, "%s", live.c_str());
+  REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) == 0);
+  REQUIRE(::listen(lfd, 1) == 0);
+  std::thread t([lfd] {
+    int c = ::accept(lfd, nullptr, nullptr);
+    if (c < 0) return;
+    char buf[64];
+    (void)!::read(c, buf, sizeof buf);
+    (void)!::write(c, "{\"ok\": true}\n", 13);
+    ::close(c);
+  });
+  auto second = ControlServer::open(
+      loop, live, [](const std::string&) { return std::string("{}"); }, &err, &in_use);
+  t.join();
+  ::close(lfd);
+  CHECK(second == nullptr);
+  CHECK(in_use);
+  CHECK(err == "another daemon answers on " + live);
+  ev_loop_destroy(loop);
 }

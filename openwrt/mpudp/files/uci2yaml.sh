@@ -15,7 +15,8 @@
 #     role, log_level, control_socket, metrics_listen, session_mode, intercept -> same key
 #     auth 'none' -> auth: none            psk_file -> auth.psk_file
 #     nfqueue_queue, nfqueue_fail -> nfqueue.queue, nfqueue.fail
-#     list lan, backend, ipv6 (boolean), mark, table, pref, list exclude -> rules.*
+#     list lan, backend, ipv6 (boolean), mark, mask, table, pref, fail, list exclude
+#       -> rules.*
 #     tproxy_port, concentrator -> cpe.*
 #     list listen, list allow_destinations, list deny_destinations, max_sessions,
 #       max_bindings_per_cpe -> concentrator.*
@@ -23,9 +24,10 @@
 #     keepalive, queue_bytes, target_delay, limit_path_queue (boolean), express (boolean),
 #       express_priority, express_dscp, express_rate, congestion_control -> tunnel.*
 #     limit_subflows, limit_add_addr_accepted -> limits.subflows, limits.add_addr_accepted
-#     enabled: read by the init script only
+#     enabled, user: read by the init script only
 #   config path (one per uplink, in order) -> one paths: entry
-#     interface (Linux device name), subflow, signal, backup, fullmesh (booleans)
+#     interface (Linux device name), subflow, signal, backup, fullmesh (booleans);
+#     network (logical network: wan, wwan): the init script adds its device as interface
 # Unknown options and section types are errors, like unknown keys in the YAML: a typo
 # must not silently leave a default in force. Values are written as YAML double-quoted
 # strings (booleans as true/false), so no value can change the structure.
@@ -109,6 +111,7 @@ translate() {
         "metrics_listen:metrics_listen:s session_mode:session_mode:s intercept:intercept:s " \
         "nfqueue_queue:nfqueue.queue:s nfqueue_fail:nfqueue.fail:s " \
         "lan:rules.lan:l backend:rules.backend:s ipv6:rules.ipv6:b mark:rules.mark:s " \
+        "mask:rules.mask:s fail:rules.fail:s " \
         "table:rules.table:s pref:rules.pref:s exclude:rules.exclude:l " \
         "tproxy_port:cpe.tproxy_port:s concentrator:cpe.concentrator:s " \
         "listen:concentrator.listen:l allow_destinations:concentrator.allow_destinations:l " \
@@ -123,15 +126,15 @@ translate() {
         "express_dscp:tunnel.express_dscp:s express_rate:tunnel.express_rate:s " \
         "congestion_control:tunnel.congestion_control:s " \
         "limit_subflows:limits.subflows:s " \
-        "limit_add_addr_accepted:limits.add_addr_accepted:s enabled::-", spec, " ")
+        "limit_add_addr_accepted:limits.add_addr_accepted:s enabled::- user::-", spec, " ")
       for (i = 1; i <= n; i++) {
         split(spec[i], fl, ":")
         opts[i] = fl[1]; key[fl[1]] = fl[2]; kind[fl[1]] = fl[3]
       }
       nopts = n
       nsecs = split("auth nfqueue rules cpe concentrator bindings tunnel paths limits", order, " ")
-      split("interface subflow signal backup fullmesh", pf, " ")
-      for (i = 1; i <= 5; i++) pathopt[pf[i]] = 1
+      split("interface subflow signal backup fullmesh network", pf, " ")
+      for (i = 1; i <= 6; i++) pathopt[pf[i]] = 1
       npaths = 0; nmain = 0; out = ""
     }
     {
@@ -169,9 +172,9 @@ translate() {
         for (i = 1; i <= n; i++) val[opt, i] = vals[i]
       } else {
         if (!(opt in pathopt))
-          fail(name ": unknown option \"" opt "\" (interface, subflow, signal, backup, fullmesh)")
+          fail(name ": unknown option \"" opt "\" (interface, network, subflow, signal, backup, fullmesh)")
         if (n != 1) fail(name ": \"" opt "\" takes one value, not a list")
-        pval[sec, opt] = opt == "interface" ? vals[1] : bool(vals[1], name)
+        pval[sec, opt] = opt == "interface" || opt == "network" ? vals[1] : bool(vals[1], name)
       }
     }
     function emit(s) { out = out s "\n" }
@@ -212,7 +215,9 @@ translate() {
           emit("paths:")
           for (p = 1; p <= npaths; p++) {
             sec = pathsec[p]
-            if (!((sec, "interface") in pval)) fail("mpudp." sec ": path without option interface")
+            if (!((sec, "interface") in pval) && ((sec, "network") in pval))
+              fail("mpudp." sec ": network \"" pval[sec, "network"] "\" has no device (is it up?)")
+            if (!((sec, "interface") in pval)) fail("mpudp." sec ": path without option interface or network")
             emit("  - interface: " q(pval[sec, "interface"]))
             for (f = 2; f <= 5; f++)
               if ((sec, pf[f]) in pval) emit("    " pf[f] ": " pval[sec, pf[f]])
