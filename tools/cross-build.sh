@@ -29,13 +29,14 @@ T0=$SECONDS
 log() { printf 'cross-build[%s] t+%ds: %s\n' "$ARCH" "$((SECONDS - T0))" "$*"; }
 
 # 1. Packages: the cross compiler, the target's -dev packages, qemu. Catch2 is headers
-# (architecture-independent), already installed by tools/install-deps.sh. NOT
+# (architecture-independent), already installed by tools/install-deps.sh. libssl-dev is
+# Multi-Arch: same, so the target's copy sits beside the host's. NOT
 # libyaml-cpp-dev:<arch>: in bookworm it is not Multi-Arch: same, and installing it
 # removes the host's libyaml-cpp-dev (breaking every native build); the toolchain file
 # uses the host's headers and the target's libyaml-cpp0.7 (tools/cross-yaml-cpp/).
 PACKAGES=(g++-"$TRIPLET" qemu-user-static libyaml-cpp-dev)
 for p in libev-dev libyaml-cpp0.7 libmnl-dev libnetfilter-queue-dev libnl-3-dev libnl-route-3-dev \
-  libsodium-dev; do
+  libsodium-dev libssl-dev; do
   PACKAGES+=("$p:$DEBARCH")
 done
 missing=()

@@ -10,7 +10,7 @@ PACKAGES=(
   build-essential cmake pkg-config g++ clang libclang-rt-14-dev
   # libraries
   libev-dev libyaml-cpp-dev catch2 libmnl-dev libnl-3-dev libnl-route-3-dev
-  libnl-genl-3-dev libnetfilter-queue-dev libsodium-dev
+  libnl-genl-3-dev libnetfilter-queue-dev libsodium-dev libssl-dev
   # namespace tests and the demo
   nftables iptables iproute2 procps kmod python3
   # iptables/mpudp-rules and openwrt/mpudp/files are tested under busybox ash too
