@@ -2,6 +2,9 @@
 // certificates they need made here with the OpenSSL API.
 #include "tunnel/tls.h"
 
+#include "config/config.h"
+#include "core/tls_setup.h"
+
 #include <catch2/catch.hpp>
 
 #include <malloc.h>
@@ -661,4 +664,50 @@ TEST_CASE("tls: memory held by a server session before authentication", "[tls]")
   // Sanitizer builds replace malloc and report zeros; the checks then hold trivially.
   CHECK(five_bytes < 512);
   CHECK(awaiting_finished < 48 * 1024);
+}
+
+TEST_CASE("tls: settings from the configuration", "[tls][config]") {
+  auto load = [](const std::string& yaml) {
+    auto r = load_config_string(yaml, "t.yaml");
+    if (auto* e = std::get_if<ConfigError>(&r)) FAIL(e->str());
+    return std::get<Config>(r);
+  };
+  const std::string cpe = "role: cpe\ncpe: {concentrator: 192.0.2.1:7000}\n";
+  const std::string conc = "role: concentrator\nconcentrator: {listen: 0.0.0.0:7000}\n";
+
+  CHECK(!tls_settings(load(cpe + "auth: none\n")));
+  CHECK(!tls_settings(load(cpe + "auth: {psk_file: /k}\nencryption: none\n")));
+
+  // The keys are filled in by load_config_file; set them here as it would.
+  auto c = load(cpe + "auth: {identity: home-17, psk_file: /k}\n"
+                      "encryption: {cipher: chacha20, key_update_bytes: 2097152}\n");
+  c.auth.psk = kKey17;
+  auto s = load(conc + "auth: {peers_file: /p}\n");
+  s.auth.peers = psk_server().peers;
+  auto cs = tls_settings(c);
+  auto ss = tls_settings(s);
+  REQUIRE(cs);
+  REQUIRE(ss);
+  CHECK(cs->role == TlsRole::Client);
+  CHECK(cs->ciphers == TlsCipherPreference::ChaCha20);
+  CHECK(cs->key_update_bytes == 2097152);
+  End a(context(*cs)), b(context(*ss));
+  handshake(a, b);
+  REQUIRE(b.s->established());
+  CHECK(b.s->identity() == "home-17");
+
+  // auth: {psk_file} alone on both ends: one shared identity.
+  auto sc = load(cpe + "auth: {psk_file: /k}\n");
+  auto sv = load(conc + "auth: {psk_file: /k}\n");
+  sc.auth.psk = sv.auth.psk = kKey17;
+  End x(context(*tls_settings(sc))), y(context(*tls_settings(sv)));
+  handshake(x, y);
+  REQUIRE(y.s->established());
+  CHECK(y.s->identity() == kSharedKeyIdentity);
+
+  auto certs = tls_settings(load(cpe + "auth: {cert_file: /c, key_file: /k, ca_file: /a, "
+                                       "server_name: conc.example}\n"));
+  REQUIRE(certs);
+  CHECK(certs->cert_file == "/c");
+  CHECK(certs->server_name == "conc.example");
 }
