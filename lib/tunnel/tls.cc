@@ -587,8 +587,13 @@ TlsSession::Received TlsSession::receive(std::span<const std::uint8_t> ciphertex
   if (!saw_input_ && !ciphertext.empty()) {
     saw_input_ = true;
     if (ciphertext[0] != 22 && ciphertext[0] != 21) {
-      failure_detail_ = "first byte 0x" + std::string(1, "0123456789abcdef"[ciphertext[0] >> 4]) +
-                        std::string(1, "0123456789abcdef"[ciphertext[0] & 15]);
+      static constexpr std::uint8_t kMagic[] = {0x4d, 0x50, 0x55, 0x44};  // "MPUD"
+      if (ciphertext.size() >= 8 && ciphertext[0] == 1 &&
+          std::memcmp(ciphertext.data() + 4, kMagic, sizeof kMagic) == 0)
+        failure_detail_ = "a cleartext mpudp HELLO (the peer runs encryption: none?)";
+      else
+        failure_detail_ = std::string("first byte 0x") + "0123456789abcdef"[ciphertext[0] >> 4] +
+                          "0123456789abcdef"[ciphertext[0] & 15];
       fail(TlsFailure::Cleartext, false);
       r.consumed = ciphertext.size();
       return r;

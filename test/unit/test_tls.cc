@@ -308,10 +308,15 @@ TEST_CASE("tls: unknown identity is refused and named on both sides", "[tls]") {
 
 TEST_CASE("tls: a cleartext peer is named as such", "[tls]") {
   End s(context(psk_server()));
-  // The cleartext protocol's HELLO starts with its length, never 22.
-  Bytes v1_hello{0x00, 0x1c, 0x01, 0x01};
+  // The cleartext protocol's HELLO (docs/PROTOCOL.md, "HELLO"): frame type 1, never 22.
+  Bytes v1_hello{0x01, 0x00, 0x00, 0x0a, 0x4d, 0x50, 0x55, 0x44, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00};
   deliver(s, v1_hello);
   CHECK(s.s->failure() == TlsFailure::Cleartext);
+  CHECK_THAT(s.s->failure_text(), Catch::Contains("cleartext mpudp HELLO"));
+  End noise(context(psk_server()));
+  deliver(noise, Bytes{'G', 'E', 'T', ' ', '/'});
+  CHECK(noise.s->failure() == TlsFailure::Cleartext);
+  CHECK_THAT(noise.s->failure_text(), Catch::Contains("first byte 0x47"));
   End c(context(psk_client()));
   REQUIRE(c.s->start(c.wire));
   deliver(c, v1_hello);
@@ -466,6 +471,9 @@ TEST_CASE("tls: a batch of frames becomes as few records as possible", "[tls]") 
   REQUIRE(c.s->encrypt(spans, c.wire));
   auto recs = records(c.wire);
   REQUIRE(recs.size() == 1);
+  // docs/PROTOCOL.md, "Record coalescing": the record header of this example.
+  CHECK(Bytes(c.wire.begin(), c.wire.begin() + 5) == Bytes{0x17, 0x03, 0x03, 0x27, 0x21});
+  CHECK(c.wire.size() == 5 + 10017);
   CHECK(recs[0].first == 23);  // application_data
   // 16 bytes of tag and one of inner content type: 17 bytes of overhead per record.
   CHECK(recs[0].second == 100 * 100 + 17);
