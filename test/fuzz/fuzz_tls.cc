@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "../common/tls_loopback.h"
 #include "tunnel/tls.h"
 
 using namespace mpudp;
@@ -65,17 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::uint8_t plain[4096];
   if (established) {
     TlsSession client(ctx.client);
-    std::vector<std::uint8_t> to_server, to_client;
-    if (!client.start(to_server)) fail("client start");
-    for (int i = 0; i < 4 && !(to_server.empty() && to_client.empty()); ++i) {
-      std::vector<std::uint8_t> a;
-      a.swap(to_server);
-      server.receive(a, plain, to_client);
-      std::vector<std::uint8_t> b;
-      b.swap(to_client);
-      client.receive(b, plain, to_server);
-    }
-    if (!server.established() || server.failed()) fail("honest handshake failed");
+    if (!loopback_handshake(client, server, plain)) fail("honest handshake failed");
   }
   bool was_failed = false;
   while (!in.empty()) {
