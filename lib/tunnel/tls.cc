@@ -481,6 +481,7 @@ void TlsSession::fail_from_ssl_error(int ssl_error) {
     return;
   }
   if (!established_ && detail.find("binder") != std::string::npos) {
+    failure_detail_ = "identity \"" + printable(identity_) + "\": " + detail;
     fail(TlsFailure::WrongKey, false);
     return;
   }

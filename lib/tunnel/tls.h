@@ -169,7 +169,9 @@ class TlsSession {
 
   // After the handshake: the CPE's identity on both sides (the PSK identity, or its
   // certificate's name), and the peer's certificate name in certificate mode.
-  const std::string& identity() const { return identity_; }
+  // Empty until established: a name a peer claimed is not an identity yet (failure_text
+  // names it).
+  const std::string& identity() const { return established_ ? identity_ : kNoIdentity; }
   const std::string& peer_certificate_name() const { return peer_cert_name_; }
   bool resumed() const;
   std::string cipher() const;
@@ -188,6 +190,7 @@ class TlsSession {
   std::uint64_t bytes_encrypted() const { return bytes_total_; }
 
   static constexpr std::size_t kMaxRecordPlaintext = 16384;
+  static inline const std::string kNoIdentity;
   // The server makes no OpenSSL state until the first record (the ClientHello, a few
   // hundred bytes; 1-2 KiB with a ticket holding a certificate) is complete, and buffers
   // it up to this size: idle and 5-byte connections cost this object and no more.

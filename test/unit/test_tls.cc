@@ -290,6 +290,8 @@ TEST_CASE("tls: wrong key is refused and named on both sides", "[tls]") {
   CHECK(!s.s->established());
   CHECK(s.s->failure() == TlsFailure::WrongKey);
   CHECK(!s.s->failure_from_peer());
+  CHECK_THAT(s.s->failure_text(), Catch::Contains("identity \"home-17\""));
+  CHECK(s.s->identity().empty());  // claimed, never proved
   INFO(c.s->failure_text());
   CHECK(c.s->failure() == TlsFailure::WrongKey);
   CHECK(c.s->failure_from_peer());
