@@ -29,14 +29,13 @@ T0=$SECONDS
 log() { printf 'cross-build[%s] t+%ds: %s\n' "$ARCH" "$((SECONDS - T0))" "$*"; }
 
 # 1. Packages: the cross compiler, the target's -dev packages, qemu. Catch2 is headers
-# (architecture-independent), already installed by tools/install-deps.sh. libssl-dev is
-# Multi-Arch: same, so the target's copy sits beside the host's. NOT
+# (architecture-independent), already installed by tools/install-deps.sh. NOT
 # libyaml-cpp-dev:<arch>: in bookworm it is not Multi-Arch: same, and installing it
 # removes the host's libyaml-cpp-dev (breaking every native build); the toolchain file
 # uses the host's headers and the target's libyaml-cpp0.7 (tools/cross-yaml-cpp/).
 PACKAGES=(g++-"$TRIPLET" qemu-user-static libyaml-cpp-dev)
 for p in libev-dev libyaml-cpp0.7 libmnl-dev libnetfilter-queue-dev libnl-3-dev libnl-route-3-dev \
-  libsodium-dev libssl-dev; do
+  libsodium-dev; do
   PACKAGES+=("$p:$DEBARCH")
 done
 missing=()
@@ -62,6 +61,28 @@ if ((${#missing[@]})); then
   # --no-remove: never let apt take a host package away to satisfy these.
   $SUDO apt-get install -y --no-install-recommends --no-remove "${missing[@]}"
 fi
+
+# 1b. OpenSSL for the target, unpacked into the build tree instead of installed: libssl3
+# is Multi-Arch: same, so dpkg wants the target's version equal to the host's, and the
+# host's comes from bookworm-security, which no longer carries mipsel (3.0.22 on amd64
+# against 3.0.20 for mipsel in 2026-12): installing would downgrade the host's OpenSSL,
+# or on arm64 upgrade it as a side effect. The .pc files are pointed at the unpacked
+# tree; the executables find the libraries there by their build RPATH (also under qemu).
+SSLROOT=$PWD/$BUILD/openssl-sysroot
+if [[ ! -f $SSLROOT/.unpacked ]]; then
+  log "unpacking libssl3:$DEBARCH and libssl-dev:$DEBARCH into $SSLROOT"
+  rm -rf "$SSLROOT"
+  mkdir -p "$SSLROOT/debs"
+  (cd "$SSLROOT/debs" && apt-get download "libssl3:$DEBARCH" "libssl-dev:$DEBARCH" >/dev/null)
+  for deb in "$SSLROOT"/debs/*.deb; do dpkg-deb -x "$deb" "$SSLROOT"; done
+  # The target's opensslconf/configuration.h sit in include/TRIPLET, which the cross
+  # compiler only searches under /usr.
+  sed -i -e "s|^prefix=/usr\$|prefix=$SSLROOT/usr|" \
+    -e "s|^Cflags: -I\${includedir}\$|Cflags: -I\${includedir} -I\${includedir}/$TRIPLET|" \
+    "$SSLROOT/usr/lib/$TRIPLET/pkgconfig/"*.pc
+  touch "$SSLROOT/.unpacked"
+fi
+export MPUDP_CROSS_PKG_CONFIG_PATH=$SSLROOT/usr/lib/$TRIPLET/pkgconfig
 
 # 2. Configure and build the daemon and the unit-test executables. The tests to run are
 # the registered unit.NAME tests that have an executable (test/unit/test_NAME.cc), minus
