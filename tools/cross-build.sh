@@ -61,6 +61,28 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y --no-install-recommends --no-remove "${missing[@]}"
 fi
 
+# 1b. OpenSSL for the target, unpacked into the build tree instead of installed: libssl3
+# is Multi-Arch: same, so dpkg wants the target's version equal to the host's, and the
+# host's comes from bookworm-security, which no longer carries mipsel (3.0.22 on amd64
+# against 3.0.20 for mipsel in 2026-12): installing would downgrade the host's OpenSSL,
+# or on arm64 upgrade it as a side effect. The .pc files are pointed at the unpacked
+# tree; the executables find the libraries there by their build RPATH (also under qemu).
+SSLROOT=$PWD/$BUILD/openssl-sysroot
+if [[ ! -f $SSLROOT/.unpacked ]]; then
+  log "unpacking libssl3:$DEBARCH and libssl-dev:$DEBARCH into $SSLROOT"
+  rm -rf "$SSLROOT"
+  mkdir -p "$SSLROOT/debs"
+  (cd "$SSLROOT/debs" && apt-get download "libssl3:$DEBARCH" "libssl-dev:$DEBARCH" >/dev/null)
+  for deb in "$SSLROOT"/debs/*.deb; do dpkg-deb -x "$deb" "$SSLROOT"; done
+  # The target's opensslconf/configuration.h sit in include/TRIPLET, which the cross
+  # compiler only searches under /usr.
+  sed -i -e "s|^prefix=/usr\$|prefix=$SSLROOT/usr|" \
+    -e "s|^Cflags: -I\${includedir}\$|Cflags: -I\${includedir} -I\${includedir}/$TRIPLET|" \
+    "$SSLROOT/usr/lib/$TRIPLET/pkgconfig/"*.pc
+  touch "$SSLROOT/.unpacked"
+fi
+export MPUDP_CROSS_PKG_CONFIG_PATH=$SSLROOT/usr/lib/$TRIPLET/pkgconfig
+
 # 2. Configure and build the daemon and the unit-test executables. The tests to run are
 # the registered unit.NAME tests that have an executable (test/unit/test_NAME.cc), minus
 # those qemu-user cannot run:

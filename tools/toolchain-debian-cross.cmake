@@ -20,8 +20,15 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 # yaml-cpp: the host's headers and the target's runtime library (see the file there).
 set(yaml-cpp_DIR ${CMAKE_CURRENT_LIST_DIR}/cross-yaml-cpp CACHE PATH "" FORCE)
 
-# pkg-config must see only the target's .pc files.
+# pkg-config must see only the target's .pc files: the multiarch ones, and the libraries
+# tools/cross-build.sh unpacked into the build tree (OpenSSL, see there).
 set(ENV{PKG_CONFIG_LIBDIR} /usr/lib/${MPUDP_CROSS_TRIPLET}/pkgconfig:/usr/share/pkgconfig)
+if(DEFINED ENV{MPUDP_CROSS_PKG_CONFIG_PATH})
+  set(MPUDP_CROSS_PKG_CONFIG_PATH "$ENV{MPUDP_CROSS_PKG_CONFIG_PATH}" CACHE PATH "" FORCE)
+endif()
+if(MPUDP_CROSS_PKG_CONFIG_PATH)
+  set(ENV{PKG_CONFIG_LIBDIR} ${MPUDP_CROSS_PKG_CONFIG_PATH}:$ENV{PKG_CONFIG_LIBDIR})
+endif()
 set(ENV{PKG_CONFIG_PATH} "")
 
 # Unit tests run under user-mode qemu (ctest prefixes each executable with this).

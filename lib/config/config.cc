@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <map>
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -71,10 +72,18 @@ const char* name_of(const std::array<Named<E>, N>& table, E value) {
 struct Reject {
   YAML::Mark mark;
   std::string message;
+  std::string file;  // set when the error is in another file (the peers file)
+  int line = 0;      // in `file`; 0: no position
+  bool positioned = true;
 };
 
 [[noreturn]] void reject(const YAML::Mark& mark, std::string message) {
-  throw Reject{mark, std::move(message)};
+  throw Reject{mark, std::move(message), {}, 0, true};
+}
+
+// An error about a file the configuration names, at a line of it (0: the whole file).
+[[noreturn]] void reject_in(std::string file, int line, std::string message) {
+  throw Reject{YAML::Mark(), std::move(message), std::move(file), line, true};
 }
 
 ConfigError make_error(std::string_view file, const YAML::Mark& mark, std::string message) {
@@ -244,8 +253,12 @@ struct Seen {
   std::optional<YAML::Mark> concentrator_key;
   bool cpe_concentrator = false;
   std::optional<YAML::Mark> listen;
-  std::optional<YAML::Mark> auth;      // the `auth` key
-  std::optional<YAML::Mark> psk_file;  // its psk_file value
+  std::optional<YAML::Mark> auth;        // the `auth` key
+  std::optional<YAML::Mark> auth_value;  // its value (a mapping)
+  // The values of auth's keys, by name: where to point when a combination is wrong.
+  std::map<std::string, YAML::Mark> auth_keys;
+  std::optional<YAML::Mark> encryption;  // the `encryption` value
+  std::optional<YAML::Mark> accept_cleartext;
   bool target_delay = false;           // tunnel.target_delay written in the file
   std::optional<YAML::Mark> rules_mark;    // rules.mark's value, checked against the mask
   std::optional<YAML::Mark> rules_fail;    // rules.fail's value
@@ -659,33 +672,109 @@ constexpr std::array<Field, 9> kTunnelFields{{
      }},
 }};
 
-constexpr std::array<Field, 1> kAuthFields{{
-    {"psk_file",
+// auth's file keys all take an absolute path: a relative one would depend on the
+// daemon's working directory.
+template <std::string Config::Auth::*member>
+void auth_path(const Where& w, Config& c, Seen& s) {
+  std::string path = scalar(w);
+  if (path.empty() || path.front() != '/')
+    reject(w.value.Mark(), w.path + ": " + quoted(path) + " is not an absolute path");
+  c.auth.*member = std::move(path);
+  s.auth_keys[w.path.substr(w.path.find('.') + 1)] = w.value.Mark();
+}
+
+// Identities travel in the TLS handshake and appear in log lines, metrics and the peers
+// file (space-separated): printable ASCII without spaces, '#' or quotes.
+bool valid_identity(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  return std::all_of(id.begin(), id.end(), [](char ch) {
+    return ch > 0x20 && ch < 0x7f && ch != '#' && ch != '"' && ch != '\\' && ch != '\'';
+  });
+}
+constexpr const char* kIdentityRule =
+    "1 to 128 printable characters without spaces, '#', quotes or backslashes";
+
+constexpr std::array<Field, 8> kAuthFields{{
+    {"psk_file", auth_path<&Config::Auth::psk_file>},
+    {"peers_file", auth_path<&Config::Auth::peers_file>},
+    {"cert_file", auth_path<&Config::Auth::cert_file>},
+    {"key_file", auth_path<&Config::Auth::key_file>},
+    {"ca_file", auth_path<&Config::Auth::ca_file>},
+    {"crl_file", auth_path<&Config::Auth::crl_file>},
+    {"identity",
      [](const Where& w, Config& c, Seen& s) {
-       std::string path = scalar(w);
-       // Absolute: a relative path would depend on the daemon's working directory.
-       if (path.empty() || path.front() != '/')
-         reject(w.value.Mark(), w.path + ": " + quoted(path) + " is not an absolute path");
-       c.auth.psk_file = std::move(path);
-       s.psk_file = w.value.Mark();
+       std::string id = scalar(w);
+       if (!valid_identity(id))
+         reject(w.value.Mark(), w.path + ": " + quoted(id) + " is not an identity (" +
+                                    kIdentityRule + ")");
+       c.auth.identity = std::move(id);
+       s.auth_keys["identity"] = w.value.Mark();
+     }},
+    {"server_name",
+     [](const Where& w, Config& c, Seen& s) {
+       std::string name = scalar(w);
+       if (!valid_identity(name))
+         reject(w.value.Mark(), w.path + ": " + quoted(name) + " is not a certificate name");
+       c.auth.server_name = std::move(name);
+       s.auth_keys["server_name"] = w.value.Mark();
      }},
 }};
 
-constexpr std::array<Field, 16> kTopFields{{
+constexpr std::array<Named<Config::Cipher>, 3> kCiphers{{
+    {Config::Cipher::Auto, "auto"},
+    {Config::Cipher::AesGcm, "aes-gcm"},
+    {Config::Cipher::ChaCha20, "chacha20"},
+}};
+
+constexpr std::array<Field, 4> kEncryptionFields{{
+    {"cipher", [](const Where& w, Config& c, Seen&) { c.tls.cipher = one_of(w, kCiphers); }},
+    {"key_update_bytes",
+     [](const Where& w, Config& c, Seen&) {
+       // 0 (never), or from 1 MiB: a KeyUpdate per few records would only cost.
+       std::uint64_t v = uint_in(w, 0, std::uint64_t{1} << 40);
+       if (v != 0 && v < (1u << 20))
+         reject(w.value.Mark(), w.path + ": " + std::to_string(v) +
+                                    " is out of range (0, or 1048576..1099511627776)");
+       c.tls.key_update_bytes = v;
+     }},
+    {"key_update_interval",
+     [](const Where& w, Config& c, Seen&) {
+       c.tls.key_update_interval = duration_in(w, milliseconds(0), std::chrono::hours(24));
+     }},
+    {"accept_cleartext",
+     [](const Where& w, Config& c, Seen& s) {
+       c.tls.accept_cleartext = boolean(w);
+       s.accept_cleartext = w.value.Mark();
+     }},
+}};
+
+constexpr std::array<Field, 17> kTopFields{{
     {"auth",
      [](const Where& w, Config& c, Seen& s) {
        s.auth = w.key_mark;
+       s.auth_value = w.value.IsNull() ? w.key_mark : w.value.Mark();
        if (w.value.IsScalar()) {
          if (w.value.Scalar() != "none")
            reject(w.value.Mark(), w.path + ": " + quoted(w.value.Scalar()) +
-                                      " is not none or a mapping with psk_file");
+                                      " is not none or a mapping of keys (identity and "
+                                      "psk_file, peers_file, or cert_file, key_file, ca_file)");
          c.auth.none = true;
          return;
        }
        walk(w.value, w.path, kAuthFields, c, s);
-       if (c.auth.psk_file.empty())
-         reject(w.value.IsNull() ? w.key_mark : w.value.Mark(),
-                w.path + ": missing required key \"psk_file\" (or write auth: none)");
+     }},
+    {"encryption",
+     [](const Where& w, Config& c, Seen& s) {
+       s.encryption = w.value.Mark();
+       if (w.value.IsScalar()) {
+         const std::string text = w.value.Scalar();
+         if (text != "tls" && text != "none")
+           reject(w.value.Mark(), w.path + ": " + quoted(text) +
+                                      " is not one of tls, none (or a mapping of TLS settings)");
+         c.encryption = text == "none" ? Config::Encryption::None : Config::Encryption::Tls;
+         return;
+       }
+       walk(w.value, w.path, kEncryptionFields, c, s);
      }},
     {"role",
      [](const Where& w, Config& c, Seen& s) {
@@ -821,32 +910,49 @@ int hex_value(char ch) {
   return -1;
 }
 
-std::string read_key_file(const std::string& path, const YAML::Mark& mark) {
-  const std::string where = "auth.psk_file: " + shown(path);
+// Where an error about an auth file points: the key's value in the YAML when known (load),
+// else no position (reload).
+struct KeyWhere {
+  std::string key;  // "auth.psk_file"
+  std::optional<YAML::Mark> mark;
+  [[noreturn]] void reject(const std::string& message) const {
+    if (mark) mpudp::reject(*mark, message);
+    throw Reject{YAML::Mark(), message, {}, 0, false};
+  }
+};
+
+// A private file's content: regular, not accessible to group or others (it holds keys).
+std::string read_private_file(const std::string& path, const KeyWhere& kw, std::size_t max) {
+  const std::string where = kw.key + ": " + shown(path);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) reject(mark, where + ": cannot read: " + std::strerror(errno));
+  if (fd < 0) kw.reject(where + ": cannot read: " + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    reject(mark, where + ": not a regular file");
+    kw.reject(where + ": not a regular file");
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
     ::close(fd);
-    reject(mark, where + ": refusing a key file that group or others can access (chmod 600 " +
-                     shown(path) + ")");
+    kw.reject(where + ": refusing a key file that group or others can access (chmod 600 " +
+              shown(path) + ")");
   }
   std::string text;
-  char buf[1024];
+  char buf[4096];
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > kMaxKeyFile) break;
+    if (text.size() > max) break;
   }
   ::close(fd);
-  if (text.size() > kMaxKeyFile)
-    reject(mark, where + ": larger than " + std::to_string(kMaxKeyFile) + " bytes");
+  if (text.size() > max) kw.reject(where + ": larger than " + std::to_string(max) + " bytes");
+  return text;
+}
+
+std::string read_key_file(const std::string& path, const KeyWhere& kw) {
+  const std::string where = kw.key + ": " + shown(path);
+  std::string text = read_private_file(path, kw, kMaxKeyFile);
   if (!text.empty() && text.back() == '\n') text.pop_back();
   if (!text.empty() && text.back() == '\r') text.pop_back();
   bool is_hex = text.size() >= 2 * kMinKeyBytes && text.size() % 2 == 0;
@@ -860,8 +966,8 @@ std::string read_key_file(const std::string& path, const YAML::Mark& mark) {
     key = std::move(text);
   }
   if (key.size() < kMinKeyBytes)
-    reject(mark, where + ": the key is " + std::to_string(key.size()) +
-                     " bytes; at least 32 are needed (e.g. openssl rand -hex 32)");
+    kw.reject(where + ": the key is " + std::to_string(key.size()) +
+              " bytes; at least 32 are needed (e.g. openssl rand -hex 32)");
   return key;
 }
 
@@ -875,6 +981,156 @@ void check_rules(Config& cfg, const Seen& seen) {
     reject(*seen.nfqueue_fail, "nfqueue.fail: disagrees with rules.fail (write only rules.fail)");
   if (seen.nfqueue_fail && !seen.rules_fail) cfg.rules.fail_open = cfg.nfqueue.fail_open;
   cfg.nfqueue.fail_open = cfg.rules.fail_open;
+}
+
+// The peers file: one CPE per line, "IDENTITY HEXKEY" (64 or more hex digits: a key
+// from `openssl rand -hex 32`; hex only, so that a passphrase cannot slip in, since a
+// TLS PSK binder lets anyone who records a ClientHello test guesses offline). Blank
+// lines and lines starting with '#' are skipped. Errors name the file and line.
+constexpr std::size_t kMaxPeersFile = 16 << 20;
+
+std::map<std::string, std::string> read_peers_file(const std::string& path, const KeyWhere& kw) {
+  const std::string text = read_private_file(path, kw, kMaxPeersFile);
+  std::map<std::string, std::string> peers;
+  std::map<std::string, int> first_line;
+  std::size_t pos = 0;
+  int line = 0;
+  while (pos < text.size()) {
+    ++line;
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view l(text.data() + pos, end - pos);
+    pos = end + 1;
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    auto trim = [](std::string_view v) {
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+      return v;
+    };
+    l = trim(l);
+    if (l.empty() || l.front() == '#') continue;
+    std::size_t gap = l.find_first_of(" \t");
+    if (gap == std::string_view::npos)
+      reject_in(path, line, "expected \"IDENTITY KEY\", found one word");
+    std::string_view id = l.substr(0, gap);
+    std::string_view hex = trim(l.substr(gap));
+    if (!valid_identity(id))
+      reject_in(path, line, quoted(id) + " is not an identity (" + kIdentityRule + ")");
+    if (hex.find_first_of(" \t") != std::string_view::npos)
+      reject_in(path, line, "expected \"IDENTITY KEY\", found more words");
+    bool is_hex = hex.size() >= 2 * kMinKeyBytes && hex.size() % 2 == 0 && hex.size() <= 1024;
+    for (char ch : hex)
+      if (hex_value(ch) < 0) is_hex = false;
+    if (!is_hex)
+      reject_in(path, line, "the key of " + quoted(id) + " is not 64 or more hex digits "
+                            "(e.g. openssl rand -hex 32)");
+    std::string key;
+    for (std::size_t i = 0; i < hex.size(); i += 2)
+      key += static_cast<char>(hex_value(hex[i]) * 16 + hex_value(hex[i + 1]));
+    auto [it, fresh] = first_line.emplace(std::string(id), line);
+    if (!fresh)
+      reject_in(path, line, "duplicate identity " + quoted(id) + " (first on line " +
+                                std::to_string(it->second) + ")");
+    peers.emplace(std::string(id), std::move(key));
+  }
+  if (peers.empty()) reject_in(path, 0, "no peers listed (one \"IDENTITY KEY\" per line)");
+  return peers;
+}
+
+// Certificate files are parsed by the TLS layer; here they must exist and be readable,
+// and the private key private, so that --check and a reload catch it.
+void check_readable(const std::string& path, const KeyWhere& kw) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) kw.reject(kw.key + ": " + shown(path) + ": cannot read: " + std::strerror(errno));
+  ::close(fd);
+}
+
+// Reads what the auth keys name into cfg.auth; errors point at the key in the YAML when
+// `seen` is given.
+void read_auth(Config& cfg, const Seen* seen) {
+  auto where = [&](const char* key) {
+    KeyWhere kw{std::string("auth.") + key, std::nullopt};
+    if (seen != nullptr) {
+      auto it = seen->auth_keys.find(key);
+      if (it != seen->auth_keys.end()) kw.mark = it->second;
+    }
+    return kw;
+  };
+  Config::Auth& a = cfg.auth;
+  if (!a.psk_file.empty()) a.psk = read_key_file(a.psk_file, where("psk_file"));
+  if (!a.peers_file.empty()) a.peers = read_peers_file(a.peers_file, where("peers_file"));
+  if (!a.key_file.empty()) (void)read_private_file(a.key_file, where("key_file"), 1 << 20);
+  if (!a.cert_file.empty()) check_readable(a.cert_file, where("cert_file"));
+  if (!a.ca_file.empty()) check_readable(a.ca_file, where("ca_file"));
+  if (!a.crl_file.empty()) check_readable(a.crl_file, where("crl_file"));
+}
+
+// The auth mode from the keys written, per role; every wrong combination says what to
+// write instead.
+void check_auth(Config& cfg, const Seen& seen) {
+  Config::Auth& a = cfg.auth;
+  const bool cpe = cfg.role == ProxyRole::Cpe;
+  auto has = [&](const char* key) { return seen.auth_keys.count(key) != 0; };
+  auto at = [&](const char* key) { return seen.auth_keys.at(key); };
+  const bool tls = cfg.encryption == Config::Encryption::Tls;
+  if (seen.accept_cleartext && cpe)
+    reject(*seen.accept_cleartext,
+           "encryption.accept_cleartext: only on the concentrator (a CPE chooses with "
+           "encryption: tls or none)");
+  if (a.none) {
+    a.mode = Config::AuthMode::None;
+    // No key, nothing to run TLS with: written-out `auth: none` is the cleartext choice.
+    if (seen.encryption && tls)
+      reject(*seen.encryption, "encryption: TLS needs keys, and auth is none (write "
+                               "encryption: none, or give auth its keys)");
+    cfg.encryption = Config::Encryption::None;
+    return;
+  }
+  for (const char* key : {"cert_file", "key_file", "ca_file", "crl_file", "server_name"}) {
+    if (!has(key)) continue;
+    for (const char* other : {"psk_file", "identity", "peers_file"})
+      if (has(other))
+        reject(at(other), std::string("auth.") + other + ": not with auth." + key +
+                              ": keys and certificates are two modes, choose one");
+    for (const char* need : {"cert_file", "key_file", "ca_file"})
+      if (!has(need))
+        reject(*seen.auth_value, std::string("auth: missing required key \"") + need +
+                                     "\" (certificate mode needs cert_file, key_file and ca_file)");
+    if (!cpe && has("server_name"))
+      reject(at("server_name"), "auth.server_name: only on the CPE (the name the "
+                                "concentrator's certificate must carry)");
+    a.mode = Config::AuthMode::Certificate;
+    break;
+  }
+  if (a.mode != Config::AuthMode::Certificate) {
+    if (cpe) {
+      if (has("peers_file"))
+        reject(at("peers_file"), "auth.peers_file: only on the concentrator (a CPE has "
+                                 "identity and psk_file)");
+      if (!has("psk_file"))
+        reject(*seen.auth_value, "auth: missing required key \"psk_file\" (write auth: "
+                                 "{identity: NAME, psk_file: /path}, or auth: none)");
+      a.mode = has("identity") ? Config::AuthMode::Psk : Config::AuthMode::SharedKey;
+    } else {
+      if (has("identity"))
+        reject(at("identity"), "auth.identity: only on the CPE (the concentrator lists its "
+                               "CPEs' identities in peers_file)");
+      if (has("peers_file") && has("psk_file"))
+        reject(at("psk_file"), "auth.psk_file: not with auth.peers_file (every CPE's key "
+                               "belongs in the peers file)");
+      if (!has("peers_file") && !has("psk_file"))
+        reject(*seen.auth_value, "auth: missing required key \"peers_file\" (write auth: "
+                                 "{peers_file: /path}, or auth: none)");
+      a.mode = has("peers_file") ? Config::AuthMode::Psk : Config::AuthMode::SharedKey;
+    }
+  }
+  if (!tls && a.mode != Config::AuthMode::SharedKey)
+    reject(*seen.encryption, std::string("encryption: none: auth ") + to_string(a.mode) +
+                                 " needs TLS (remove encryption: none; cleartext takes "
+                                 "auth: {psk_file} or auth: none)");
+  if (!tls && seen.accept_cleartext)
+    reject(*seen.accept_cleartext, "encryption.accept_cleartext: the concentrator runs "
+                                   "encryption: none, every CPE is cleartext already");
 }
 
 Config validate(const std::string& text, bool read_keys, bool fragment = false) {
@@ -908,9 +1164,12 @@ Config validate(const std::string& text, bool read_keys, bool fragment = false) 
   // omitted key must not quietly mean an unauthenticated tunnel.
   if (!seen.auth)
     reject(*seen.role, std::string("role ") + to_string(cfg.role) +
-                           " needs auth: {psk_file: ...} or auth: none");
-  if (read_keys && !cfg.auth.psk_file.empty())
-    cfg.auth.psk = read_key_file(cfg.auth.psk_file, *seen.psk_file);
+                           (cfg.role == ProxyRole::Cpe
+                                ? " needs auth: {identity: NAME, psk_file: ...}"
+                                : " needs auth: {peers_file: ...}") +
+                           ", auth: {cert_file: ..., key_file: ..., ca_file: ...} or auth: none");
+  check_auth(cfg, seen);
+  if (read_keys) read_auth(cfg, &seen);
   return cfg;
 }
 
@@ -928,6 +1187,17 @@ std::string ConfigError::str() const {
 
 namespace {
 
+ConfigError from_reject(std::string_view name, const Reject& r) {
+  if (!r.file.empty()) {
+    ConfigError e = make_error(r.file, r.message);
+    e.line = r.line;
+    e.column = r.line > 0 ? 1 : 0;
+    return e;
+  }
+  if (!r.positioned) return make_error(name, r.message);
+  return make_error(name, r.mark, r.message);
+}
+
 ConfigResult load_text(std::string_view yaml, std::string_view name, bool read_keys,
                        bool fragment = false) {
   if (yaml.size() > kMaxConfigBytes)
@@ -936,7 +1206,7 @@ ConfigResult load_text(std::string_view yaml, std::string_view name, bool read_k
   try {
     return validate(std::string(yaml), read_keys, fragment);
   } catch (const Reject& r) {
-    return make_error(name, r.mark, r.message);
+    return from_reject(name, r);
   } catch (const YAML::DeepRecursion& e) {
     // yaml-cpp's own message for this is "bad file", which sends people looking at the
     // file system.
@@ -1034,7 +1304,7 @@ std::vector<std::string> config_keys() {
     std::span<const Field> fields;
   };
   const Section sections[] = {
-      {"auth", kAuthFields},       {"nfqueue", kNfqueueFields},   {"rules", kRulesFields},
+      {"auth", kAuthFields},       {"encryption", kEncryptionFields}, {"nfqueue", kNfqueueFields},   {"rules", kRulesFields},
       {"cpe", kCpeFields},         {"concentrator", kConcentratorFields},
       {"bindings", kBindingsFields}, {"tunnel", kTunnelFields},   {"paths[]", kPathFields},
       {"limits", kLimitsFields},
@@ -1054,5 +1324,28 @@ const char* to_string(ProxyRole r) { return name_of(kRoles, r); }
 const char* to_string(SessionModeConfig m) { return name_of(kSessionModes, m); }
 const char* to_string(LogLevel l) { return name_of(kLogLevels, l); }
 const char* to_string(LogTarget t) { return name_of(kLogTargets, t); }
+
+const char* to_string(Config::AuthMode m) {
+  switch (m) {
+    case Config::AuthMode::None: return "none";
+    case Config::AuthMode::SharedKey: return "shared key";
+    case Config::AuthMode::Psk: return "per-CPE key";
+    case Config::AuthMode::Certificate: return "certificate";
+  }
+  return "?";
+}
+
+std::optional<ConfigError> reload_auth_files(Config& cfg, std::string_view name) {
+  Config copy = cfg;
+  try {
+    read_auth(copy, nullptr);
+  } catch (const Reject& r) {
+    return from_reject(name, r);
+  } catch (const std::bad_alloc&) {
+    return make_error(name, "out of memory while reading the key files");
+  }
+  cfg.auth = std::move(copy.auth);
+  return std::nullopt;
+}
 
 }  // namespace mpudp

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -108,15 +109,45 @@ struct Config {
     friend bool operator==(const MptcpLimits&, const MptcpLimits&) = default;
   } limits;
 
-  // Mutual authentication of CPE and concentrator (docs/PROTOCOL.md, "Authentication").
-  // Required on both roles: either a key file or `auth: none`, written out, so that a
-  // forgotten key never silently means an open concentrator.
+  // Mutual authentication of CPE and concentrator, and the identity of each CPE
+  // (docs/CONFIG.md, "auth"; docs/PROTOCOL.md, "TLS layer"). Required on both roles,
+  // written out, so that a forgotten key never silently means an open concentrator:
+  //   None         auth: none (no key; implies encryption: none)
+  //   SharedKey    auth: {psk_file} alone: one key for every CPE, no identity (the
+  //                migration path from protocol v1; docs/CONFIG.md says what it becomes)
+  //   Psk          CPE auth: {identity, psk_file}; concentrator auth: {peers_file}
+  //   Certificate  auth: {cert_file, key_file, ca_file, crl_file?} on both roles
+  enum class AuthMode : std::uint8_t { None, SharedKey, Psk, Certificate };
   struct Auth {
-    bool none = false;
+    AuthMode mode = AuthMode::None;
+    bool none = false;  // mode == None, kept for the v1 handshake's callers
     std::string psk_file;  // absolute path; mode 0600 or stricter
     // The key itself: filled by load_config_file (load_config_string never reads files).
     std::string psk;
+    std::string identity;    // CPE, Psk mode: the name the concentrator knows it by
+    std::string peers_file;  // concentrator, Psk mode: "IDENTITY HEXKEY" lines, 0600
+    std::map<std::string, std::string> peers;  // filled by load_config_file
+    // Certificate mode: PEM files; key_file 0600 or stricter. The CPE's identity is its
+    // certificate's first DNS subjectAltName, else its commonName.
+    std::string cert_file;
+    std::string key_file;
+    std::string ca_file;
+    std::string crl_file;     // optional
+    std::string server_name;  // CPE, optional: the name the concentrator's cert must carry
   } auth;
+
+  // TLS 1.3 around the whole tunnel (issue 18), or cleartext written out on both sides.
+  enum class Encryption : std::uint8_t { Tls, None };
+  enum class Cipher : std::uint8_t { Auto, AesGcm, ChaCha20 };
+  Encryption encryption = Encryption::Tls;
+  struct Tls {
+    Cipher cipher = Cipher::Auto;
+    std::uint64_t key_update_bytes = std::uint64_t{1} << 30;  // 0: never
+    std::chrono::milliseconds key_update_interval = std::chrono::hours(1);  // 0: never
+    // Concentrator: also serve CPEs that run encryption: none (an operator-owned access
+    // network); they have no identity and no key check beyond v1's.
+    bool accept_cleartext = false;
+  } tls;
 
   struct Tunnel {
     // What the kernel holds unsent only: 20 ms of it keeps the subflows fed between two
@@ -176,8 +207,8 @@ struct ConfigError {
 using ConfigResult = std::variant<Config, ConfigError>;
 
 // `name` is what errors call the source (normally the path). load_config_string checks
-// auth.psk_file's form but does not read it; load_config_file also reads and checks the
-// key file (permissions, length) and fills auth.psk.
+// the auth files' names but does not read them; load_config_file also reads and checks
+// them (permissions, format, key length), filling auth.psk and auth.peers.
 ConfigResult load_config_string(std::string_view yaml, std::string_view name);
 ConfigResult load_config_file(const std::string& path);
 
@@ -195,10 +226,16 @@ ConfigResult load_rules_fragment(std::string_view yaml, std::string_view name);
 // Every key the loader accepts, dotted ("rules.mark", "paths[].interface"), in table
 // order: what docs/man/mpudp.yaml.5 is checked against.
 std::vector<std::string> config_keys();
+// Re-reads the key material a Config names (psk_file, peers_file; the certificate files
+// are checked for access and left to the TLS layer to parse), for a reload that keeps
+// everything else. `name` is what errors call the configuration; an error in the peers
+// file names that file and line. On error `cfg` is unchanged.
+std::optional<ConfigError> reload_auth_files(Config& cfg, std::string_view name);
 
 const char* to_string(ProxyRole r);
 const char* to_string(SessionModeConfig m);
 const char* to_string(LogLevel l);
 const char* to_string(LogTarget t);
+const char* to_string(Config::AuthMode m);
 
 }  // namespace mpudp

@@ -17,7 +17,7 @@ build=$1
 seconds=$2
 shift 2
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(fuzz_frame fuzz_config fuzz_handshake)
+[[ ${#targets[@]} -gt 0 ]] || targets=(fuzz_frame fuzz_config fuzz_handshake fuzz_tls)
 
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/mpudp-fuzz.XXXXXX")

@@ -132,7 +132,7 @@ fi
 grep -v '^auth:' "$TB_DIR/conc.yaml" >"$TB_DIR/noauth.yaml"
 if out=$("$TB_DAEMON" --check -c "$TB_DIR/noauth.yaml" 2>&1); then
   bad "--check accepted a concentrator without auth"
-elif ! grep -q "role concentrator needs auth: {psk_file: ...} or auth: none" <<<"$out"; then
+elif ! grep -qF "role concentrator needs auth: {peers_file: ...}, auth: {cert_file: ..., key_file: ..., ca_file: ...} or auth: none" <<<"$out"; then
   bad "--check message without auth: $out"
 else
   echo "ok   --check: $out"

@@ -679,20 +679,25 @@ TEST_CASE("bad paths and limits", "[config]") {
 
 TEST_CASE("auth is required on both roles", "[config][auth]") {
   CHECK(err("role: concentrator\nconcentrator:\n  listen: 0.0.0.0:7000\n") ==
-        "t.yaml:1:7: role concentrator needs auth: {psk_file: ...} or auth: none");
+        "t.yaml:1:7: role concentrator needs auth: {peers_file: ...}, auth: {cert_file: ..., "
+        "key_file: ..., ca_file: ...} or auth: none");
   CHECK(err(std::string(kCpeHead)) ==
-        "t.yaml:1:7: role cpe needs auth: {psk_file: ...} or auth: none");
+        "t.yaml:1:7: role cpe needs auth: {identity: NAME, psk_file: ...}, auth: {cert_file: "
+        "..., key_file: ..., ca_file: ...} or auth: none");
   CHECK(ok(cpe("auth: none\n")).auth.none);
   auto c = ok(cpe("auth:\n  psk_file: /etc/mpudp/psk\n"));
   CHECK(!c.auth.none);
   CHECK(c.auth.psk_file == "/etc/mpudp/psk");
   CHECK(c.auth.psk.empty());  // load_config_string never reads the key
   CHECK(ok(cpe("auth: {psk_file: /k}\n")).auth.psk_file == "/k");
-  CHECK(err(cpe("auth: yes\n")) == "t.yaml:4:7: auth: \"yes\" is not none or a mapping with psk_file");
+  CHECK(err(cpe("auth: yes\n")) ==
+        "t.yaml:4:7: auth: \"yes\" is not none or a mapping of keys (identity and psk_file, "
+        "peers_file, or cert_file, key_file, ca_file)");
   CHECK(err(cpe("auth:\n  psk_file: psk\n")) ==
         "t.yaml:5:13: auth.psk_file: \"psk\" is not an absolute path");
   CHECK(err(cpe("auth: {}\n")) ==
-        "t.yaml:4:7: auth: missing required key \"psk_file\" (or write auth: none)");
+        "t.yaml:4:7: auth: missing required key \"psk_file\" (write auth: {identity: NAME, "
+        "psk_file: /path}, or auth: none)");
   CHECK(err(cpe("auth:\n  key: x\n")) == "t.yaml:5:3: unknown key \"key\" in auth");
 }
 
@@ -735,5 +740,189 @@ TEST_CASE("load_config_file reads and checks the key file", "[config][auth]") {
   SECTION("missing") {
     auto e = std::get<ConfigError>(load_config_file(conf(dir.path + "/nope")));
     CHECK(e.message.find("cannot read: No such file or directory") != std::string::npos);
+  }
+}
+
+std::string conc(std::string_view tail) { return std::string(kConcHead) + std::string(tail); }
+
+TEST_CASE("auth modes and encryption", "[config][auth]") {
+  using M = Config::AuthMode;
+  using E = Config::Encryption;
+  auto none = ok(cpe("auth: none\n"));
+  CHECK(none.auth.mode == M::None);
+  CHECK(none.encryption == E::None);  // no key, no TLS
+  CHECK(ok(cpe("auth: none\nencryption: none\n")).encryption == E::None);
+
+  auto shared = ok(cpe("auth: {psk_file: /k}\n"));
+  CHECK(shared.auth.mode == M::SharedKey);
+  CHECK(shared.encryption == E::Tls);
+  CHECK(ok(conc("auth: {psk_file: /k}\n")).auth.mode == M::SharedKey);
+  CHECK(ok(cpe("auth: {psk_file: /k}\nencryption: none\n")).encryption == E::None);
+
+  auto psk = ok(cpe("auth: {identity: home-17, psk_file: /k}\n"));
+  CHECK(psk.auth.mode == M::Psk);
+  CHECK(psk.auth.identity == "home-17");
+  auto peers = ok(conc("auth: {peers_file: /etc/mpudp/peers}\n"));
+  CHECK(peers.auth.mode == M::Psk);
+  CHECK(peers.auth.peers_file == "/etc/mpudp/peers");
+  CHECK(peers.auth.peers.empty());  // not read by load_config_string
+
+  auto certs = ok(cpe("auth: {cert_file: /c, key_file: /k, ca_file: /ca, crl_file: /crl, "
+                      "server_name: conc.example}\n"));
+  CHECK(certs.auth.mode == M::Certificate);
+  CHECK(certs.auth.crl_file == "/crl");
+  CHECK(certs.auth.server_name == "conc.example");
+  CHECK(ok(conc("auth: {cert_file: /c, key_file: /k, ca_file: /ca}\n")).auth.mode ==
+        M::Certificate);
+
+  auto tls = ok(conc("auth: {peers_file: /p}\nencryption:\n  cipher: chacha20\n"
+                     "  key_update_bytes: 1048576\n  key_update_interval: 10m\n"
+                     "  accept_cleartext: true\n"));
+  CHECK(tls.encryption == E::Tls);
+  CHECK(tls.tls.cipher == Config::Cipher::ChaCha20);
+  CHECK(tls.tls.key_update_bytes == 1048576);
+  CHECK(tls.tls.key_update_interval == std::chrono::minutes(10));
+  CHECK(tls.tls.accept_cleartext);
+  auto defaults = ok(cpe("auth: {identity: a, psk_file: /k}\nencryption: tls\n"));
+  CHECK(defaults.tls.cipher == Config::Cipher::Auto);
+  CHECK(defaults.tls.key_update_bytes == (std::uint64_t{1} << 30));
+  CHECK(defaults.tls.key_update_interval == std::chrono::hours(1));
+  CHECK(!defaults.tls.accept_cleartext);
+  CHECK(ok(cpe("auth: {identity: a, psk_file: /k}\nencryption: {key_update_bytes: 0}\n"))
+            .tls.key_update_bytes == 0);
+}
+
+TEST_CASE("auth and encryption errors say what to write", "[config][auth]") {
+  CHECK(err(cpe("auth: {identity: \"home 17\", psk_file: /k}\n")) ==
+        "t.yaml:4:18: auth.identity: \"home 17\" is not an identity (1 to 128 printable "
+        "characters without spaces, '#', quotes or backslashes)");
+  CHECK(err(cpe("auth: {identity: a, peers_file: /p}\n")) ==
+        "t.yaml:4:33: auth.peers_file: only on the concentrator (a CPE has identity and psk_file)");
+  CHECK(err(conc("auth: {identity: a, peers_file: /p}\n")) ==
+        "t.yaml:4:18: auth.identity: only on the CPE (the concentrator lists its CPEs' "
+        "identities in peers_file)");
+  CHECK(err(conc("auth: {peers_file: /p, psk_file: /k}\n")) ==
+        "t.yaml:4:34: auth.psk_file: not with auth.peers_file (every CPE's key belongs in the "
+        "peers file)");
+  CHECK(err(conc("auth: {crl_file: /c}\n")) ==
+        "t.yaml:4:7: auth: missing required key \"cert_file\" (certificate mode needs "
+        "cert_file, key_file and ca_file)");
+  CHECK(err(cpe("auth: {identity: a, psk_file: /k, cert_file: /c}\n")) ==
+        "t.yaml:4:31: auth.psk_file: not with auth.cert_file: keys and certificates are two "
+        "modes, choose one");
+  CHECK(err(conc("auth: {cert_file: /c, key_file: /k, ca_file: /ca, server_name: x}\n")) ==
+        "t.yaml:4:64: auth.server_name: only on the CPE (the name the concentrator's "
+        "certificate must carry)");
+  CHECK(err(cpe("auth: {peers_file: rel}\n")) ==
+        "t.yaml:4:20: auth.peers_file: \"rel\" is not an absolute path");
+  CHECK(err(conc("auth: {}\n")) ==
+        "t.yaml:4:7: auth: missing required key \"peers_file\" (write auth: {peers_file: "
+        "/path}, or auth: none)");
+  CHECK(err(cpe("auth: {identity: a, psk_file: /k}\nencryption: none\n")) ==
+        "t.yaml:5:13: encryption: none: auth per-CPE key needs TLS (remove encryption: none; "
+        "cleartext takes auth: {psk_file} or auth: none)");
+  CHECK(err(cpe("auth: none\nencryption: tls\n")) ==
+        "t.yaml:5:13: encryption: TLS needs keys, and auth is none (write encryption: none, "
+        "or give auth its keys)");
+  CHECK(err(cpe("auth: none\nencryption: aes\n")) ==
+        "t.yaml:5:13: encryption: \"aes\" is not one of tls, none (or a mapping of TLS "
+        "settings)");
+  CHECK(err(cpe("auth: {psk_file: /k}\nencryption: {accept_cleartext: true}\n")) ==
+        "t.yaml:5:32: encryption.accept_cleartext: only on the concentrator (a CPE chooses "
+        "with encryption: tls or none)");
+  CHECK(err(cpe("auth: {psk_file: /k}\nencryption: {cipher: aes}\n")) ==
+        "t.yaml:5:22: encryption.cipher: \"aes\" is not one of auto, aes-gcm, chacha20");
+  CHECK(err(cpe("auth: {psk_file: /k}\nencryption: {key_update_bytes: 1000}\n")) ==
+        "t.yaml:5:32: encryption.key_update_bytes: 1000 is out of range (0, or "
+        "1048576..1099511627776)");
+  CHECK(err(cpe("auth: {psk_file: /k}\nencryption: {key_update_interval: 2d}\n")) ==
+        "t.yaml:5:35: encryption.key_update_interval: \"2d\" is not a duration (use 500ms, "
+        "2s, 5m)");
+  CHECK(err(cpe("auth: {psk_file: /k}\nencryption: {rekey: 1}\n")) ==
+        "t.yaml:5:14: unknown key \"rekey\" in encryption");
+}
+
+TEST_CASE("load_config_file reads the peers file and checks certificate files",
+          "[config][auth]") {
+  TempDir dir;
+  const std::string k1(64, 'a');
+  const std::string k2 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+  auto conf = [&](const std::string& auth) {
+    return dir.write("c.yaml", std::string(kConcHead) + "auth: " + auth + "\n", 0600);
+  };
+  auto peers_conf = [&](const std::string& text, mode_t mode = 0600) {
+    return conf("{peers_file: " + dir.write("peers", text, mode) + "}");
+  };
+  SECTION("identities and keys, comments, blank lines and CRLF") {
+    auto r = load_config_file(peers_conf("# CPEs\nhome-17 " + k1 + "\n\n  home-18\t" + k2 +
+                                         "  \r\n"));
+    REQUIRE(std::holds_alternative<Config>(r));
+    const auto& peers = std::get<Config>(r).auth.peers;
+    REQUIRE(peers.size() == 2);
+    CHECK(peers.at("home-17") == std::string(32, static_cast<char>(0xaa)));
+    CHECK(static_cast<unsigned char>(peers.at("home-18")[31]) == 0xff);
+  }
+  SECTION("errors name the peers file and line") {
+    const std::string p = dir.path + "/peers";
+    auto e = [&](const std::string& text) {
+      return std::get<ConfigError>(load_config_file(peers_conf(text))).str();
+    };
+    CHECK(e("home-17 " + k1 + "\nhome-17 " + k2 + "\n") ==
+          p + ":2:1: duplicate identity \"home-17\" (first on line 1)");
+    CHECK(e("# x\nhome-17\n") == p + ":2:1: expected \"IDENTITY KEY\", found one word");
+    CHECK(e("home-17 " + k1 + " extra\n") == p + ":1:1: expected \"IDENTITY KEY\", found more words");
+    CHECK(e("home-17 00112233\n") ==
+          p + ":1:1: the key of \"home-17\" is not 64 or more hex digits (e.g. openssl rand -hex 32)");
+    CHECK(e("home-17 " + std::string(64, 'g') + "\n") ==
+          p + ":1:1: the key of \"home-17\" is not 64 or more hex digits (e.g. openssl rand -hex 32)");
+    CHECK(e("ho\"me " + k1 + "\n") ==
+          p + ":1:1: \"ho\\x22me\" is not an identity (1 to 128 printable characters without "
+              "spaces, '#', quotes or backslashes)");
+    CHECK(e("# nobody\n") == p + ": no peers listed (one \"IDENTITY KEY\" per line)");
+  }
+  SECTION("permissions checked like psk_file") {
+    auto e = std::get<ConfigError>(load_config_file(peers_conf("a " + k1 + "\n", 0640)));
+    CHECK(e.str() == dir.path + "/c.yaml:4:20: auth.peers_file: " + dir.path +
+                         "/peers: refusing a key file that group or others can access (chmod 600 " +
+                         dir.path + "/peers)");
+  }
+  SECTION("certificate files: readable, the key private") {
+    auto cert = dir.write("cert.pem", "x", 0644);
+    auto ca = dir.write("ca.pem", "x", 0644);
+    auto key = dir.write("key.pem", "x", 0600);
+    auto good = "{cert_file: " + cert + ", key_file: " + key + ", ca_file: " + ca + "}";
+    REQUIRE(std::holds_alternative<Config>(load_config_file(conf(good))));
+    ::chmod(key.c_str(), 0644);
+    auto e = std::get<ConfigError>(load_config_file(conf(good)));
+    CHECK(e.message == "auth.key_file: " + key +
+                           ": refusing a key file that group or others can access (chmod 600 " +
+                           key + ")");
+    ::chmod(key.c_str(), 0600);
+    auto missing = "{cert_file: " + cert + ", key_file: " + key + ", ca_file: " + ca +
+                   ", crl_file: " + dir.path + "/crl.pem}";
+    e = std::get<ConfigError>(load_config_file(conf(missing)));
+    CHECK(e.message == "auth.crl_file: " + dir.path +
+                           "/crl.pem: cannot read: No such file or directory");
+  }
+  SECTION("reload_auth_files re-reads the keys, and leaves them on error") {
+    auto r = load_config_file(peers_conf("home-17 " + k1 + "\n"));
+    REQUIRE(std::holds_alternative<Config>(r));
+    Config cfg = std::get<Config>(r);
+    dir.write("peers", "home-18 " + k2 + "\n", 0600);
+    REQUIRE(!reload_auth_files(cfg, "c.yaml"));
+    CHECK(cfg.auth.peers.count("home-17") == 0);
+    CHECK(cfg.auth.peers.count("home-18") == 1);
+    dir.write("peers", "home-19 short\n", 0600);
+    auto e = reload_auth_files(cfg, "c.yaml");
+    REQUIRE(e);
+    CHECK(e->str() == dir.path + "/peers:1:1: the key of \"home-19\" is not 64 or more hex "
+                                 "digits (e.g. openssl rand -hex 32)");
+    CHECK(cfg.auth.peers.count("home-18") == 1);
+    ::chmod((dir.path + "/peers").c_str(), 0644);
+    e = reload_auth_files(cfg, "c.yaml");
+    REQUIRE(e);
+    CHECK(e->str() == "c.yaml: auth.peers_file: " + dir.path +
+                          "/peers: refusing a key file that group or others can access (chmod "
+                          "600 " + dir.path + "/peers)");
   }
 }
