@@ -1,16 +1,19 @@
 # Sends one datagram from each of N consecutive source ports, for the tenant tests.
-#   udp_ports.py churn BASE N HOST PORT    bind, send, close: N new bindings, none kept
-#   udp_ports.py round BASE N HOST PORT    keep the N sockets, wait for every echo (5 s),
-#                                          print how many came back to their own socket
+#   udp_ports.py churn BASE N HOST PORT [SRC]  bind, send, close: N new bindings, none kept
+#   udp_ports.py round BASE N HOST PORT [SRC]  keep the N sockets, wait for every echo
+#                                              (5 s), print how many came back to their
+#                                              own socket
+# SRC: the source address (default: the kernel's choice).
 import select, socket, sys, time
 
 mode, base, n, host, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+src = sys.argv[6] if len(sys.argv) > 6 else ""
 fam = socket.AF_INET6 if ":" in host else socket.AF_INET
 if mode == "churn":
     for i in range(n):
         s = socket.socket(fam, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("", base + i))
+        s.bind((src, base + i))
         s.sendto(b"churn", (host, port))
         s.close()
         if i % 500 == 499:
@@ -21,7 +24,7 @@ socks = {}
 for i in range(n):
     s = socket.socket(fam, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("", base + i))
+    s.bind((src, base + i))
     s.setblocking(False)
     socks[s.fileno()] = (s, b"port %d" % (base + i))
 for s, msg in socks.values():
