@@ -296,10 +296,6 @@ bool ProxyBase::at_descriptor_budget(std::size_t in_use, bool has_payload) {
   return true;
 }
 
-}  // namespace mpudp
-
-namespace mpudp {
-
 void ProxyBase::watch_own_addresses() {
   own_monitor_ = std::make_unique<pm::AddressMonitor>(loop_, own_addresses_);
   std::string err;
