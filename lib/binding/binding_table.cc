@@ -19,6 +19,8 @@ const char* to_string(RemoveReason r) {
       return "expired";
     case RemoveReason::Evicted:
       return "evicted";
+    case RemoveReason::QuotaEvicted:
+      return "quota_evicted";
     case RemoveReason::PeerClosed:
       return "peer_closed";
     case RemoveReason::PeerReset:
@@ -48,6 +50,11 @@ Flow* Binding::find_flow_id(std::uint32_t id) {
   return nullptr;
 }
 
+const std::string& Binding::tenant() const {
+  static const std::string unnamed;
+  return tenant_ != nullptr ? tenant_->key : unnamed;
+}
+
 std::size_t BindingTable::KeyHash::operator()(const Key& k) const noexcept {
   // Scope ids are small consecutive integers, so spread them with a golden-ratio multiply
   // before folding in; a plain xor would only perturb the low bits of the endpoint hash.
@@ -71,6 +78,26 @@ void BindingTable::set_limits(const BindingLimits& limits) {
   while (size() > limits_.max_bindings && lru_tail_ != nullptr) {
     remove(*lru_tail_, RemoveReason::Evicted);
   }
+  if (limits_.max_per_tenant == 0) return;
+  // Victims first: removing one may erase its tenant from the map being walked.
+  std::vector<Binding*> victims;
+  for (auto& [key, t] : tenants_) {
+    Binding* b = t.tail;
+    for (std::size_t n = t.count; n > limits_.max_per_tenant; --n, b = b->tenant_prev_)
+      victims.push_back(b);
+  }
+  for (Binding* b : victims) remove(*b, RemoveReason::QuotaEvicted);
+}
+
+TenantBindings* BindingTable::find_tenant(std::string_view key) {
+  // One string per new binding, not per datagram: bindings keep a pointer to their tenant.
+  auto it = tenants_.find(std::string(key));
+  return it == tenants_.end() ? nullptr : &it->second;
+}
+
+std::size_t BindingTable::tenant_size(std::string_view tenant) const {
+  auto it = tenants_.find(std::string(tenant));
+  return it == tenants_.end() ? 0 : it->second.count;
 }
 
 Binding* BindingTable::find(std::uint32_t scope, const Endpoint& client) {
@@ -83,7 +110,8 @@ Binding* BindingTable::find_by_flow(std::uint32_t scope, std::uint32_t flow_id) 
   return it == by_flow_.end() ? nullptr : it->second;
 }
 
-Binding* BindingTable::create(std::uint32_t scope, const Endpoint& client) {
+Binding* BindingTable::create(std::uint32_t scope, const Endpoint& client,
+                              std::string_view tenant) {
   if (limits_.max_bindings == 0) return nullptr;
   const Key key{scope, client};
   // Checked before evicting so a duplicate create cannot cost an innocent binding.
@@ -96,11 +124,26 @@ Binding* BindingTable::create(std::uint32_t scope, const Endpoint& client) {
   b->client = client;
   b->created = b->last_active = clock_.now();
 
-  while (size() >= limits_.max_bindings && lru_tail_ != nullptr) {
-    remove(*lru_tail_, RemoveReason::Evicted);
+  // Room is made inside the tenant only (see create()'s comment). Looked up again after
+  // each removal: the tenant's entry goes with its last binding.
+  for (;;) {
+    TenantBindings* t = find_tenant(tenant);
+    const std::size_t own = t != nullptr ? t->count : 0;
+    if (limits_.max_per_tenant != 0 && own >= limits_.max_per_tenant) {
+      remove(*t->tail, RemoveReason::QuotaEvicted);
+    } else if (full()) {
+      if (own == 0) return nullptr;
+      remove(*t->tail, RemoveReason::Evicted);
+    } else {
+      break;
+    }
   }
+  auto [tit, fresh] = tenants_.try_emplace(std::string(tenant));
+  if (fresh) tit->second.key = tit->first;
+  b->tenant_ = &tit->second;
   by_client_.emplace(key, std::move(owned));
   lru_push_front(*b);
+  tenant_push_front(*b);
   return b;
 }
 
@@ -143,12 +186,20 @@ void BindingTable::touch(Binding& b) {
   if (lru_head_ == &b) return;
   lru_unlink(b);
   lru_push_front(b);
+  tenant_unlink(b);
+  tenant_push_front(b);
 }
 
 void BindingTable::remove(Binding& b, RemoveReason why) {
   if (observer_ != nullptr) observer_->on_binding_removed(b, why);
   for (const Flow& f : b.flows) by_flow_.erase(flow_key(b.scope, f.id));
   lru_unlink(b);
+  TenantBindings* t = b.tenant_;
+  tenant_unlink(b);
+  if (t != nullptr && t->count == 0) {
+    b.tenant_ = nullptr;
+    tenants_.erase(tenants_.find(t->key));
+  }
   auto it = by_client_.find(Key{b.scope, b.client});
   assert(it != by_client_.end() && it->second.get() == &b);
   // Take ownership out of the map before destroying, so the edge's destructor sees a
@@ -210,6 +261,33 @@ void BindingTable::lru_unlink(Binding& b) {
     lru_tail_ = b.lru_prev_;
   }
   b.lru_prev_ = b.lru_next_ = nullptr;
+}
+
+void BindingTable::tenant_unlink(Binding& b) {
+  TenantBindings* t = b.tenant_;
+  if (t == nullptr) return;
+  if (b.tenant_prev_ != nullptr) {
+    b.tenant_prev_->tenant_next_ = b.tenant_next_;
+  } else {
+    t->head = b.tenant_next_;
+  }
+  if (b.tenant_next_ != nullptr) {
+    b.tenant_next_->tenant_prev_ = b.tenant_prev_;
+  } else {
+    t->tail = b.tenant_prev_;
+  }
+  b.tenant_prev_ = b.tenant_next_ = nullptr;
+  --t->count;
+}
+
+void BindingTable::tenant_push_front(Binding& b) {
+  TenantBindings* t = b.tenant_;
+  b.tenant_prev_ = nullptr;
+  b.tenant_next_ = t->head;
+  if (t->head != nullptr) t->head->tenant_prev_ = &b;
+  t->head = &b;
+  if (t->tail == nullptr) t->tail = &b;
+  ++t->count;
 }
 
 void BindingTable::lru_push_front(Binding& b) {

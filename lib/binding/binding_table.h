@@ -6,6 +6,12 @@
 // All entries share one idle timeout, so least-recently-used order *is* expiry order:
 // the LRU tail is always the next binding to expire. One timer at next_expiry() serves
 // the whole table, and touching a binding is an O(1) list splice, never a timer re-arm.
+//
+// Tenants: each binding belongs to one, named by a key its creator supplies (on the
+// concentrator the CPE's identity, on the CPE the LAN host when cpe.max_bindings_per_host
+// is set; one unnamed tenant otherwise). A second LRU list per tenant lets a new binding
+// push out its own tenant's least recently used one, never another tenant's: one tenant
+// churning ports cannot empty the table of the others' bindings.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +19,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -43,7 +51,8 @@ struct Flow {
 
 enum class RemoveReason : std::uint8_t {
   Expired,      // idle timeout
-  Evicted,      // table full, least recently used went first
+  Evicted,      // table full, the tenant's least recently used went first
+  QuotaEvicted, // its tenant at max_per_tenant, the tenant's least recently used went first
   PeerClosed,   // the peer sent CLOSE
   PeerReset,    // the peer sent RESET (it did not know the binding)
   SessionLost,  // the tunnel connection carrying it went away
@@ -58,6 +67,8 @@ class BindingEdge {
  public:
   virtual ~BindingEdge() = default;
 };
+
+struct TenantBindings;
 
 struct DirectionStats {
   std::uint64_t datagrams = 0;
@@ -76,11 +87,24 @@ struct Binding {
 
   Flow* find_flow(const Endpoint& remote);
   Flow* find_flow_id(std::uint32_t id);
+  // The key of the tenant it belongs to ("" for the unnamed one).
+  const std::string& tenant() const;
 
  private:
   friend class BindingTable;
+  TenantBindings* tenant_ = nullptr;
   Binding* lru_prev_ = nullptr;  // towards most recently used
   Binding* lru_next_ = nullptr;  // towards least recently used
+  Binding* tenant_prev_ = nullptr;  // the same, within its tenant
+  Binding* tenant_next_ = nullptr;
+};
+
+// The bindings of one tenant, most recently used first.
+struct TenantBindings {
+  std::string key;
+  Binding* head = nullptr;
+  Binding* tail = nullptr;
+  std::size_t count = 0;
 };
 
 class BindingObserver {
@@ -94,6 +118,9 @@ struct BindingLimits {
   std::size_t max_bindings = 65536;
   std::size_t max_flows_per_binding = 64;
   Duration idle_timeout = std::chrono::seconds(300);
+  // Bindings one tenant may hold; at it, a new binding of the tenant evicts the tenant's
+  // least recently used one (QuotaEvicted). 0: no quota below max_bindings.
+  std::size_t max_per_tenant = 0;
 };
 
 class BindingTable {
@@ -103,17 +130,22 @@ class BindingTable {
   BindingTable(const BindingTable&) = delete;
   BindingTable& operator=(const BindingTable&) = delete;
 
-  // Reload: a lower max evicts least recently used entries until it holds.
+  // Reload: a lower max evicts least recently used entries until it holds; a lower
+  // max_per_tenant, each tenant's own least recently used ones (QuotaEvicted).
   void set_limits(const BindingLimits& limits);
   const BindingLimits& limits() const { return limits_; }
 
   Binding* find(std::uint32_t scope, const Endpoint& client);
   Binding* find_by_flow(std::uint32_t scope, std::uint32_t flow_id);
 
-  // New binding, most recently used. At max_bindings the least recently used one is
-  // removed first (reason Evicted). nullptr only when max_bindings is 0 or the binding
+  // New binding of `tenant`, most recently used. With the tenant at max_per_tenant, its
+  // own least recently used binding is removed first (QuotaEvicted); with the table at
+  // max_bindings, the same (Evicted). Another tenant's binding is never removed for it:
+  // when the table is full and the tenant holds nothing, the binding is refused (nullptr;
+  // full() tells that case apart). nullptr also when max_bindings is 0 or the binding
   // exists already.
-  Binding* create(std::uint32_t scope, const Endpoint& client);
+  Binding* create(std::uint32_t scope, const Endpoint& client, std::string_view tenant = {});
+  bool full() const { return size() >= limits_.max_bindings; }
 
   // Adds a flow to `b` with the given id; nullptr when the binding has
   // max_flows_per_binding flows or the id is in use in this scope.
@@ -135,6 +167,9 @@ class BindingTable {
   std::optional<TimePoint> next_expiry() const;
 
   std::size_t size() const { return by_client_.size(); }
+  // Bindings `tenant` holds.
+  std::size_t tenant_size(std::string_view tenant) const;
+  std::size_t tenant_count() const { return tenants_.size(); }
   // Most recently used first. `fn` must not add or remove bindings.
   void for_each(const std::function<void(const Binding&)>& fn) const;
   // Clears `announced` on every flow of a scope (its connection was replaced).
@@ -155,12 +190,17 @@ class BindingTable {
 
   void lru_unlink(Binding& b);
   void lru_push_front(Binding& b);
+  void tenant_unlink(Binding& b);
+  void tenant_push_front(Binding& b);
+  TenantBindings* find_tenant(std::string_view key);
 
   BindingLimits limits_;
   const Clock& clock_;
   BindingObserver* observer_;
   std::unordered_map<Key, std::unique_ptr<Binding>, KeyHash> by_client_;
   std::unordered_map<std::uint64_t, Binding*> by_flow_;
+  // Values stay put while the map grows, so bindings may point at their tenant.
+  std::unordered_map<std::string, TenantBindings> tenants_;
   Binding* lru_head_ = nullptr;  // most recently used
   Binding* lru_tail_ = nullptr;  // least recently used: expires first
   std::uint32_t next_flow_id_ = 1;

@@ -447,7 +447,7 @@ constexpr std::array<Field, 9> kRulesFields{{
      }},
 }};
 
-constexpr std::array<Field, 2> kCpeFields{{
+constexpr std::array<Field, 3> kCpeFields{{
     {"tproxy_port",
      [](const Where& w, Config& c, Seen&) {
        c.cpe.tproxy_port = static_cast<std::uint16_t>(uint_in(w, 1, 65535));
@@ -456,6 +456,10 @@ constexpr std::array<Field, 2> kCpeFields{{
      [](const Where& w, Config& c, Seen& s) {
        c.cpe.concentrator = endpoint(w, false);
        s.cpe_concentrator = true;
+     }},
+    {"max_bindings_per_host",
+     [](const Where& w, Config& c, Seen&) {
+       c.cpe.max_bindings_per_host = static_cast<std::size_t>(uint_in(w, 0, 10000000));
      }},
 }};
 

@@ -41,6 +41,9 @@ struct Config {
   struct Cpe {
     std::uint16_t tproxy_port = 5555;
     Endpoint concentrator;  // required when role is cpe
+    // Bindings one LAN host (client address) may hold: a host cycling source ports then
+    // evicts its own oldest bindings, not other hosts'. 0: no cap below bindings.max.
+    std::size_t max_bindings_per_host = 0;
   } cpe;
 
   struct Concentrator {
@@ -49,10 +52,12 @@ struct Config {
     // to, and ranges it must not. Text form ("10.0.0.0/8"), validated by the loader.
     std::vector<std::string> allow_destinations;
     std::vector<std::string> deny_destinations;
-    // Bounds against floods: tunnel connections at once, and bindings one CPE (one peer
-    // address) may hold, so one CPE cannot take the whole table.
+    // Bounds against floods: tunnel connections at once, and bindings one CPE (its
+    // tenant key: today the peer address) may hold, so one CPE cannot take the whole
+    // table; a CPE at its quota evicts its own oldest bindings (binding/binding_table.h).
     std::size_t max_sessions = 65536;  // per-binding mode: one session per binding
-    std::size_t max_bindings_per_cpe = 65536;
+    static constexpr std::size_t kDefaultMaxBindingsPerCpe = 8192;
+    std::size_t max_bindings_per_cpe = kDefaultMaxBindingsPerCpe;
   } concentrator;
 
   // How LAN datagrams reach the CPE: TPROXY rules (default) or NFQUEUE, for kernels

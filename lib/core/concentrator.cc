@@ -1,6 +1,5 @@
 #include "core/concentrator.h"
 
-#include <ifaddrs.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -43,19 +42,9 @@ void ConcentratorProxy::load_policy() {
   };
   policy_ = DestinationPolicy(cidrs(cfg_.concentrator.allow_destinations),
                               cidrs(cfg_.concentrator.deny_destinations));
-  // Its own addresses: a CPE must not reach the concentrator's services through it.
-  std::vector<Endpoint> own;
-  ifaddrs* ifa = nullptr;
-  if (::getifaddrs(&ifa) == 0) {
-    for (ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
-      if (i->ifa_addr == nullptr) continue;
-      const socklen_t len = i->ifa_addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6)
-                                                               : sizeof(sockaddr_in);
-      if (auto e = Endpoint::from_sockaddr(i->ifa_addr, len)) own.push_back(*e);
-    }
-    ::freeifaddrs(ifa);
-  }
-  policy_.set_own_addresses(std::move(own));
+  // Followed as they change: a CPE must not reach the concentrator's services through
+  // it, nor send a datagram round to a CPE's tunnel address.
+  policy_.follow(&own_addresses_, &cpe_addresses_);
 }
 
 void ConcentratorProxy::reload(const Config& cfg) {
@@ -74,6 +63,7 @@ bool ConcentratorProxy::start(std::string* err) {
     if (err) *err = "libsodium cannot initialise (no entropy source?)";
     return false;
   }
+  watch_own_addresses();
   load_policy();
   for (const Endpoint& at : cfg_.concentrator.listen) {
     std::string e;
@@ -89,10 +79,11 @@ bool ConcentratorProxy::start(std::string* err) {
   return true;
 }
 
-Endpoint ConcentratorProxy::cpe_key(const Endpoint& peer) {
-  Endpoint k = peer;
-  k.port = 0;
-  return k;
+std::string ConcentratorProxy::tenant_key(const Session& main) {
+  // The CPE's address, without the port: every connection of one CPE (per-binding mode
+  // makes many) shares the quota. Hand-over point: with per-CPE identities this becomes
+  // the session's authenticated identity.
+  return main.conn->peer().address_str();
 }
 
 void ConcentratorProxy::on_accept(Fd fd, const Endpoint& peer) {
@@ -158,6 +149,7 @@ void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
   if (step != wire::Handshake::Step::Deliver) {
     if (s.hs.done()) {
       c.handshake_complete();
+      cpe_addresses_.add(c.id(), c.peer());
       const wire::Hello& h = s.hs.peer_hello();
       if (s.mode == wire::SessionMode::Multiplexed) {
         if ((h.capabilities & wire::kCapExpress) && h.express_token != 0 &&
@@ -255,28 +247,29 @@ void ConcentratorProxy::reject_session(Connection& c, wire::AuthFailure why,
 
 void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& o) {
   const std::uint32_t scope = main.conn->id();
-  if (const auto verdict = policy_.check(o.remote); verdict != PolicyVerdict::Allow) {
+  auto verdict = policy_.check_client(o.client);
+  const bool client_ok = verdict == PolicyVerdict::Allow;
+  if (client_ok) verdict = policy_.check(o.remote);
+  if (verdict != PolicyVerdict::Allow) {
     // Never relayed: counted, and the CPE drops the binding on the RESET.
-    LOG_DEBUG("session %u: %s -> %s refused: %s", scope, o.client.str().c_str(),
-              o.remote.str().c_str(), to_string(verdict));
-    if (o.has_payload) stats_.drop(Drop::destination_refused);
+    const Drop why = !client_ok                           ? Drop::client_refused
+                     : is_loop(verdict)                   ? Drop::loop_refused
+                     : verdict == PolicyVerdict::PortZero ? Drop::port_zero
+                                                          : Drop::destination_refused;
+    refuse(why, o.has_payload, "OPEN", o.client, o.remote, to_string(verdict));
     send_reset(c, o.flow_id, wire::ResetReason::Refused);
     if (Binding* b = table_.find(scope, o.client)) table_.remove(*b, RemoveReason::Refused);
     return;
   }
   Binding* b = table_.find(scope, o.client);
   if (b == nullptr) {
-    const Endpoint cpe = cpe_key(main.conn->peer());
-    if (per_cpe_[cpe] >= cfg_.concentrator.max_bindings_per_cpe) {
-      if (o.has_payload) stats_.drop(Drop::cpe_binding_limit);
-      send_reset(c, o.flow_id, wire::ResetReason::Refused);
-      return;
-    }
     if (at_descriptor_budget(descriptors_in_use(), o.has_payload)) {
       send_reset(c, o.flow_id, wire::ResetReason::Refused);
       return;
     }
-    b = table_.create(scope, o.client);
+    // At its quota (concentrator.max_bindings_per_cpe) the CPE's own oldest binding goes.
+    b = table_.create(scope, o.client, tenant_key(main));
+    const bool table_full = b == nullptr && table_.full();
     std::string err;
     std::unique_ptr<RelaySocket> sock;
     if (b != nullptr) {
@@ -288,12 +281,11 @@ void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& 
       }
     }
     if (b == nullptr) {
-      if (o.has_payload) stats_.drop(Drop::binding_refused);
+      if (o.has_payload) stats_.drop(table_full ? Drop::binding_table_full : Drop::binding_refused);
       send_reset(c, o.flow_id, wire::ResetReason::Refused);
       return;
     }
     b->edge = std::move(sock);
-    ++per_cpe_[cpe];
     on_created(*b);
   }
   Flow* f = b->find_flow_id(o.flow_id);
@@ -326,6 +318,12 @@ void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,
   }
   Flow* f = b.find_flow(from);
   if (f == nullptr) {
+    // A source the client could not have sent to (the concentrator itself, a CPE's
+    // address, a refused range) must not reach it either.
+    if (const auto verdict = policy_.check(from); verdict != PolicyVerdict::Allow) {
+      refuse(Drop::reply_source_refused, true, "reply", from, b.client, to_string(verdict));
+      return;
+    }
     // Endpoint-independent filtering (RFC 4787 REQ-8): a remote the client has not sent
     // to may answer on the binding's port; the CPE learns the pair from this OPEN.
     f = table_.add_flow(b, from, table_.allocate_flow_id(b.scope, wire::kConcentratorFlowBit));
@@ -362,18 +360,14 @@ void ConcentratorProxy::on_closed(Connection& c, std::string_view reason) {
 void ConcentratorProxy::on_binding_removed(Binding& b, RemoveReason why) {
   account_removal(b, why);
   Session* s = session_of(b.scope);
-  // Only bindings that got their socket were counted (see on_open).
   if (auto* sock = static_cast<RelaySocket*>(b.edge.get())) {
     sock->quiesce();
-    if (s != nullptr) {
-      auto it = per_cpe_.find(cpe_key(s->conn->peer()));
-      if (it != per_cpe_.end() && --it->second == 0) per_cpe_.erase(it);
-    }
     quarantine(std::move(b.edge));
   }
   if (s == nullptr || !s->conn->usable()) return;
   if (s->mode == wire::SessionMode::PerBinding) {
     if (why == RemoveReason::Expired || why == RemoveReason::Evicted ||
+        why == RemoveReason::QuotaEvicted ||
         why == RemoveReason::Shutdown || why == RemoveReason::Refused) {
       // The binding was the connection's reason to exist: end both abortively, so the
       // kernel sends MP_FASTCLOSE and the CPE's table follows.
@@ -415,6 +409,7 @@ void ConcentratorProxy::reap_sessions() {
       if (it == sessions_.end()) continue;
       Session& s = *it->second;
       if (s.token != 0) tokens_.erase(s.token);
+      cpe_addresses_.remove_holder(scope);
       // An express connection goes with its main session; the main one loses its
       // express connection and carries everything again.
       if (s.express != 0) dying_.push_back(s.express);

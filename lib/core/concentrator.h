@@ -72,11 +72,12 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
     return table_.size() + quarantine_.size() + sessions_.size();
   }
 
-  static Endpoint cpe_key(const Endpoint& peer);
+  // The tenant of a session's bindings (concentrator.max_bindings_per_cpe counts them).
+  static std::string tenant_key(const Session& main);
 
   DestinationPolicy policy_;
-  // Bindings per CPE address, for concentrator.max_bindings_per_cpe.
-  std::unordered_map<Endpoint, std::size_t, EndpointHash> per_cpe_;
+  // Where connected CPEs' tunnels come from (by session), for the destination policy.
+  AddressSet cpe_addresses_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<std::uint32_t, std::unique_ptr<Session>> sessions_;
   std::unordered_map<std::uint64_t, std::uint32_t> tokens_;  // express token -> main session

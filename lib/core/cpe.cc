@@ -40,6 +40,7 @@ bool CpeProxy::start(std::string* err) {
     if (err) *err = "libsodium cannot initialise (no entropy source?)";
     return false;
   }
+  watch_own_addresses();
   if (cfg_.intercept == InterceptMode::Nfqueue) {
     NfqueueIntercept::Options o;
     o.queue = cfg_.nfqueue.queue;
@@ -158,6 +159,7 @@ void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
     stats_.drop(Drop::family_mismatch);
     return;
   }
+  if (!lan_destination_ok(client, orig_dst)) return;
   Binding* b = table_.find(0, client);
   if (b == nullptr) {
     if (main_ && main_->congested()) {
@@ -168,9 +170,12 @@ void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
     if (cfg_.session_mode == SessionModeConfig::PerBinding &&
         at_descriptor_budget(table_.size() + replies_.size(), true))
       return;
-    b = table_.create(0, client);
+    // With cpe.max_bindings_per_host, each LAN host is a tenant of its own: one cycling
+    // source ports evicts its own oldest bindings, never another host's.
+    b = table_.create(0, client,
+                      cfg_.cpe.max_bindings_per_host != 0 ? client.address_str() : std::string());
     if (b == nullptr) {
-      stats_.drop(Drop::binding_refused);
+      stats_.drop(table_.full() ? Drop::binding_table_full : Drop::binding_refused);
       return;
     }
     if (cfg_.session_mode == SessionModeConfig::PerBinding) {
@@ -204,6 +209,21 @@ void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
     }
   }
   send_upstream(*c, *b, *f, payload);
+}
+
+bool CpeProxy::lan_destination_ok(const Endpoint& client, const Endpoint& orig_dst) {
+  // Sent to the CPE itself (its intercept port from the WAN side, one of its addresses
+  // from the LAN): through the tunnel the concentrator would send it back here, and
+  // round again. Embedded IPv4 forms (NAT64, 6to4, mapped) count as the address inside.
+  if (own_addresses_.covers(orig_dst)) {
+    refuse(Drop::loop_refused, true, "datagram", client, orig_dst, "the CPE's own address");
+    return false;
+  }
+  if (orig_dst.port == 0) {
+    refuse(Drop::port_zero, true, "datagram", client, orig_dst, "port 0");
+    return false;
+  }
+  return true;
 }
 
 void CpeProxy::send_upstream(Connection& c, Binding& b, Flow& f,

@@ -37,6 +37,8 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   void for_each_connection(const std::function<void(Connection&)>& fn) const override;
 
   Connection* connection_for(Binding& b);
+  // False (counted, logged) for a destination that is the CPE's own or port 0.
+  bool lan_destination_ok(const Endpoint& client, const Endpoint& orig_dst);
   // Connects and queues the HELLO; with a key, also the held AUTH slot (see
   // Connection::reserve_held_slot), so frames queued now leave once the key is proved.
   // In multiplexed mode with tunnel.express, the HELLO asks for an express token (main

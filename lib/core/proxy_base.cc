@@ -12,6 +12,9 @@ BindingLimits binding_limits(const Config& cfg) {
   l.max_bindings = cfg.bindings.max;
   l.max_flows_per_binding = cfg.bindings.max_remotes;
   l.idle_timeout = std::chrono::duration_cast<Duration>(cfg.bindings.idle_timeout);
+  // Tenants are CPEs on the concentrator, LAN hosts on a CPE (when capped).
+  l.max_per_tenant = cfg.role == ProxyRole::Concentrator ? cfg.concentrator.max_bindings_per_cpe
+                                                         : cfg.cpe.max_bindings_per_host;
   return l;
 }
 
@@ -84,6 +87,7 @@ std::string ProxyBase::bindings_json() const {
     w.begin_object();
     w.key("client").value(b.client.str());
     w.key("scope").value(b.scope);
+    w.key("tenant").value(b.tenant());
     w.key("remotes").begin_array();
     for (const Flow& f : b.flows) w.value(f.remote.str());
     w.end_array();
@@ -194,7 +198,8 @@ void ProxyBase::send_close(Connection* main, Connection* express, const Binding&
   wire::CloseReason reason;
   switch (why) {
     case RemoveReason::Expired: reason = wire::CloseReason::Idle; break;
-    case RemoveReason::Evicted: reason = wire::CloseReason::Evicted; break;
+    case RemoveReason::Evicted:
+    case RemoveReason::QuotaEvicted: reason = wire::CloseReason::Evicted; break;
     case RemoveReason::Shutdown: reason = wire::CloseReason::Shutdown; break;
     default: return;
   }
@@ -242,6 +247,7 @@ void ProxyBase::account_removal(const Binding& b, RemoveReason why) {
   switch (why) {
     case RemoveReason::Expired: stats_.add(Counter::bindings_expired); break;
     case RemoveReason::Evicted: stats_.add(Counter::bindings_evicted); break;
+    case RemoveReason::QuotaEvicted: stats_.add(Counter::bindings_evicted_quota); break;
     case RemoveReason::PeerClosed: stats_.add(Counter::bindings_closed_by_peer); break;
     case RemoveReason::PeerReset: stats_.add(Counter::bindings_reset_by_peer); break;
     case RemoveReason::SessionLost: stats_.add(Counter::bindings_session_lost); break;
@@ -288,6 +294,24 @@ bool ProxyBase::at_descriptor_budget(std::size_t in_use, bool has_payload) {
   descriptor_logged_ = now;
   descriptor_held_ = 0;
   return true;
+}
+
+void ProxyBase::watch_own_addresses() {
+  own_monitor_ = std::make_unique<pm::AddressMonitor>(loop_, own_addresses_);
+  std::string err;
+  if (!own_monitor_->start(&err))
+    LOG_WARN("cannot follow this host's addresses (%s): the loop checks use the %zu seen now",
+             err.c_str(), own_addresses_.size());
+}
+
+void ProxyBase::refuse(Drop d, bool datagram, const char* what, const Endpoint& from,
+                       const Endpoint& to, const char* why) {
+  if (datagram) stats_.drop(d);
+  std::uint64_t held = 0;
+  if (log::enabled(log::Level::Info) &&
+      refuse_log_[static_cast<std::size_t>(d)].allow(ev_now(loop_), &held))
+    LOG_INFO("%s %s -> %s refused: %s%s", what, from.str().c_str(), to.str().c_str(), why,
+              wire::LogLimiter::note(held).c_str());
 }
 
 }  // namespace mpudp

@@ -11,10 +11,13 @@
 #include "binding/binding_table.h"
 #include "config/config.h"
 #include "ctl/json.h"
+#include "ctl/log.h"
 #include "ctl/stats.h"
 #include "io/loop.h"
 #include "io/recv_batch.h"
 #include "io/send_batch.h"
+#include "net/address_set.h"
+#include "pm/address_monitor.h"
 #include "tunnel/connection.h"
 #include "tunnel/subflows.h"
 #include "wire/frame.h"
@@ -84,6 +87,12 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   // `has_payload`) as descriptor_limit and logged at most every 10 s. Refusing before the
   // last descriptors go keeps the control socket and the tunnel connections working.
   bool at_descriptor_budget(std::size_t in_use, bool has_payload);
+  // Fills own_addresses_ and keeps it following this host's addresses (start()).
+  void watch_own_addresses();
+  // Counts a refused datagram (when `datagram`) under `d` and logs it at info level, at
+  // most once a second per reason: "<what> <from> -> <to> refused: <why>".
+  void refuse(Drop d, bool datagram, const char* what, const Endpoint& from, const Endpoint& to,
+              const char* why);
 
   Loop* loop_;
   Config cfg_;
@@ -96,10 +105,14 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   SendBatch sends_{*this};
   SteadyClockSource clock_;
   BindingTable table_;
+  // This host's addresses: no datagram is relayed to one of them (it would loop).
+  AddressSet own_addresses_;
 
  private:
   void on_expiry_timer();
   Timer expiry_timer_;
+  std::unique_ptr<pm::AddressMonitor> own_monitor_;
+  std::array<log::Throttle, static_cast<std::size_t>(Drop::kCount)> refuse_log_;
   // io/socket.h descriptor_budget(), taken at construction (the daemon has raised the
   // limit by then).
   std::size_t descriptor_budget_;

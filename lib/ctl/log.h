@@ -51,6 +51,26 @@ struct LineFormat {
 std::size_t format_line(char* out, std::size_t cap, Level l, const LineFormat& f,
                         std::string_view peer, const char* message);
 
+// One kind of line at most once a second, so that a flood of refused datagrams cannot
+// become a flood of log lines; `*held` gets how many were left out since the last one.
+class Throttle {
+ public:
+  bool allow(double now_s, std::uint64_t* held) {
+    if (now_s - last_ < 1.0) {
+      ++held_;
+      return false;
+    }
+    last_ = now_s;
+    *held = held_;
+    held_ = 0;
+    return true;
+  }
+
+ private:
+  double last_ = -1e9;
+  std::uint64_t held_ = 0;
+};
+
 }  // namespace mpudp::log
 
 #define MPUDP_LOG(lvl, ...)                                                          \

@@ -42,7 +42,8 @@
   X(sessions_refused, "tunnel connections refused at concentrator.max_sessions")        \
   X(bindings_created, "bindings created")                                                   \
   X(bindings_expired, "bindings removed after idle_timeout")                                \
-  X(bindings_evicted, "bindings removed to respect bindings.max")                           \
+  X(bindings_evicted, "bindings removed to respect bindings.max (each the least recently used of the tenant that needed room)") \
+  X(bindings_evicted_quota, "bindings removed to respect a tenant's quota (concentrator.max_bindings_per_cpe, cpe.max_bindings_per_host), each the tenant's own least recently used") \
   X(bindings_closed_by_peer, "bindings removed on the peer's CLOSE")                        \
   X(bindings_reset_by_peer, "bindings removed on the peer's RESET")                         \
   X(bindings_session_lost, "bindings removed with their tunnel connection")                 \
@@ -73,11 +74,15 @@
   X(too_large, "datagram too large to frame")                                               \
   X(binding_refused, "no binding could be created for it")                                  \
   X(descriptor_limit, "new binding refused: descriptors at the budget (open-file limit less a reserve)") \
-  X(cpe_binding_limit, "its CPE already holds concentrator.max_bindings_per_cpe bindings")                                  \
+  X(binding_table_full, "new binding refused: bindings.max reached, and its tenant (CPE, or LAN host with cpe.max_bindings_per_host) holds no binding of its own to give up") \
   X(remote_limit, "its binding already talks to bindings.max_remotes remotes")              \
   X(unknown_flow, "frame named a flow id this proxy does not hold")                         \
   X(unknown_binding, "OPEN from the concentrator for a client the CPE does not hold")       \
   X(destination_refused, "the concentrator's destination policy refused the remote")     \
+  X(loop_refused, "its destination is an address of this proxy (or, on the concentrator, of a connected CPE): it would come back through the tunnel") \
+  X(port_zero, "its destination port is 0") \
+  X(client_refused, "OPEN naming one of the concentrator's own addresses as its client") \
+  X(reply_source_refused, "datagram to a binding from a source the destination policy refuses") \
   X(family_mismatch, "client and remote address families differ")                           \
   X(reply_socket_failed, "no transparent socket could be bound to the original destination") \
   X(send_failed, "the kernel refused to send it")                                           \

@@ -1,5 +1,7 @@
 #include "relay/policy.h"
 
+#include "net/embedded_v4.h"
+
 namespace mpudp {
 namespace {
 
@@ -23,7 +25,9 @@ const char* to_string(PolicyVerdict v) {
     case PolicyVerdict::Multicast: return "multicast";
     case PolicyVerdict::Unspecified: return "unspecified";
     case PolicyVerdict::Broadcast: return "broadcast";
+    case PolicyVerdict::PortZero: return "port 0";
     case PolicyVerdict::OwnAddress: return "own address";
+    case PolicyVerdict::CpeAddress: return "a connected CPE's address";
     case PolicyVerdict::Private: return "private range not in allow_destinations";
     case PolicyVerdict::Denied: return "in deny_destinations";
   }
@@ -31,20 +35,31 @@ const char* to_string(PolicyVerdict v) {
 }
 
 PolicyVerdict DestinationPolicy::check(const Endpoint& dst) const {
+  if (dst.port == 0) return PolicyVerdict::PortZero;
+  // Judged as the IPv4 address inside first, then as itself: an IPv6 deny entry (say
+  // 64:ff9b::/96) still counts.
+  for (const Endpoint& v4 : embedded_v4(dst))
+    if (const auto v = check_address(v4); v != PolicyVerdict::Allow) return v;
+  return check_address(dst);
+}
+
+PolicyVerdict DestinationPolicy::check_client(const Endpoint& client) const {
+  return own_ != nullptr && own_->covers(client) ? PolicyVerdict::OwnAddress
+                                                 : PolicyVerdict::Allow;
+}
+
+PolicyVerdict DestinationPolicy::check_address(const Endpoint& dst) const {
   static const Cidr v4_loop = cidr("127.0.0.0/8"), v6_loop = cidr("::1/128"),
                     v4_ll = cidr("169.254.0.0/16"), v6_ll = cidr("fe80::/10"),
                     v4_mc = cidr("224.0.0.0/4"), v6_mc = cidr("ff00::/8"),
-                    v4_this = cidr("0.0.0.0/8"), v4_bcast = cidr("255.255.255.255/32"),
-                    v4_mapped = cidr("::ffff:0:0/96");
+                    v4_this = cidr("0.0.0.0/8"), v4_bcast = cidr("255.255.255.255/32");
   if (dst.is_unspecified() || v4_this.contains(dst)) return PolicyVerdict::Unspecified;
   if (v4_loop.contains(dst) || v6_loop.contains(dst)) return PolicyVerdict::Loopback;
-  // An IPv4-mapped IPv6 destination would reach IPv4 hosts around the IPv4 checks.
-  if (v4_mapped.contains(dst)) return PolicyVerdict::Denied;
   if (v4_ll.contains(dst) || v6_ll.contains(dst)) return PolicyVerdict::LinkLocal;
   if (v4_mc.contains(dst) || v6_mc.contains(dst)) return PolicyVerdict::Multicast;
   if (v4_bcast.contains(dst)) return PolicyVerdict::Broadcast;
-  for (const Endpoint& own : own_)
-    if (own.family == dst.family && own.addr == dst.addr) return PolicyVerdict::OwnAddress;
+  if (own_ != nullptr && own_->contains(dst)) return PolicyVerdict::OwnAddress;
+  if (cpes_ != nullptr && cpes_->contains(dst)) return PolicyVerdict::CpeAddress;
   for (const Cidr& c : deny_)
     if (c.contains(dst)) return PolicyVerdict::Denied;
   for (const Cidr& c : private_ranges()) {

@@ -15,6 +15,15 @@
 #        srv0 198.18.4.1/24 2001:db8:4::1/64
 #   srv  eth0 198.18.4.2/24 2001:db8:4::2/64   default via 198.18.4.1 / 2001:db8:4::1
 #
+# tb_add_cpe2 adds a second CPE for tests of several tenants (two more namespaces):
+#
+#   cli2 ── lan0 ─── lan0 ── cpe2 ── up0 ──── wan2 ── conc
+#
+#   cli2 lan0 198.18.6.2/24 2001:db8:6::2/64   default via 198.18.6.1 / 2001:db8:6::1
+#   cpe2 lan0 198.18.6.1/24 2001:db8:6::1/64
+#        up0  198.18.5.1/24 2001:db8:5::1/64   the service address via 198.18.5.2
+#   conc wan2 198.18.5.2/24 2001:db8:5::2/64
+#
 # Forwarding is off in cpe and conc, and conc has no route back to the LAN: the server
 # reaches the client only through the two proxies (tb_direct_routing changes that for
 # reference runs). In cpe, a source rule per uplink address (tables 101 and 102) makes a
@@ -135,6 +144,8 @@ _tb_ns() {
   case $1 in
     cli) echo "$TB_NS_CLI" ;;
     cpe) echo "$TB_NS_CPE" ;;
+    cli2) echo "$TB_NS_CLI2" ;;
+    cpe2) echo "$TB_NS_CPE2" ;;
     conc) echo "$TB_NS_CONC" ;;
     srv) echo "$TB_NS_SRV" ;;
     *) echo "$1" ;;
@@ -288,7 +299,7 @@ _tb_links_ready() {
 _tb_reap_stale() {
   local ns owner pid sfx
   for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
-    [[ $ns =~ ^mpudp-(cli|cpe|conc|srv)-([0-9]+)-[0-9a-f]+$ ]] || continue
+    [[ $ns =~ ^mpudp-(cli|cpe|conc|srv|cli2|cpe2)-([0-9]+)-[0-9a-f]+$ ]] || continue
     owner=${BASH_REMATCH[2]}
     _tb_gone "$owner" || continue
     sfx=${ns#mpudp-*-}
@@ -321,11 +332,12 @@ tb_mptcp_endpoints() {
     ip -n "$TB_NS_CPE" mptcp endpoint add 2001:db8:3::1 dev up1 subflow
 }
 
-# TPROXY in cpe: every UDP datagram coming in on lan0 goes to the transparent socket on
-# :$TB_TPROXY_PORT, whatever its destination.
+# tb_tproxy_rules [NS]: TPROXY in cpe (or NS, e.g. cpe2): every UDP datagram coming in
+# on lan0 goes to the transparent socket on :$TB_TPROXY_PORT, whatever its destination.
 tb_tproxy_rules() {
-  local port=${TB_TPROXY_PORT:-5555}
-  ip netns exec "$TB_NS_CPE" nft -f - <<EOF || return 1
+  local port=${TB_TPROXY_PORT:-5555} ns
+  ns=$(_tb_ns "${1:-cpe}")
+  ip netns exec "$ns" nft -f - <<EOF || return 1
 table inet mpudp_test {
   chain prerouting {
     type filter hook prerouting priority mangle; policy accept;
@@ -333,10 +345,54 @@ table inet mpudp_test {
   }
 }
 EOF
-  ip -n "$TB_NS_CPE" rule add fwmark 1 lookup 100 pref 100 &&
-    ip -n "$TB_NS_CPE" route add local 0.0.0.0/0 dev lo table 100 &&
-    ip -n "$TB_NS_CPE" -6 rule add fwmark 1 lookup 100 pref 100 &&
-    ip -n "$TB_NS_CPE" -6 route add local ::/0 dev lo table 100
+  ip -n "$ns" rule add fwmark 1 lookup 100 pref 100 &&
+    ip -n "$ns" route add local 0.0.0.0/0 dev lo table 100 &&
+    ip -n "$ns" -6 rule add fwmark 1 lookup 100 pref 100 &&
+    ip -n "$ns" -6 route add local ::/0 dev lo table 100
+}
+
+# tb_add_cpe2: a second CPE with a client of its own (see the picture at the top), its
+# TPROXY rules included; after tb_setup. tb_start_cpe2 starts its daemon.
+tb_add_cpe2() {
+  TB_NS_CLI2=mpudp-cli2-$TB_SUFFIX
+  TB_NS_CPE2=mpudp-cpe2-$TB_SUFFIX
+  export TB_NS_CLI2 TB_NS_CPE2
+  local ns c=mpudp-cli2-$TB_SUFFIX p=mpudp-cpe2-$TB_SUFFIX k=$TB_NS_CONC
+  for ns in "$c" "$p"; do
+    ip netns add "$ns" || return 1
+    TB_NAMESPACES+=("$ns")
+    ip -n "$ns" link set lo up || return 1
+    _tb_sysctls "$ns" 0 || return 1
+  done
+  ip -n "$c" link add lan0 type veth peer name lan0 netns "$p" &&
+    ip -n "$p" link add up0 type veth peer name wan2 netns "$k" &&
+    _tb_addr "$c" lan0 198.18.6.2/24 2001:db8:6::2/64 &&
+    _tb_addr "$p" lan0 198.18.6.1/24 2001:db8:6::1/64 &&
+    _tb_addr "$p" up0 198.18.5.1/24 2001:db8:5::1/64 &&
+    _tb_addr "$k" wan2 198.18.5.2/24 2001:db8:5::2/64 &&
+    ip -n "$c" route add default via 198.18.6.1 dev lan0 &&
+    ip -n "$c" -6 route add default via 2001:db8:6::1 dev lan0 &&
+    ip -n "$p" route add 198.18.2.2/32 via 198.18.5.2 dev up0 &&
+    ip -n "$p" -6 route add 2001:db8:2::2/128 via 2001:db8:5::2 dev up0 || return 1
+  tb_tproxy_rules cpe2 || return 1
+  if ! tb_poll 10 _tb_links_ready; then
+    tb_fail "cpe2 links not ready after 10 s"
+    return 1
+  fi
+}
+
+# tb_start_cpe2: $TB_DIR/cpe2.yaml (cpe.yaml with its own control socket,
+# $TB_DIR/cpe2.sock, and TB_CPE2_EXTRA appended) and its daemon in cpe2; waits until it
+# listens. After tb_start_proxies (or tb_write_configs).
+tb_start_cpe2() {
+  sed -e "s|$TB_DIR/cpe.sock|$TB_DIR/cpe2.sock|" "$TB_DIR/cpe.yaml" >"$TB_DIR/cpe2.yaml" &&
+    printf '%s\n' "${TB_CPE2_EXTRA:-}" >>"$TB_DIR/cpe2.yaml" || return 1
+  tb_start_daemon cpe2 cpe2 "$TB_DIR/cpe2.yaml" || return 1
+  if ! tb_wait_listen cpe2 udp "${TB_TPROXY_PORT:-5555}" 1 10; then
+    tb_fail "CPE 2 does not listen on UDP :${TB_TPROXY_PORT:-5555}"
+    tail -n 30 "$TB_DIR/cpe2.log" >&2
+    return 1
+  fi
 }
 
 # Reference runs without the proxies: cpe and conc route, cli reaches srv natively
@@ -519,6 +575,9 @@ tb_stop_proxies() {
   local rc=0 r
   if [[ -n ${TB_PIDS[cpe]:-} ]]; then
     tb_stop_daemon cpe || { r=$?; rc=$r; echo "[tb] cpe daemon exited with $r" >&2; }
+  fi
+  if [[ -n ${TB_PIDS[cpe2]:-} ]]; then
+    tb_stop_daemon cpe2 || { r=$?; rc=$r; echo "[tb] cpe2 daemon exited with $r" >&2; }
   fi
   if [[ -n ${TB_PIDS[conc]:-} ]]; then
     tb_stop_daemon conc || { r=$?; rc=$r; echo "[tb] conc daemon exited with $r" >&2; }

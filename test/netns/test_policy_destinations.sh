@@ -39,8 +39,11 @@ tb_cpe "$PEER" "198.18.2.2:$TB_CONC_PORT" "${steps[@]}" >"$TB_DIR/peer.log" 2>&1
 
 json=$("$CTL" -s "$TB_DIR/conc.sock" status --json)
 refused=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["stats"]["drops"]["destination_refused"])' "$json")
+loops=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["stats"]["drops"]["loop_refused"])' "$json")
 wan=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["stats"]["counters"]["wan_tx_datagrams"])' "$json")
-[[ $refused == 7 ]] || { echo "FAIL: destination_refused is $refused, expected 7"; fail=1; }
+[[ $refused == 6 ]] || { echo "FAIL: destination_refused is $refused, expected 6"; fail=1; }
+# Its own address would loop: counted apart.
+[[ $loops == 1 ]] || { echo "FAIL: loop_refused is $loops, expected 1 (198.18.2.2:9)"; fail=1; }
 [[ $wan == 1 ]] || { echo "FAIL: wan_tx_datagrams is $wan, expected 1 (only the allowed one)"; fail=1; }
 tb_stop conc_echo TERM 5
 read -r got _ <"$TB_DIR/conc_echo.count" || got=x

@@ -262,6 +262,130 @@ TEST_CASE("max_bindings is never exceeded; the least recently used goes", "[bind
   CHECK(t.size() == 3);
 }
 
+TEST_CASE("a tenant at its quota evicts its own least recently used binding", "[binding][tenants]") {
+  FakeClock clock;
+  Recorder obs;
+  BindingLimits l = make_limits(100);
+  l.max_per_tenant = 3;
+  BindingTable t(l, clock, &obs);
+  // B holds two bindings, older than all of A's: a global LRU would take B's first.
+  REQUIRE(t.create(2, client_ep(50), "cpe-b") != nullptr);
+  REQUIRE(t.create(2, client_ep(51), "cpe-b") != nullptr);
+  clock.advance(1s);
+  for (std::uint32_t i = 1; i <= 3; ++i) {
+    REQUIRE(t.create(1, client_ep(i), "cpe-a") != nullptr);
+    clock.advance(1s);
+  }
+  CHECK(obs.removals.empty());
+  CHECK(t.tenant_size("cpe-a") == 3);
+  CHECK(t.tenant_count() == 2);
+  // Touching A's oldest saves it: 2 is A's least recently used.
+  t.touch(*t.find(1, client_ep(1)));
+  // A churns: each new binding of A costs A's own least recently used, never B's.
+  for (std::uint32_t i = 4; i <= 1000; ++i) {
+    Binding* b = t.create(1, client_ep(i), "cpe-a");
+    REQUIRE(b != nullptr);
+    CHECK(b->tenant() == "cpe-a");
+    CHECK(t.tenant_size("cpe-a") == 3);
+  }
+  REQUIRE(obs.removals.size() == 997);
+  CHECK(obs.removals[0].client == client_ep(2));
+  for (const Removal& r : obs.removals) {
+    CHECK(r.scope == 1);
+    CHECK(r.why == RemoveReason::QuotaEvicted);
+  }
+  CHECK(t.find(2, client_ep(50)) != nullptr);
+  CHECK(t.find(2, client_ep(51)) != nullptr);
+  CHECK(t.tenant_size("cpe-b") == 2);
+  CHECK(t.size() == 5);
+}
+
+TEST_CASE("a full table never gives one tenant's binding to another", "[binding][tenants]") {
+  FakeClock clock;
+  Recorder obs;
+  BindingLimits l = make_limits(4);
+  l.max_per_tenant = 3;
+  BindingTable t(l, clock, &obs);
+  REQUIRE(t.create(2, client_ep(50), "b") != nullptr);
+  clock.advance(1s);
+  for (std::uint32_t i = 1; i <= 3; ++i) REQUIRE(t.create(1, client_ep(i), "a") != nullptr);
+  CHECK(t.full());
+  // A newcomer holding nothing is refused rather than taking B's (older) binding.
+  CHECK(t.create(3, client_ep(60), "c") == nullptr);
+  CHECK(obs.removals.empty());
+  CHECK(t.tenant_size("c") == 0);
+  CHECK(t.tenant_count() == 2);
+  // B is below its quota: the full table costs B its own oldest, not A's.
+  clock.advance(1s);
+  REQUIRE(t.create(2, client_ep(51), "b") != nullptr);
+  REQUIRE(obs.removals.size() == 1);
+  CHECK(obs.removals[0].client == client_ep(50));
+  CHECK(obs.removals[0].why == RemoveReason::Evicted);
+  CHECK(t.tenant_size("a") == 3);
+  // Once A's bindings expire, the newcomer gets in.
+  clock.advance(40s);
+  CHECK(t.expire() == 4);
+  CHECK(t.create(3, client_ep(60), "c") != nullptr);
+  CHECK(t.tenant_count() == 1);
+}
+
+TEST_CASE("without tenants the table is one LRU, as before", "[binding][tenants]") {
+  FakeClock clock;
+  Recorder obs;
+  BindingTable t(make_limits(2), clock, &obs);
+  REQUIRE(t.create(1, client_ep(1)) != nullptr);
+  REQUIRE(t.create(2, client_ep(2)) != nullptr);
+  REQUIRE(t.create(3, client_ep(3)) != nullptr);
+  REQUIRE(obs.removals.size() == 1);
+  CHECK(obs.removals[0].client == client_ep(1));
+  CHECK(obs.removals[0].why == RemoveReason::Evicted);
+  CHECK(t.find(2, client_ep(2))->tenant().empty());
+  CHECK(t.tenant_count() == 1);
+}
+
+TEST_CASE("a lower max_per_tenant at reload trims each tenant to it", "[binding][tenants]") {
+  FakeClock clock;
+  Recorder obs;
+  BindingTable t(make_limits(100), clock, &obs);
+  for (std::uint32_t i = 1; i <= 6; ++i) {
+    REQUIRE(t.create(1, client_ep(i), "a") != nullptr);
+    REQUIRE(t.create(2, client_ep(i), "b") != nullptr);
+    clock.advance(1s);
+  }
+  REQUIRE(t.create(3, client_ep(1), "c") != nullptr);
+  BindingLimits l = make_limits(100);
+  l.max_per_tenant = 2;
+  t.set_limits(l);
+  CHECK(obs.removals.size() == 8);
+  for (const Removal& r : obs.removals) {
+    CHECK(r.why == RemoveReason::QuotaEvicted);
+    CHECK(r.client.addr[3] <= 4);  // the four oldest of each
+  }
+  CHECK(t.tenant_size("a") == 2);
+  CHECK(t.tenant_size("b") == 2);
+  CHECK(t.tenant_size("c") == 1);
+  CHECK(t.find(1, client_ep(6)) != nullptr);
+  CHECK(t.find(2, client_ep(5)) != nullptr);
+}
+
+TEST_CASE("a tenant's entry goes with its last binding", "[binding][tenants]") {
+  FakeClock clock;
+  Recorder obs;
+  BindingTable t(make_limits(), clock, &obs);
+  Binding* a = t.create(1, client_ep(1), "a");
+  REQUIRE(a != nullptr);
+  REQUIRE(t.create(1, client_ep(2), "a") != nullptr);
+  REQUIRE(t.create(2, client_ep(1), "b") != nullptr);
+  t.remove(*a, RemoveReason::PeerClosed);
+  CHECK(t.tenant_size("a") == 1);
+  CHECK(t.remove_scope(1, RemoveReason::SessionLost) == 1);
+  CHECK(t.tenant_size("a") == 0);
+  CHECK(t.tenant_count() == 1);
+  // The same key later starts afresh.
+  REQUIRE(t.create(3, client_ep(7), "a") != nullptr);
+  CHECK(t.tenant_size("a") == 1);
+}
+
 TEST_CASE("set_limits with a lower max evicts down to it", "[binding][limits]") {
   FakeClock clock;
   Recorder obs;
@@ -540,6 +664,7 @@ TEST_CASE("for_each walks most recently used first", "[binding]") {
 TEST_CASE("remove reasons have stable names", "[binding]") {
   CHECK(std::string(to_string(RemoveReason::Expired)) == "expired");
   CHECK(std::string(to_string(RemoveReason::Evicted)) == "evicted");
+  CHECK(std::string(to_string(RemoveReason::QuotaEvicted)) == "quota_evicted");
   CHECK(std::string(to_string(RemoveReason::PeerClosed)) == "peer_closed");
   CHECK(std::string(to_string(RemoveReason::PeerReset)) == "peer_reset");
   CHECK(std::string(to_string(RemoveReason::SessionLost)) == "session_lost");

@@ -146,6 +146,8 @@ TEST_CASE("omitted keys take their defaults", "[config]") {
   CHECK(c.bindings.idle_timeout == 300s);
   CHECK(c.bindings.max == 65536);
   CHECK(c.bindings.max_remotes == 64);
+  CHECK(c.cpe.max_bindings_per_host == 0);
+  CHECK(c.concentrator.max_bindings_per_cpe == 8192);
   CHECK(c.tunnel.keepalive == 15s);
   CHECK(c.tunnel.queue_bytes == 262144);
   CHECK(c.tunnel.target_delay == 20ms);
@@ -925,4 +927,17 @@ TEST_CASE("load_config_file reads the peers file and checks certificate files",
                           "/peers: refusing a key file that group or others can access (chmod "
                           "600 " + dir.path + "/peers)");
   }
+}
+
+TEST_CASE("tenant quotas: per CPE on the concentrator, per LAN host on the CPE", "[config]") {
+  CHECK(ok(cpe("  max_bindings_per_host: 500\n")).cpe.max_bindings_per_host == 500);
+  CHECK(ok(cpe("  max_bindings_per_host: 0\n")).cpe.max_bindings_per_host == 0);
+  CHECK(err(cpe("  max_bindings_per_host: -1\n")) ==
+        "t.yaml:4:26: cpe.max_bindings_per_host: \"-1\" is not a whole number");
+  CHECK(err(cpe("  max_bindings_per_host: 10000001\n")) ==
+        "t.yaml:4:26: cpe.max_bindings_per_host: 10000001 is out of range (0..10000000)");
+  const std::string conc_head = std::string(kConcHead);
+  CHECK(ok(conc_head + "  max_bindings_per_cpe: 100\n").concentrator.max_bindings_per_cpe == 100);
+  CHECK(err("auth: none\n" + conc_head + "  max_bindings_per_cpe: 0\n") ==
+        "t.yaml:5:25: concentrator.max_bindings_per_cpe: 0 is out of range (1..10000000)");
 }

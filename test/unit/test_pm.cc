@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ctl/log.h"
+#include "pm/address_monitor.h"
 #include "pm/path_config.h"
 #include "pm/path_manager.h"
 #include "pm/planner.h"
@@ -271,4 +272,34 @@ TEST_CASE("a removed endpoint frees its address for another path's endpoint") {
   REQUIRE(p.owned().size() == 1);
   CHECK(p.owned()[0].spec.flags == (kFlagSubflow | kFlagBackup));
   CHECK(stats.get(Counter::pm_netlink_errors) == 0);
+}
+
+TEST_CASE("the address monitor keeps the set equal to what rtnetlink reports", "[pm]") {
+  Loop* loop = ev_loop_new(EVFLAG_AUTO);
+  REQUIRE(loop != nullptr);
+  {
+    AddressSet own;
+    pm::AddressMonitor monitor(loop, own);
+    pm::LinkObserver& obs = monitor;  // what the link monitor calls
+    const Endpoint a = *Endpoint::parse_address("198.18.1.1");
+    const Endpoint b = *Endpoint::parse_address("2001:db8:1::1");
+    obs.on_links_reset();
+    obs.on_address(2, a, true, true);
+    obs.on_address(2, b, true, true);
+    obs.on_address(3, a, true, true);
+    obs.on_changes_done();
+    CHECK(own.size() == 2);
+    obs.on_address(2, a, true, false);  // a lifetime update counts once
+    obs.on_address(2, a, false, false);
+    CHECK(own.contains(a));             // interface 3 still has it
+    obs.on_link_gone(3);
+    CHECK_FALSE(own.contains(a));
+    CHECK(own.contains(b));
+    obs.on_address(2, b, false, false);  // tentative or removed
+    CHECK(own.size() == 0);
+    obs.on_address(4, a, true, false);
+    obs.on_links_reset();  // changes were lost: a full dump follows
+    CHECK(own.size() == 0);
+  }
+  ev_loop_destroy(loop);
 }

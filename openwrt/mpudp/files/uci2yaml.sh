@@ -17,7 +17,7 @@
 #     nfqueue_queue, nfqueue_fail -> nfqueue.queue, nfqueue.fail
 #     list lan, backend, ipv6 (boolean), mark, mask, table, pref, fail, list exclude
 #       -> rules.*
-#     tproxy_port, concentrator -> cpe.*
+#     tproxy_port, concentrator, max_bindings_per_host -> cpe.*
 #     list listen, list allow_destinations, list deny_destinations, max_sessions,
 #       max_bindings_per_cpe -> concentrator.*
 #     idle_timeout, max_bindings, max_remotes -> bindings.idle_timeout, .max, .max_remotes
@@ -114,6 +114,7 @@ translate() {
         "mask:rules.mask:s fail:rules.fail:s " \
         "table:rules.table:s pref:rules.pref:s exclude:rules.exclude:l " \
         "tproxy_port:cpe.tproxy_port:s concentrator:cpe.concentrator:s " \
+        "max_bindings_per_host:cpe.max_bindings_per_host:s " \
         "listen:concentrator.listen:l allow_destinations:concentrator.allow_destinations:l " \
         "deny_destinations:concentrator.deny_destinations:l " \
         "max_sessions:concentrator.max_sessions:s " \
