@@ -32,11 +32,10 @@ namespace {
 constexpr int kNotsentLowat = 64 * 1024;
 // Reads start small (Connection::read_chunk_) and double while they fill the buffer up to
 // kReadChunk: a per-binding connection carrying a call never touches more than a page or
-// so of read buffer (its queues start small the same way, kMinQueueAlloc), while a bulk
-// one reaches full-size reads within a few. Thousands of per-binding connections with
-// 16 KiB each showed in memory.
+// so of read buffer (its queues start small the same way, FrameQueue::kMinAlloc), while a
+// bulk one reaches full-size reads within a few. Thousands of per-binding connections
+// with 16 KiB each showed in memory.
 constexpr std::size_t kReadChunk = 16 * 1024;
-constexpr std::size_t kMinQueueAlloc = 1024;
 constexpr std::size_t kMaxInBuffer = 2 * wire::kMaxFrame;
 constexpr int kMaxReadRounds = 8;
 constexpr std::size_t kControlHeadroom = 64 * 1024;
@@ -45,56 +44,6 @@ constexpr std::size_t kControlHeadroom = 64 * 1024;
 constexpr double kRetryInterval = 0.001;
 
 constexpr std::int64_t kNoLimit = std::numeric_limits<std::int64_t>::max();
-
-// Moves a queue's head by `n` written bytes, keeping track of a frame cut in two
-// (`cut` bytes of it left, `cut_datagram`: it carries one). Returns how many datagrams
-// the kernel now has whole.
-std::uint64_t advance(const std::vector<std::uint8_t>& buf, std::size_t& head,
-                      std::size_t& cut, bool& cut_datagram, std::uint64_t& stream_head,
-                      std::size_t n) {
-  std::uint64_t datagrams = 0;
-  stream_head += n;
-  while (n > 0) {
-    if (cut == 0) {
-      cut = wire::frame_size(buf.data() + head);
-      cut_datagram = wire::carries_datagram(buf.data() + head);
-    }
-    const std::size_t take = std::min(n, cut);
-    head += take;
-    cut -= take;
-    n -= take;
-    if (cut == 0 && cut_datagram) ++datagrams;
-  }
-  return datagrams;
-}
-
-// Datagrams in a queue's [head, tail): the rest of a cut frame, then whole frames.
-std::uint64_t datagrams_in(const std::vector<std::uint8_t>& buf, std::size_t head,
-                           std::size_t tail, std::size_t cut, bool cut_datagram) {
-  std::uint64_t n = cut > 0 && cut_datagram ? 1 : 0;
-  for (std::size_t at = head + cut; at < tail; at += wire::frame_size(buf.data() + at))
-    if (wire::carries_datagram(buf.data() + at)) ++n;
-  return n;
-}
-
-// Makes room for `n` more bytes in a queue buffer (compacting, then growing up to `cap`).
-// `grew` is set when the buffer had to grow (the caller may want it back later).
-std::uint8_t* room_in(std::vector<std::uint8_t>& buf, std::size_t& head, std::size_t& tail,
-                      std::size_t n, std::size_t cap, bool& grew) {
-  if (tail - head + n > cap) return nullptr;
-  if (tail + n > buf.size()) {
-    if (head > 0) {
-      std::memmove(buf.data(), buf.data() + head, tail - head);
-      tail -= head;
-      head = 0;
-    }
-    if (tail + n > buf.size()) {
-      buf.resize(std::min(cap, std::max({buf.size() * 2, tail + n, kMinQueueAlloc})));
-      grew = true;
-    }
-  }
-  return buf.data() + tail;
-}
 
 std::uint32_t g_next_id = 0;
 // Connection ids double as binding-table scopes on the concentrator; 0 is the CPE's scope.
@@ -288,12 +237,12 @@ std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom, QueueMark
     if (mark->conn != id_) *mark = QueueMark{id_, 0, 0, 0};
     // Nothing of this flow waits in the backlog, so going first keeps its order; a
     // little of it may already wait in express (see the header).
-    if (mark->express_end <= ex_stream_head_) mark->express_run = 0;
-    const bool sparse = mark->backlog_end <= stream_head_ &&
+    if (mark->express_end <= express_queue_.head_pos()) mark->express_run = 0;
+    const bool sparse = mark->backlog_end <= backlog_.head_pos() &&
                         (mark->express_run == 0 || mark->express_run + n <= kExpressRunBytes);
-    if (sparse && express_open_ && !held_ && stream_head_ >= express_from_) {
+    if (sparse && express_open_ && !held_ && backlog_.head_pos() >= express_from_) {
       bool grew = false;
-      if (std::uint8_t* p = room_in(ex_, ex_head_, ex_tail_, n, kExpressBytes, grew)) {
+      if (std::uint8_t* p = express_queue_.reserve(n, kExpressBytes, &grew)) {
         reserved_express_ = true;
         if (grew) arm_trim();
         return p;
@@ -302,20 +251,14 @@ std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom, QueueMark
   }
   const std::size_t cap = std::max(opts_.queue_bytes, wire::kMaxFrame) + headroom;
   bool grew = false;
-  std::uint8_t* p = room_in(out_, out_head_, out_tail_, n, cap, grew);
+  std::uint8_t* p = backlog_.reserve(n, cap, &grew);
   if (grew) arm_trim();
   return p;
 }
 
 void Connection::on_trim_timer() {
-  // Only an empty buffer is given back: one in use keeps its memory until a later look.
-  auto trim = [](std::vector<std::uint8_t>& buf, bool empty) {
-    if (empty && buf.capacity() > kKeepBytes) std::vector<std::uint8_t>().swap(buf);
-  };
-  if (out_head_ == out_tail_) out_head_ = out_tail_ = 0;
-  if (ex_head_ == ex_tail_) ex_head_ = ex_tail_ = 0;
-  trim(out_, out_tail_ == 0);
-  trim(ex_, ex_tail_ == 0);
+  backlog_.trim(kKeepBytes);
+  express_queue_.trim(kKeepBytes);
   if (in_len_ == 0 && in_.capacity() > kKeepBytes) {
     std::vector<std::uint8_t>().swap(in_);
     read_chunk_ = kFirstReadChunk;
@@ -325,14 +268,14 @@ void Connection::on_trim_timer() {
 
 void Connection::commit(std::size_t n, QueueMark* mark) {
   if (reserved_express_) {
-    ex_tail_ += n;
+    express_queue_.commit(n);
     if (mark != nullptr) {
-      mark->express_end = ex_stream_head_ + (ex_tail_ - ex_head_);
+      mark->express_end = express_queue_.tail_pos();
       mark->express_run += static_cast<std::uint32_t>(n);
     }
   } else {
-    out_tail_ += n;
-    if (mark != nullptr) mark->backlog_end = stream_head_ + (out_tail_ - out_head_);
+    backlog_.commit(n);
+    if (mark != nullptr) mark->backlog_end = backlog_.tail_pos();
   }
   reserved_express_ = false;
   ctx_.stats.add(Counter::tunnel_tx_frames);
@@ -371,7 +314,7 @@ bool Connection::reserve_held_slot(const wire::Frame& placeholder) {
   std::uint8_t* p = reserve(n, 0, nullptr);
   if (p == nullptr || wire::encode(placeholder, {p, n}) != n) return false;
   held_ = true;
-  held_at_ = stream_head_ + (out_tail_ - out_head_);
+  held_at_ = backlog_.tail_pos();
   held_len_ = n;
   commit(n, nullptr);
   return true;
@@ -380,8 +323,8 @@ bool Connection::reserve_held_slot(const wire::Frame& placeholder) {
 bool Connection::fill_held_slot(const wire::Frame& f) {
   if (!held_ || state_ == State::Closed) return false;
   // Nothing at or past held_at_ has left (flush stops there), so the slot is still in
-  // the buffer, at its offset from the head.
-  std::uint8_t* p = out_.data() + out_head_ + static_cast<std::size_t>(held_at_ - stream_head_);
+  // the buffer.
+  std::uint8_t* p = backlog_.at(held_at_);
   if (wire::encoded_size(f) != held_len_ || wire::encode(f, {p, held_len_}) != held_len_)
     return false;
   held_ = false;
@@ -397,13 +340,12 @@ void Connection::handshake_complete() {
   handshake_timer_.stop();
   if (!express_open_) {
     express_open_ = true;
-    express_from_ = stream_head_ + (out_tail_ - out_head_);
+    express_from_ = backlog_.tail_pos();
   }
 }
 
 std::uint64_t Connection::queued_datagrams() const {
-  return datagrams_in(out_, out_head_, out_tail_, out_cut_, out_cut_datagram_) +
-         datagrams_in(ex_, ex_head_, ex_tail_, ex_cut_, ex_cut_datagram_);
+  return backlog_.datagrams() + express_queue_.datagrams();
 }
 
 std::int64_t Connection::kernel_room(std::size_t want) {
@@ -438,8 +380,6 @@ void Connection::flush() {
   if (state_ != State::Open) return;  // a connecting socket flushes once it is up
   write_out(kernel_room(sendable_backlog() + express_bytes()));
   if (state_ == State::Closed) return;
-  if (out_head_ == out_tail_) out_head_ = out_tail_ = 0;
-  if (ex_head_ == ex_tail_) ex_head_ = ex_tail_ = 0;
   update_watch();
 }
 
@@ -466,29 +406,30 @@ void Connection::write_out(std::int64_t room) {
     } pieces[3];
     std::size_t np = 0;
     std::size_t first = 0;
-    if (out_cut_ > 0) {
-      first = std::min(out_cut_, backlog);
+    if (backlog_.cut() > 0) {
+      first = std::min(backlog_.cut(), backlog);
       pieces[np++] = {false, first};
     }
-    if (ex_tail_ > ex_head_) pieces[np++] = {true, ex_tail_ - ex_head_};
+    if (!express_queue_.empty()) pieces[np++] = {true, express_queue_.size()};
     if (backlog > first) pieces[np++] = {false, backlog - first};
     if (np == 0) return;
     iovec iov[3];
     std::size_t total = 0;
     std::size_t niov = 0;
-    std::size_t out_off = out_head_;
+    std::size_t out_off = 0;
     std::size_t left_b = budget;
     std::size_t left_x = ex_budget;
     for (std::size_t i = 0; i < np; ++i) {
       std::size_t len = pieces[i].len;
       if (pieces[i].express)
-        len = std::max(std::min(len, left_x), std::min(len, ex_cut_));
-      else if (i > 0 || out_cut_ == 0)
+        len = std::max(std::min(len, left_x), std::min(len, express_queue_.cut()));
+      else if (i > 0 || backlog_.cut() == 0)
         len = std::min(len, left_b);
       left_b -= std::min(left_b, len);
       left_x -= std::min(left_x, len);
       if (len == 0) break;
-      std::uint8_t* base = pieces[i].express ? ex_.data() + ex_head_ : out_.data() + out_off;
+      std::uint8_t* base =
+          pieces[i].express ? express_queue_.data() : backlog_.data() + out_off;
       if (!pieces[i].express) out_off += len;
       iov[niov++] = {base, len};
       pieces[i].len = len;
@@ -520,14 +461,11 @@ void Connection::write_out(std::int64_t room) {
     std::uint64_t datagrams = 0;
     // Express frames left ahead of a backlog: sparse flows share this connection with
     // bulk ones, and the send limit keeps to its shorter target for a while (SendLimit).
-    const bool backlogged = out_tail_ > out_head_;
+    const bool backlogged = !backlog_.empty();
     for (std::size_t i = 0; i < niov && left > 0; ++i) {
       const std::size_t take = std::min(left, pieces[i].len);
       if (pieces[i].express && backlogged && limit_) limit_->note_shared(ev_now(ctx_.loop));
-      if (pieces[i].express)
-        datagrams += advance(ex_, ex_head_, ex_cut_, ex_cut_datagram_, ex_stream_head_, take);
-      else
-        datagrams += advance(out_, out_head_, out_cut_, out_cut_datagram_, stream_head_, take);
+      datagrams += (pieces[i].express ? express_queue_ : backlog_).advance(take);
       left -= take;
     }
     ctx_.stats.add(Counter::tunnel_tx_datagrams, datagrams);
@@ -694,8 +632,8 @@ void Connection::shut() {
   // What is still queued here is lost with the connection: each datagram is counted, as
   // a drop, exactly once (written ones were counted as tunnel_tx_datagrams).
   ctx_.stats.drop(Drop::shutdown, queued_datagrams());
-  out_head_ = out_tail_ = ex_head_ = ex_tail_ = 0;
-  out_cut_ = ex_cut_ = 0;
+  backlog_.clear();
+  express_queue_.clear();
   held_ = false;
   io_.stop();
   keepalive_timer_.stop();

@@ -35,6 +35,7 @@
 #include "io/loop.h"
 #include "net/endpoint.h"
 #include "net/queue_mark.h"
+#include "tunnel/frame_queue.h"
 #include "tunnel/send_limit.h"
 #include "wire/frame.h"
 
@@ -161,12 +162,14 @@ class Connection {
   const Endpoint& peer() const { return peer_; }
   std::uint32_t id() const { return id_; }
   int fd() const { return fd_.get(); }
-  std::size_t queued_bytes() const { return out_tail_ - out_head_ + ex_tail_ - ex_head_; }
-  std::size_t express_bytes() const { return ex_tail_ - ex_head_; }
+  std::size_t queued_bytes() const { return backlog_.size() + express_queue_.size(); }
+  std::size_t express_bytes() const { return express_queue_.size(); }
   // Datagrams (DATA, OPEN with payload) queued here and not yet whole in the kernel.
   std::uint64_t queued_datagrams() const;
   // User-space memory the connection's buffers hold (read buffer, backlog, express queue).
-  std::size_t buffer_bytes() const { return in_.capacity() + out_.capacity() + ex_.capacity(); }
+  std::size_t buffer_bytes() const {
+    return in_.capacity() + backlog_.capacity() + express_queue_.capacity();
+  }
   // The express queue is past half full: new flows are turned away so that the sparse
   // flows already running keep the rest ("at a cap, new work is refused, old work
   // continues"). A full backlog alone does not turn new flows away: it is the bulk
@@ -207,7 +210,7 @@ class Connection {
   std::int64_t kernel_room(std::size_t want);
   // The backlog bytes that may leave now: up to the held slot while there is one.
   std::size_t sendable_backlog() const {
-    return held_ ? static_cast<std::size_t>(held_at_ - stream_head_) : out_tail_ - out_head_;
+    return held_ ? static_cast<std::size_t>(held_at_ - backlog_.head_pos()) : backlog_.size();
   }
   void write_out(std::int64_t room);
   void on_retry_timer();
@@ -218,7 +221,8 @@ class Connection {
   // Starts the trim timer when a buffer has grown past kKeepBytes (called when one grew).
   void arm_trim() {
     if (!trim_timer_.active() &&
-        (out_.size() > kKeepBytes || ex_.size() > kKeepBytes || in_.size() > kKeepBytes))
+        (backlog_.allocated() > kKeepBytes || express_queue_.allocated() > kKeepBytes ||
+         in_.size() > kKeepBytes))
       trim_timer_.start(std::chrono::duration<double>(opts_.trim_after).count());
   }
   void on_trim_timer();
@@ -254,7 +258,6 @@ class Connection {
   bool held_ = false;
   std::uint64_t held_at_ = 0;
   std::size_t held_len_ = 0;
-  std::uint64_t stream_head_ = 0;  // stream position of out_head_
   double last_rx_ = 0;
   int keepalives_unanswered_ = 0;
 
@@ -262,19 +265,10 @@ class Connection {
   std::size_t in_len_ = 0;
   static constexpr std::size_t kFirstReadChunk = 2 * 1024;
   std::size_t read_chunk_ = kFirstReadChunk;  // grows while reads fill the buffer (up to kReadChunk)
-  std::vector<std::uint8_t> out_;  // the backlog
-  std::size_t out_head_ = 0;
-  std::size_t out_tail_ = 0;
-  std::vector<std::uint8_t> ex_;   // the express queue
-  std::size_t ex_head_ = 0;
-  std::size_t ex_tail_ = 0;
-  std::uint64_t ex_stream_head_ = 0;  // express stream position of ex_head_
-  // Bytes left of a frame a partial write cut, in the queue it came from (only one can
-  // be cut): that queue goes on until the frame is whole.
-  std::size_t out_cut_ = 0;
-  std::size_t ex_cut_ = 0;
-  bool out_cut_datagram_ = false;  // the cut frame carries a datagram
-  bool ex_cut_datagram_ = false;
+  FrameQueue backlog_;
+  FrameQueue express_queue_;
+  // Only one of the two can hold a frame a partial write cut: that queue goes on until
+  // the frame is whole.
   bool reserved_express_ = false;
   bool express_open_ = false;
   std::uint64_t express_from_ = 0;  // backlog position that must have left first
