@@ -43,7 +43,7 @@ constexpr std::size_t kControlHeadroom = 64 * 1024;
 // the limit allows (tunnel.target_delay), so the paths never run dry meanwhile.
 constexpr double kRetryInterval = 0.001;
 
-constexpr std::int64_t kNoLimit = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kNoLimit = WriteBudget::kNoLimit;
 
 std::uint32_t g_next_id = 0;
 // Connection ids double as binding-table scopes on the concentrator; 0 is the CPE's scope.
@@ -235,12 +235,8 @@ std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom, QueueMark
   reserved_express_ = false;
   if (mark != nullptr) {
     if (mark->conn != id_) *mark = QueueMark{id_, 0, 0, 0};
-    // Nothing of this flow waits in the backlog, so going first keeps its order; a
-    // little of it may already wait in express (see the header).
-    if (mark->express_end <= express_queue_.head_pos()) mark->express_run = 0;
-    const bool sparse = mark->backlog_end <= backlog_.head_pos() &&
-                        (mark->express_run == 0 || mark->express_run + n <= kExpressRunBytes);
-    if (sparse && express_open_ && !held_ && backlog_.head_pos() >= express_from_) {
+    if (flow_is_sparse(*mark, n, backlog_.head_pos(), express_queue_.head_pos()) &&
+        express_open(handshake_done_, held_, backlog_.head_pos(), express_from_)) {
       bool grew = false;
       if (std::uint8_t* p = express_queue_.reserve(n, kExpressBytes, &grew)) {
         reserved_express_ = true;
@@ -338,8 +334,8 @@ void Connection::start_handshake_deadline(Duration after) {
 
 void Connection::handshake_complete() {
   handshake_timer_.stop();
-  if (!express_open_) {
-    express_open_ = true;
+  if (!handshake_done_) {
+    handshake_done_ = true;
     express_from_ = backlog_.tail_pos();
   }
 }
@@ -371,78 +367,42 @@ std::int64_t Connection::kernel_room(std::size_t want) {
   limit_->set_subflows(ps.subflows);
   limit_->observe(ev_now(ctx_.loop), ps.sent, limited_);
   written_seen_ = written_;
+  // What the transport holds (a record layer's ciphertext) is as unsent as the kernel's.
   unsent_seen_ = ps.notsent + static_cast<std::uint64_t>(std::max(nsd, 0)) +
-                 (opts_.limit_path_queue ? ps.path_queued : 0);
+                 (opts_.limit_path_queue ? ps.path_queued : 0) + transport_->unsent();
   return static_cast<std::int64_t>(limit_->limit()) - static_cast<std::int64_t>(unsent_seen_);
 }
 
 void Connection::flush() {
   if (state_ != State::Open) return;  // a connecting socket flushes once it is up
-  write_out(kernel_room(sendable_backlog() + express_bytes()));
+  write_out(kernel_room(sendable_backlog().ready + express_bytes()));
   if (state_ == State::Closed) return;
   update_watch();
 }
 
 void Connection::write_out(std::int64_t room) {
-  // The backlog gets what is left under the limit; the express queue one express queue's
-  // worth beyond it, so that a sparse flow's datagram does not wait for room (and, still
-  // waiting when the flow's next one comes, push that one into the backlog), while a
-  // flood of sparse flows alone still cannot grow the kernel's queue without bound.
-  const std::int64_t ex_room =
-      room == kNoLimit ? kNoLimit : room + static_cast<std::int64_t>(kExpressBytes);
-  std::size_t budget = room <= 0 ? 0 : static_cast<std::size_t>(room);
-  std::size_t ex_budget = ex_room <= 0 ? 0 : static_cast<std::size_t>(ex_room);
+  WriteBudget budget = WriteBudget::from_room(room, kExpressBytes);
   limited_ = false;
   kernel_full_ = false;
   for (;;) {
-    // Up to three pieces in one write: the rest of a cut backlog frame, the express
-    // queue, the backlog (up to a held slot).
-    const std::size_t backlog = sendable_backlog();
-    // A frame cut by a partial write is finished whatever the limit says: nothing else
-    // can go before it.
-    struct Piece {
-      bool express;
-      std::size_t len;
-    } pieces[3];
-    std::size_t np = 0;
-    std::size_t first = 0;
-    if (backlog_.cut() > 0) {
-      first = std::min(backlog_.cut(), backlog);
-      pieces[np++] = {false, first};
-    }
-    if (!express_queue_.empty()) pieces[np++] = {true, express_queue_.size()};
-    if (backlog > first) pieces[np++] = {false, backlog - first};
-    if (np == 0) return;
-    iovec iov[3];
-    std::size_t total = 0;
-    std::size_t niov = 0;
-    std::size_t out_off = 0;
-    std::size_t left_b = budget;
-    std::size_t left_x = ex_budget;
-    for (std::size_t i = 0; i < np; ++i) {
-      std::size_t len = pieces[i].len;
-      if (pieces[i].express)
-        len = std::max(std::min(len, left_x), std::min(len, express_queue_.cut()));
-      else if (i > 0 || backlog_.cut() == 0)
-        len = std::min(len, left_b);
-      left_b -= std::min(left_b, len);
-      left_x -= std::min(left_x, len);
-      if (len == 0) break;
-      std::uint8_t* base =
-          pieces[i].express ? express_queue_.data() : backlog_.data() + out_off;
-      if (!pieces[i].express) out_off += len;
-      iov[niov++] = {base, len};
-      pieces[i].len = len;
-      total += len;
-    }
-    if (niov == 0) {
-      limited_ = true;
+    const WritePlan plan =
+        plan_write(sendable_backlog(), {express_queue_.size(), express_queue_.cut()}, budget);
+    if (plan.count == 0) {
+      limited_ = plan.held_back;
       return;
     }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = niov;
-    ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    iovec iov[WritePlan::kMaxPieces];
+    std::size_t backlog_off = 0;
+    for (std::size_t i = 0; i < plan.count; ++i) {
+      const auto& piece = plan.pieces[i];
+      if (piece.lane == Lane::Express) {
+        iov[i] = {express_queue_.data(), piece.len};
+      } else {
+        iov[i] = {backlog_.data() + backlog_off, piece.len};
+        backlog_off += piece.len;
+      }
+    }
+    const ssize_t n = transport_->write(fd_.get(), {iov, plan.count});
     ctx_.stats.add(Counter::tunnel_writes);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -455,21 +415,22 @@ void Connection::write_out(std::int64_t room) {
     }
     std::size_t left = static_cast<std::size_t>(n);
     written_ += left;
-    budget -= std::min(budget, left);
-    ex_budget -= std::min(ex_budget, left);
+    budget.spend(left);
     ctx_.stats.add(Counter::tunnel_tx_bytes, left);
     std::uint64_t datagrams = 0;
     // Express frames left ahead of a backlog: sparse flows share this connection with
     // bulk ones, and the send limit keeps to its shorter target for a while (SendLimit).
     const bool backlogged = !backlog_.empty();
-    for (std::size_t i = 0; i < niov && left > 0; ++i) {
-      const std::size_t take = std::min(left, pieces[i].len);
-      if (pieces[i].express && backlogged && limit_) limit_->note_shared(ev_now(ctx_.loop));
-      datagrams += (pieces[i].express ? express_queue_ : backlog_).advance(take);
+    for (std::size_t i = 0; i < plan.count && left > 0; ++i) {
+      const auto& piece = plan.pieces[i];
+      const std::size_t take = std::min(left, piece.len);
+      const bool express_piece = piece.lane == Lane::Express;
+      if (express_piece && backlogged && limit_) limit_->note_shared(ev_now(ctx_.loop));
+      datagrams += (express_piece ? express_queue_ : backlog_).advance(take);
       left -= take;
     }
     ctx_.stats.add(Counter::tunnel_tx_datagrams, datagrams);
-    if (static_cast<std::size_t>(n) < total) {  // the kernel is full; wait for EV_WRITE
+    if (static_cast<std::size_t>(n) < plan.total) {  // the kernel is full; wait for EV_WRITE
       limited_ = kernel_full_ = true;
       return;
     }
@@ -486,7 +447,7 @@ void Connection::update_watch() {
     // Held bytes wait for fill_held_slot, bytes over the send limit for the retry timer,
     // not for the socket: no EV_WRITE for them, or the loop would spin on a writable
     // socket.
-    const std::size_t sendable = sendable_backlog() + express_bytes();
+    const std::size_t sendable = sendable_backlog().ready + express_bytes();
     if (sendable > 0 && kernel_full_) ev |= EV_WRITE;
     if (sendable > 0 && !kernel_full_) {
       if (!retry_timer_.active()) retry_timer_.start(kRetryInterval);
@@ -552,7 +513,7 @@ void Connection::read_frames() {
       arm_trim();
     }
     const std::size_t space = in_.size() - in_len_;
-    ssize_t n = ::recv(fd_.get(), in_.data() + in_len_, space, MSG_DONTWAIT);
+    const ssize_t n = transport_->read(fd_.get(), {in_.data() + in_len_, space});
     if (n == 0) {
       fail("peer closed the connection");
       return;

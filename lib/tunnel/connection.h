@@ -19,6 +19,12 @@
 // back, a CPU-starved router reading a burst in one go), a call's next datagrams still
 // go express instead of into a full backlog, while a bulk flow, which always has frames
 // in the backlog under overload, never gets in. Queues switch only at frame boundaries.
+//
+// The parts: each queue is a FrameQueue; which queue a frame joins and what one write
+// takes from them are pure functions (write_scheduler.h); the bytes meet the socket in a
+// Transport (plain; the TLS record layer takes its place). What is left here is the
+// socket's lifecycle, the send limit's bookkeeping, the held AUTH slot, keepalive, marks
+// and the timers.
 #pragma once
 
 #include <cstddef>
@@ -37,6 +43,8 @@
 #include "net/queue_mark.h"
 #include "tunnel/frame_queue.h"
 #include "tunnel/send_limit.h"
+#include "tunnel/transport.h"
+#include "tunnel/write_scheduler.h"
 #include "wire/frame.h"
 
 namespace mpudp {
@@ -182,9 +190,8 @@ class Connection {
   static constexpr std::size_t kExpressBytes = 32 * 1024;
   // Each buffer keeps up to this much between bursts (see ConnectionOptions::trim_after).
   static constexpr std::size_t kKeepBytes = 16 * 1024;
-  // What one flow may have waiting in the express queue beyond its first frame: ~10
-  // datagrams (200 ms) of a G.711 call, one of a full-size bulk datagram.
-  static constexpr std::uint32_t kExpressRunBytes = 2048;
+  // What one flow may have waiting in the express queue beyond its first frame.
+  static constexpr std::uint32_t kExpressRunBytes = mpudp::kExpressRunBytes;
   // Options for a live connection (reload): the queue bound and send limit apply at once,
   // the keepalive period from the next tick, an express connection's marks at once.
   void set_options(const ConnectionOptions& opts);
@@ -209,9 +216,10 @@ class Connection {
   // Bytes the send limit still allows the kernel (negative: over it), or kNoLimit.
   std::int64_t kernel_room(std::size_t want);
   // The backlog bytes that may leave now: up to the held slot while there is one.
-  std::size_t sendable_backlog() const {
-    return held_ ? static_cast<std::size_t>(held_at_ - backlog_.head_pos()) : backlog_.size();
+  LaneState sendable_backlog() const {
+    return backlog_lane(backlog_.size(), backlog_.cut(), backlog_.head_pos(), held_, held_at_);
   }
+  // Writes what plan_write allows within `room` (kernel_room), through transport_.
   void write_out(std::int64_t room);
   void on_retry_timer();
   void on_io(int revents);
@@ -235,6 +243,8 @@ class Connection {
   ConnectionOptions opts_;
   ConnectionHandler& handler_;
   Fd fd_;
+  // Every byte to and from fd_ passes here (plain today; the TLS record layer later).
+  std::unique_ptr<Transport> transport_ = std::make_unique<PlainTransport>();
   Endpoint peer_;
   std::uint32_t id_;
   State state_;
@@ -270,7 +280,7 @@ class Connection {
   // Only one of the two can hold a frame a partial write cut: that queue goes on until
   // the frame is whole.
   bool reserved_express_ = false;
-  bool express_open_ = false;
+  bool handshake_done_ = false;
   std::uint64_t express_from_ = 0;  // backlog position that must have left first
   bool kernel_full_ = false;        // the socket refused bytes: wait for EV_WRITE
 
