@@ -1,35 +1,21 @@
 #include "tunnel/connection.h"
 
-#include <linux/mptcp.h>
 #include <linux/sockios.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <limits>
 
 #include "ctl/log.h"
 #include "io/socket.h"
+#include "tunnel/socket_setup.h"
 #include "tunnel/subflows.h"
-
-#ifndef IPPROTO_MPTCP
-#define IPPROTO_MPTCP 262
-#endif
-#ifndef SOL_MPTCP
-#define SOL_MPTCP 284
-#endif
 
 namespace mpudp {
 namespace {
 
-// Unsent bytes the kernel may hold per connection. Small, so a datagram waits behind at
-// most a few milliseconds of others; the rest of the backlog is our bounded queue, where
-// excess datagrams are dropped and counted.
-constexpr int kNotsentLowat = 64 * 1024;
 // Reads start small (Connection::read_chunk_) and double while they fill the buffer up to
 // kReadChunk: a per-binding connection carrying a call never touches more than a page or
 // so of read buffer (its queues start small the same way, FrameQueue::kMinAlloc), while a
@@ -52,28 +38,7 @@ std::uint32_t next_connection_id() {
   if (++g_next_id == 0 || g_next_id == 0xffffffffu) g_next_id = 1;
   return g_next_id;
 }
-bool g_logged_no_mptcp = false;
 bool g_logged_fallback = false;
-bool g_logged_mark_error = false;
-
-bool g_logged_ca_error = false;
-
-void apply_congestion_control(int fd, const std::string& name) {
-  // The daemon checked the name at start and reload (check_congestion_control); a failure
-  // here leaves the connection on the default, which still carries everything.
-  if (int err = set_congestion_control(fd, name); err != 0 && !g_logged_ca_error) {
-    g_logged_ca_error = true;
-    LOG_WARN("tunnel.congestion_control \"%s\": %s; connections keep what they have",
-             name.empty() ? "(system default)" : name.c_str(), errno_str(err).c_str());
-  }
-}
-
-void tune_socket(int fd, const ConnectionOptions& opts) {
-  set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-  if (int err = set_int_opt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, kNotsentLowat))
-    LOG_DEBUG("TCP_NOTSENT_LOWAT not supported here: %s", errno_str(err).c_str());
-  if (!opts.congestion_control.empty()) apply_congestion_control(fd, opts.congestion_control);
-}
 
 }  // namespace
 
@@ -114,23 +79,13 @@ std::unique_ptr<Connection> Connection::connect(const ConnectionContext& ctx,
                                                 const Endpoint& peer,
                                                 const ConnectionOptions& opts,
                                                 ConnectionHandler& handler, std::string* err) {
-  const int af = family_to_af(peer.family);
   bool mptcp = true;
-  Fd fd = make_socket(af, SOCK_STREAM, IPPROTO_MPTCP);
-  if (!fd && (errno == EPROTONOSUPPORT || errno == EINVAL || errno == ENOPROTOOPT)) {
-    if (!g_logged_no_mptcp) {
-      LOG_WARN("kernel has no MPTCP (%s): the tunnel runs over plain TCP, one path only",
-               errno_str(errno).c_str());
-      g_logged_no_mptcp = true;
-    }
-    mptcp = false;
-    fd = make_socket(af, SOCK_STREAM, IPPROTO_TCP);
-  }
+  Fd fd = make_tunnel_socket(family_to_af(peer.family), &mptcp);
   if (!fd) {
     if (err) *err = "socket: " + errno_str(errno);
     return nullptr;
   }
-  tune_socket(fd.get(), opts);
+  tune_tunnel_socket(fd.get(), opts.congestion_control);
   sockaddr_storage ss;
   socklen_t len = peer.to_sockaddr(ss);
   bool connecting = true;
@@ -152,7 +107,7 @@ std::unique_ptr<Connection> Connection::adopt(const ConnectionContext& ctx, Fd f
                                               const Endpoint& peer,
                                               const ConnectionOptions& opts,
                                               ConnectionHandler& handler) {
-  tune_socket(fd.get(), opts);
+  tune_tunnel_socket(fd.get(), opts.congestion_control);
   std::unique_ptr<Connection> c(new Connection(ctx, std::move(fd), peer, opts, handler, false));
   c->check_fallback();
   return c;
@@ -190,27 +145,8 @@ void Connection::make_express() {
 }
 
 void Connection::mark(bool with_tos, bool reset) {
-  auto failed = [this](const char* what, int err) {
-    // Unmarked packets still arrive; say it once rather than per connection.
-    if (g_logged_mark_error) return;
-    g_logged_mark_error = true;
-    LOG_WARN("express connection to %s: cannot set %s: %s; its packets go unmarked",
-             peer_.str().c_str(), what, errno_str(err).c_str());
-  };
-  if (with_tos && (opts_.express_dscp != 0 || reset)) {
-    // IP_TOS also covers an IPv6 socket's IPv4-mapped peer. The kernel keeps the ECN bits.
-    const int tos = opts_.express_dscp << 2;
-    int err = peer_.is_v4() ? set_int_opt(fd_.get(), IPPROTO_IP, IP_TOS, tos)
-                            : set_int_opt(fd_.get(), IPPROTO_IPV6, IPV6_TCLASS, tos);
-    if (err) failed(peer_.is_v4() ? "DSCP (IP_TOS)" : "DSCP (IPV6_TCLASS)", err);
-  }
-  // After IP_TOS, which resets the priority to one derived from the TOS bits. MPTCP does
-  // the same to a subflow that joins later (it copies the priority, then the TOS), so
-  // with both set the keepalive timer sets the priority again (mark(false)): a join gets
-  // its priority back within one keepalive period.
-  if (opts_.express_priority != 0 || reset)
-    if (int err = set_int_opt(fd_.get(), SOL_SOCKET, SO_PRIORITY, opts_.express_priority))
-      failed("SO_PRIORITY", err);
+  set_express_marks(fd_.get(), peer_, opts_.express_priority, opts_.express_dscp, with_tos,
+                    reset);
 }
 
 void Connection::set_options(const ConnectionOptions& opts) {
@@ -487,10 +423,7 @@ void Connection::on_connect_done() {
 
 void Connection::check_fallback() {
   if (!mptcp_) return;
-  mptcp_info info{};
-  socklen_t len = sizeof info;
-  const bool ok = ::getsockopt(fd_.get(), SOL_MPTCP, MPTCP_INFO, &info, &len) == 0;
-  if (ok && !(info.mptcpi_flags & MPTCP_INFO_FLAG_FALLBACK)) return;
+  if (!mptcp_fell_back(fd_.get())) return;
   mptcp_ = false;
   ctx_.stats.add(Counter::tunnel_fallbacks);
   if (!g_logged_fallback) {
@@ -620,10 +553,7 @@ void Connection::close() {
 }
 
 void Connection::abort() {
-  if (fd_) {
-    linger lg{1, 0};
-    ::setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  }
+  if (fd_) set_abortive_close(fd_.get());
   close();
 }
 
