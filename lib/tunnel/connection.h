@@ -22,9 +22,9 @@
 //
 // The parts: each queue is a FrameQueue; which queue a frame joins and what one write
 // takes from them are pure functions (write_scheduler.h); the bytes meet the socket in a
-// Transport (plain; the TLS record layer takes its place). What is left here is the
-// socket's lifecycle, the send limit's bookkeeping, the held AUTH slot, keepalive, marks
-// and the timers.
+// Transport (plain; the TLS record layer takes its place); the socket is made, tuned and
+// marked in socket_setup.h. What is left here is the socket's lifecycle, the send
+// limit's bookkeeping, the held AUTH slot, keepalive and the timers.
 #pragma once
 
 #include <cstddef>
@@ -161,6 +161,9 @@ class Connection {
   void close();
   // Closes with SO_LINGER 0: the kernel sends RST, for MPTCP an MP_FASTCLOSE.
   void abort();
+  // Closes now and tells the handler (on_closed with `reason`), as when the connection
+  // fails by itself: for a handler that finds the peer at fault inside on_frame.
+  void fail(std::string_view reason);
 
   State state() const { return state_; }
   bool open() const { return state_ == State::Open; }
@@ -197,8 +200,6 @@ class Connection {
   void set_options(const ConnectionOptions& opts);
   const ConnectionOptions& options() const { return opts_; }
 
-  // Owner's context pointer (the session, the binding).
-  void* owner = nullptr;
   // The express connection of a multiplexed session (light flows only); for status.
   bool express = false;
   // Makes this the express connection and marks its packets (options' express_priority
@@ -235,7 +236,6 @@ class Connection {
   }
   void on_trim_timer();
   void check_fallback();
-  void fail(std::string_view reason);
   void shut();
   void update_watch();
 
