@@ -93,10 +93,9 @@ void ConcentratorProxy::on_accept(Fd fd, const Endpoint& peer) {
     LOG_DEBUG("connection from %s refused: %zu sessions", peer.str().c_str(), sessions_.size());
     return;
   }
-  auto s = std::make_unique<Session>();
+  auto s = std::make_unique<Session>(*this);
   s->conn = Connection::adopt(conn_ctx(), std::move(fd), peer, connection_options(cfg_, ConnectionOptions::Keepalive::Off),
-                              *this);
-  s->conn->owner = s.get();
+                              *s);
   s->hs = wire::Handshake(
       wire::Role::Concentrator,
       std::span(reinterpret_cast<const std::uint8_t*>(cfg_.auth.psk.data()), cfg_.auth.psk.size()));
@@ -120,8 +119,7 @@ void ConcentratorProxy::send_reset(Connection& c, std::uint32_t flow_id,
   if (c.send(wire::Reset{flow_id, why})) stats_.add(Counter::resets_tx);
 }
 
-void ConcentratorProxy::on_frame(Connection& c, const wire::Frame& frame) {
-  auto& s = *static_cast<Session*>(c.owner);
+void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& frame) {
   // Every frame passes the handshake first: before it completes only HELLO and AUTH are
   // allowed, after it a second HELLO or AUTH is an error.
   const bool datagram = count_rx_datagram(frame);
@@ -338,8 +336,8 @@ void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,
   b.downstream.bytes += payload.size();
 }
 
-void ConcentratorProxy::on_closed(Connection& c, std::string_view reason) {
-  if (auto* s = static_cast<Session*>(c.owner); s != nullptr && !s->hs.done()) {
+void ConcentratorProxy::on_closed(Session& s, Connection& c, std::string_view reason) {
+  if (!s.hs.done()) {
     // Garbage, a silent peer, or a CPE that hung up on our proof (its key differs).
     const bool timeout = reason == kHandshakeTimeoutReason;
     stats_.add(Counter::auth_failures);

@@ -16,7 +16,7 @@
 
 namespace mpudp {
 
-class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, public RemoteSink {
+class ConcentratorProxy final : public ProxyBase, public RemoteSink {
  public:
   ConcentratorProxy(Loop* loop, const Config& cfg, Stats& stats);
   ~ConcentratorProxy() override;
@@ -26,7 +26,17 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   std::size_t session_count() const { return sessions_.size(); }
 
  private:
-  struct Session {
+  // A CPE's connection with its handshake state; it hears the connection's events and
+  // passes them on with itself.
+  struct Session final : ConnectionHandler {
+    explicit Session(ConcentratorProxy& p) : proxy(p) {}
+    void on_frame(Connection& c, const wire::Frame& f) override { proxy.on_frame(*this, c, f); }
+    void on_frames_done(Connection&) override { proxy.sends_.flush(); }
+    void on_closed(Connection& c, std::string_view reason) override {
+      proxy.on_closed(*this, c, reason);
+    }
+
+    ConcentratorProxy& proxy;
     std::unique_ptr<Connection> conn;
     // The key handshake; until done(), nothing but HELLO and AUTH is acted on.
     wire::Handshake hs;
@@ -48,9 +58,8 @@ class ConcentratorProxy final : public ProxyBase, public ConnectionHandler, publ
   wire::LogLimiter auth_log_;
 
   void on_accept(Fd fd, const Endpoint& peer);
-  void on_frame(Connection& c, const wire::Frame& f) override;
-  void on_frames_done(Connection&) override { sends_.flush(); }
-  void on_closed(Connection& c, std::string_view reason) override;
+  void on_frame(Session& s, Connection& c, const wire::Frame& f);
+  void on_closed(Session& s, Connection& c, std::string_view reason);
   void on_binding_removed(Binding& b, RemoveReason why) override;
   void for_each_connection(const std::function<void(Connection&)>& fn) const override;
   void on_remote_datagram(Binding& b, const Endpoint& from,

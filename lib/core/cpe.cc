@@ -14,8 +14,21 @@ constexpr std::chrono::milliseconds kBackoffMax{10000};
 constexpr std::chrono::seconds kHandshakeDeadline{5};
 }  // namespace
 
-// Per-binding mode: the binding's own connection, aborted (MP_FASTCLOSE) with it.
-struct CpeProxy::BindingConn final : BindingEdge {
+// Per-binding mode: the binding's own connection, aborted (MP_FASTCLOSE) with it. It hears
+// the connection's events and passes them on with its handshake and binding.
+struct CpeProxy::BindingConn final : BindingEdge, ConnectionHandler {
+  BindingConn(CpeProxy& p, Binding& b) : proxy(p), binding(&b) {}
+  void on_connected(Connection& c) override { proxy.on_connected(c); }
+  void on_frame(Connection& c, const wire::Frame& f) override {
+    if (binding != nullptr) proxy.on_tunnel_frame(c, hs, f);  // else: being aborted
+  }
+  void on_frames_done(Connection& c) override { proxy.on_frames_done(c); }
+  void on_closed(Connection&, std::string_view reason) override {
+    proxy.on_binding_conn_closed(*this, reason);
+  }
+
+  CpeProxy& proxy;
+  Binding* binding;  // null once the binding is gone
   std::unique_ptr<Connection> conn;
   wire::Handshake hs;
 };
@@ -74,13 +87,14 @@ bool CpeProxy::start(std::string* err) {
   return true;
 }
 
-std::unique_ptr<Connection> CpeProxy::open_connection(wire::Handshake& hs, std::string* err,
+std::unique_ptr<Connection> CpeProxy::open_connection(ConnectionHandler& handler,
+                                                       wire::Handshake& hs, std::string* err,
                                                        std::uint64_t express_token) {
   const auto ka = cfg_.session_mode == SessionModeConfig::Multiplexed
                       ? ConnectionOptions::Keepalive::Probe
                       : ConnectionOptions::Keepalive::Off;
   auto c = Connection::connect(conn_ctx(), cfg_.cpe.concentrator, connection_options(cfg_, ka),
-                               *this, err);
+                               handler, err);
   if (!c) return nullptr;
   hs = wire::Handshake(wire::Role::Cpe,
                        std::span(reinterpret_cast<const std::uint8_t*>(cfg_.auth.psk.data()),
@@ -103,7 +117,7 @@ std::unique_ptr<Connection> CpeProxy::open_connection(wire::Handshake& hs, std::
 
 void CpeProxy::connect_main() {
   std::string err;
-  main_ = open_connection(main_hs_, &err);
+  main_ = open_connection(*this, main_hs_, &err);
   if (!main_) {
     stats_.add(Counter::tunnel_connect_failures);
     LOG_WARN("tunnel to %s: %s", cfg_.cpe.concentrator.str().c_str(), err.c_str());
@@ -128,7 +142,7 @@ void CpeProxy::schedule_reconnect() {
 void CpeProxy::connect_express() {
   if (stopping_ || express_ || express_token_ == 0 || !main_ || !main_hs_.done()) return;
   std::string err;
-  express_ = open_connection(express_hs_, &err, express_token_);
+  express_ = open_connection(*this, express_hs_, &err, express_token_);
   if (!express_) {
     LOG_WARN("express connection to %s: %s", cfg_.cpe.concentrator.str().c_str(), err.c_str());
     drop_express(true);
@@ -180,8 +194,8 @@ void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
     }
     if (cfg_.session_mode == SessionModeConfig::PerBinding) {
       std::string err;
-      auto edge = std::make_unique<BindingConn>();
-      edge->conn = open_connection(edge->hs, &err);
+      auto edge = std::make_unique<BindingConn>(*this, *b);
+      edge->conn = open_connection(*edge, edge->hs, &err);
       if (!edge->conn) {
         LOG_WARN("tunnel for %s: %s", client.str().c_str(), err.c_str());
         stats_.add(Counter::tunnel_connect_failures);
@@ -189,7 +203,6 @@ void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
         stats_.drop(Drop::tunnel_down);
         return;
       }
-      edge->conn->owner = b;
       b->edge = std::move(edge);
     }
     on_created(*b);
@@ -266,14 +279,6 @@ void CpeProxy::on_connected(Connection& c) {
   }
 }
 
-wire::Handshake* CpeProxy::handshake_of(Connection& c) {
-  if (&c == main_.get()) return &main_hs_;
-  if (&c == express_.get()) return &express_hs_;
-  if (auto* b = static_cast<Binding*>(c.owner))
-    if (auto* edge = static_cast<BindingConn*>(b->edge.get())) return &edge->hs;
-  return nullptr;
-}
-
 void CpeProxy::auth_failed(Connection& c, wire::AuthFailure why) {
   stats_.add(Counter::auth_failures);
   std::uint64_t held = 0;
@@ -281,27 +286,28 @@ void CpeProxy::auth_failed(Connection& c, wire::AuthFailure why) {
   if (auth_log_.allow(why, ev_now(loop_), &held))
     PEER_ERROR(c.identity(), "tunnel to %s: authentication failed: %s; closing%s",
                c.peer().str().c_str(), wire::to_string(why), wire::LogLimiter::note(held).c_str());
-  c.close();
-  on_closed(c, "authentication failed");
+  c.fail("authentication failed");
 }
 
 void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
-  wire::Handshake* hs = handshake_of(c);
-  if (hs == nullptr) return;  // its binding is gone; the connection is being aborted
+  if (&c == main_.get()) on_tunnel_frame(c, main_hs_, frame);
+  else if (&c == express_.get()) on_tunnel_frame(c, express_hs_, frame);
+}
+
+void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::Frame& frame) {
   const bool datagram = count_rx_datagram(frame);
-  const auto step = hs->on_frame(frame);
+  const auto step = hs.on_frame(frame);
   if (step == wire::Handshake::Step::Failed) {
     if (datagram) stats_.drop(Drop::protocol_error);
-    auth_failed(c, hs->failure());
+    auth_failed(c, hs.failure());
     return;
   }
   if (step != wire::Handshake::Step::Deliver) {
     if (std::holds_alternative<wire::Hello>(frame) &&
-        hs->peer_hello().mode != wire_mode(cfg_.session_mode)) {
+        hs.peer_hello().mode != wire_mode(cfg_.session_mode)) {
       PEER_ERROR(c.identity(), "peer %s is not a concentrator in %s mode: closing",
                  c.peer().str().c_str(), to_string(cfg_.session_mode));
-      c.close();
-      on_closed(c, "unexpected HELLO");
+      c.fail("unexpected HELLO");
       return;
     }
     if (const auto* h = std::get_if<wire::Hello>(&frame)) {
@@ -318,14 +324,13 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
       }
     }
     if (step == wire::Handshake::Step::Authenticated &&
-        !c.fill_held_slot(wire::Auth{hs->proof()})) {
+        !c.fill_held_slot(wire::Auth{hs.proof()})) {
       // Cannot happen with a slot reserved in open_connection; if it did, the held
       // frames would never leave, so give the connection up rather than hang.
-      c.close();
-      on_closed(c, "internal error: no AUTH slot");
+      c.fail("internal error: no AUTH slot");
       return;
     }
-    if (hs->done()) {
+    if (hs.done()) {
       c.handshake_complete();
       if (&c == main_.get()) {
         backoff_ = std::chrono::milliseconds(0);
@@ -336,7 +341,7 @@ void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
                   c.is_mptcp() ? "MPTCP" : "TCP");
       }
       PEER_DEBUG(c.identity(), "tunnel to %s: handshake complete (%s)", c.peer().str().c_str(),
-                 hs->authenticating() ? "key verified" : "auth: none");
+                 hs.authenticating() ? "key verified" : "auth: none");
     }
     return;
   }
@@ -402,7 +407,10 @@ void CpeProxy::on_closed(Connection& c, std::string_view reason) {
     schedule_reconnect();
     return;
   }
-  if (auto* b = static_cast<Binding*>(c.owner)) {
+}
+
+void CpeProxy::on_binding_conn_closed(BindingConn& edge, std::string_view reason) {
+  if (Binding* b = edge.binding) {
     LOG_DEBUG("tunnel for %s ended: %.*s", b->client.str().c_str(),
               static_cast<int>(reason.size()), reason.data());
     table_.remove(*b, RemoveReason::SessionLost);
@@ -413,7 +421,7 @@ void CpeProxy::on_binding_removed(Binding& b, RemoveReason why) {
   account_removal(b, why);
   if (cfg_.session_mode == SessionModeConfig::PerBinding) {
     if (auto* edge = static_cast<BindingConn*>(b.edge.get()); edge && edge->conn) {
-      edge->conn->owner = nullptr;
+      edge->binding = nullptr;
       // SO_LINGER 0: the kernel ends the MPTCP connection with MP_FASTCLOSE.
       edge->conn->abort();
     }

@@ -29,23 +29,28 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
 
   void on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
                        std::span<const std::uint8_t> payload) override;
+  // ConnectionHandler of the main and express connections, told apart by identity; a
+  // per-binding connection is heard by its BindingConn, which comes here with its own.
   void on_connected(Connection& c) override;
   void on_frame(Connection& c, const wire::Frame& f) override;
   void on_frames_done(Connection&) override { sends_.flush(); }
   void on_closed(Connection& c, std::string_view reason) override;
+  // Every frame of every connection, with that connection's handshake.
+  void on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::Frame& f);
+  void on_binding_conn_closed(BindingConn& edge, std::string_view reason);
   void on_binding_removed(Binding& b, RemoveReason why) override;
   void for_each_connection(const std::function<void(Connection&)>& fn) const override;
 
   Connection* connection_for(Binding& b);
   // False (counted, logged) for a destination that is the CPE's own or port 0.
   bool lan_destination_ok(const Endpoint& client, const Endpoint& orig_dst);
-  // Connects and queues the HELLO; with a key, also the held AUTH slot (see
-  // Connection::reserve_held_slot), so frames queued now leave once the key is proved.
+  // Connects (events to `handler`) and queues the HELLO; with a key, also the held AUTH
+  // slot (see Connection::reserve_held_slot), so frames queued now leave once the key is
+  // proved.
   // In multiplexed mode with tunnel.express, the HELLO asks for an express token (main
   // connection, `express_token` 0) or joins the session that handed it out.
-  std::unique_ptr<Connection> open_connection(wire::Handshake& hs, std::string* err,
-                                              std::uint64_t express_token = 0);
-  wire::Handshake* handshake_of(Connection& c);
+  std::unique_ptr<Connection> open_connection(ConnectionHandler& handler, wire::Handshake& hs,
+                                              std::string* err, std::uint64_t express_token = 0);
   void auth_failed(Connection& c, wire::AuthFailure why);
   void connect_main();
   void schedule_reconnect();

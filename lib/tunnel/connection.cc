@@ -1,35 +1,28 @@
 #include "tunnel/connection.h"
 
 #include <linux/sockios.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <limits>
 
 #include "ctl/log.h"
 #include "io/socket.h"
 #include "tunnel/mptcp_uapi.h"
+#include "tunnel/socket_setup.h"
 #include "tunnel/subflows.h"
 
 namespace mpudp {
 namespace {
 
-// Unsent bytes the kernel may hold per connection. Small, so a datagram waits behind at
-// most a few milliseconds of others; the rest of the backlog is our bounded queue, where
-// excess datagrams are dropped and counted.
-constexpr int kNotsentLowat = 64 * 1024;
 // Reads start small (Connection::read_chunk_) and double while they fill the buffer up to
 // kReadChunk: a per-binding connection carrying a call never touches more than a page or
-// so of read buffer (its queues start small the same way, kMinQueueAlloc), while a bulk
-// one reaches full-size reads within a few. Thousands of per-binding connections with
-// 16 KiB each showed in memory.
+// so of read buffer (its queues start small the same way, FrameQueue::kMinAlloc), while a
+// bulk one reaches full-size reads within a few. Thousands of per-binding connections
+// with 16 KiB each showed in memory.
 constexpr std::size_t kReadChunk = 16 * 1024;
-constexpr std::size_t kMinQueueAlloc = 1024;
 constexpr std::size_t kMaxInBuffer = 2 * wire::kMaxFrame;
 constexpr int kMaxReadRounds = 8;
 constexpr std::size_t kControlHeadroom = 64 * 1024;
@@ -37,57 +30,7 @@ constexpr std::size_t kControlHeadroom = 64 * 1024;
 // the limit allows (tunnel.target_delay), so the paths never run dry meanwhile.
 constexpr double kRetryInterval = 0.001;
 
-constexpr std::int64_t kNoLimit = std::numeric_limits<std::int64_t>::max();
-
-// Moves a queue's head by `n` written bytes, keeping track of a frame cut in two
-// (`cut` bytes of it left, `cut_datagram`: it carries one). Returns how many datagrams
-// the kernel now has whole.
-std::uint64_t advance(const std::vector<std::uint8_t>& buf, std::size_t& head,
-                      std::size_t& cut, bool& cut_datagram, std::uint64_t& stream_head,
-                      std::size_t n) {
-  std::uint64_t datagrams = 0;
-  stream_head += n;
-  while (n > 0) {
-    if (cut == 0) {
-      cut = wire::frame_size(buf.data() + head);
-      cut_datagram = wire::carries_datagram(buf.data() + head);
-    }
-    const std::size_t take = std::min(n, cut);
-    head += take;
-    cut -= take;
-    n -= take;
-    if (cut == 0 && cut_datagram) ++datagrams;
-  }
-  return datagrams;
-}
-
-// Datagrams in a queue's [head, tail): the rest of a cut frame, then whole frames.
-std::uint64_t datagrams_in(const std::vector<std::uint8_t>& buf, std::size_t head,
-                           std::size_t tail, std::size_t cut, bool cut_datagram) {
-  std::uint64_t n = cut > 0 && cut_datagram ? 1 : 0;
-  for (std::size_t at = head + cut; at < tail; at += wire::frame_size(buf.data() + at))
-    if (wire::carries_datagram(buf.data() + at)) ++n;
-  return n;
-}
-
-// Makes room for `n` more bytes in a queue buffer (compacting, then growing up to `cap`).
-// `grew` is set when the buffer had to grow (the caller may want it back later).
-std::uint8_t* room_in(std::vector<std::uint8_t>& buf, std::size_t& head, std::size_t& tail,
-                      std::size_t n, std::size_t cap, bool& grew) {
-  if (tail - head + n > cap) return nullptr;
-  if (tail + n > buf.size()) {
-    if (head > 0) {
-      std::memmove(buf.data(), buf.data() + head, tail - head);
-      tail -= head;
-      head = 0;
-    }
-    if (tail + n > buf.size()) {
-      buf.resize(std::min(cap, std::max({buf.size() * 2, tail + n, kMinQueueAlloc})));
-      grew = true;
-    }
-  }
-  return buf.data() + tail;
-}
+constexpr std::int64_t kNoLimit = WriteBudget::kNoLimit;
 
 std::uint32_t g_next_id = 0;
 // Connection ids double as binding-table scopes on the concentrator; 0 is the CPE's scope.
@@ -96,28 +39,7 @@ std::uint32_t next_connection_id() {
   if (++g_next_id == 0 || g_next_id == 0xffffffffu) g_next_id = 1;
   return g_next_id;
 }
-bool g_logged_no_mptcp = false;
 bool g_logged_fallback = false;
-bool g_logged_mark_error = false;
-
-bool g_logged_ca_error = false;
-
-void apply_congestion_control(int fd, const std::string& name) {
-  // The daemon checked the name at start and reload (check_congestion_control); a failure
-  // here leaves the connection on the default, which still carries everything.
-  if (int err = set_congestion_control(fd, name); err != 0 && !g_logged_ca_error) {
-    g_logged_ca_error = true;
-    LOG_WARN("tunnel.congestion_control \"%s\": %s; connections keep what they have",
-             name.empty() ? "(system default)" : name.c_str(), errno_str(err).c_str());
-  }
-}
-
-void tune_socket(int fd, const ConnectionOptions& opts) {
-  set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-  if (int err = set_int_opt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, kNotsentLowat))
-    LOG_DEBUG("TCP_NOTSENT_LOWAT not supported here: %s", errno_str(err).c_str());
-  if (!opts.congestion_control.empty()) apply_congestion_control(fd, opts.congestion_control);
-}
 
 }  // namespace
 
@@ -158,23 +80,13 @@ std::unique_ptr<Connection> Connection::connect(const ConnectionContext& ctx,
                                                 const Endpoint& peer,
                                                 const ConnectionOptions& opts,
                                                 ConnectionHandler& handler, std::string* err) {
-  const int af = family_to_af(peer.family);
   bool mptcp = true;
-  Fd fd = make_socket(af, SOCK_STREAM, IPPROTO_MPTCP);
-  if (!fd && (errno == EPROTONOSUPPORT || errno == EINVAL || errno == ENOPROTOOPT)) {
-    if (!g_logged_no_mptcp) {
-      LOG_WARN("kernel has no MPTCP (%s): the tunnel runs over plain TCP, one path only",
-               errno_str(errno).c_str());
-      g_logged_no_mptcp = true;
-    }
-    mptcp = false;
-    fd = make_socket(af, SOCK_STREAM, IPPROTO_TCP);
-  }
+  Fd fd = make_tunnel_socket(family_to_af(peer.family), &mptcp);
   if (!fd) {
     if (err) *err = "socket: " + errno_str(errno);
     return nullptr;
   }
-  tune_socket(fd.get(), opts);
+  tune_tunnel_socket(fd.get(), opts.congestion_control);
   sockaddr_storage ss;
   socklen_t len = peer.to_sockaddr(ss);
   bool connecting = true;
@@ -196,7 +108,7 @@ std::unique_ptr<Connection> Connection::adopt(const ConnectionContext& ctx, Fd f
                                               const Endpoint& peer,
                                               const ConnectionOptions& opts,
                                               ConnectionHandler& handler) {
-  tune_socket(fd.get(), opts);
+  tune_tunnel_socket(fd.get(), opts.congestion_control);
   std::unique_ptr<Connection> c(new Connection(ctx, std::move(fd), peer, opts, handler, false));
   c->check_fallback();
   return c;
@@ -235,27 +147,8 @@ void Connection::make_express() {
 }
 
 void Connection::mark(bool with_tos, bool reset) {
-  auto failed = [this](const char* what, int err) {
-    // Unmarked packets still arrive; say it once rather than per connection.
-    if (g_logged_mark_error) return;
-    g_logged_mark_error = true;
-    PEER_WARN(identity_, "express connection to %s: cannot set %s: %s; its packets go unmarked",
-              peer_.str().c_str(), what, errno_str(err).c_str());
-  };
-  if (with_tos && (opts_.express_dscp != 0 || reset)) {
-    // IP_TOS also covers an IPv6 socket's IPv4-mapped peer. The kernel keeps the ECN bits.
-    const int tos = opts_.express_dscp << 2;
-    int err = peer_.is_v4() ? set_int_opt(fd_.get(), IPPROTO_IP, IP_TOS, tos)
-                            : set_int_opt(fd_.get(), IPPROTO_IPV6, IPV6_TCLASS, tos);
-    if (err) failed(peer_.is_v4() ? "DSCP (IP_TOS)" : "DSCP (IPV6_TCLASS)", err);
-  }
-  // After IP_TOS, which resets the priority to one derived from the TOS bits. MPTCP does
-  // the same to a subflow that joins later (it copies the priority, then the TOS), so
-  // with both set the keepalive timer sets the priority again (mark(false)): a join gets
-  // its priority back within one keepalive period.
-  if (opts_.express_priority != 0 || reset)
-    if (int err = set_int_opt(fd_.get(), SOL_SOCKET, SO_PRIORITY, opts_.express_priority))
-      failed("SO_PRIORITY", err);
+  set_express_marks(fd_.get(), peer_, opts_.express_priority, opts_.express_dscp, with_tos,
+                    reset);
 }
 
 void Connection::set_options(const ConnectionOptions& opts) {
@@ -280,14 +173,10 @@ std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom, QueueMark
   reserved_express_ = false;
   if (mark != nullptr) {
     if (mark->conn != id_) *mark = QueueMark{id_, 0, 0, 0};
-    // Nothing of this flow waits in the backlog, so going first keeps its order; a
-    // little of it may already wait in express (see the header).
-    if (mark->express_end <= ex_stream_head_) mark->express_run = 0;
-    const bool sparse = mark->backlog_end <= stream_head_ &&
-                        (mark->express_run == 0 || mark->express_run + n <= kExpressRunBytes);
-    if (sparse && express_open_ && !held_ && stream_head_ >= express_from_) {
+    if (flow_is_sparse(*mark, n, backlog_.head_pos(), express_queue_.head_pos()) &&
+        express_open(handshake_done_, held_, backlog_.head_pos(), express_from_)) {
       bool grew = false;
-      if (std::uint8_t* p = room_in(ex_, ex_head_, ex_tail_, n, kExpressBytes, grew)) {
+      if (std::uint8_t* p = express_queue_.reserve(n, kExpressBytes, &grew)) {
         reserved_express_ = true;
         if (grew) arm_trim();
         return p;
@@ -296,20 +185,14 @@ std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom, QueueMark
   }
   const std::size_t cap = std::max(opts_.queue_bytes, wire::kMaxFrame) + headroom;
   bool grew = false;
-  std::uint8_t* p = room_in(out_, out_head_, out_tail_, n, cap, grew);
+  std::uint8_t* p = backlog_.reserve(n, cap, &grew);
   if (grew) arm_trim();
   return p;
 }
 
 void Connection::on_trim_timer() {
-  // Only an empty buffer is given back: one in use keeps its memory until a later look.
-  auto trim = [](std::vector<std::uint8_t>& buf, bool empty) {
-    if (empty && buf.capacity() > kKeepBytes) std::vector<std::uint8_t>().swap(buf);
-  };
-  if (out_head_ == out_tail_) out_head_ = out_tail_ = 0;
-  if (ex_head_ == ex_tail_) ex_head_ = ex_tail_ = 0;
-  trim(out_, out_tail_ == 0);
-  trim(ex_, ex_tail_ == 0);
+  backlog_.trim(kKeepBytes);
+  express_queue_.trim(kKeepBytes);
   if (in_len_ == 0 && in_.capacity() > kKeepBytes) {
     std::vector<std::uint8_t>().swap(in_);
     read_chunk_ = kFirstReadChunk;
@@ -319,14 +202,14 @@ void Connection::on_trim_timer() {
 
 void Connection::commit(std::size_t n, QueueMark* mark) {
   if (reserved_express_) {
-    ex_tail_ += n;
+    express_queue_.commit(n);
     if (mark != nullptr) {
-      mark->express_end = ex_stream_head_ + (ex_tail_ - ex_head_);
+      mark->express_end = express_queue_.tail_pos();
       mark->express_run += static_cast<std::uint32_t>(n);
     }
   } else {
-    out_tail_ += n;
-    if (mark != nullptr) mark->backlog_end = stream_head_ + (out_tail_ - out_head_);
+    backlog_.commit(n);
+    if (mark != nullptr) mark->backlog_end = backlog_.tail_pos();
   }
   reserved_express_ = false;
   ctx_.stats.add(Counter::tunnel_tx_frames);
@@ -365,7 +248,7 @@ bool Connection::reserve_held_slot(const wire::Frame& placeholder) {
   std::uint8_t* p = reserve(n, 0, nullptr);
   if (p == nullptr || wire::encode(placeholder, {p, n}) != n) return false;
   held_ = true;
-  held_at_ = stream_head_ + (out_tail_ - out_head_);
+  held_at_ = backlog_.tail_pos();
   held_len_ = n;
   commit(n, nullptr);
   return true;
@@ -374,8 +257,8 @@ bool Connection::reserve_held_slot(const wire::Frame& placeholder) {
 bool Connection::fill_held_slot(const wire::Frame& f) {
   if (!held_ || state_ == State::Closed) return false;
   // Nothing at or past held_at_ has left (flush stops there), so the slot is still in
-  // the buffer, at its offset from the head.
-  std::uint8_t* p = out_.data() + out_head_ + static_cast<std::size_t>(held_at_ - stream_head_);
+  // the buffer.
+  std::uint8_t* p = backlog_.at(held_at_);
   if (wire::encoded_size(f) != held_len_ || wire::encode(f, {p, held_len_}) != held_len_)
     return false;
   held_ = false;
@@ -389,15 +272,14 @@ void Connection::start_handshake_deadline(Duration after) {
 
 void Connection::handshake_complete() {
   handshake_timer_.stop();
-  if (!express_open_) {
-    express_open_ = true;
-    express_from_ = stream_head_ + (out_tail_ - out_head_);
+  if (!handshake_done_) {
+    handshake_done_ = true;
+    express_from_ = backlog_.tail_pos();
   }
 }
 
 std::uint64_t Connection::queued_datagrams() const {
-  return datagrams_in(out_, out_head_, out_tail_, out_cut_, out_cut_datagram_) +
-         datagrams_in(ex_, ex_head_, ex_tail_, ex_cut_, ex_cut_datagram_);
+  return backlog_.datagrams() + express_queue_.datagrams();
 }
 
 std::int64_t Connection::kernel_room(std::size_t want) {
@@ -424,79 +306,42 @@ std::int64_t Connection::kernel_room(std::size_t want) {
   limit_->set_subflows(ps.subflows);
   limit_->observe(ev_now(ctx_.loop), ps.sent, limited_);
   written_seen_ = written_;
+  // What the transport holds (a record layer's ciphertext) is as unsent as the kernel's.
   unsent_seen_ = ps.notsent + static_cast<std::uint64_t>(std::max(nsd, 0)) +
-                 (opts_.limit_path_queue ? ps.path_queued : 0);
+                 (opts_.limit_path_queue ? ps.path_queued : 0) + transport_->unsent();
   return static_cast<std::int64_t>(limit_->limit()) - static_cast<std::int64_t>(unsent_seen_);
 }
 
 void Connection::flush() {
   if (state_ != State::Open) return;  // a connecting socket flushes once it is up
-  write_out(kernel_room(sendable_backlog() + express_bytes()));
+  write_out(kernel_room(sendable_backlog().ready + express_bytes()));
   if (state_ == State::Closed) return;
-  if (out_head_ == out_tail_) out_head_ = out_tail_ = 0;
-  if (ex_head_ == ex_tail_) ex_head_ = ex_tail_ = 0;
   update_watch();
 }
 
 void Connection::write_out(std::int64_t room) {
-  // The backlog gets what is left under the limit; the express queue one express queue's
-  // worth beyond it, so that a sparse flow's datagram does not wait for room (and, still
-  // waiting when the flow's next one comes, push that one into the backlog), while a
-  // flood of sparse flows alone still cannot grow the kernel's queue without bound.
-  const std::int64_t ex_room =
-      room == kNoLimit ? kNoLimit : room + static_cast<std::int64_t>(kExpressBytes);
-  std::size_t budget = room <= 0 ? 0 : static_cast<std::size_t>(room);
-  std::size_t ex_budget = ex_room <= 0 ? 0 : static_cast<std::size_t>(ex_room);
+  WriteBudget budget = WriteBudget::from_room(room, kExpressBytes);
   limited_ = false;
   kernel_full_ = false;
   for (;;) {
-    // Up to three pieces in one write: the rest of a cut backlog frame, the express
-    // queue, the backlog (up to a held slot).
-    const std::size_t backlog = sendable_backlog();
-    // A frame cut by a partial write is finished whatever the limit says: nothing else
-    // can go before it.
-    struct Piece {
-      bool express;
-      std::size_t len;
-    } pieces[3];
-    std::size_t np = 0;
-    std::size_t first = 0;
-    if (out_cut_ > 0) {
-      first = std::min(out_cut_, backlog);
-      pieces[np++] = {false, first};
-    }
-    if (ex_tail_ > ex_head_) pieces[np++] = {true, ex_tail_ - ex_head_};
-    if (backlog > first) pieces[np++] = {false, backlog - first};
-    if (np == 0) return;
-    iovec iov[3];
-    std::size_t total = 0;
-    std::size_t niov = 0;
-    std::size_t out_off = out_head_;
-    std::size_t left_b = budget;
-    std::size_t left_x = ex_budget;
-    for (std::size_t i = 0; i < np; ++i) {
-      std::size_t len = pieces[i].len;
-      if (pieces[i].express)
-        len = std::max(std::min(len, left_x), std::min(len, ex_cut_));
-      else if (i > 0 || out_cut_ == 0)
-        len = std::min(len, left_b);
-      left_b -= std::min(left_b, len);
-      left_x -= std::min(left_x, len);
-      if (len == 0) break;
-      std::uint8_t* base = pieces[i].express ? ex_.data() + ex_head_ : out_.data() + out_off;
-      if (!pieces[i].express) out_off += len;
-      iov[niov++] = {base, len};
-      pieces[i].len = len;
-      total += len;
-    }
-    if (niov == 0) {
-      limited_ = true;
+    const WritePlan plan =
+        plan_write(sendable_backlog(), {express_queue_.size(), express_queue_.cut()}, budget);
+    if (plan.count == 0) {
+      limited_ = plan.held_back;
       return;
     }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = niov;
-    ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    iovec iov[WritePlan::kMaxPieces];
+    std::size_t backlog_off = 0;
+    for (std::size_t i = 0; i < plan.count; ++i) {
+      const auto& piece = plan.pieces[i];
+      if (piece.lane == Lane::Express) {
+        iov[i] = {express_queue_.data(), piece.len};
+      } else {
+        iov[i] = {backlog_.data() + backlog_off, piece.len};
+        backlog_off += piece.len;
+      }
+    }
+    const ssize_t n = transport_->write(fd_.get(), {iov, plan.count});
     ctx_.stats.add(Counter::tunnel_writes);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -509,24 +354,22 @@ void Connection::write_out(std::int64_t room) {
     }
     std::size_t left = static_cast<std::size_t>(n);
     written_ += left;
-    budget -= std::min(budget, left);
-    ex_budget -= std::min(ex_budget, left);
+    budget.spend(left);
     ctx_.stats.add(Counter::tunnel_tx_bytes, left);
     std::uint64_t datagrams = 0;
     // Express frames left ahead of a backlog: sparse flows share this connection with
     // bulk ones, and the send limit keeps to its shorter target for a while (SendLimit).
-    const bool backlogged = out_tail_ > out_head_;
-    for (std::size_t i = 0; i < niov && left > 0; ++i) {
-      const std::size_t take = std::min(left, pieces[i].len);
-      if (pieces[i].express && backlogged && limit_) limit_->note_shared(ev_now(ctx_.loop));
-      if (pieces[i].express)
-        datagrams += advance(ex_, ex_head_, ex_cut_, ex_cut_datagram_, ex_stream_head_, take);
-      else
-        datagrams += advance(out_, out_head_, out_cut_, out_cut_datagram_, stream_head_, take);
+    const bool backlogged = !backlog_.empty();
+    for (std::size_t i = 0; i < plan.count && left > 0; ++i) {
+      const auto& piece = plan.pieces[i];
+      const std::size_t take = std::min(left, piece.len);
+      const bool express_piece = piece.lane == Lane::Express;
+      if (express_piece && backlogged && limit_) limit_->note_shared(ev_now(ctx_.loop));
+      datagrams += (express_piece ? express_queue_ : backlog_).advance(take);
       left -= take;
     }
     ctx_.stats.add(Counter::tunnel_tx_datagrams, datagrams);
-    if (static_cast<std::size_t>(n) < total) {  // the kernel is full; wait for EV_WRITE
+    if (static_cast<std::size_t>(n) < plan.total) {  // the kernel is full; wait for EV_WRITE
       limited_ = kernel_full_ = true;
       return;
     }
@@ -543,7 +386,7 @@ void Connection::update_watch() {
     // Held bytes wait for fill_held_slot, bytes over the send limit for the retry timer,
     // not for the socket: no EV_WRITE for them, or the loop would spin on a writable
     // socket.
-    const std::size_t sendable = sendable_backlog() + express_bytes();
+    const std::size_t sendable = sendable_backlog().ready + express_bytes();
     if (sendable > 0 && kernel_full_) ev |= EV_WRITE;
     if (sendable > 0 && !kernel_full_) {
       if (!retry_timer_.active()) retry_timer_.start(kRetryInterval);
@@ -607,7 +450,7 @@ void Connection::read_frames() {
       arm_trim();
     }
     const std::size_t space = in_.size() - in_len_;
-    ssize_t n = ::recv(fd_.get(), in_.data() + in_len_, space, MSG_DONTWAIT);
+    const ssize_t n = transport_->read(fd_.get(), {in_.data() + in_len_, space});
     if (n == 0) {
       fail("peer closed the connection");
       return;
@@ -687,8 +530,8 @@ void Connection::shut() {
   // What is still queued here is lost with the connection: each datagram is counted, as
   // a drop, exactly once (written ones were counted as tunnel_tx_datagrams).
   ctx_.stats.drop(Drop::shutdown, queued_datagrams());
-  out_head_ = out_tail_ = ex_head_ = ex_tail_ = 0;
-  out_cut_ = ex_cut_ = 0;
+  backlog_.clear();
+  express_queue_.clear();
   held_ = false;
   io_.stop();
   keepalive_timer_.stop();
@@ -714,10 +557,7 @@ void Connection::close() {
 }
 
 void Connection::abort() {
-  if (fd_) {
-    linger lg{1, 0};
-    ::setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  }
+  if (fd_) set_abortive_close(fd_.get());
   close();
 }
 

@@ -19,6 +19,12 @@
 // back, a CPU-starved router reading a burst in one go), a call's next datagrams still
 // go express instead of into a full backlog, while a bulk flow, which always has frames
 // in the backlog under overload, never gets in. Queues switch only at frame boundaries.
+//
+// The parts: each queue is a FrameQueue; which queue a frame joins and what one write
+// takes from them are pure functions (write_scheduler.h); the bytes meet the socket in a
+// Transport (plain; the TLS record layer takes its place); the socket is made, tuned and
+// marked in socket_setup.h. What is left here is the socket's lifecycle, the send
+// limit's bookkeeping, the held AUTH slot, keepalive and the timers.
 #pragma once
 
 #include <cstddef>
@@ -35,7 +41,10 @@
 #include "io/loop.h"
 #include "net/endpoint.h"
 #include "net/queue_mark.h"
+#include "tunnel/frame_queue.h"
 #include "tunnel/send_limit.h"
+#include "tunnel/transport.h"
+#include "tunnel/write_scheduler.h"
 #include "wire/frame.h"
 
 namespace mpudp {
@@ -152,6 +161,9 @@ class Connection {
   void close();
   // Closes with SO_LINGER 0: the kernel sends RST, for MPTCP an MP_FASTCLOSE.
   void abort();
+  // Closes now and tells the handler (on_closed with `reason`), as when the connection
+  // fails by itself: for a handler that finds the peer at fault inside on_frame.
+  void fail(std::string_view reason);
 
   State state() const { return state_; }
   bool open() const { return state_ == State::Open; }
@@ -165,12 +177,14 @@ class Connection {
   void set_identity(std::string id) { identity_ = std::move(id); }
   std::uint32_t id() const { return id_; }
   int fd() const { return fd_.get(); }
-  std::size_t queued_bytes() const { return out_tail_ - out_head_ + ex_tail_ - ex_head_; }
-  std::size_t express_bytes() const { return ex_tail_ - ex_head_; }
+  std::size_t queued_bytes() const { return backlog_.size() + express_queue_.size(); }
+  std::size_t express_bytes() const { return express_queue_.size(); }
   // Datagrams (DATA, OPEN with payload) queued here and not yet whole in the kernel.
   std::uint64_t queued_datagrams() const;
   // User-space memory the connection's buffers hold (read buffer, backlog, express queue).
-  std::size_t buffer_bytes() const { return in_.capacity() + out_.capacity() + ex_.capacity(); }
+  std::size_t buffer_bytes() const {
+    return in_.capacity() + backlog_.capacity() + express_queue_.capacity();
+  }
   // The express queue is past half full: new flows are turned away so that the sparse
   // flows already running keep the rest ("at a cap, new work is refused, old work
   // continues"). A full backlog alone does not turn new flows away: it is the bulk
@@ -183,16 +197,13 @@ class Connection {
   static constexpr std::size_t kExpressBytes = 32 * 1024;
   // Each buffer keeps up to this much between bursts (see ConnectionOptions::trim_after).
   static constexpr std::size_t kKeepBytes = 16 * 1024;
-  // What one flow may have waiting in the express queue beyond its first frame: ~10
-  // datagrams (200 ms) of a G.711 call, one of a full-size bulk datagram.
-  static constexpr std::uint32_t kExpressRunBytes = 2048;
+  // What one flow may have waiting in the express queue beyond its first frame.
+  static constexpr std::uint32_t kExpressRunBytes = mpudp::kExpressRunBytes;
   // Options for a live connection (reload): the queue bound and send limit apply at once,
   // the keepalive period from the next tick, an express connection's marks at once.
   void set_options(const ConnectionOptions& opts);
   const ConnectionOptions& options() const { return opts_; }
 
-  // Owner's context pointer (the session, the binding).
-  void* owner = nullptr;
   // The express connection of a multiplexed session (light flows only); for status.
   bool express = false;
   // Makes this the express connection and marks its packets (options' express_priority
@@ -210,9 +221,10 @@ class Connection {
   // Bytes the send limit still allows the kernel (negative: over it), or kNoLimit.
   std::int64_t kernel_room(std::size_t want);
   // The backlog bytes that may leave now: up to the held slot while there is one.
-  std::size_t sendable_backlog() const {
-    return held_ ? static_cast<std::size_t>(held_at_ - stream_head_) : out_tail_ - out_head_;
+  LaneState sendable_backlog() const {
+    return backlog_lane(backlog_.size(), backlog_.cut(), backlog_.head_pos(), held_, held_at_);
   }
+  // Writes what plan_write allows within `room` (kernel_room), through transport_.
   void write_out(std::int64_t room);
   void on_retry_timer();
   void on_io(int revents);
@@ -222,12 +234,12 @@ class Connection {
   // Starts the trim timer when a buffer has grown past kKeepBytes (called when one grew).
   void arm_trim() {
     if (!trim_timer_.active() &&
-        (out_.size() > kKeepBytes || ex_.size() > kKeepBytes || in_.size() > kKeepBytes))
+        (backlog_.allocated() > kKeepBytes || express_queue_.allocated() > kKeepBytes ||
+         in_.size() > kKeepBytes))
       trim_timer_.start(std::chrono::duration<double>(opts_.trim_after).count());
   }
   void on_trim_timer();
   void check_fallback();
-  void fail(std::string_view reason);
   void shut();
   void update_watch();
 
@@ -235,6 +247,8 @@ class Connection {
   ConnectionOptions opts_;
   ConnectionHandler& handler_;
   Fd fd_;
+  // Every byte to and from fd_ passes here (plain today; the TLS record layer later).
+  std::unique_ptr<Transport> transport_ = std::make_unique<PlainTransport>();
   Endpoint peer_;
   std::string identity_;
   std::uint32_t id_;
@@ -259,7 +273,6 @@ class Connection {
   bool held_ = false;
   std::uint64_t held_at_ = 0;
   std::size_t held_len_ = 0;
-  std::uint64_t stream_head_ = 0;  // stream position of out_head_
   double last_rx_ = 0;
   int keepalives_unanswered_ = 0;
 
@@ -267,21 +280,12 @@ class Connection {
   std::size_t in_len_ = 0;
   static constexpr std::size_t kFirstReadChunk = 2 * 1024;
   std::size_t read_chunk_ = kFirstReadChunk;  // grows while reads fill the buffer (up to kReadChunk)
-  std::vector<std::uint8_t> out_;  // the backlog
-  std::size_t out_head_ = 0;
-  std::size_t out_tail_ = 0;
-  std::vector<std::uint8_t> ex_;   // the express queue
-  std::size_t ex_head_ = 0;
-  std::size_t ex_tail_ = 0;
-  std::uint64_t ex_stream_head_ = 0;  // express stream position of ex_head_
-  // Bytes left of a frame a partial write cut, in the queue it came from (only one can
-  // be cut): that queue goes on until the frame is whole.
-  std::size_t out_cut_ = 0;
-  std::size_t ex_cut_ = 0;
-  bool out_cut_datagram_ = false;  // the cut frame carries a datagram
-  bool ex_cut_datagram_ = false;
+  FrameQueue backlog_;
+  FrameQueue express_queue_;
+  // Only one of the two can hold a frame a partial write cut: that queue goes on until
+  // the frame is whole.
   bool reserved_express_ = false;
-  bool express_open_ = false;
+  bool handshake_done_ = false;
   std::uint64_t express_from_ = 0;  // backlog position that must have left first
   bool kernel_full_ = false;        // the socket refused bytes: wait for EV_WRITE
 

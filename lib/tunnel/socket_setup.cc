@@ -1,0 +1,86 @@
+#include "tunnel/socket_setup.h"
+
+#include "tunnel/mptcp_uapi.h"
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "ctl/log.h"
+#include "io/socket.h"
+
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+#ifndef SOL_MPTCP
+#define SOL_MPTCP 284
+#endif
+
+namespace mpudp {
+namespace {
+bool g_logged_no_mptcp = false;
+bool g_logged_ca_error = false;
+bool g_logged_mark_error = false;
+}  // namespace
+
+Fd make_tunnel_socket(int af, bool* mptcp) {
+  *mptcp = true;
+  Fd fd = make_socket(af, SOCK_STREAM, IPPROTO_MPTCP);
+  if (!fd && (errno == EPROTONOSUPPORT || errno == EINVAL || errno == ENOPROTOOPT)) {
+    if (!g_logged_no_mptcp) {
+      LOG_WARN("kernel has no MPTCP (%s): the tunnel runs over plain TCP, one path only",
+               errno_str(errno).c_str());
+      g_logged_no_mptcp = true;
+    }
+    *mptcp = false;
+    fd = make_socket(af, SOCK_STREAM, IPPROTO_TCP);
+  }
+  return fd;
+}
+
+void apply_congestion_control(int fd, const std::string& name) {
+  if (int err = set_congestion_control(fd, name); err != 0 && !g_logged_ca_error) {
+    g_logged_ca_error = true;
+    LOG_WARN("tunnel.congestion_control \"%s\": %s; connections keep what they have",
+             name.empty() ? "(system default)" : name.c_str(), errno_str(err).c_str());
+  }
+}
+
+void tune_tunnel_socket(int fd, const std::string& congestion_control) {
+  set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  if (int err = set_int_opt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, kNotsentLowat))
+    LOG_DEBUG("TCP_NOTSENT_LOWAT not supported here: %s", errno_str(err).c_str());
+  if (!congestion_control.empty()) apply_congestion_control(fd, congestion_control);
+}
+
+void set_express_marks(int fd, const Endpoint& peer, int priority, int dscp, bool with_tos,
+                       bool reset) {
+  auto failed = [&peer](const char* what, int err) {
+    // Unmarked packets still arrive; say it once rather than per connection.
+    if (g_logged_mark_error) return;
+    g_logged_mark_error = true;
+    LOG_WARN("express connection to %s: cannot set %s: %s; its packets go unmarked",
+             peer.str().c_str(), what, errno_str(err).c_str());
+  };
+  if (with_tos && (dscp != 0 || reset)) {
+    // IP_TOS also covers an IPv6 socket's IPv4-mapped peer. The kernel keeps the ECN bits.
+    const int tos = dscp << 2;
+    int err = peer.is_v4() ? set_int_opt(fd, IPPROTO_IP, IP_TOS, tos)
+                           : set_int_opt(fd, IPPROTO_IPV6, IPV6_TCLASS, tos);
+    if (err) failed(peer.is_v4() ? "DSCP (IP_TOS)" : "DSCP (IPV6_TCLASS)", err);
+  }
+  // After IP_TOS, which resets the priority to one derived from the TOS bits. MPTCP does
+  // the same to a subflow that joins later (it copies the priority, then the TOS), so
+  // with both set the connection's keepalive timer sets the priority again (with_tos
+  // false): a join gets its priority back within one keepalive period.
+  if (priority != 0 || reset)
+    if (int err = set_int_opt(fd, SOL_SOCKET, SO_PRIORITY, priority)) failed("SO_PRIORITY", err);
+}
+
+void set_abortive_close(int fd) {
+  linger lg{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+}  // namespace mpudp

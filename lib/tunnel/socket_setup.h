@@ -1,0 +1,43 @@
+// A tunnel connection's socket: made (MPTCP when the kernel has it), tuned, marked, and
+// asked whether MPTCP held. Kept apart from Connection, which only runs the socket, so
+// that what the kernel is told about it is in one place.
+#pragma once
+
+#include <string>
+
+#include "io/fd.h"
+#include "net/endpoint.h"
+
+namespace mpudp {
+
+// Unsent bytes the kernel may hold per connection (TCP_NOTSENT_LOWAT). Small, so a
+// datagram waits behind at most a few milliseconds of others; the rest of the backlog is
+// the connection's bounded queue, where excess datagrams are dropped and counted.
+inline constexpr int kNotsentLowat = 64 * 1024;
+
+// A stream socket of address family `af`: MPTCP, or plain TCP when the kernel has no
+// MPTCP (said once in the log; `*mptcp` false then). Invalid with errno set on failure.
+Fd make_tunnel_socket(int af, bool* mptcp);
+
+// TCP_NODELAY, TCP_NOTSENT_LOWAT and, unless `congestion_control` is empty, that
+// congestion control (apply_congestion_control).
+void tune_tunnel_socket(int fd, const std::string& congestion_control);
+
+// tunnel.congestion_control for the socket and its subflows. The daemon checked the name
+// at start and reload; a failure here is logged once and leaves the default, which still
+// carries everything. Empty restores the system's default.
+void apply_congestion_control(int fd, const std::string& name);
+
+// An express connection's marks: SO_PRIORITY `priority` and, if `with_tos`, DSCP `dscp`
+// (IP_TOS, or IPV6_TCLASS for an IPv6 peer). A zero value is written only when `reset`
+// (a reload took a mark away). A failure is logged once: unmarked packets still arrive.
+void set_express_marks(int fd, const Endpoint& peer, int priority, int dscp, bool with_tos,
+                       bool reset);
+
+// Whether a connected MPTCP socket fell back to plain TCP: mptcp_fell_back() in
+// tunnel/mptcp_uapi.h (it also knows kernels before 5.16).
+
+// SO_LINGER 0: closing the socket sends RST, for MPTCP an MP_FASTCLOSE.
+void set_abortive_close(int fd);
+
+}  // namespace mpudp
