@@ -1,6 +1,5 @@
 #include "tunnel/socket_setup.h"
 
-#include "tunnel/mptcp_uapi.h"
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -9,13 +8,7 @@
 
 #include "ctl/log.h"
 #include "io/socket.h"
-
-#ifndef IPPROTO_MPTCP
-#define IPPROTO_MPTCP 262
-#endif
-#ifndef SOL_MPTCP
-#define SOL_MPTCP 284
-#endif
+#include "tunnel/mptcp_uapi.h"
 
 namespace mpudp {
 namespace {
