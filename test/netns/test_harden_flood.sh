@@ -54,6 +54,13 @@ for l in lines:
         out.append("  max: " + cap)
 open(p, "w").write("\n".join(out))
 PY
+# This test is about the CPE's cap, which the concentrator follows: its own per-CPE
+# quota (concentrator.max_bindings_per_cpe, default 8192) must not bite first, or the
+# CPE's bindings would go by the concentrator's CLOSEs and the CPE would evict nothing.
+# test_harden_quota covers that quota.
+sed -i 's/^concentrator:$/concentrator:\n  max_bindings_per_cpe: '"$((CAP + 1000))"'/' "$TB_DIR/conc.yaml"
+grep -q "max_bindings_per_cpe: $((CAP + 1000))" "$TB_DIR/conc.yaml" ||
+  { echo "FAIL: could not raise the concentrator's per-CPE quota"; exit 1; }
 # 100 000 bindings make 200 000 debug lines: log what an operator would.
 sed -i 's/^log_level: debug$/log_level: info/' "$TB_DIR/cpe.yaml" "$TB_DIR/conc.yaml"
 tb_start_daemon conc conc "$TB_DIR/conc.yaml" || exit 1
