@@ -88,7 +88,10 @@ export MPUDP_CROSS_PKG_CONFIG_PATH=$SSLROOT/usr/lib/$TRIPLET/pkgconfig
 # those qemu-user cannot run:
 #   subflows  getsockopt(SOL_MPTCP, ...) on a real MPTCP socket: qemu 7.2 does not
 #             translate SOL_MPTCP options and fails them, so the socket looks fallen back
-QEMU_UNSUPPORTED=" subflows "
+#   ctl, privileges  hang under qemu-user until ctest's 300 s timeout (first seen
+#             2026-12-02, cause not yet found: both fork or change credentials and
+#             capabilities); they run natively in the release and ASan stages
+QEMU_UNSUPPORTED=" subflows ctl privileges "
 log "configure $BUILD"
 mkdir -p "$BUILD"
 cmake -S . -B "$BUILD" -DCMAKE_TOOLCHAIN_FILE="$PWD/tools/toolchain-$ARCH.cmake" \
