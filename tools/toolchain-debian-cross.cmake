@@ -32,7 +32,15 @@ endif()
 set(ENV{PKG_CONFIG_PATH} "")
 
 # Unit tests run under user-mode qemu (ctest prefixes each executable with this).
+# `-L /`: no path remapping, so the program interpreter is the multiarch one
+# (libc6:<debarch>, /lib/<triplet>), the same glibc build as the libc.so.6 the
+# executables load through the host's ld.so.cache. ld.so and libc.so.6 must be one build
+# (they share the private struct rtld_global). `-L /usr/<triplet>` took the loader of
+# the cross toolchain's libc6-<debarch>-cross (bookworm: 2.36-8) next to libc6:<debarch>
+# (2.36-9+deb12u14, _rtld_global 8 bytes larger): every fork() child and every
+# pthread_create() then walked the thread-stack list at a shifted offset and spun
+# forever, which hung unit.ctl (a thread) and unit.privileges (a fork).
 find_program(MPUDP_QEMU NAMES qemu-${MPUDP_QEMU_ARCH}-static qemu-${MPUDP_QEMU_ARCH})
 if(MPUDP_QEMU)
-  set(CMAKE_CROSSCOMPILING_EMULATOR ${MPUDP_QEMU} -L /usr/${MPUDP_CROSS_TRIPLET})
+  set(CMAKE_CROSSCOMPILING_EMULATOR ${MPUDP_QEMU} -L /)
 endif()
