@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,12 +47,27 @@ bool connect_pair(int proto, Pair& p) {
   return static_cast<bool>(p.server);
 }
 
+// qemu-user (the cross builds' unit tests) translates no SOL_MPTCP option (7.2 fails
+// them all with EOPNOTSUPP) and hands any TCP option back as 4 bytes; a kernel returns
+// the whole tcp_info. The second is the signature looked for, so that a kernel refusing
+// SOL_MPTCP still fails the test.
+bool user_mode_emulation() {
+  const Fd s(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP));
+  tcp_info t{};
+  socklen_t len = sizeof t;
+  return s && ::getsockopt(s.get(), IPPROTO_TCP, TCP_INFO, &t, &len) == 0 && len == sizeof(int);
+}
+
 }  // namespace
 
 TEST_CASE("subflows_of reports the one subflow of a loopback MPTCP connection") {
   Pair p;
   if (!connect_pair(IPPROTO_MPTCP, p)) {
     WARN("no MPTCP on this host (net.mptcp.enabled=0?): skipped");
+    return;
+  }
+  if (user_mode_emulation()) {
+    WARN("SOL_MPTCP options and TCP_INFO not passed on here (user-mode emulation?): skipped");
     return;
   }
   char buf[1000];
