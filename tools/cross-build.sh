@@ -33,8 +33,11 @@ log() { printf 'cross-build[%s] t+%ds: %s\n' "$ARCH" "$((SECONDS - T0))" "$*"; }
 # libyaml-cpp-dev:<arch>: in bookworm it is not Multi-Arch: same, and installing it
 # removes the host's libyaml-cpp-dev (breaking every native build); the toolchain file
 # uses the host's headers and the target's libyaml-cpp0.7 (tools/cross-yaml-cpp/).
+# libatomic1: the tests run on the target's multiarch runtime (see the toolchain file), and
+# on mipsel 64-bit atomics link libatomic.so.1 (unit_tls), which only the cross
+# toolchain's own libatomic1-<arch>-cross had.
 PACKAGES=(g++-"$TRIPLET" qemu-user-static libyaml-cpp-dev)
-for p in libev-dev libyaml-cpp0.7 libmnl-dev libnetfilter-queue-dev libsodium-dev; do
+for p in libev-dev libyaml-cpp0.7 libmnl-dev libnetfilter-queue-dev libsodium-dev libatomic1; do
   PACKAGES+=("$p:$DEBARCH")
 done
 missing=()
