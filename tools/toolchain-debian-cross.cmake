@@ -37,9 +37,10 @@ set(ENV{PKG_CONFIG_PATH} "")
 # executables load through the host's ld.so.cache. ld.so and libc.so.6 must be one build
 # (they share the private struct rtld_global). `-L /usr/<triplet>` took the loader of
 # the cross toolchain's libc6-<debarch>-cross (bookworm: 2.36-8) next to libc6:<debarch>
-# (2.36-9+deb12u14, _rtld_global 8 bytes larger): every fork() child and every
-# pthread_create() then walked the thread-stack list at a shifted offset and spun
-# forever, which hung unit.ctl (a thread) and unit.privileges (a fork).
+# (2.36-9+deb12u14, _rtld_global 8 bytes larger): a fork() child then walked the
+# thread-stack list at a shifted offset and spun forever (glibc's reclaim_stacks), and
+# pthread_create() hung as well, which hung unit.privileges (a fork) and unit.ctl (a
+# thread). A five-line C program doing either hangs the same way.
 find_program(MPUDP_QEMU NAMES qemu-${MPUDP_QEMU_ARCH}-static qemu-${MPUDP_QEMU_ARCH})
 if(MPUDP_QEMU)
   set(CMAKE_CROSSCOMPILING_EMULATOR ${MPUDP_QEMU} -L /)
