@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <netinet/in.h>
 
+#include "core/tls_setup.h"
 #include "ctl/log.h"
+#include "tunnel/tls_transport.h"
 #include "io/socket.h"
 
 namespace mpudp {
@@ -50,12 +52,44 @@ void ConcentratorProxy::load_policy() {
 void ConcentratorProxy::reload(const Config& cfg) {
   ProxyBase::reload(cfg);
   load_policy();
+  revoke_sessions();
+}
+
+void ConcentratorProxy::revoke_sessions() {
+  if (!tls_) return;
+  // A removed identity, a changed key or a newly revoked certificate ends that CPE's
+  // sessions now; the others' go on untouched (their identities are still accepted).
+  std::vector<Session*> gone;
+  for (auto& [id, s] : sessions_) {
+    const TlsSession* t = s->conn->tls();
+    if (t == nullptr || !t->established() || !s->conn->usable()) continue;
+    if (!t->still_accepted_by(*tls_)) gone.push_back(s.get());
+  }
+  for (Session* s : gone) {
+    stats_.add(Counter::tls_revoked);
+    PEER_WARN(s->conn->identity(), "session %u (%s): no longer accepted after reload; closing",
+              s->conn->id(), s->conn->identity().data());
+    s->conn->abort();
+    end_session_later(s->conn->id());
+  }
+}
+
+// Private, loopback, link-local and CGN ranges: an operator's own access network, where
+// clear text may be a choice. Anything else (a wildcard included) reaches the Internet.
+static bool private_address(const Endpoint& e) {
+  static const char* const kPrivate[] = {"10.0.0.0/8",     "172.16.0.0/12", "192.168.0.0/16",
+                                         "100.64.0.0/10",  "127.0.0.0/8",   "169.254.0.0/16",
+                                         "fc00::/7",       "fe80::/10",     "::1/128"};
+  for (const char* text : kPrivate)
+    if (auto c = Cidr::parse(text); c && !e.is_unspecified() && c->contains(e)) return true;
+  return false;
 }
 
 bool ConcentratorProxy::start(std::string* err) {
+  if (!start_tls(err)) return false;
   // The loader guarantees a key or an explicit `auth: none`; a Config built some other
   // way must not end up as an open concentrator by accident either.
-  if (!cfg_.auth.none && cfg_.auth.psk.empty()) {
+  if (!tls_ && !cfg_.auth.none && cfg_.auth.psk.empty()) {
     if (err) *err = "no pre-shared key loaded (auth: {psk_file: ...}, or auth: none)";
     return false;
   }
@@ -63,6 +97,18 @@ bool ConcentratorProxy::start(std::string* err) {
     if (err) *err = "libsodium cannot initialise (no entropy source?)";
     return false;
   }
+  if (tls_ && cfg_.auth.mode == Config::AuthMode::SharedKey)
+    LOG_WARN("auth: {psk_file} alone: every CPE shares one key (TLS identity \"%s\"): they "
+             "cannot be told apart or revoked one by one, and each can pose as this "
+             "concentrator to the others; give each CPE its own (auth: {peers_file}, "
+             "docs/CONFIG.md, \"auth\")",
+             kSharedKeyIdentity);
+  const bool cleartext = !tls_ || cfg_.tls.accept_cleartext;
+  for (const Endpoint& at : cfg_.concentrator.listen)
+    if (cleartext && !private_address(at))
+      LOG_WARN("serving clear text on %s, which is not a private address: datagrams, "
+               "addresses and keys of %s CPEs cross the uplinks unencrypted and unprotected",
+               at.str().c_str(), tls_ ? "accept_cleartext" : "all");
   watch_own_addresses();
   load_policy();
   for (const Endpoint& at : cfg_.concentrator.listen) {
@@ -80,10 +126,12 @@ bool ConcentratorProxy::start(std::string* err) {
 }
 
 std::string ConcentratorProxy::tenant_key(const Session& main) {
-  // The CPE's address, without the port: every connection of one CPE (per-binding mode
-  // makes many) shares the quota. Hand-over point: with per-CPE identities this becomes
-  // the session's authenticated identity.
-  return main.conn->peer().address_str();
+  // The CPE's authenticated identity: every connection of one CPE (per-binding mode
+  // makes many, from several uplinks) shares the quota. Without TLS, its address. The
+  // prefixes keep an identity from colliding with an address.
+  if (const TlsSession* t = main.conn->tls(); t != nullptr && t->established())
+    return "id:" + t->identity();
+  return "addr:" + main.conn->peer().address_str();
 }
 
 void ConcentratorProxy::on_accept(Fd fd, const Endpoint& peer) {
@@ -94,19 +142,42 @@ void ConcentratorProxy::on_accept(Fd fd, const Endpoint& peer) {
     return;
   }
   auto s = std::make_unique<Session>(*this);
-  s->conn = Connection::adopt(conn_ctx(), std::move(fd), peer, connection_options(cfg_, ConnectionOptions::Keepalive::Off),
-                              *s);
-  s->hs = wire::Handshake(
-      wire::Role::Concentrator,
-      std::span(reinterpret_cast<const std::uint8_t*>(cfg_.auth.psk.data()), cfg_.auth.psk.size()));
-  // Until the CPE has proved the key (or, with auth: none, said HELLO) it gets our
-  // challenge and nothing else, and only for this long.
+  s->conn = Connection::adopt(conn_ctx(), std::move(fd), peer,
+                              connection_options(cfg_, ConnectionOptions::Keepalive::Off), *s,
+                              new_transport(cfg_.tls.accept_cleartext));
+  // With TLS the frame handshake starts once TLS is up (on_secured); in clear text now.
+  if (!tls_) s->hs = cleartext_handshake();
+  // Until the CPE has completed TLS and said HELLO (in clear text: proved the key) it
+  // gets nothing but the handshake, and only for this long.
   s->conn->start_handshake_deadline(kHandshakeDeadline);
   stats_.add(Counter::tunnel_connects);
   LOG_DEBUG("session %u: connection from %s (%s)", s->conn->id(), peer.str().c_str(),
             s->conn->is_mptcp() ? "MPTCP" : "TCP");
   const std::uint32_t id = s->conn->id();
   sessions_.emplace(id, std::move(s));
+}
+
+wire::Handshake ConcentratorProxy::cleartext_handshake() const {
+  return wire::Handshake(
+      wire::Role::Concentrator,
+      std::span(reinterpret_cast<const std::uint8_t*>(cfg_.auth.psk.data()), cfg_.auth.psk.size()));
+}
+
+void ConcentratorProxy::on_secured(Session& s, Connection& c) {
+  const TlsSession* t = c.tls();
+  if (t == nullptr) {
+    // accept_cleartext, and the CPE speaks version 1: its key check (with the shared key
+    // when this concentrator has one, none otherwise).
+    s.hs = cleartext_handshake();
+    PEER_INFO(c.identity(), "session %u from %s: clear-text CPE (accept_cleartext)", c.id(),
+              c.peer().str().c_str());
+    return;
+  }
+  c.set_identity(t->identity());
+  s.hs = wire::Handshake(wire::Role::Concentrator, {}, wire::kVersionTls);
+  PEER_DEBUG(c.identity(), "session %u from %s: TLS %s (%s, %s)", c.id(), c.peer().str().c_str(),
+             t->resumed() ? "resumed" : "established", t->cipher().c_str(),
+             t->key_exchange_group().c_str());
 }
 
 ConcentratorProxy::Session* ConcentratorProxy::session_of(std::uint32_t scope) {
@@ -138,7 +209,10 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
       // A main connection gets the token to join with (usable once its key is proved);
       // an express one hears its own token back. Without the bit the CPE stays on one.
       reply.capabilities |= wire::kCapExpress;
-      if (h.express_token == 0) s.token = wire::random_token();
+      // Inside TLS the token is this session's exporter value (only its two ends can
+      // compute it); in clear text a random one, as good as the key check before it.
+      if (h.express_token == 0)
+        s.token = c.tls() != nullptr ? express_token_of(*c.tls()) : wire::random_token();
       reply.express_token = h.express_token == 0 ? s.token : h.express_token;
     }
     c.send(reply);
@@ -161,7 +235,9 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
                 : s.joined != 0                         ? "express connection"
                                                         : "multiplexed",
                 c.is_mptcp() ? "MPTCP" : "TCP",
-                s.hs.authenticating() ? "key verified" : "auth: none");
+                c.tls() != nullptr         ? "TLS"
+                : s.hs.authenticating()    ? "key verified"
+                                           : "auth: none");
     }
     return;
   }
@@ -198,10 +274,19 @@ bool ConcentratorProxy::join_express(Session& s, Connection& c) {
   auto it = tokens_.find(token);
   Session* main = it == tokens_.end() ? nullptr : session_of(it->second);
   // Only after the key is proved, so a token cannot be guessed by someone without it.
-  if (main == nullptr || !main->conn->open()) {
+  // Inside TLS the token is also worth nothing to another CPE: the express connection
+  // must have authenticated as the same identity as the session it joins.
+  const TlsSession* mine = c.tls();
+  const TlsSession* theirs = main != nullptr ? main->conn->tls() : nullptr;
+  const bool same_peer = (mine == nullptr && theirs == nullptr) ||
+                         (mine != nullptr && theirs != nullptr &&
+                          mine->identity() == theirs->identity());
+  if (main == nullptr || !main->conn->open() || !same_peer) {
     stats_.add(Counter::express_refused);
-    PEER_INFO(c.identity(), "session %u from %s: express connection refused: unknown token", c.id(),
-              c.peer().str().c_str());
+    PEER_WARN(c.identity(), "session %u from %s: express connection refused: %s", c.id(),
+              c.peer().str().c_str(),
+              main == nullptr || !main->conn->open() ? "unknown token"
+                                                     : "the token belongs to another identity");
     c.close();
     end_session_later(c.id());
     return false;
@@ -337,6 +422,11 @@ void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,
 }
 
 void ConcentratorProxy::on_closed(Session& s, Connection& c, std::string_view reason) {
+  const std::string what = "session " + std::to_string(c.id()) + " from " + c.peer().str();
+  if (log_tls_failure(c, what) && !s.hs.done()) {
+    end_session_later(c.id());
+    return;
+  }
   if (!s.hs.done()) {
     // Garbage, a silent peer, or a CPE that hung up on our proof (its key differs).
     const bool timeout = reason == kHandshakeTimeoutReason;

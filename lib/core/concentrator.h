@@ -30,6 +30,7 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
   // passes them on with itself.
   struct Session final : ConnectionHandler {
     explicit Session(ConcentratorProxy& p) : proxy(p) {}
+    void on_secured(Connection& c) override { proxy.on_secured(*this, c); }
     void on_frame(Connection& c, const wire::Frame& f) override { proxy.on_frame(*this, c, f); }
     void on_frames_done(Connection&) override { proxy.sends_.flush(); }
     void on_closed(Connection& c, std::string_view reason) override {
@@ -58,6 +59,12 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
   wire::LogLimiter auth_log_;
 
   void on_accept(Fd fd, const Endpoint& peer);
+  // TLS is up (identity known), or an accept_cleartext peer spoke clear text.
+  void on_secured(Session& s, Connection& c);
+  // The version 1 key check (shared key, or none with auth: none).
+  wire::Handshake cleartext_handshake() const;
+  // After a reload: ends the sessions whose identity the new TLS context refuses.
+  void revoke_sessions();
   void on_frame(Session& s, Connection& c, const wire::Frame& f);
   void on_closed(Session& s, Connection& c, std::string_view reason);
   void on_binding_removed(Binding& b, RemoveReason why) override;

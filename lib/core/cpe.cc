@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "core/tls_setup.h"
 #include "ctl/log.h"
+#include "tunnel/tls_transport.h"
 #include "io/socket.h"
 
 namespace mpudp {
@@ -19,6 +21,7 @@ constexpr std::chrono::seconds kHandshakeDeadline{5};
 struct CpeProxy::BindingConn final : BindingEdge, ConnectionHandler {
   BindingConn(CpeProxy& p, Binding& b) : proxy(p), binding(&b) {}
   void on_connected(Connection& c) override { proxy.on_connected(c); }
+  void on_secured(Connection& c) override { proxy.on_secured(c); }
   void on_frame(Connection& c, const wire::Frame& f) override {
     if (binding != nullptr) proxy.on_tunnel_frame(c, hs, f);  // else: being aborted
   }
@@ -45,7 +48,8 @@ CpeProxy::CpeProxy(Loop* loop, const Config& cfg, Stats& stats)
 CpeProxy::~CpeProxy() { shutdown(); }
 
 bool CpeProxy::start(std::string* err) {
-  if (!cfg_.auth.none && cfg_.auth.psk.empty()) {
+  if (!start_tls(err)) return false;
+  if (!tls_ && !cfg_.auth.none && cfg_.auth.psk.empty()) {
     if (err) *err = "no pre-shared key loaded (auth: {psk_file: ...}, or auth: none)";
     return false;
   }
@@ -53,6 +57,11 @@ bool CpeProxy::start(std::string* err) {
     if (err) *err = "libsodium cannot initialise (no entropy source?)";
     return false;
   }
+  if (tls_ && cfg_.auth.mode == Config::AuthMode::SharedKey)
+    LOG_WARN("auth: {psk_file} alone: TLS with the one key every CPE shares (identity \"%s\"): "
+             "give this CPE an identity and a key of its own (auth: {identity, psk_file}; "
+             "docs/CONFIG.md, \"auth\")",
+             kSharedKeyIdentity);
   watch_own_addresses();
   if (cfg_.intercept == InterceptMode::Nfqueue) {
     NfqueueIntercept::Options o;
@@ -94,14 +103,22 @@ std::unique_ptr<Connection> CpeProxy::open_connection(ConnectionHandler& handler
                       ? ConnectionOptions::Keepalive::Probe
                       : ConnectionOptions::Keepalive::Off;
   auto c = Connection::connect(conn_ctx(), cfg_.cpe.concentrator, connection_options(cfg_, ka),
-                               handler, err);
+                               handler, err, new_transport());
   if (!c) return nullptr;
-  hs = wire::Handshake(wire::Role::Cpe,
-                       std::span(reinterpret_cast<const std::uint8_t*>(cfg_.auth.psk.data()),
-                                 cfg_.auth.psk.size()));
-  // The HELLO leaves with the handshake's first write. Without a key, frames follow it at
-  // once; with one they queue behind the AUTH slot until the concentrator has proved the
-  // key, so no datagram leaves towards an impostor and none is lost waiting.
+  // Inside TLS, which has authenticated both ends before a frame leaves, the HELLO is
+  // version 2 and carries no key proof; in clear text it is version 1 with the HMAC
+  // handshake (or none, with auth: none).
+  if (tls_)
+    hs = wire::Handshake(wire::Role::Cpe, {}, wire::kVersionTls);
+  else
+    hs = wire::Handshake(wire::Role::Cpe,
+                         std::span(reinterpret_cast<const std::uint8_t*>(cfg_.auth.psk.data()),
+                                   cfg_.auth.psk.size()));
+  // The HELLO leaves with the handshake's first write (with TLS: its first record).
+  // Without a key, frames follow it at once; with one they queue behind the AUTH slot
+  // until the concentrator has proved the key, so no datagram leaves towards an impostor
+  // and none is lost waiting. With TLS they wait for the TLS handshake, for the same
+  // reason.
   wire::Hello hello = hs.first_hello(wire_mode(cfg_.session_mode));
   if (cfg_.session_mode == SessionModeConfig::Multiplexed && cfg_.tunnel.express) {
     hello.capabilities |= wire::kCapExpress;
@@ -279,6 +296,19 @@ void CpeProxy::on_connected(Connection& c) {
   }
 }
 
+void CpeProxy::on_secured(Connection& c) {
+  const TlsSession* t = c.tls();
+  if (t == nullptr) return;
+  // The peer here is the concentrator: its certificate's name when it has one.
+  if (!t->peer_certificate_name().empty()) c.set_identity(t->peer_certificate_name());
+  PEER_DEBUG(c.identity(), "tunnel to %s: TLS %s (%s, %s)%s", c.peer().str().c_str(),
+             t->resumed() ? "resumed" : "established", t->cipher().c_str(),
+             t->key_exchange_group().c_str(),
+             t->peer_certificate_name().empty()
+                 ? ""
+                 : (" concentrator " + t->peer_certificate_name()).c_str());
+}
+
 void CpeProxy::auth_failed(Connection& c, wire::AuthFailure why) {
   stats_.add(Counter::auth_failures);
   std::uint64_t held = 0;
@@ -314,6 +344,14 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
       const bool offered = (h->capabilities & wire::kCapExpress) != 0 && h->express_token != 0;
       if (&c == main_.get()) {
         express_token_ = offered && cfg_.tunnel.express ? h->express_token : 0;
+        // Inside TLS the token is the main session's exporter value, which the
+        // concentrator derives the same way: one that differs is not from our session.
+        if (express_token_ != 0 && c.tls() != nullptr &&
+            express_token_ != express_token_of(*c.tls())) {
+          PEER_WARN(c.identity(), "express connection to %s: the offered token is not this "
+                    "session's; one connection it is", c.peer().str().c_str());
+          express_token_ = 0;
+        }
       } else if (&c == express_.get() && (!offered || h->express_token != express_token_)) {
         // The concentrator no longer offers it (reconfigured): stay on the main one.
         PEER_INFO(c.identity(), "express connection to %s: not offered; one connection it is",
@@ -389,16 +427,19 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
 }
 
 void CpeProxy::on_closed(Connection& c, std::string_view reason) {
+  const bool tls_logged = log_tls_failure(c, "tunnel to " + c.peer().str());
   if (&c == express_.get()) {
     // The bindings live on the main connection: light flows go there meanwhile.
-    PEER_WARN(c.identity(), "express connection to %s lost: %.*s", c.peer().str().c_str(),
+    if (!tls_logged)
+      PEER_WARN(c.identity(), "express connection to %s lost: %.*s", c.peer().str().c_str(),
               static_cast<int>(reason.size()), reason.data());
     drop_express(true);
     return;
   }
   if (&c == main_.get()) {
-    PEER_WARN(c.identity(), "tunnel to %s lost: %.*s", c.peer().str().c_str(),
-              static_cast<int>(reason.size()), reason.data());
+    if (!tls_logged)
+      PEER_WARN(c.identity(), "tunnel to %s lost: %.*s", c.peer().str().c_str(),
+                static_cast<int>(reason.size()), reason.data());
     // The session, and with it the express connection's token, is gone on both sides.
     express_token_ = 0;
     drop_express(false);
@@ -410,6 +451,7 @@ void CpeProxy::on_closed(Connection& c, std::string_view reason) {
 }
 
 void CpeProxy::on_binding_conn_closed(BindingConn& edge, std::string_view reason) {
+  if (edge.conn) log_tls_failure(*edge.conn, "tunnel to " + edge.conn->peer().str());
   if (Binding* b = edge.binding) {
     LOG_DEBUG("tunnel for %s ended: %.*s", b->client.str().c_str(),
               static_cast<int>(reason.size()), reason.data());

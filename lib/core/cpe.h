@@ -32,6 +32,7 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   // ConnectionHandler of the main and express connections, told apart by identity; a
   // per-binding connection is heard by its BindingConn, which comes here with its own.
   void on_connected(Connection& c) override;
+  void on_secured(Connection& c) override;
   void on_frame(Connection& c, const wire::Frame& f) override;
   void on_frames_done(Connection&) override { sends_.flush(); }
   void on_closed(Connection& c, std::string_view reason) override;

@@ -1,8 +1,10 @@
 #include "core/proxy_base.h"
 
+#include "core/tls_setup.h"
 #include "ctl/log.h"
 #include "io/socket.h"
 #include "tunnel/subflows.h"
+#include "tunnel/tls_transport.h"
 #include "wire/auth.h"
 
 namespace mpudp {
@@ -46,8 +48,57 @@ ProxyBase::ProxyBase(Loop* loop, const Config& cfg, Stats& stats)
       expiry_timer_(loop, [this] { on_expiry_timer(); }),
       descriptor_budget_(descriptor_budget()) {}
 
+namespace {
+// The TLS context a configuration asks for: null for encryption: none.
+bool build_tls(const Config& cfg, std::shared_ptr<TlsContext>& out, std::string* err) {
+  out.reset();
+  const std::optional<TlsSettings> settings = tls_settings(cfg);
+  if (!settings) return true;
+  auto made = TlsContext::create(*settings);
+  if (auto* why = std::get_if<std::string>(&made)) {
+    if (err) *err = "TLS: " + *why;
+    return false;
+  }
+  out = std::get<std::shared_ptr<TlsContext>>(std::move(made));
+  return true;
+}
+}  // namespace
+
+bool ProxyBase::start_tls(std::string* err) { return build_tls(cfg_, tls_, err); }
+
+bool ProxyBase::prepare_reload(const Config& next, std::string* err) {
+  next_tls_ready_ = build_tls(next, next_tls_, err);
+  return next_tls_ready_;
+}
+
+bool ProxyBase::log_tls_failure(const Connection& c, const std::string& what) {
+  const TlsSession* t = c.tls();
+  if (t == nullptr || !t->failed()) return false;
+  std::uint64_t held = 0;
+  if (tls_log_[static_cast<std::size_t>(t->failure())].allow(ev_now(loop_), &held)) {
+    const std::string more =
+        held == 0 ? std::string() : " (" + std::to_string(held) + " more like it not logged)";
+    // A closing peer is not a failure worth an error line.
+    if (t->failure() == TlsFailure::Closed)
+      PEER_INFO(c.identity(), "%s: TLS closed by the peer%s", what.c_str(), more.c_str());
+    else
+      PEER_WARN(c.identity(), "%s: TLS failed: %s%s", what.c_str(), t->failure_text().c_str(),
+                more.c_str());
+  }
+  return true;
+}
+
+std::unique_ptr<Transport> ProxyBase::new_transport(bool accept_cleartext) const {
+  if (!tls_) return nullptr;
+  return std::make_unique<TlsTransport>(tls_, accept_cleartext);
+}
+
 void ProxyBase::reload(const Config& cfg) {
   cfg_ = cfg;
+  if (next_tls_ready_) {
+    tls_ = std::move(next_tls_);
+    next_tls_ready_ = false;
+  }
   table_.set_limits(binding_limits(cfg));
   arm_expiry();
   // Multiplexed connections live as long as the daemon: a new queue bound, send limit,
@@ -109,6 +160,18 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
   w.key("id").value(c.id());
   w.key("peer").value(c.peer().str());
   w.key("state").value(c.open() ? "open" : c.usable() ? "connecting" : "closed");
+  // The peer's identity once a handshake proved it (its address before).
+  w.key("identity").value(c.identity());
+  if (const TlsSession* t = c.tls(); t != nullptr && t->established()) {
+    w.key("tls").begin_object();
+    w.key("cipher").value(t->cipher());
+    w.key("group").value(t->key_exchange_group());
+    w.key("resumed").value(t->resumed());
+    w.key("key_updates").value(t->key_updates_sent());
+    w.end_object();
+  } else {
+    w.key("tls").raw("null");
+  }
   w.key("mptcp").value(c.is_mptcp());
   w.key("express_connection").value(c.express);
   w.key("queued_bytes").value(static_cast<std::uint64_t>(c.queued_bytes()));

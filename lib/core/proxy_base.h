@@ -40,8 +40,12 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
 
   const BindingTable& bindings() const { return table_; }
   const Config& config() const { return cfg_; }
-  // Applies what can change at run time: limits, timeouts, log level.
+  // Applies what can change at run time: limits, timeouts, log level, and the TLS
+  // context prepare_reload built.
   virtual void reload(const Config& cfg);
+  // Builds what a reload to `next` needs and can fail (the TLS context: certificate, CA
+  // and CRL files are parsed here). False, with the reason, refuses the reload.
+  bool prepare_reload(const Config& next, std::string* err);
 
   // Control-socket reports (schema in docs/CONTROL.md).
   std::string status_json(double uptime_s) const;
@@ -82,6 +86,14 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   // express before the CLOSE of the binding evicted for it.
   void send_close(Connection* main, Connection* express, const Binding& b, RemoveReason why);
   ConnectionContext conn_ctx() { return {loop_, deferred_, flusher_, stats_}; }
+  // The transport of a new tunnel connection: TLS with the current context, or null
+  // (clear text) with encryption: none.
+  std::unique_ptr<Transport> new_transport(bool accept_cleartext = false) const;
+  // Builds tls_ from cfg_ (start()); false with the reason when a file is unusable.
+  bool start_tls(std::string* err);
+  // When `c` closed for a TLS failure: logs "<what>: TLS failed: <cause>" (at most one
+  // line per second per cause, the rest counted into the next) and returns true.
+  bool log_tls_failure(const Connection& c, const std::string& what);
   // True when `in_use` descriptors (what this proxy holds per binding) leave no room in
   // the budget for another binding: then the new binding is refused, counted (when
   // `has_payload`) as descriptor_limit and logged at most every 10 s. Refusing before the
@@ -107,12 +119,18 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   BindingTable table_;
   // This host's addresses: no datagram is relayed to one of them (it would loop).
   AddressSet own_addresses_;
+  // The TLS context new connections take (null: encryption: none). A reload replaces
+  // it; live sessions keep the one they were made with.
+  std::shared_ptr<TlsContext> tls_;
 
  private:
   void on_expiry_timer();
   Timer expiry_timer_;
   std::unique_ptr<pm::AddressMonitor> own_monitor_;
+  std::shared_ptr<TlsContext> next_tls_;  // prepare_reload's, for reload
+  bool next_tls_ready_ = false;
   std::array<log::Throttle, static_cast<std::size_t>(Drop::kCount)> refuse_log_;
+  std::array<log::Throttle, static_cast<std::size_t>(TlsFailure::kCount)> tls_log_;
   // io/socket.h descriptor_budget(), taken at construction (the daemon has raised the
   // limit by then).
   std::size_t descriptor_budget_;

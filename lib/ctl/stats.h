@@ -38,6 +38,9 @@
   X(tunnel_keepalives_tx, "keepalives sent")                                                \
   X(tunnel_keepalives_rx, "keepalives received")                                            \
   X(auth_failures, "tunnel connections closed for failing the key handshake")               \
+  X(tls_handshake_failures, "tunnel connections whose TLS handshake failed (either side's cause)") \
+  X(tls_record_failures, "tunnel connections closed for a record that failed authentication")   \
+  X(tls_revoked, "sessions closed because a reload no longer accepts their identity")      \
   X(handshake_timeouts, "tunnel connections closed for not completing the handshake in time") \
   X(sessions_refused, "tunnel connections refused at concentrator.max_sessions")        \
   X(bindings_created, "bindings created")                                                   \

@@ -13,6 +13,7 @@
 #include "tunnel/mptcp_uapi.h"
 #include "tunnel/socket_setup.h"
 #include "tunnel/subflows.h"
+#include "tunnel/tls_transport.h"
 
 namespace mpudp {
 namespace {
@@ -79,7 +80,8 @@ void Flusher::run() {
 std::unique_ptr<Connection> Connection::connect(const ConnectionContext& ctx,
                                                 const Endpoint& peer,
                                                 const ConnectionOptions& opts,
-                                                ConnectionHandler& handler, std::string* err) {
+                                                ConnectionHandler& handler, std::string* err,
+                                                std::unique_ptr<Transport> transport) {
   bool mptcp = true;
   Fd fd = make_tunnel_socket(family_to_af(peer.family), &mptcp);
   if (!fd) {
@@ -98,7 +100,8 @@ std::unique_ptr<Connection> Connection::connect(const ConnectionContext& ctx,
   } else {
     connecting = false;
   }
-  std::unique_ptr<Connection> c(new Connection(ctx, std::move(fd), peer, opts, handler, true));
+  std::unique_ptr<Connection> c(
+      new Connection(ctx, std::move(fd), peer, opts, handler, true, std::move(transport)));
   c->mptcp_ = mptcp;
   if (!connecting) c->on_connect_done();
   return c;
@@ -107,20 +110,24 @@ std::unique_ptr<Connection> Connection::connect(const ConnectionContext& ctx,
 std::unique_ptr<Connection> Connection::adopt(const ConnectionContext& ctx, Fd fd,
                                               const Endpoint& peer,
                                               const ConnectionOptions& opts,
-                                              ConnectionHandler& handler) {
+                                              ConnectionHandler& handler,
+                                              std::unique_ptr<Transport> transport) {
   tune_tunnel_socket(fd.get(), opts.congestion_control);
-  std::unique_ptr<Connection> c(new Connection(ctx, std::move(fd), peer, opts, handler, false));
+  std::unique_ptr<Connection> c(
+      new Connection(ctx, std::move(fd), peer, opts, handler, false, std::move(transport)));
   c->check_fallback();
+  c->secured_ = c->transport_->ready();
   return c;
 }
 
 Connection::Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer,
                        const ConnectionOptions& opts, ConnectionHandler& handler,
-                       bool connecting)
+                       bool connecting, std::unique_ptr<Transport> transport)
     : ctx_(ctx),
       opts_(opts),
       handler_(handler),
       fd_(std::move(fd)),
+      transport_(transport ? std::move(transport) : std::make_unique<PlainTransport>()),
       peer_(peer),
       identity_(peer.str()),
       id_(next_connection_id()),
@@ -140,6 +147,28 @@ Connection::Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer
 }
 
 Connection::~Connection() { shut(); }
+
+const TlsSession* Connection::tls() const {
+  const auto* t = dynamic_cast<const TlsTransport*>(transport_.get());
+  return t != nullptr && !t->cleartext() ? &t->session() : nullptr;
+}
+
+void Connection::check_secured() {
+  if (secured_ || state_ != State::Open || !transport_->ready()) return;
+  secured_ = true;
+  handler_.on_secured(*this);
+  if (state_ == State::Open && queued_bytes() > 0) ctx_.flusher.schedule(this);
+}
+
+void Connection::transport_failed(std::string_view during) {
+  if (const TlsSession* s = tls(); s != nullptr && s->failed()) {
+    if (!s->established()) ctx_.stats.add(Counter::tls_handshake_failures);
+    else if (s->failure() == TlsFailure::BadRecord) ctx_.stats.add(Counter::tls_record_failures);
+  }
+  std::string why = transport_->failure();
+  if (why.empty()) why = std::string(during) + ": " + errno_str(errno);
+  fail(why);
+}
 
 void Connection::make_express() {
   express = true;
@@ -191,6 +220,7 @@ std::uint8_t* Connection::reserve(std::size_t n, std::size_t headroom, QueueMark
 }
 
 void Connection::on_trim_timer() {
+  transport_->trim();
   backlog_.trim(kKeepBytes);
   express_queue_.trim(kKeepBytes);
   if (in_len_ == 0 && in_.capacity() > kKeepBytes) {
@@ -314,6 +344,14 @@ std::int64_t Connection::kernel_room(std::size_t want) {
 
 void Connection::flush() {
   if (state_ != State::Open) return;  // a connecting socket flushes once it is up
+  if (transport_->push(fd_.get()) != 0) {
+    transport_failed("write");
+    return;
+  }
+  if (!transport_->ready()) {  // frames wait for the TLS handshake
+    update_watch();
+    return;
+  }
   write_out(kernel_room(sendable_backlog().ready + express_bytes()));
   if (state_ == State::Closed) return;
   update_watch();
@@ -349,7 +387,7 @@ void Connection::write_out(std::int64_t room) {
         limited_ = kernel_full_ = true;
         return;
       }
-      fail(std::string("write: ") + errno_str(errno));
+      transport_failed("write");
       return;
     }
     std::size_t left = static_cast<std::size_t>(n);
@@ -383,10 +421,13 @@ void Connection::update_watch() {
     ev = EV_WRITE;
   } else {
     ev = EV_READ;
+    // The transport's own bytes (a TLS flight, ciphertext) wait for the socket.
+    if (transport_->unsent() > 0) ev |= EV_WRITE;
     // Held bytes wait for fill_held_slot, bytes over the send limit for the retry timer,
     // not for the socket: no EV_WRITE for them, or the loop would spin on a writable
     // socket.
-    const std::size_t sendable = sendable_backlog().ready + express_bytes();
+    const std::size_t sendable =
+        transport_->ready() ? sendable_backlog().ready + express_bytes() : 0;
     if (sendable > 0 && kernel_full_) ev |= EV_WRITE;
     if (sendable > 0 && !kernel_full_) {
       if (!retry_timer_.active()) retry_timer_.start(kRetryInterval);
@@ -419,9 +460,15 @@ void Connection::on_connect_done() {
   ctx_.stats.add(Counter::tunnel_connects);
   last_rx_ = ev_now(ctx_.loop);
   check_fallback();
+  if (!transport_->start()) {
+    transport_failed("start");
+    return;
+  }
   update_watch();
   handler_.on_connected(*this);
-  if (state_ == State::Open && queued_bytes() > 0) flush();
+  if (state_ != State::Open) return;
+  check_secured();
+  if (state_ == State::Open && (queued_bytes() > 0 || transport_->unsent() > 0)) flush();
 }
 
 void Connection::check_fallback() {
@@ -451,14 +498,23 @@ void Connection::read_frames() {
     }
     const std::size_t space = in_.size() - in_len_;
     const ssize_t n = transport_->read(fd_.get(), {in_.data() + in_len_, space});
+    const int read_errno = errno;
+    if (n >= 0 || read_errno == EAGAIN || read_errno == EWOULDBLOCK) {
+      check_secured();
+      if (state_ == State::Closed) return;
+    }
     if (n == 0) {
       fail("peer closed the connection");
       return;
     }
     if (n < 0) {
+      errno = read_errno;
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      fail(std::string("read: ") + errno_str(errno));
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        update_watch();  // a handshake flight may wait for the socket
+        return;
+      }
+      transport_failed("read");
       return;
     }
     if (static_cast<std::size_t>(n) == space) read_chunk_ = std::min(kReadChunk, read_chunk_ * 2);

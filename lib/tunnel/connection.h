@@ -43,6 +43,7 @@
 #include "net/queue_mark.h"
 #include "tunnel/frame_queue.h"
 #include "tunnel/send_limit.h"
+#include "tunnel/tls.h"
 #include "tunnel/transport.h"
 #include "tunnel/write_scheduler.h"
 #include "wire/frame.h"
@@ -58,6 +59,9 @@ class ConnectionHandler {
  public:
   virtual ~ConnectionHandler() = default;
   virtual void on_connected(Connection&) {}
+  // The transport can carry frames: at once for plain, after the TLS handshake for TLS
+  // (then the peer's identity is known: Connection::tls()). Frames queued before wait.
+  virtual void on_secured(Connection&) {}
   // Called for each decoded frame; spans in `f` are valid only during the call. The
   // handler may close the connection from here; no further frames are delivered then.
   virtual void on_frame(Connection& c, const wire::Frame& f) = 0;
@@ -120,14 +124,17 @@ class Connection {
   enum class State : std::uint8_t { Connecting, Open, Closed };
 
   // Starts a non-blocking connect. nullptr with `err` set when no socket could be made.
+  // `transport` null: clear text (PlainTransport).
   static std::unique_ptr<Connection> connect(const ConnectionContext& ctx,
                                              const Endpoint& peer,
                                              const ConnectionOptions& opts,
-                                             ConnectionHandler& handler, std::string* err);
+                                             ConnectionHandler& handler, std::string* err,
+                                             std::unique_ptr<Transport> transport = nullptr);
   static std::unique_ptr<Connection> adopt(const ConnectionContext& ctx, Fd fd,
                                            const Endpoint& peer,
                                            const ConnectionOptions& opts,
-                                           ConnectionHandler& handler);
+                                           ConnectionHandler& handler,
+                                           std::unique_ptr<Transport> transport = nullptr);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -177,6 +184,11 @@ class Connection {
   void set_identity(std::string id) { identity_ = std::move(id); }
   std::uint32_t id() const { return id_; }
   int fd() const { return fd_.get(); }
+  // The TLS session of an encrypting connection (null in clear text, and for a peer an
+  // accept_cleartext concentrator serves in clear).
+  const TlsSession* tls() const;
+  // Frames can leave (the TLS handshake is over, or there is none).
+  bool secured() const { return secured_; }
   std::size_t queued_bytes() const { return backlog_.size() + express_queue_.size(); }
   std::size_t express_bytes() const { return express_queue_.size(); }
   // Datagrams (DATA, OPEN with payload) queued here and not yet whole in the kernel.
@@ -215,7 +227,8 @@ class Connection {
 
  private:
   Connection(const ConnectionContext& ctx, Fd fd, const Endpoint& peer,
-             const ConnectionOptions& opts, ConnectionHandler& handler, bool connecting);
+             const ConnectionOptions& opts, ConnectionHandler& handler, bool connecting,
+             std::unique_ptr<Transport> transport);
   std::uint8_t* reserve(std::size_t n, std::size_t headroom, QueueMark* mark);
   void commit(std::size_t n, QueueMark* mark);
   // Bytes the send limit still allows the kernel (negative: over it), or kNoLimit.
@@ -248,13 +261,18 @@ class Connection {
   ConnectionHandler& handler_;
   Fd fd_;
   // Every byte to and from fd_ passes here (plain today; the TLS record layer later).
-  std::unique_ptr<Transport> transport_ = std::make_unique<PlainTransport>();
+  std::unique_ptr<Transport> transport_;
   Endpoint peer_;
   std::string identity_;
   std::uint32_t id_;
   State state_;
   bool mptcp_ = true;
   bool flush_scheduled_ = false;
+  bool secured_ = false;  // on_secured has been called
+  // Checks whether the transport has just become ready, and tells the handler.
+  void check_secured();
+  // Fails the connection for what the transport reported (EPROTO), counted by kind.
+  void transport_failed(std::string_view during);
   IoWatcher io_;
   Timer keepalive_timer_;
   Timer handshake_timer_;

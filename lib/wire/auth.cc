@@ -61,6 +61,8 @@ const char* to_string(AuthFailure f) {
     case AuthFailure::PeerWantsAuth:
       return "the peer requires a pre-shared key and this side has auth: none";
     case AuthFailure::Unexpected: return "unexpected frame before authentication";
+    case AuthFailure::WrongVersion:
+      return "the peer's HELLO is of the other protocol version (1 is clear text, 2 inside TLS)";
     case AuthFailure::Timeout: return "no handshake before the deadline";
     case AuthFailure::Closed: return "connection ended before authentication";
     case AuthFailure::kCount: break;
@@ -68,11 +70,11 @@ const char* to_string(AuthFailure f) {
   return "?";
 }
 
-Handshake::Handshake(Role self, std::span<const std::uint8_t> key)
-    : self_(self), key_(key.begin(), key.end()) {}
+Handshake::Handshake(Role self, std::span<const std::uint8_t> key, std::uint8_t version)
+    : self_(self), version_(version), key_(key.begin(), key.end()) {}
 
 Hello Handshake::first_hello(SessionMode mode) {
-  Hello h{kVersion, self_, mode, 0, {}};
+  Hello h{version_, self_, mode, 0, {}};
   if (authenticating()) {
     own_nonce_ = random_nonce();
     h.capabilities = kCapAuth;
@@ -82,7 +84,7 @@ Hello Handshake::first_hello(SessionMode mode) {
 }
 
 Hello Handshake::reply_hello(SessionMode mode) const {
-  Hello h{kVersion, self_, mode, 0, {}};
+  Hello h{version_, self_, mode, 0, {}};
   if (authenticating()) {
     h.capabilities = kCapAuth;
     h.nonce = own_nonce_;
@@ -99,6 +101,7 @@ Handshake::Step Handshake::fail(AuthFailure why) {
 Handshake::Step Handshake::on_hello(const Hello& h) {
   const Role expected = self_ == Role::Cpe ? Role::Concentrator : Role::Cpe;
   if (h.role != expected) return fail(AuthFailure::Unexpected);
+  if (h.version != version_) return fail(AuthFailure::WrongVersion);
   peer_hello_ = h;
   const bool peer_auth = (h.capabilities & kCapAuth) != 0;
   if (authenticating() && !peer_auth) return fail(AuthFailure::PeerNoAuth);

@@ -49,6 +49,7 @@ enum class AuthFailure : std::uint8_t {
   PeerNoAuth,     // we have a key, the peer's HELLO does not announce kCapAuth
   PeerWantsAuth,  // we run `auth: none`, the peer announces kCapAuth
   Unexpected,     // a frame not allowed in this state (no HELLO first, data before AUTH)
+  WrongVersion,   // the peer's HELLO says version 1 inside TLS, or 2 in clear text
   Timeout,        // not reported by Handshake: the caller's deadline passed first
   Closed,         // not reported by Handshake: the connection ended (framing error,
                   // peer gone) before the handshake completed
@@ -70,7 +71,9 @@ class Handshake {
   Handshake() = default;  // a CPE with `auth: none`; assign a real one before use
   // `key` empty: `auth: none`. The key is copied: a reload may replace the configured
   // one while connections made with the old key still finish their handshake.
-  Handshake(Role self, std::span<const std::uint8_t> key);
+  // `version`: kVersionTls on a TLS connection (then `key` is empty: TLS authenticated
+  // both ends), kVersion in clear text.
+  Handshake(Role self, std::span<const std::uint8_t> key, std::uint8_t version = kVersion);
 
   // The CPE's first frame (with a fresh nonce when authenticating).
   Hello first_hello(SessionMode mode);
@@ -97,6 +100,7 @@ class Handshake {
   Step on_hello(const Hello& h);
 
   Role self_ = Role::Cpe;
+  std::uint8_t version_ = kVersion;
   std::vector<std::uint8_t> key_;
   State state_ = State::AwaitHello;
   AuthFailure failure_ = AuthFailure::None;

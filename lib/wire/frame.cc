@@ -145,7 +145,7 @@ Decoded decode_hello(const std::uint8_t* b, std::size_t len, std::size_t total) 
   // b[7] is reserved: sent as 0, ignored on receipt so a later version can use it.
   h.capabilities = get16(b + 8);
   // Bytes past the tenth are ignored for the same reason.
-  if (h.version != kVersion) {
+  if (h.version != kVersion && h.version != kVersionTls) {
     // The frame rides along so the caller can log which version the peer speaks.
     Decoded d = fail(DecodeStatus::BadVersion);
     d.frame = h;

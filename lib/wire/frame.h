@@ -17,7 +17,12 @@
 namespace mpudp::wire {
 
 inline constexpr std::uint32_t kMagic = 0x4d505544;  // "MPUD"
+// Version 1: the frames in clear text (encryption: none), keyed by the HMAC handshake.
+// Version 2: the same frames inside TLS 1.3 (docs/PROTOCOL.md, "TLS layer"); HELLO
+// carries no AUTH capability. A HELLO says which one its sender speaks; the decoder
+// takes both and the handshake checks it against the connection's transport.
 inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::uint8_t kVersionTls = 2;
 inline constexpr std::size_t kHeaderSize = 4;
 inline constexpr std::size_t kMaxBody = 65535;
 inline constexpr std::size_t kMaxFrame = kHeaderSize + kMaxBody;
