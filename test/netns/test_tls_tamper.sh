@@ -9,7 +9,7 @@
 #     relay on the CPE's side of path 1). Each time: the connection is torn down, both
 #     ends log why, `tls_record_failures` counts it, the injected datagram is delivered to
 #     nobody, and the CPE reconnects and the flow goes on.
-#  2. `encryption: none` on both sides, the same relay: the injected datagram IS delivered
+#  2. `encryption: none` on both sides, the tunnel over IPv6 this time, the same relay: the injected datagram IS delivered
 #     (the attack is real and the test can fail), and a flipped byte reaches the echo
 #     server unnoticed (udpprobe sees its echo come back corrupted).
 set -uo pipefail
@@ -35,6 +35,7 @@ tb_start_echo || exit 1
 # Path 0's address a backup endpoint: its subflow (the first one) carries the
 # handshake, and the data goes over path 1's subflow both ways once it has joined.
 tb_cpe ip mptcp endpoint add 198.18.1.1 dev up0 backup || exit 1
+tb_cpe ip mptcp endpoint add 2001:db8:1::1 dev up0 backup || exit 1
 
 # The relay's hooks: the rules stay for the whole test; while no tamper process holds
 # the queue, --queue-bypass lets the segments through.
@@ -115,8 +116,18 @@ attack() {
   _tamper_acted "$name" || { bad "$name: the relay never acted (no data on path 1?)"; return 1; }
 }
 
-start() {  # extra YAML for both sides
-  TB_CPE_EXTRA=$1 TB_CONC_EXTRA=$2 tb_start_proxies multiplexed || exit 1
+# start CONCENTRATOR YAML: both daemons (multiplexed) with YAML appended to both configs,
+# the CPE dialling CONCENTRATOR (IPv4 or IPv6: the relay sees one or the other); then a
+# flow, and path 1's subflow.
+start() {
+  tb_write_configs multiplexed || exit 1
+  sed -i "s|^  concentrator: .*|  concentrator: \"$1\"|" "$TB_DIR/cpe.yaml" || exit 1
+  printf '%s\n' "$2" >>"$TB_DIR/cpe.yaml"
+  printf '%s\n' "$2" >>"$TB_DIR/conc.yaml"
+  tb_start_daemon conc conc "$TB_DIR/conc.yaml" || exit 1
+  tb_wait_listen conc tcp "$TB_CONC_PORT" 2 10 || { tb_fail "concentrator does not listen"; exit 1; }
+  tb_start_daemon cpe cpe "$TB_DIR/cpe.yaml" || exit 1
+  tb_wait_listen cpe udp "$TB_TPROXY_PORT" 1 10 || { tb_fail "CPE does not listen"; exit 1; }
   flow 2 >"$TB_DIR/flow-start.log" 2>&1 || { bad "no flow before the attacks"; cat "$TB_DIR/flow-start.log" >&2; }
   tb_wait_subflows cpe 2 5 || bad "no second subflow (path 1)"
 }
@@ -165,7 +176,7 @@ ATTACK=(--min-len 200 --after 3000)
 
 # --- 1. TLS -----------------------------------------------------------------------------
 if [[ ${TAMPER_CASES:-all} != clear ]]; then
-  start "" ""
+  start "198.18.2.2:$TB_CONC_PORT" ""
   tls_case tls-flip conc "$QUEUE_UP" to --flip-after 3000 --min-len 200
   tls_case tls-inject conc "$QUEUE_UP" to --inject "$SINK" "${ATTACK[@]}"
   tls_case tls-replay conc "$QUEUE_UP" to --replay "${ATTACK[@]}"
@@ -176,7 +187,7 @@ fi
 # --- 2. cleartext: the same relay succeeds ------------------------------------------------
 if [[ ${TAMPER_CASES:-all} != tls ]]; then
   CLEAR=${TAMPER_CLEAR_YAML-"encryption: none"}
-  start "$CLEAR" "$CLEAR"
+  start "[2001:db8:2::2]:$TB_CONC_PORT" "$CLEAR"
   s0=$(sessions) g0=$(sink_got)
   attack clear-inject conc "$QUEUE_UP" to --inject "$SINK" "${ATTACK[@]}"
   if tb_poll 3 _sink_above "$g0"; then
