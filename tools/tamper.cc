@@ -18,7 +18,10 @@
 //   --inject DEST     replace the payload of a later segment with an OPEN (flow --flow-id,
 //                     client --client) and a DATA frame carrying a datagram for DEST,
 //                     the DATA padded to the segment's length; segments too short for
-//                     both frames are skipped
+//                     both frames are skipped. With --in-record, only a segment that
+//                     starts with a TLS application-data record header (17 03 03) is
+//                     taken, and the frames go after its 5 header bytes: a forged record,
+//                     which the receiver's TLS has to decrypt, rather than frames in clear
 //   --replay          replace the payload of a later segment with that of an earlier
 //                     segment of the same connection and direction, of the same length
 //                     and with other bytes
@@ -82,6 +85,7 @@ struct Options {
   Endpoint inject_dst;
   Endpoint inject_client = *Endpoint::parse("198.18.0.99:4444");
   std::uint32_t flow_id = 0x00bad00d;
+  bool in_record = false;
 };
 
 [[noreturn]] void usage(const std::string& msg) {
@@ -89,7 +93,7 @@ struct Options {
   std::fprintf(stderr,
                "usage: tamper --queue Q --port P [--dir to|from]\n"
                "              (--flip-after N [--offset I] | --inject DEST [--client ADDR:PORT]\n"
-               "               [--flow-id ID] | --replay) [--after N] [--count K] [--min-len L]\n");
+               "               [--flow-id ID] [--in-record] | --replay) [--after N] [--count K] [--min-len L]\n");
   std::exit(64);
 }
 
@@ -148,6 +152,8 @@ Options parse_args(int argc, char** argv) {
       o.inject_client = *e;
     } else if (a == "--flow-id") {
       o.flow_id = static_cast<std::uint32_t>(number(0, 0xffffffffLL));
+    } else if (a == "--in-record") {
+      o.in_record = true;
     } else if (a == "--replay") {
       set_mode(Mode::Replay, "--replay");
     } else if (a == "--after") {
@@ -165,6 +171,7 @@ Options parse_args(int argc, char** argv) {
   if (o.queue < 0) usage("--queue is required");
   if (o.port < 0) usage("--port is required");
   if (o.mode == Mode::None) usage("a mode is required: --flip-after N, --inject DEST or --replay");
+  if (o.in_record && o.mode != Mode::Inject) usage("--in-record goes with --inject");
   if (o.mode == Mode::Inject && o.inject_client.family != o.inject_dst.family)
     usage("--client and --inject must be of the same address family");
   return o;
@@ -320,7 +327,16 @@ class Tamper {
     return true;
   }
 
-  bool inject(const Segment& s, std::uint8_t* data, std::size_t len) {
+  bool inject(const Segment& s, std::uint8_t* seg, std::size_t seg_len) {
+    static constexpr std::size_t kRecordHeader = 5;
+    std::size_t skip = 0;
+    if (o_.in_record) {
+      if (seg_len <= kRecordHeader || seg[0] != 0x17 || seg[1] != 0x03 || seg[2] != 0x03)
+        return false;
+      skip = kRecordHeader;
+    }
+    std::uint8_t* data = seg + skip;
+    const std::size_t len = seg_len - skip;
     wire::Open open;
     open.flow_id = o_.flow_id;
     open.client = o_.inject_client;
@@ -337,9 +353,9 @@ class Tamper {
     if (wire::encode(open, {data, len}) != open_len ||
         wire::encode(d, {data + open_len, len - open_len}) != len - open_len)
       return false;
-    std::printf("inject: %u->%u seq %u len %zu OPEN+DATA flow 0x%x %s -> %s, %zu bytes\n",
-                s.sport, s.dport, s.seq, len, o_.flow_id, o_.inject_client.str().c_str(),
-                o_.inject_dst.str().c_str(), payload.size());
+    std::printf("inject: %u->%u seq %u len %zu OPEN+DATA%s flow 0x%x %s -> %s, %zu bytes\n",
+                s.sport, s.dport, s.seq, seg_len, skip ? " in a record" : "", o_.flow_id,
+                o_.inject_client.str().c_str(), o_.inject_dst.str().c_str(), payload.size());
     return true;
   }
 

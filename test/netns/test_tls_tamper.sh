@@ -5,7 +5,7 @@
 # data over path 1's subflows. While a UDP echo flow runs through the tunnel:
 #  1. TLS (the default, `auth: {psk_file}` on both sides): the relay flips one byte of a
 #     record, injects an OPEN + DATA frame (keeping the segment's length, so TCP and MPTCP
-#     accept it), replays an earlier segment, and flips a byte towards the CPE (the same
+#     accept it) in clear and inside a forged record header, replays an earlier segment, and flips a byte towards the CPE (the same
 #     relay on the CPE's side of path 1). Each time: the connection is torn down, both
 #     ends log why, `tls_record_failures` counts it, the injected datagram is delivered to
 #     nobody, and the CPE reconnects and the flow goes on.
@@ -179,6 +179,7 @@ if [[ ${TAMPER_CASES:-all} != clear ]]; then
   start "198.18.2.2:$TB_CONC_PORT" ""
   tls_case tls-flip conc "$QUEUE_UP" to --flip-after 3000 --min-len 200
   tls_case tls-inject conc "$QUEUE_UP" to --inject "$SINK" "${ATTACK[@]}"
+  tls_case tls-inject-record conc "$QUEUE_UP" to --inject "$SINK" --in-record "${ATTACK[@]}"
   tls_case tls-replay conc "$QUEUE_UP" to --replay "${ATTACK[@]}"
   tls_case tls-flip-down cpe "$QUEUE_DOWN" from --flip-after 3000 --min-len 200
   tb_stop_proxies || bad "tls: daemons exited non-zero"
