@@ -103,7 +103,7 @@ flow_goes_on() {
 attack() {
   local name=$1 side=$2 queue=$3 dir=$4
   shift 4
-  tb_bg "$name" "$side" stdbuf -oL "$TAMPER" --queue "$queue" --port "$TB_CONC_PORT" \
+  tb_bg "$name" "$side" "$TAMPER" --queue "$queue" --port "$TB_CONC_PORT" \
     --dir "$dir" "$@"
   tb_wait_log "$name" 'ready on queue' 5 >/dev/null || { bad "$name: tamper did not start"; return 1; }
   local i
