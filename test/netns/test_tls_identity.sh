@@ -62,25 +62,28 @@ start_cpe() {
     { tb_fail "CPE did not start"; tail -n 20 "$TB_DIR/cpe.log" >&2; exit 1; }
 }
 
-# accepted NAME MODE AUTH EXTRA IDENTITY: the CPE carries datagrams, and both daemons
-# name IDENTITY (empty: a cleartext CPE, which has none) in their status.
+# accepted NAME MODE AUTH EXTRA IDENTITY [CONC_NAME]: the CPE carries datagrams, and the
+# concentrator's status names the CPE's IDENTITY (empty: a cleartext CPE, which has
+# none); with certificates the CPE's names the concentrator's certificate (CONC_NAME).
 accepted() {
-  local name=$1 mode=$2 auth=$3 extra=$4 identity=$5 f=$fail
+  local name=$1 mode=$2 auth=$3 extra=$4 identity=$5 conc_name=${6:-} f=$fail mark
+  mark=$(tls_log_mark conc)
   start_cpe "$mode" "$auth" "$extra"
   probe --ports 4 >"$TB_DIR/probe-$name.log" 2>&1 ||
     { bad "$name: datagrams lost"; cat "$TB_DIR/probe-$name.log" >&2; }
   status_json conc "conc-$name"
   status_json cpe "cpe-$name"
   tb_check "$TB_DIR/conc-$name.json" "$TB_DIR/cpe-$name.json" <<PY
-ident, name = "$identity", "$name"
-for side in ("conc-" + name, "cpe-" + name):
-    ids = sorted({c.get("identity", "<no identity key>") for c in d[side]["connections"]})
-    if ident:
-        need(ids == [ident], f"{side}: every tunnel connection names identity {ident} ({ids})")
-    else:
-        need(all(i in ("", None) for i in ids), f"{side}: the cleartext connection has no identity ({ids})")
+ident, conc_name, name = "$identity", "$conc_name", "$name"
+def ids(side):
+    return sorted({c.get("identity", "<no identity key>") for c in d[side + "-" + name]["connections"]})
+need(ids("conc") and all(i == ident for i in ids("conc")) if ident else
+     all(i in ("", None, "<no identity key>") or ":" in i for i in ids("conc")),
+     f"concentrator: its tunnel connections name {ident or 'no identity (an address at most)'}: {ids('conc')}")
+if conc_name:
+    need(ids("cpe") == [conc_name], f"CPE: its tunnel connection names the concentrator {conc_name}: {ids('cpe')}")
 PY
-  if [[ -n $identity ]] && ! grep -q "peer=$identity" "$TB_DIR/conc.log"; then
+  if [[ -n $identity ]] && ! _tls_log_after_has conc "$mark" "peer=$identity"; then
     bad "$name: no concentrator log line carries peer=$identity"
   fi
   ((fail == f)) && echo "ok   $name: accepted${identity:+ as $identity}"
@@ -156,7 +159,7 @@ TB_CONC_EXTRA=
 # --- 3. certificates ------------------------------------------------------------------
 TB_CONC_AUTH=$(tls_cert_auth ca conc)
 start_conc multiplexed
-accepted cert multiplexed "$(tls_cert_auth ca home-a)" "" home-a
+accepted cert multiplexed "$(tls_cert_auth ca home-a)" "" home-a conc
 refused cert-expired "$(tls_cert_auth ca home-old)" "" \
   "$(cpe_tls "certificate expired or not yet valid")" \
   "$(conc_tls "certificate expired or not yet valid")"
