@@ -10,7 +10,9 @@
 #     presents home-x's exporter value (a token stolen from another CPE's session) is
 #     refused, as is home-x's own identity with a value that is not the exporter's; the
 #     same value from home-x itself is joined (so the refusal was the identity's doing).
-#     The daemon's session never notices.
+#     A cleartext connection (the concentrator accepts cleartext CPEs here) presenting
+#     the value, as a token that travels in clear would be, is refused too. The daemon's
+#     session never notices.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/tls_lib.sh"
@@ -33,6 +35,7 @@ KEY_Y=$(tb_psk_hex "$TB_DIR/home-y.psk")
 
 # The concentrator, and CPE B in cpe2 (cpe itself runs no daemon: wirepeer speaks there).
 export TB_CONC_AUTH="{peers_file: \"$TB_DIR/peers\"}"
+export TB_CONC_EXTRA=$'encryption:\n  accept_cleartext: true'
 export TB_CPE_AUTH TB_CPE2_AUTH
 TB_CPE_AUTH=$(tls_psk_auth home-b)
 TB_CPE2_AUTH=$TB_CPE_AUTH
@@ -62,24 +65,25 @@ PY
 
 # --- 2. who may join whose session ------------------------------------------------------
 # Connection 1: home-x's main session, express offered. 2: home-y presents home-x's
-# exporter value. 3: home-x with a value of its own making. 4: home-x with the exporter
-# value: joined, and it answers keepalives. Connection 1 still works at the end.
+# exporter value. 3: home-x with a value of its own making. 4: no TLS, the exporter value
+# in clear. 5: home-x with the exporter value: joined, and it answers keepalives.
 mark=$(tls_log_mark conc)
 if tb_cpe "$PEER" "$CONC" \
   "tls:home-x:$KEY_X" hello-express expect-hello-express \
   connect "tls:home-y:$KEY_Y" join:1 expect-close \
   connect "tls:home-x:$KEY_X" join-token:0123456789abcdef expect-close \
+  connect join:1 expect-close \
   connect "tls:home-x:$KEY_X" join:1 expect-hello-express keepalive expect-keepalive \
   >"$TB_DIR/peer.log" 2>&1; then
-  echo "ok   wirepeer: stolen exporter value refused, made-up value refused, the owner joined"
+  echo "ok   wirepeer: stolen exporter value refused, made-up and cleartext ones too, the owner joined"
 else
   bad "wirepeer"
   sed 's/^/    /' "$TB_DIR/peer.log" >&2
 fi
 tb_ctl conc status --json >"$TB_DIR/conc2.json" || bad "conc status"
 tb_check "$TB_DIR/conc1.json" "$TB_DIR/conc2.json" <<'PY'
-need(counter("conc2", "express_refused") - counter("conc1", "express_refused") == 2,
-     f"two joins refused ({counter('conc1', 'express_refused')} -> {counter('conc2', 'express_refused')})")
+need(counter("conc2", "express_refused") - counter("conc1", "express_refused") == 3,
+     f"three joins refused ({counter('conc1', 'express_refused')} -> {counter('conc2', 'express_refused')})")
 need(counter("conc2", "express_connects") - counter("conc1", "express_connects") == 1,
      "one join accepted (home-x's own)")
 PY
