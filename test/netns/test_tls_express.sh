@@ -56,8 +56,10 @@ need(d["light"]["echoed"] == d["light"]["sent"] > 0,
 for side in ("cpe2", "conc1"):
     m, x = conns(side, False), conns(side, True)
     need(len(m) == 1 and len(x) == 1, f"{side}: one main and one express connection ({len(m)}, {len(x)})")
-    need(all(c.get("identity") == "home-b" for c in m + x),
-         f"{side}: both under identity home-b ({[c.get('identity') for c in m + x]})")
+    need(all(c["tls"] for c in m + x), f"{side}: both inside TLS")
+m, x = conns("conc1", False), conns("conc1", True)
+need(all(c.get("identity") == "home-b" for c in m + x),
+     f"concentrator: both under identity home-b ({[c.get('identity') for c in m + x]})")
 need(counter("conc1", "express_connects") == 1, "the concentrator joined one express connection")
 need(counter("cpe2", "express_tx_datagrams") >= d["light"]["sent"],
      f"the light flow rode it ({counter('cpe2', 'express_tx_datagrams')} express datagrams)")

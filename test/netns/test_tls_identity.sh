@@ -66,7 +66,10 @@ start_cpe() {
 # concentrator's status names the CPE's IDENTITY (empty: a cleartext CPE, which has
 # none); with certificates the CPE's names the concentrator's certificate (CONC_NAME).
 accepted() {
-  local name=$1 mode=$2 auth=$3 extra=$4 identity=$5 conc_name=${6:-} f=$fail mark
+  # fail counts this case's checks (an early return leaves it set); the cases before
+  # are in `before`.
+  local name=$1 mode=$2 auth=$3 extra=$4 identity=$5 conc_name=${6:-} before=$fail mark
+  fail=0
   mark=$(tls_log_mark conc)
   start_cpe "$mode" "$auth" "$extra"
   probe --ports 4 >"$TB_DIR/probe-$name.log" 2>&1 ||
@@ -82,18 +85,25 @@ need(ids("conc") and all(i == ident for i in ids("conc")) if ident else
      f"concentrator: its tunnel connections name {ident or 'no identity (an address at most)'}: {ids('conc')}")
 if conc_name:
     need(ids("cpe") == [conc_name], f"CPE: its tunnel connection names the concentrator {conc_name}: {ids('cpe')}")
+if ident and "$mode" == "multiplexed":
+    # A CPE just started holds no session ticket: its one session is a full handshake.
+    # (An external PSK is no resumption, though OpenSSL's SSL_session_reused says so.)
+    r = [c["tls"]["resumed"] for c in d["conc-" + name]["connections"] if not c["express_connection"]]
+    need(r == [False], f"concentrator: the CPE's first session is not a resumption ({r})")
 PY
   if [[ -n $identity ]] && ! _tls_log_after_has conc "$mark" "peer=$identity"; then
     bad "$name: no concentrator log line carries peer=$identity"
   fi
-  ((fail == f)) && echo "ok   $name: accepted${identity:+ as $identity}"
+  ((fail == 0)) && echo "ok   $name: accepted${identity:+ as $identity}"
+  fail=$((before | fail))
 }
 
 # refused NAME AUTH EXTRA CPE_REGEX CONC_REGEX: the CPE (multiplexed) gets no datagram
 # through: the concentrator delivers nothing to the server and binds nothing, counts a
 # handshake failure, and both daemons log the cause.
 refused() {
-  local name=$1 auth=$2 extra=$3 cpe_re=$4 conc_re=$5 f=$fail mark c wan0 bound0 hs0
+  local name=$1 auth=$2 extra=$3 cpe_re=$4 conc_re=$5 before=$fail mark c wan0 bound0 hs0
+  fail=0
   mark=$(tls_log_mark conc)
   c=$(conc_counters) || { bad "$name: conc counters"; return; }
   read -r wan0 bound0 hs0 <<<"$c"
@@ -112,10 +122,11 @@ refused() {
     ((hs > hs0)) || bad "$name: tls_handshake_failures did not grow ($hs0 -> $hs)"
   fi
   tb_stop_daemon cpe || bad "$name: cpe exited non-zero"
-  if ((fail == f)); then
+  if ((fail == 0)); then
     echo "ok   $name: refused; CPE: $(grep -Em1 -- "$cpe_re" "$TB_DIR/cpe.log" | cut -c1-160)"
     echo "     concentrator: $(tail -n "+$((mark + 1))" "$TB_DIR/conc.log" | grep -Em1 -- "$conc_re" | cut -c1-160)"
   fi
+  fail=$((before | fail))
 }
 
 # conc_counters: "WAN_TX_DATAGRAMS BINDINGS_CREATED TLS_HANDSHAKE_FAILURES" of the
