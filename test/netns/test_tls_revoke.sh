@@ -97,7 +97,8 @@ need(b["sent"] >= $RATE * $DURATION * 9 // 10 and b["echoed"] == b["sent"],
 need(ids(after, "home-b") == ids(before, "home-b"),
      f"B kept its tunnel connections {ids(before, 'home-b')} ({ids(after, 'home-b')} now)")
 need(not ids(after, "home-a"), f"A has no connection left ({ids(after, 'home-a')})")
-need(a["lost"] > $RATE * ($DURATION - 3), f"A's flow stopped at the reload: {a['lost']} of {a['sent']} lost")
+# The reload comes about 2.5 s into A's 6 s: two seconds' worth lost at least.
+need(a["lost"] >= $RATE * 2, f"A's flow stopped at the reload: {a['lost']} of {a['sent']} lost")
 c = after["stats"]["counters"]
 need(c["tls_revoked"] > revoked0, f"tls_revoked counted it ({revoked0} -> {c['tls_revoked']})")
 need(c["tls_handshake_failures"] >= 1, f"A's attempts to return are handshake failures ({c['tls_handshake_failures']})")
