@@ -583,15 +583,17 @@ wire::Hello cpe_hello(const Peer& peer, std::uint16_t caps, std::uint64_t token)
   return h;
 }
 
-// What an express connection of a TLS session carries in its HELLO: 64 bits of the main
-// session's exporter (docs/PROTOCOL.md "Keys over time, and binding").
+// What an express connection of a TLS session carries in its HELLO: the main session's
+// exporter value, 8 bytes of it, big endian (0 is "ask for a token": 1 then), as the
+// daemons compute it (express_token_of in tunnel/tls_transport.h, which replaces this
+// once that header is on this branch).
 std::optional<std::uint64_t> express_token_of(const Peer& main) {
   if (main.tls() == nullptr || !main.tls()->established()) return std::nullopt;
-  std::array<std::uint8_t, 32> v{};
+  std::array<std::uint8_t, wire::kTokenSize> v{};
   if (!main.tls()->exporter(kExpressLabel, v)) return std::nullopt;
   std::uint64_t t = 0;
-  for (std::size_t i = 0; i < wire::kTokenSize; ++i) t = (t << 8) | v[i];
-  return t;
+  for (std::uint8_t b : v) t = (t << 8) | b;
+  return t != 0 ? t : 1;
 }
 
 // The CPE's side of the key handshake (docs/PROTOCOL.md, "Authentication").
