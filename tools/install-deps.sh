@@ -13,6 +13,8 @@ PACKAGES=(
   libev-dev libyaml-cpp-dev catch2 libmnl-dev libnetfilter-queue-dev libsodium-dev libssl-dev
   # namespace tests and the demo
   nftables iptables iproute2 procps kmod python3
+  # the TLS tests make their CA, certificates and CRLs with the openssl CLI
+  openssl
   # the Debian package (tools/deb-test.sh): debian/control's Build-Depends beyond the
   # above, lintian, and systemd for sysusers and `systemd-analyze verify`
   debhelper dpkg-dev lintian systemd

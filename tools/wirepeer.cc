@@ -23,6 +23,21 @@
 //   expect-close               the peer must close or reset the connection within 3 s
 //   raw:HEX                    send the bytes as they are
 //   sleep:MS                   wait
+// TLS (protocol version 2, docs/PROTOCOL.md "TLS layer"), through lib/tunnel/tls.h:
+//   tls:IDENTITY:HEXKEY        TLS 1.3 handshake as a CPE with that external PSK; it must
+//                              complete (3 s). From then on every frame step, raw: too,
+//                              goes inside the TLS stream, and HELLO says version 2
+//   tls-refused:IDENTITY:HEXKEY
+//                              the same handshake must fail; prints why
+//   hello-express              HELLO with EXPRESS, token 0 (a main connection asking
+//                              for an express connection)
+//   expect-hello-express       read frames until a HELLO with EXPRESS arrives (3 s)
+//   connect                    open another connection to HOST:PORT; the ones before stay
+//                              open (their sessions live on), later steps use the new one
+//   join:N                     HELLO with EXPRESS and, as token, 64 bits of connection
+//                              N's (1 = the first) TLS exporter: an express connection
+//                              joining that session (whatever identity this one has)
+//   join-token:HEX16           the same with a token of our choosing
 // The connect itself also gives up after 3 s.
 // FLOW is decimal or 0x-prefixed hex; CLIENT and REMOTE are endpoints as HOST is.
 // Frames read while waiting for something else are printed and skipped.
@@ -42,6 +57,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +66,7 @@
 #include <vector>
 
 #include "net/endpoint.h"
+#include "tunnel/tls.h"
 #include "wire/auth.h"
 #include "wire/frame.h"
 
@@ -65,11 +82,14 @@ using Bytes = std::vector<std::uint8_t>;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kExpectTimeout = std::chrono::seconds(3);
+constexpr std::uint8_t kTlsVersion = 2;
+constexpr std::string_view kExpressLabel = "EXPORTER-mpudp-express";
 
 struct Step {
   enum class Kind {
     Hello, ExpectHello, Open, Data, Keepalive, ExpectKeepalive, ExpectReset, ExpectClose, Raw,
-    Sleep, Auth, AuthForce,
+    Sleep, Auth, AuthForce, Tls, TlsRefused, HelloExpress, ExpectHelloExpress, Connect,
+    Join, JoinToken,
   };
   Kind kind;
   std::string text;  // as given, for messages
@@ -77,8 +97,11 @@ struct Step {
   Endpoint client;
   Endpoint remote;
   bool has_payload = false;
-  Bytes bytes;  // payload, or the raw bytes
+  Bytes bytes;  // payload, or the raw bytes (the key of tls:)
   unsigned ms = 0;
+  std::string identity;  // tls:
+  std::uint64_t token = 0;  // join-token:
+  std::size_t conn = 0;     // join: (1-based)
 };
 
 std::optional<Bytes> parse_hex(std::string_view s) {
@@ -145,7 +168,35 @@ std::optional<Step> parse_step(std::string_view arg) {
   if (verb == "keepalive") return simple(Step::Kind::Keepalive);
   if (verb == "expect-keepalive") return simple(Step::Kind::ExpectKeepalive);
   if (verb == "expect-close") return simple(Step::Kind::ExpectClose);
+  if (verb == "hello-express") return simple(Step::Kind::HelloExpress);
+  if (verb == "expect-hello-express") return simple(Step::Kind::ExpectHelloExpress);
+  if (verb == "connect") return simple(Step::Kind::Connect);
   if (!has_arg) return std::nullopt;
+
+  if (verb == "tls" || verb == "tls-refused") {
+    const std::size_t c2 = rest.rfind(':');
+    if (c2 == std::string_view::npos || c2 == 0) return std::nullopt;
+    auto key = parse_hex(rest.substr(c2 + 1));
+    if (!key || key->empty()) return std::nullopt;
+    st.kind = verb == "tls" ? Step::Kind::Tls : Step::Kind::TlsRefused;
+    st.identity = std::string(rest.substr(0, c2));
+    st.bytes = std::move(*key);
+    return st;
+  }
+  if (verb == "join") {
+    auto n = parse_number<std::size_t>(rest);
+    if (!n || *n == 0) return std::nullopt;
+    st.kind = Step::Kind::Join;
+    st.conn = *n;
+    return st;
+  }
+  if (verb == "join-token") {
+    auto b = parse_hex(rest);
+    if (!b || b->size() != wire::kTokenSize) return std::nullopt;
+    st.kind = Step::Kind::JoinToken;
+    for (std::uint8_t x : *b) st.token = (st.token << 8) | x;
+    return st;
+  }
 
   if (verb == "expect-reset") {
     auto id = parse_number<std::uint32_t>(rest);
@@ -255,6 +306,11 @@ std::string describe(const wire::Frame& f) {
                   unsigned{h->capabilities});
     std::string s = buf;
     if ((h->capabilities & wire::kCapAuth) != 0) s += " nonce=" + hex(h->nonce, 8);
+    if ((h->capabilities & wire::kCapExpress) != 0) {
+      std::snprintf(buf, sizeof buf, " express_token=%016llx",
+                    static_cast<unsigned long long>(h->express_token));
+      s += buf;
+    }
     return s;
   }
   if (auto* a = std::get_if<wire::Auth>(&f)) return "AUTH mac=" + hex(a->mac, 8);
@@ -329,7 +385,58 @@ class Peer {
   Peer(const Peer&) = delete;
   Peer& operator=(const Peer&) = delete;
 
+  // The stream's bytes: inside TLS once tls: ran, as they are before.
   bool send_bytes(std::span<const std::uint8_t> b, std::string& err) {
+    if (!tls_) return send_raw(b, err);
+    const std::span<const std::uint8_t> spans[] = {b};
+    Bytes out;
+    if (!tls_->encrypt(spans, out)) {
+      err = "TLS encrypt failed: " + tls_->failure_text();
+      return false;
+    }
+    return send_raw(out, err);
+  }
+
+  // The TLS handshake as a CPE (docs/PROTOCOL.md "TLS layer"); true when it completed.
+  // `err` says why not: the session's failure text, or what the connection did.
+  bool start_tls(const std::string& identity, const Bytes& key, std::string& err) {
+    mpudp::TlsSettings ts;
+    ts.role = mpudp::TlsRole::Client;
+    ts.identity = identity;
+    ts.psk.assign(key.begin(), key.end());
+    ts.resumption = false;
+    auto made = mpudp::TlsContext::create(ts);
+    if (auto* why = std::get_if<std::string>(&made)) {
+      err = "TLS context: " + *why;
+      return false;
+    }
+    tls_ = std::make_unique<mpudp::TlsSession>(std::get<0>(std::move(made)));
+    Bytes out;
+    if (!tls_->start(out)) {
+      err = "TLS start: " + tls_->failure_text();
+      return false;
+    }
+    if (!send_raw(out, err)) return false;
+    const auto deadline = Clock::now() + kExpectTimeout;
+    while (!tls_->established()) {
+      switch (read_more(deadline, err)) {
+        case Read::Got: break;
+        case Read::Timeout: err = "timed out in the TLS handshake"; return false;
+        case Read::Closed:
+          if (!tls_->failed()) err = "connection closed in the TLS handshake" + err;
+          return false;
+      }
+    }
+    std::printf("  TLS established: identity %s, cipher %s, group %s\n",
+                tls_->identity().c_str(), tls_->cipher().c_str(),
+                tls_->key_exchange_group().c_str());
+    return true;
+  }
+
+  const mpudp::TlsSession* tls() const { return tls_.get(); }
+
+ private:
+  bool send_raw(std::span<const std::uint8_t> b, std::string& err) {
     while (!b.empty()) {
       const ssize_t n = send(fd_, b.data(), b.size(), MSG_NOSIGNAL);
       if (n < 0) {
@@ -342,6 +449,8 @@ class Peer {
     return true;
   }
 
+
+ public:
   bool send_frame(const wire::Frame& f, std::string& err) {
     Bytes out(wire::encoded_size(f));
     if (out.empty() || wire::encode(f, out) != out.size()) {
@@ -421,6 +530,7 @@ class Peer {
       if (r == 0) return Read::Timeout;
       std::uint8_t chunk[65536];
       const ssize_t n = recv(fd_, chunk, sizeof chunk, 0);
+      if (n > 0 && tls_) return decrypt({chunk, static_cast<std::size_t>(n)}, err);
       if (n > 0) {
         buf_.insert(buf_.end(), chunk, chunk + n);
         return Read::Got;
@@ -435,9 +545,56 @@ class Peer {
     }
   }
 
+  // Feeds ciphertext to the TLS session: plaintext to buf_, and whatever the session has
+  // to say (handshake, alerts, KeyUpdate answers) to the peer. A TLS failure ends the
+  // connection as far as the steps are concerned (`err` says why).
+  Read decrypt(std::span<const std::uint8_t> in, std::string& err) {
+    cipher_in_.insert(cipher_in_.end(), in.begin(), in.end());
+    for (;;) {
+      std::uint8_t plain[65536];
+      Bytes out;
+      const auto r = tls_->receive(cipher_in_, plain, out);
+      cipher_in_.erase(cipher_in_.begin(),
+                       cipher_in_.begin() + static_cast<std::ptrdiff_t>(r.consumed));
+      buf_.insert(buf_.end(), plain, plain + r.plaintext);
+      if (!out.empty()) {
+        std::string ignored;
+        send_raw(out, ignored);
+      }
+      if (tls_->failed()) {
+        err = " (TLS failed: " + tls_->failure_text() + ")";
+        return Read::Closed;
+      }
+      if (r.consumed == 0 && r.plaintext == 0) return Read::Got;
+    }
+  }
+
   int fd_;
   Bytes buf_;
+  std::unique_ptr<mpudp::TlsSession> tls_;
+  Bytes cipher_in_;  // ciphertext the session has not consumed yet
 };
+
+// The HELLO a CPE sends: version 2 inside TLS, version 1 outside.
+wire::Hello cpe_hello(const Peer& peer, std::uint16_t caps, std::uint64_t token) {
+  wire::Hello h{peer.tls() != nullptr ? kTlsVersion : wire::kVersion, wire::Role::Cpe,
+                wire::SessionMode::Multiplexed, caps};
+  h.express_token = token;
+  return h;
+}
+
+// What an express connection of a TLS session carries in its HELLO: the main session's
+// exporter value, 8 bytes of it, big endian (0 is "ask for a token": 1 then), as the
+// daemons compute it (express_token_of in tunnel/tls_transport.h, which replaces this
+// once that header is on this branch).
+std::optional<std::uint64_t> express_token_of(const Peer& main) {
+  if (main.tls() == nullptr || !main.tls()->established()) return std::nullopt;
+  std::array<std::uint8_t, wire::kTokenSize> v{};
+  if (!main.tls()->exporter(kExpressLabel, v)) return std::nullopt;
+  std::uint64_t t = 0;
+  for (std::uint8_t b : v) t = (t << 8) | b;
+  return t != 0 ? t : 1;
+}
 
 // The CPE's side of the key handshake (docs/PROTOCOL.md, "Authentication").
 bool run_auth(Peer& peer, const Step& st, bool force, std::string& err) {
@@ -461,16 +618,55 @@ bool run_auth(Peer& peer, const Step& st, bool force, std::string& err) {
       wire::Auth{wire::cpe_proof(st.bytes, hs.peer_hello().nonce, hs.own_nonce())}, err);
 }
 
-bool run_step(Peer& peer, const Step& st, std::string& err) {
+bool run_step(std::vector<std::unique_ptr<Peer>>& conns, const Endpoint& to, const Step& st,
+              std::string& err) {
   using K = Step::Kind;
+  Peer& peer = *conns.back();
+  auto is_express_hello = [](const wire::Frame& f) {
+    auto* h = std::get_if<wire::Hello>(&f);
+    return h != nullptr && (h->capabilities & wire::kCapExpress) != 0;
+  };
   switch (st.kind) {
+    case K::Tls:
+      return peer.start_tls(st.identity, st.bytes, err);
+    case K::TlsRefused:
+      if (peer.start_tls(st.identity, st.bytes, err)) {
+        err = "the TLS handshake completed";
+        return false;
+      }
+      std::printf("  refused, as expected:%s\n", err.c_str());
+      err.clear();
+      return true;
+    case K::HelloExpress:
+      return peer.send_frame(cpe_hello(peer, wire::kCapExpress, 0), err);
+    case K::ExpectHelloExpress:
+      return peer.expect(is_express_hello, "HELLO with EXPRESS", err);
+    case K::Connect: {
+      const int fd = connect_to(to, err);
+      if (fd < 0) return false;
+      conns.push_back(std::make_unique<Peer>(fd));
+      return true;
+    }
+    case K::Join: {
+      if (st.conn > conns.size()) {
+        err = "no connection " + std::to_string(st.conn) + " yet";
+        return false;
+      }
+      const auto token = express_token_of(*conns[st.conn - 1]);
+      if (!token) {
+        err = "connection " + std::to_string(st.conn) + " has no established TLS session";
+        return false;
+      }
+      return peer.send_frame(cpe_hello(peer, wire::kCapExpress, *token), err);
+    }
+    case K::JoinToken:
+      return peer.send_frame(cpe_hello(peer, wire::kCapExpress, st.token), err);
     case K::Auth:
       return run_auth(peer, st, false, err);
     case K::AuthForce:
       return run_auth(peer, st, true, err);
     case K::Hello:
-      return peer.send_frame(
-          wire::Hello{wire::kVersion, wire::Role::Cpe, wire::SessionMode::Multiplexed, 0}, err);
+      return peer.send_frame(cpe_hello(peer, 0, 0), err);
     case K::ExpectHello:
       return peer.expect(
           [](const wire::Frame& f) { return std::holds_alternative<wire::Hello>(f); },
@@ -514,7 +710,9 @@ int usage() {
                "steps: hello expect-hello open:FLOW:CLIENT:REMOTE[:HEX] data:FLOW:HEX\n"
                "       keepalive expect-keepalive expect-reset:FLOW expect-close raw:HEX "
                "sleep:MS\n"
-               "       auth:HEXKEY auth-force:HEXKEY\n");
+               "       auth:HEXKEY auth-force:HEXKEY\n"
+               "       tls:IDENTITY:HEXKEY tls-refused:IDENTITY:HEXKEY hello-express\n"
+               "       expect-hello-express connect join:N join-token:HEX16\n");
   return 2;
 }
 
@@ -549,11 +747,12 @@ int main(int argc, char** argv) {
     std::printf("wirepeer: FAIL connect: %s\n", err.c_str());
     return 1;
   }
-  Peer peer(fd);
+  std::vector<std::unique_ptr<Peer>> conns;
+  conns.push_back(std::make_unique<Peer>(fd));
   for (std::size_t i = 0; i < steps.size(); ++i) {
     std::printf("step %zu: %s\n", i + 1, steps[i].text.c_str());
     err.clear();
-    if (!run_step(peer, steps[i], err)) {
+    if (!run_step(conns, *peer_ep, steps[i], err)) {
       std::printf("wirepeer: FAIL step %zu (%s): %s\n", i + 1, steps[i].text.c_str(),
                   err.c_str());
       return 1;

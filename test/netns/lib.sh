@@ -382,10 +382,13 @@ tb_add_cpe2() {
 }
 
 # tb_start_cpe2: $TB_DIR/cpe2.yaml (cpe.yaml with its own control socket,
-# $TB_DIR/cpe2.sock, and TB_CPE2_EXTRA appended) and its daemon in cpe2; waits until it
-# listens. After tb_start_proxies (or tb_write_configs).
+# $TB_DIR/cpe2.sock, TB_CPE2_AUTH as its `auth:` value when set (an identity of its own),
+# and TB_CPE2_EXTRA appended) and its daemon in cpe2; waits until it listens. After
+# tb_start_proxies (or tb_write_configs).
 tb_start_cpe2() {
-  sed -e "s|$TB_DIR/cpe.sock|$TB_DIR/cpe2.sock|" "$TB_DIR/cpe.yaml" >"$TB_DIR/cpe2.yaml" &&
+  sed -e "s|$TB_DIR/cpe.sock|$TB_DIR/cpe2.sock|" "$TB_DIR/cpe.yaml" |
+    awk -v auth="${TB_CPE2_AUTH:-}" 'auth != "" && /^auth:/ { print "auth: " auth; next } 1' \
+      >"$TB_DIR/cpe2.yaml" &&
     printf '%s\n' "${TB_CPE2_EXTRA:-}" >>"$TB_DIR/cpe2.yaml" || return 1
   tb_start_daemon cpe2 cpe2 "$TB_DIR/cpe2.yaml" || return 1
   if ! tb_wait_listen cpe2 udp "${TB_TPROXY_PORT:-5555}" 1 10; then
@@ -587,6 +590,16 @@ tb_stop_proxies() {
 
 # ---------------------------------------------------------------------------------------
 # Observation
+
+# tb_ctl NAME ARGS...: mpudpctl on the control socket of daemon NAME ($TB_DIR/NAME.sock).
+tb_ctl() { local n=$1; shift; "$MPUDP_BUILD/daemon/mpudpctl" -s "$TB_DIR/$n.sock" "$@"; }
+
+# tb_counter NAME COUNTER: a counter of daemon NAME's `status` (stats.counters); fails
+# when the daemon does not answer or has no such counter.
+tb_counter() {
+  tb_ctl "$1" status --json | python3 -c 'import json, sys
+print(json.load(sys.stdin)["stats"]["counters"][sys.argv[1]])' "$2"
+}
 
 # tb_check FILE... <<'PY': python assertions read from stdin, after the prelude
 # test/netns/need.py (d: the JSON files by base name, need, conns, counter); sets fail=1

@@ -37,8 +37,7 @@ got=$(tb_cli python3 "$PORTS" round 40000 "$KEEP" "$TB_SRV4" "$TB_ECHO_PORT" 198
 [[ $got == "$KEEP" ]] || { echo "FAIL: host .3's first round: $got of $KEEP echoes"; fail=1; }
 tb_cli python3 "$PORTS" churn 20000 "$CHURN" "$TB_SRV4" "$TB_ECHO_PORT" 198.18.0.2 >/dev/null ||
   { echo "FAIL: churn"; fail=1; }
-created() { "$CTL" -s "$TB_DIR/cpe.sock" status --json |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"]["bindings_created"])'; }
+created() { tb_counter cpe bindings_created; }
 _all_created() { (( $(created) >= KEEP + CHURN )); }
 tb_poll 20 _all_created || { echo "FAIL: the CPE created $(created) bindings"; fail=1; }
 got=$(tb_cli python3 "$PORTS" round 40000 "$KEEP" "$TB_SRV4" "$TB_ECHO_PORT" 198.18.0.3)

@@ -45,8 +45,7 @@ start=$(date +%s)
 tb_cli python3 "$PORTS" churn 20000 "$CHURN" "$TB_SRV4" "$TB_ECHO_PORT" >/dev/null ||
   { echo "FAIL: churn"; fail=1; }
 # Until the concentrator has seen (nearly) all of it: created bindings stop growing.
-created() { "$CTL" -s "$TB_DIR/conc.sock" status --json |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["counters"]["bindings_created"])'; }
+created() { tb_counter conc bindings_created; }
 prev=-1
 for _ in $(seq 40); do
   now=$(created); [[ $now == "$prev" ]] && break; prev=$now; sleep 0.5
