@@ -63,7 +63,7 @@ struct Config {
     // oldest of the prefix, or of the busiest prefix, is closed to make room. Each must
     // complete its handshake within handshake_timeout.
     std::size_t max_handshaking = 1024;
-    std::size_t max_handshaking_per_prefix = 64;
+    std::size_t max_handshaking_per_prefix = 256;
     std::chrono::milliseconds handshake_timeout = std::chrono::seconds(3);
   } concentrator;
 

@@ -40,7 +40,7 @@ class Admission {
 
   struct Limits {
     std::size_t max_handshaking = 1024;  // >= 1
-    std::size_t max_per_prefix = 64;     // >= 1
+    std::size_t max_per_prefix = 256;    // >= 1
     unsigned v4_prefix = 24;             // 1..32
     unsigned v6_prefix = 56;             // 1..64: a site gets a /64 at least
   };

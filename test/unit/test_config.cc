@@ -946,7 +946,7 @@ TEST_CASE("pre-authentication bounds on the concentrator", "[config]") {
   const std::string conc_head = std::string(kConcHead);
   const Config d = ok(conc_head);
   CHECK(d.concentrator.max_handshaking == 1024);
-  CHECK(d.concentrator.max_handshaking_per_prefix == 64);
+  CHECK(d.concentrator.max_handshaking_per_prefix == 256);
   CHECK(d.concentrator.handshake_timeout == 3s);
   const Config c = ok(conc_head + "  max_handshaking: 50\n  max_handshaking_per_prefix: 5\n"
                                   "  handshake_timeout: 1500ms\n");
