@@ -21,6 +21,8 @@ CTL=$MPUDP_BUILD/daemon/mpudpctl
 FLOOD=$TB_REPO/test/netns/connflood.py
 IDLE=${IDLE:-1000} BYTES=${BYTES:-1000} FLOOD_S=${FLOOD_S:-12}
 # What the 5-byte connections send: a TLS record header announcing 16 KiB (connflood.py).
+# A clear-text (v1) concentrator closes those at once as garbage; PAYLOAD=0100ffff4d (a v1
+# HELLO header announcing 64 KiB, and one byte of it) is what it holds instead.
 PAYLOAD=${PAYLOAD:-1603014000}
 DEADLINE_S=3
 RSS_BOUND_KB=$((48 * 1024))  # docs/HARDENING.md, "Before authentication"
