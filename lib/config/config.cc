@@ -474,7 +474,7 @@ void listen_item(const Where& w, std::vector<Endpoint>& out, EndpointSet& seen) 
   out.push_back(e);
 }
 
-constexpr std::array<Field, 5> kConcentratorFields{{
+constexpr std::array<Field, 8> kConcentratorFields{{
     {"listen",
      [](const Where& w, Config& c, Seen& s) {
        std::vector<Endpoint> listen;
@@ -507,6 +507,19 @@ constexpr std::array<Field, 5> kConcentratorFields{{
     {"max_bindings_per_cpe",
      [](const Where& w, Config& c, Seen&) {
        c.concentrator.max_bindings_per_cpe = static_cast<std::size_t>(uint_in(w, 1, 10000000));
+     }},
+    {"max_handshaking",
+     [](const Where& w, Config& c, Seen&) {
+       c.concentrator.max_handshaking = static_cast<std::size_t>(uint_in(w, 1, 1000000));
+     }},
+    {"max_handshaking_per_prefix",
+     [](const Where& w, Config& c, Seen&) {
+       c.concentrator.max_handshaking_per_prefix = static_cast<std::size_t>(uint_in(w, 1, 1000000));
+     }},
+    {"handshake_timeout",
+     [](const Where& w, Config& c, Seen&) {
+       c.concentrator.handshake_timeout =
+           duration_in(w, milliseconds(100), std::chrono::seconds(60));
      }},
 }};
 

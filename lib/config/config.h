@@ -58,6 +58,13 @@ struct Config {
     std::size_t max_sessions = 65536;  // per-binding mode: one session per binding
     static constexpr std::size_t kDefaultMaxBindingsPerCpe = 8192;
     std::size_t max_bindings_per_cpe = kDefaultMaxBindingsPerCpe;
+    // Connections that have not authenticated yet (tunnel/admission.h): at most this
+    // many at once, in all and from one source prefix (IPv4 /24, IPv6 /56); at a cap the
+    // oldest of the prefix, or of the busiest prefix, is closed to make room. Each must
+    // complete its handshake within handshake_timeout.
+    std::size_t max_handshaking = 1024;
+    std::size_t max_handshaking_per_prefix = 256;
+    std::chrono::milliseconds handshake_timeout = std::chrono::seconds(3);
   } concentrator;
 
   // How LAN datagrams reach the CPE: TPROXY rules (default) or NFQUEUE, for kernels

@@ -12,11 +12,13 @@
 
 namespace mpudp {
 namespace {
-// Time a connection gets to complete the handshake (see Connection's deadline).
-constexpr std::chrono::seconds kHandshakeDeadline{5};
-}  // namespace
+Admission::Limits admission_limits(const Config& cfg) {
+  Admission::Limits l;
+  l.max_handshaking = cfg.concentrator.max_handshaking;
+  l.max_per_prefix = cfg.concentrator.max_handshaking_per_prefix;
+  return l;
+}
 
-namespace {
 constexpr double kQuarantineSeconds = 3.0;
 
 // Quarantined sockets hold descriptors that live bindings may need: at most an eighth of
@@ -29,7 +31,9 @@ std::size_t max_quarantined() {
 }  // namespace
 
 ConcentratorProxy::ConcentratorProxy(Loop* loop, const Config& cfg, Stats& stats)
-    : ProxyBase(loop, cfg, stats), quarantine_timer_(loop, [this] { on_quarantine_timer(); }) {
+    : ProxyBase(loop, cfg, stats),
+      admission_(admission_limits(cfg)),
+      quarantine_timer_(loop, [this] { on_quarantine_timer(); }) {
   deferred_.add_task([this] { reap_sessions(); });
 }
 
@@ -52,6 +56,7 @@ void ConcentratorProxy::load_policy() {
 void ConcentratorProxy::reload(const Config& cfg) {
   ProxyBase::reload(cfg);
   load_policy();
+  admission_.set_limits(admission_limits(cfg_));
   revoke_sessions();
 }
 
@@ -149,12 +154,32 @@ void ConcentratorProxy::on_accept(Fd fd, const Endpoint& peer) {
   if (!tls_) s->hs = cleartext_handshake();
   // Until the CPE has completed TLS and said HELLO (in clear text: proved the key) it
   // gets nothing but the handshake, and only for this long.
-  s->conn->start_handshake_deadline(kHandshakeDeadline);
+  s->conn->start_handshake_deadline(cfg_.concentrator.handshake_timeout);
   stats_.add(Counter::tunnel_connects);
   LOG_DEBUG("session %u: connection from %s (%s)", s->conn->id(), peer.str().c_str(),
             s->conn->is_mptcp() ? "MPTCP" : "TCP");
   const std::uint32_t id = s->conn->id();
   sessions_.emplace(id, std::move(s));
+  // Admitted always; at a cap an older handshaking connection makes room (admission.h).
+  if (const auto d = admission_.admit(id, peer, ev_now(loop_)); d.evicted) evict_handshaking(d);
+}
+
+void ConcentratorProxy::evict_handshaking(const Admission::Decision& d) {
+  const auto id = static_cast<std::uint32_t>(*d.evicted);
+  stats_.add(d.why == Admission::Reason::PrefixCap ? Counter::preauth_evicted_prefix
+                                                   : Counter::preauth_evicted_total);
+  std::uint64_t held = 0;
+  // A flood evicts one connection per connection it opens: one line a second.
+  if (preauth_log_.allow(ev_now(loop_), &held))
+    PEER_WARN(d.evicted_peer.str(),
+              "session %u from %s: closed after %.1f s without authenticating, to admit a "
+              "newer connection: %s%s",
+              id, d.evicted_peer.str().c_str(), d.evicted_age, to_string(d.why),
+              wire::LogLimiter::note(held).c_str());
+  if (Session* v = session_of(id)) {
+    v->conn->close();
+    end_session_later(id);
+  }
 }
 
 wire::Handshake ConcentratorProxy::cleartext_handshake() const {
@@ -221,6 +246,7 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
   if (step != wire::Handshake::Step::Deliver) {
     if (s.hs.done()) {
       c.handshake_complete();
+      admission_.authenticated(c.id());
       cpe_addresses_.add(c.id(), c.peer());
       const wire::Hello& h = s.hs.peer_hello();
       if (s.mode == wire::SessionMode::Multiplexed) {
@@ -496,6 +522,7 @@ void ConcentratorProxy::reap_sessions() {
       auto it = sessions_.find(scope);
       if (it == sessions_.end()) continue;
       Session& s = *it->second;
+      admission_.closed(scope);
       if (s.token != 0) tokens_.erase(s.token);
       cpe_addresses_.remove_holder(scope);
       // An express connection goes with its main session; the main one loses its
@@ -520,6 +547,7 @@ void ConcentratorProxy::shutdown() {
   quarantine_timer_.stop();
   for (auto& [scope, s] : sessions_) {
     table_.remove_scope(scope, RemoveReason::Shutdown);
+    admission_.closed(scope);
     if (s->conn->open()) s->conn->flush();
     s->conn->close();
   }

@@ -11,6 +11,7 @@
 #include "core/proxy_base.h"
 #include "relay/policy.h"
 #include "relay/relay_socket.h"
+#include "tunnel/admission.h"
 #include "tunnel/listener.h"
 #include "wire/auth.h"
 
@@ -65,6 +66,12 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
   wire::Handshake cleartext_handshake() const;
   // After a reload: ends the sessions whose identity the new TLS context refuses.
   void revoke_sessions();
+  // Closes the handshaking connection admission gave up to make room for a newer one.
+  void evict_handshaking(const Admission::Decision& d);
+  // Connections not yet authenticated (concentrator.max_handshaking*): taken at accept,
+  // given back when the handshake completes or the session is reaped.
+  Admission admission_;
+  log::Throttle preauth_log_;
   void on_frame(Session& s, Connection& c, const wire::Frame& f);
   void on_closed(Session& s, Connection& c, std::string_view reason);
   void on_binding_removed(Binding& b, RemoveReason why) override;

@@ -43,6 +43,8 @@
   X(tls_revoked, "sessions closed because a reload no longer accepts their identity")      \
   X(handshake_timeouts, "tunnel connections closed for not completing the handshake in time") \
   X(sessions_refused, "tunnel connections refused at concentrator.max_sessions")        \
+  X(preauth_evicted_prefix, "tunnel connections closed before authenticating, to admit a newer one from their source prefix (at concentrator.max_handshaking_per_prefix)") \
+  X(preauth_evicted_total, "tunnel connections closed before authenticating, to admit a newer one at concentrator.max_handshaking (the oldest of the source prefix with the most)") \
   X(bindings_created, "bindings created")                                                   \
   X(bindings_expired, "bindings removed after idle_timeout")                                \
   X(bindings_evicted, "bindings removed to respect bindings.max (each the least recently used of the tenant that needed room)") \

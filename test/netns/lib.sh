@@ -299,7 +299,7 @@ _tb_links_ready() {
 _tb_reap_stale() {
   local ns owner pid sfx
   for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
-    [[ $ns =~ ^mpudp-(cli|cpe|conc|srv|cli2|cpe2)-([0-9]+)-[0-9a-f]+$ ]] || continue
+    [[ $ns =~ ^mpudp-(cli|cpe|conc|srv|cli2|cpe2|flood)-([0-9]+)-[0-9a-f]+$ ]] || continue
     owner=${BASH_REMATCH[2]}
     _tb_gone "$owner" || continue
     sfx=${ns#mpudp-*-}
@@ -523,8 +523,11 @@ tb_psk_hex() { tr -d '\n' <"${1:-$TB_DIR/psk}"; }
 # with the key in $TB_DIR/psk (written once per testbed); TB_CPE_AUTH / TB_CONC_AUTH
 # replace the `auth:` value of one side (e.g. "none", or "{psk_file: /other}").
 tb_write_configs() {
-  local mode=$1 idle=${2:-300s}
+  local mode=$1 idle=${2:-300s} caps=
   [[ -s $TB_DIR/psk ]] || tb_write_psk "$TB_DIR/psk" || return 1
+  # A per-binding CPE opens a connection per new binding, a thousand at once in some
+  # tests: room for them all to handshake (docs/CONFIG.md, max_handshaking).
+  [[ $mode == per-binding ]] && caps=$'  max_handshaking: 4096\n  max_handshaking_per_prefix: 4096'
   cat >"$TB_DIR/cpe.yaml" <<EOF
 role: cpe
 log_level: debug
@@ -545,6 +548,7 @@ control_socket: "$TB_DIR/conc.sock"
 session_mode: $mode
 concentrator:
   listen: ["0.0.0.0:$TB_CONC_PORT", "[::]:$TB_CONC_PORT"]
+$caps
 bindings:
   idle_timeout: $idle
 auth: ${TB_CONC_AUTH:-{psk_file: \"$TB_DIR/psk\"\}}

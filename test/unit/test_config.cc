@@ -941,3 +941,24 @@ TEST_CASE("tenant quotas: per CPE on the concentrator, per LAN host on the CPE",
   CHECK(err("auth: none\n" + conc_head + "  max_bindings_per_cpe: 0\n") ==
         "t.yaml:5:25: concentrator.max_bindings_per_cpe: 0 is out of range (1..10000000)");
 }
+
+TEST_CASE("pre-authentication bounds on the concentrator", "[config]") {
+  const std::string conc_head = std::string(kConcHead);
+  const Config d = ok(conc_head);
+  CHECK(d.concentrator.max_handshaking == 1024);
+  CHECK(d.concentrator.max_handshaking_per_prefix == 256);
+  CHECK(d.concentrator.handshake_timeout == 3s);
+  const Config c = ok(conc_head + "  max_handshaking: 50\n  max_handshaking_per_prefix: 5\n"
+                                  "  handshake_timeout: 1500ms\n");
+  CHECK(c.concentrator.max_handshaking == 50);
+  CHECK(c.concentrator.max_handshaking_per_prefix == 5);
+  CHECK(c.concentrator.handshake_timeout == 1500ms);
+  CHECK(err("auth: none\n" + conc_head + "  max_handshaking: 0\n") ==
+        "t.yaml:5:20: concentrator.max_handshaking: 0 is out of range (1..1000000)");
+  CHECK(err("auth: none\n" + conc_head + "  max_handshaking_per_prefix: many\n") ==
+        "t.yaml:5:31: concentrator.max_handshaking_per_prefix: \"many\" is not a whole number");
+  CHECK(err("auth: none\n" + conc_head + "  handshake_timeout: 50ms\n") ==
+        "t.yaml:5:22: concentrator.handshake_timeout: 50ms is out of range (100ms..1m)");
+  CHECK(err("auth: none\n" + conc_head + "  handshake_timeout: 2m\n") ==
+        "t.yaml:5:22: concentrator.handshake_timeout: 2m is out of range (100ms..1m)");
+}
