@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# bench/run.sh: the benchmark suite (issue 7). Not a test, not part of CI.
+# bench/run.sh: the benchmark suite (issues 7 and 18). Not a test, not part of CI.
 #
-#   bench/run.sh [--quick] [--only SCENARIO,...] [--systems SYSTEM,...] [--json FILE]
-#                [--no-install]
+#   bench/run.sh [--quick] [--only SCENARIO,...] [--systems SYSTEM,...] [--rounds N]
+#                [--json FILE] [--no-install]
 #
 # Builds the namespace testbed of test/netns/lib.sh once per system and runs the same
-# scenarios against each, one system after another:
-#   direct      kernel routing, no proxy (the reference)
+# scenarios against each, one system after another (--rounds N: N times, every other
+# round in reverse order; each figure is the median of its rounds):
+#   direct           kernel routing, no proxy (the reference)
 #   mpudp-mux        mpudpd, session_mode multiplexed, encryption: tls (the default)
 #   mpudp-mux-clear  the same, encryption: none on both sides
 #   mpudp-pb         mpudpd, session_mode per-binding, encryption: tls
@@ -19,8 +20,8 @@
 #                    AEAD cipher chacha20-ietf-poly1305
 # Scenarios: capacity pps64 idle_rtt latency_load latency_prio aggregation churn rss_bindings
 # callgrind
-# (bench/README.md says what each measures). Prints a table and the targets of issues 7 and 18,
-# and writes JSON to --json FILE (default: bench/results-<date>.json).
+# (bench/README.md says what each measures). Prints a table and the targets of issues 7
+# and 18, and writes JSON to --json FILE (default: bench/results-<date>.json).
 #
 # Environment: MPUDP_BUILD (default <repo>/build-bench; built with `cmake --build`),
 # BENCH_LOAD_CPU (0) and BENCH_PROXY_CPU (1): cores for load+echo and for the proxies,
@@ -53,15 +54,17 @@ ONLY=
 SYSTEMS=
 JSON_OUT=
 INSTALL=1
+ROUNDS=1
 
 while (($#)); do
   case $1 in
     --quick) QUICK=1 ;;
     --only) ONLY=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
     --systems) SYSTEMS=$2; shift ;;
     --json) JSON_OUT=$2; shift ;;
     --no-install) INSTALL=0 ;;
-    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -74,6 +77,7 @@ done
 for sys in "${RUN_SYSTEMS[@]}"; do
   [[ " ${ALL_SYSTEMS[*]} " == *" $sys "* ]] || { echo "bench: unknown system $sys (${ALL_SYSTEMS[*]})" >&2; exit 2; }
 done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench: --rounds wants a positive number, not $ROUNDS" >&2; exit 2; }
 JSON_OUT=${JSON_OUT:-$BENCH_REPO/bench/results-$(date +%Y%m%d-%H%M%S).json}
 
 # Durations: full vs --quick (each scenario at most ~15 s per system in quick mode).
@@ -625,24 +629,23 @@ host_busy() {
 # ---------------------------------------------------------------------------------------
 # Main loop
 
-trap bench_exit EXIT
-T_START=$SECONDS
-LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
-for sys in "${RUN_SYSTEMS[@]}"; do
-  log "=== $sys"
+# run_system SYSTEM: a fresh testbed, every scenario, torn down again. A system that does
+# not start or echo gets a NOTE and is skipped from then on.
+run_system() {
+  local sys=$1 rc sc t
   bring_up "$sys"
   rc=$?
   if ((rc != 0)); then
     [[ -n ${NOTE[$sys]:-} ]] || NOTE[$sys]="did not start (rc $rc); see bench log"
     log "$sys: ${NOTE[$sys]}"
     tear_down
-    continue
+    return
   fi
   if ! warm_up; then
     NOTE[$sys]="no echo through it"
     log "$sys: ${NOTE[$sys]}"
     tear_down
-    continue
+    return
   fi
   host_busy
   RES[$sys.host_busy_pct]=$HOST_BUSY
@@ -661,7 +664,47 @@ for sys in "${RUN_SYSTEMS[@]}"; do
     log "$sys/callgrind: $((SECONDS - t)) s"
   fi
   tear_down
+}
+
+# Rounds: each round runs every system once, every other round in reverse order, so that
+# a drift in the host's other work weighs on all systems alike. Each metric is the median
+# of its rounds (a value that is not a number: the last round's); the JSON keeps them all.
+declare -A ROUND_VALS=()  # "system.metric" -> the rounds' values, one a line
+keep_round() {  # SYSTEM: move its RES entries into ROUND_VALS
+  local k
+  for k in "${!RES[@]}"; do
+    [[ $k == "$1".* ]] || continue
+    ROUND_VALS[$k]+="${RES[$k]}"$'\n'
+    unset 'RES[$k]'
+  done
+}
+take_medians() {
+  local k
+  for k in "${!ROUND_VALS[@]}"; do
+    RES[$k]=$(printf '%s' "${ROUND_VALS[$k]}" | sort -g | awk '
+      { v[NR] = $0; if ($0 !~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/) text = 1; last = $0 }
+      END { if (text) print last; else if (NR % 2) print v[(NR + 1) / 2];
+            else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+  done
+}
+
+trap bench_exit EXIT
+T_START=$SECONDS
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+for ((round = 1; round <= ROUNDS; round++)); do
+  order=("${RUN_SYSTEMS[@]}")
+  if ((round % 2 == 0)); then
+    order=()
+    for ((i = ${#RUN_SYSTEMS[@]} - 1; i >= 0; i--)); do order+=("${RUN_SYSTEMS[i]}"); done
+  fi
+  for sys in "${order[@]}"; do
+    [[ -n ${NOTE[$sys]:-} ]] && continue
+    log "=== $sys (round $round of $ROUNDS)"
+    run_system "$sys"
+    keep_round "$sys"
+  done
 done
+take_medians
 log "total $((SECONDS - T_START)) s"
 LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -678,6 +721,7 @@ metrics=(host_busy_pct host_nice_pct capacity_mbit capacity_pps cpu_s_per_gbit p
   rss_per_binding_cpe_alone_b ir_per_datagram)
 mode_label=full
 ((QUICK)) && mode_label="QUICK (short runs; not reference figures)"
+((ROUNDS > 1)) && mode_label+=", medians of $ROUNDS rounds"
 {
   echo
   echo "mpudp benchmark — $mode_label — $(date -u +%FT%TZ) — $(uname -r) — TCP congestion control ${BENCH_CC:-$(sysctl -n net.ipv4.tcp_congestion_control) (host default)}"
@@ -768,8 +812,8 @@ ratio() {
 cat "$BENCH_DIR/ratios.txt"
 
 {
-  printf '{"quick":%s,"date":"%s","kernel":"%s","congestion_control":"%s","cores":%s,"commit":"%s","loadavg_start":"%s","loadavg_end":"%s","systems":{' \
-    "$([[ $QUICK == 1 ]] && echo true || echo false)" "$(date -u +%FT%TZ)" "$(uname -r)" \
+  printf '{"quick":%s,"rounds":%s,"date":"%s","kernel":"%s","congestion_control":"%s","cores":%s,"commit":"%s","loadavg_start":"%s","loadavg_end":"%s","systems":{' \
+    "$([[ $QUICK == 1 ]] && echo true || echo false)" "$ROUNDS" "$(date -u +%FT%TZ)" "$(uname -r)" \
     "${BENCH_CC:-$(sysctl -n net.ipv4.tcp_congestion_control)}" "$(nproc)" \
     "$(git -C "$BENCH_REPO" describe --always --dirty --abbrev=40 2>/dev/null || echo unknown)" "$LOADAVG_START" "$LOADAVG_END"
   first=1
@@ -789,6 +833,18 @@ cat "$BENCH_DIR/ratios.txt"
         f2=0
         printf '"%s":%s' "$m" "$v"
       done
+      if ((ROUNDS > 1)); then
+        printf ',"rounds":{'
+        f2=1
+        for m in "${metrics[@]}"; do
+          v=${ROUND_VALS[$sys.$m]:-}
+          [[ -n $v ]] || continue
+          ((f2)) || printf ','
+          f2=0
+          printf '"%s":[%s]' "$m" "$(printf '%s' "$v" | sed 's/^nan$\|^fail$/null/' | paste -sd,)"
+        done
+        printf '}'
+      fi
     fi
     printf '}'
   done
