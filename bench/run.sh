@@ -206,7 +206,7 @@ write_mpudp_configs() {  # MODE ENCRYPTION (tls or none)
     sed -i -e 's/^log_level: debug/log_level: info/' \
       -e 's/^  idle_timeout: 300s$/  idle_timeout: 300s\n  max: 200000/' "$f"
     # Written out even for the default (tls): a daemon that predates the key refuses the
-    # config instead of running in clear under the TLS system's name.
+    # config (one that parses it but predates the wiring is caught by tls_in_use).
     set_encryption "$f" "$2" || return 1
   done
   sed -i -e 's/^concentrator:$/concentrator:\n  max_bindings_per_cpe: 200000/' "$TB_DIR/conc.yaml"
@@ -629,6 +629,16 @@ host_busy() {
 # ---------------------------------------------------------------------------------------
 # Main loop
 
+# tls_in_use SYSTEM: an mpudp system that should encrypt does. The daemons between the
+# TLS configuration and its wiring (main before "tunnel: TLS 1.3 wired") accepted
+# `encryption: tls` and ran in clear; the wired concentrator names each session's TLS
+# identity in `mpudpctl status`, the earlier ones have no such field.
+tls_in_use() {
+  [[ $1 == mpudp-* && $1 != *-clear ]] || return 0
+  tb_conc "$CTL" -s "$TB_DIR/conc.sock" status --json >"$BENCH_DIR/conc-tls-status.json" 2>&1
+  grep -q '"identity"' "$BENCH_DIR/conc-tls-status.json"
+}
+
 # run_system SYSTEM: a fresh testbed, every scenario, torn down again. A system that does
 # not start or echo gets a NOTE and is skipped from then on.
 run_system() {
@@ -643,6 +653,12 @@ run_system() {
   fi
   if ! warm_up; then
     NOTE[$sys]="no echo through it"
+    log "$sys: ${NOTE[$sys]}"
+    tear_down
+    return
+  fi
+  if ! tls_in_use "$sys"; then
+    NOTE[$sys]="encryption: tls accepted, but no session has a TLS identity (a daemon from before the TLS wiring runs in clear)"
     log "$sys: ${NOTE[$sys]}"
     tear_down
     return
