@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# bench/run.sh: the benchmark suite (issue 7). Not a test, not part of CI.
+# bench/run.sh: the benchmark suite (issues 7 and 18). Not a test, not part of CI.
 #
-#   bench/run.sh [--quick] [--only SCENARIO,...] [--systems SYSTEM,...] [--json FILE]
-#                [--no-install]
+#   bench/run.sh [--quick] [--only SCENARIO,...] [--systems SYSTEM,...] [--rounds N]
+#                [--json FILE] [--no-install]
 #
 # Builds the namespace testbed of test/netns/lib.sh once per system and runs the same
-# scenarios against each, one system after another:
-#   direct      kernel routing, no proxy (the reference)
-#   mpudp-mux   mpudpd, session_mode multiplexed
-#   mpudp-pb    mpudpd, session_mode per-binding
-#   v2ray       v2ray dokodemo-door (TPROXY) -> VLESS over TCP, the TCP made MPTCP by an
-#               `mptcpize run socat` bridge on both ends
-#   ss          shadowsocks-libev ss-redir -U -> ss-server (UDP relay: UDP over UDP)
+# scenarios against each, one system after another (--rounds N: N times, every other
+# round in reverse order; each figure is the median of its rounds):
+#   direct           kernel routing, no proxy (the reference)
+#   mpudp-mux        mpudpd, session_mode multiplexed, encryption: tls (the default)
+#   mpudp-mux-clear  the same, encryption: none on both sides
+#   mpudp-pb         mpudpd, session_mode per-binding, encryption: tls
+#   mpudp-pb-clear   the same, encryption: none on both sides
+#   v2ray            v2ray dokodemo-door (TPROXY) -> VLESS over TCP (no encryption), the TCP
+#                    made MPTCP by an `mptcpize run socat` bridge on both ends
+#   v2ray-tls        the same with VLESS over TLS (a CA and a server certificate made with
+#                    openssl for the run): the encrypting v2ray peer
+#   ss               shadowsocks-libev ss-redir -U -> ss-server (UDP relay: UDP over UDP),
+#                    AEAD cipher chacha20-ietf-poly1305
 # Scenarios: capacity pps64 idle_rtt latency_load latency_prio aggregation churn rss_bindings
 # callgrind
-# (bench/README.md says what each measures). Prints a table and the targets of issue 7,
-# and writes JSON to --json FILE (default: bench/results-<date>.json).
+# (bench/README.md says what each measures). Prints a table and the targets of issues 7
+# and 18, and writes JSON to --json FILE (default: bench/results-<date>.json).
 #
 # Environment: MPUDP_BUILD (default <repo>/build-bench; built with `cmake --build`),
 # BENCH_LOAD_CPU (0) and BENCH_PROXY_CPU (1): cores for load+echo and for the proxies,
@@ -42,21 +48,23 @@ BENCH_CC=${BENCH_CC-cubic}
 
 ALL_SCENARIOS=(capacity pps64 idle_rtt latency_load latency_prio aggregation churn rss_bindings
   callgrind)
-ALL_SYSTEMS=(direct mpudp-mux mpudp-pb v2ray ss)
+ALL_SYSTEMS=(direct mpudp-mux mpudp-mux-clear mpudp-pb mpudp-pb-clear v2ray v2ray-tls ss)
 QUICK=0
 ONLY=
 SYSTEMS=
 JSON_OUT=
 INSTALL=1
+ROUNDS=1
 
 while (($#)); do
   case $1 in
     --quick) QUICK=1 ;;
     --only) ONLY=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
     --systems) SYSTEMS=$2; shift ;;
     --json) JSON_OUT=$2; shift ;;
     --no-install) INSTALL=0 ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -69,6 +77,7 @@ done
 for sys in "${RUN_SYSTEMS[@]}"; do
   [[ " ${ALL_SYSTEMS[*]} " == *" $sys "* ]] || { echo "bench: unknown system $sys (${ALL_SYSTEMS[*]})" >&2; exit 2; }
 done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench: --rounds wants a positive number, not $ROUNDS" >&2; exit 2; }
 JSON_OUT=${JSON_OUT:-$BENCH_REPO/bench/results-$(date +%Y%m%d-%H%M%S).json}
 
 # Durations: full vs --quick (each scenario at most ~15 s per system in quick mode).
@@ -104,9 +113,11 @@ done
 want_system() { local s; for s in "${RUN_SYSTEMS[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
 if ((INSTALL)); then
   pkgs=()
-  want_system v2ray && ! command -v v2ray >/dev/null && pkgs+=(v2ray)
+  want_v2ray=0
+  want_system v2ray || want_system v2ray-tls && want_v2ray=1
+  ((want_v2ray)) && ! command -v v2ray >/dev/null && pkgs+=(v2ray)
   want_system ss && ! command -v ss-redir >/dev/null && pkgs+=(shadowsocks-libev)
-  want_system v2ray && ! command -v mptcpize >/dev/null && pkgs+=(mptcpize)
+  ((want_v2ray)) && ! command -v mptcpize >/dev/null && pkgs+=(mptcpize)
   command -v socat >/dev/null || pkgs+=(socat)
   command -v valgrind >/dev/null || pkgs+=(valgrind)
   if ((${#pkgs[@]})); then
@@ -177,7 +188,13 @@ ns_rss_kib() {
   echo "$t"
 }
 
-write_mpudp_configs() {  # MODE
+# set_encryption FILE VALUE: the config's top-level `encryption:` set to VALUE, whatever
+# the testbed wrote there.
+set_encryption() {
+  sed -i -e '/^encryption:/d' "$1" && echo "encryption: $2" >>"$1"
+}
+
+write_mpudp_configs() {  # MODE ENCRYPTION (tls or none)
   # The testbed's paths have a steady RTT (veth and tbf, no jitter): mpudp runs with the
   # setting for such uplinks (docs/CONFIG.md, tunnel.limit_path_queue). TB_CPE_EXTRA and
   # TB_CONC_EXTRA, when set (even empty), replace it.
@@ -188,15 +205,18 @@ write_mpudp_configs() {  # MODE
   for f in "$TB_DIR/cpe.yaml" "$TB_DIR/conc.yaml"; do
     sed -i -e 's/^log_level: debug/log_level: info/' \
       -e 's/^  idle_timeout: 300s$/  idle_timeout: 300s\n  max: 200000/' "$f"
+    # Written out even for the default (tls): a daemon that predates the key refuses the
+    # config (one that parses it but predates the wiring is caught by tls_in_use).
+    set_encryption "$f" "$2" || return 1
   done
   sed -i -e 's/^concentrator:$/concentrator:\n  max_bindings_per_cpe: 200000/' "$TB_DIR/conc.yaml"
 }
 
-start_mpudp() {  # MODE [WRAPPER...] (wrapper for the CPE daemon, e.g. valgrind)
-  local mode=$1
-  shift
+start_mpudp() {  # MODE ENCRYPTION [WRAPPER...] (wrapper for the CPE daemon, e.g. valgrind)
+  local mode=$1 enc=$2
+  shift 2
   tb_tproxy_rules || return 1
-  write_mpudp_configs "$mode" || return 1
+  write_mpudp_configs "$mode" "$enc" || return 1
   tb_bg conc conc taskset -c "$PROXY_CPU" "$TB_DAEMON" -c "$TB_DIR/conc.yaml"
   tb_wait_listen conc tcp "$TB_CONC_PORT" 1 10 || { tail "$TB_DIR/conc.log" >&2; return 1; }
   tb_bg cpe cpe taskset -c "$PROXY_CPU" "$@" "$TB_DAEMON" -c "$TB_DIR/cpe.yaml"
@@ -204,9 +224,38 @@ start_mpudp() {  # MODE [WRAPPER...] (wrapper for the CPE daemon, e.g. valgrind)
 }
 
 V2RAY_UUID=6f1c2f3e-8d4b-4e7a-9a55-0b1e5c3d2a10
-start_v2ray() {
-  command -v v2ray >/dev/null || { NOTE[v2ray]="package v2ray not installed"; return 2; }
-  command -v mptcpize >/dev/null || { NOTE[v2ray]="package mptcpize not installed"; return 2; }
+V2RAY_SNI=conc.bench.invalid
+
+# v2ray_certs DIR: a CA and a server certificate for V2RAY_SNI signed by it (P-256), for
+# v2ray-tls. The CPE's v2ray verifies the server against that CA alone, as a deployment
+# with its own CA would.
+v2ray_certs() {
+  local d=$1
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=mpudp-bench-ca -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign -keyout "$d/v2ray-ca.key" -out "$d/v2ray-ca.pem" &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$V2RAY_SNI" \
+      -keyout "$d/v2ray-srv.key" -out "$d/v2ray-srv.csr" &&
+    printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$V2RAY_SNI" >"$d/v2ray-srv.ext" &&
+    openssl x509 -req -in "$d/v2ray-srv.csr" -CA "$d/v2ray-ca.pem" -CAkey "$d/v2ray-ca.key" \
+      -CAcreateserial -days 2 -extfile "$d/v2ray-srv.ext" -out "$d/v2ray-srv.pem"
+}
+
+start_v2ray() {  # SYSTEM SECURITY (none: VLESS over TCP; tls: VLESS over TLS)
+  local sys=$1 cpe_stream='{ "network": "tcp" }' conc_stream='{ "network": "tcp" }'
+  command -v v2ray >/dev/null || { NOTE[$sys]="package v2ray not installed"; return 2; }
+  command -v mptcpize >/dev/null || { NOTE[$sys]="package mptcpize not installed"; return 2; }
+  if [[ $2 == tls ]]; then
+    command -v openssl >/dev/null || { NOTE[$sys]="openssl not installed"; return 2; }
+    v2ray_certs "$TB_DIR" >>"$TB_DIR/openssl.log" 2>&1 ||
+      { tail "$TB_DIR/openssl.log" >&2; return 1; }
+    cpe_stream='{ "network": "tcp", "security": "tls", "tlsSettings": {
+        "serverName": "'$V2RAY_SNI'", "disableSystemRoot": true,
+        "certificates": [ { "usage": "verify", "certificateFile": "'$TB_DIR/v2ray-ca.pem'" } ] } }'
+    conc_stream='{ "network": "tcp", "security": "tls", "tlsSettings": {
+        "certificates": [ { "certificateFile": "'$TB_DIR/v2ray-srv.pem'",
+          "keyFile": "'$TB_DIR/v2ray-srv.key'" } ] } }'
+  fi
   tb_tproxy_rules || return 1
   cat >"$TB_DIR/v2ray-cpe.json" <<EOF
 { "log": { "loglevel": "warning" },
@@ -219,16 +268,17 @@ start_v2ray() {
   "outbounds": [ { "protocol": "vless",
       "settings": { "vnext": [ { "address": "127.0.0.1", "port": 10800,
         "users": [ { "id": "$V2RAY_UUID", "encryption": "none" } ] } ] },
-      "streamSettings": { "network": "tcp" } } ] }
+      "streamSettings": $cpe_stream } ] }
 EOF
   cat >"$TB_DIR/v2ray-conc.json" <<EOF
 { "log": { "loglevel": "warning" },
   "inbounds": [ { "listen": "127.0.0.1", "port": 10801, "protocol": "vless",
       "settings": { "clients": [ { "id": "$V2RAY_UUID" } ], "decryption": "none" },
-      "streamSettings": { "network": "tcp" } } ],
+      "streamSettings": $conc_stream } ],
   "outbounds": [ { "protocol": "freedom" } ] }
 EOF
   # The MPTCP bridge: cpe 127.0.0.1:10800 => conc 198.18.2.2:7000 (MPTCP) -> 127.0.0.1:10801.
+  # With TLS it relays the records untouched: the TLS ends are the two v2rays.
   tb_bg socat-conc conc taskset -c "$PROXY_CPU" mptcpize run socat \
     TCP-LISTEN:"$TB_CONC_PORT",fork,reuseaddr,backlog=1024 TCP:127.0.0.1:10801
   tb_bg v2ray-conc conc taskset -c "$PROXY_CPU" v2ray -config "$TB_DIR/v2ray-conc.json"
@@ -262,8 +312,10 @@ bench_setup() {
   [[ -n $BENCH_CC ]] || return 0
   local ns
   for ns in "$TB_NS_CLI" "$TB_NS_CPE" "$TB_NS_CONC" "$TB_NS_SRV"; do
-    ip netns exec "$ns" sysctl -qw net.ipv4.tcp_congestion_control="$BENCH_CC" ||
-      { echo "bench: congestion control $BENCH_CC not available" >&2; return 1; }
+    # A namespace may only pick an algorithm the host allows (or any, with CAP_NET_ADMIN
+    # over the host): where it may not, say so and what it may pick.
+    ip netns exec "$ns" sysctl -qw net.ipv4.tcp_congestion_control="$BENCH_CC" 2>/dev/null ||
+      { echo "bench: congestion control $BENCH_CC not available in a namespace here (host allows: $(sysctl -n net.ipv4.tcp_allowed_congestion_control)); set BENCH_CC" >&2; return 1; }
   done
 }
 
@@ -273,9 +325,12 @@ bring_up() {  # SYSTEM
   start_echo || return 1
   case $1 in
     direct) tb_direct_routing ;;
-    mpudp-mux) start_mpudp multiplexed ;;
-    mpudp-pb) start_mpudp per-binding ;;
-    v2ray) start_v2ray ;;
+    mpudp-mux) start_mpudp multiplexed tls ;;
+    mpudp-mux-clear) start_mpudp multiplexed none ;;
+    mpudp-pb) start_mpudp per-binding tls ;;
+    mpudp-pb-clear) start_mpudp per-binding none ;;
+    v2ray) start_v2ray v2ray none ;;
+    v2ray-tls) start_v2ray v2ray-tls tls ;;
     ss) start_ss ;;
   esac
 }
@@ -513,6 +568,7 @@ rss_cpe_alone() {
   tb_wait_listen conc tcp "$TB_CONC_PORT" 1 10 || { tail "$TB_DIR/sink.log" >&2; return 1; }
   sed -e 's/^auth: .*/auth: none/' -e "s#cpe.sock#cpe-alone.sock#" "$TB_DIR/cpe.yaml" \
     >"$TB_DIR/cpe-alone.yaml"
+  set_encryption "$TB_DIR/cpe-alone.yaml" none || return 1  # wiresink speaks protocol v1
   tb_bg cpe-alone cpe taskset -c "$PROXY_CPU" "$TB_DAEMON" -c "$TB_DIR/cpe-alone.yaml"
   tb_wait_listen cpe udp "$TB_TPROXY_PORT" 1 60 || { tail "$TB_DIR/cpe-alone.log" >&2; return 1; }
   tb_wait_log cpe-alone "tunnel up" 10 || return 1
@@ -534,13 +590,14 @@ rss_cpe_alone() {
 sc_callgrind() {
   [[ $1 == mpudp-* ]] || return 0
   command -v valgrind >/dev/null || { RES[$1.ir_per_datagram]=\"no-valgrind\"; return 0; }
-  local mode=multiplexed
-  [[ $1 == mpudp-pb ]] && mode=per-binding
+  local mode=multiplexed enc=tls
+  [[ $1 == mpudp-pb* ]] && mode=per-binding
+  [[ $1 == *-clear ]] && enc=none
   tear_down
   bench_setup || return 1
   trap bench_exit EXIT
   start_echo || return 1
-  start_mpudp "$mode" valgrind --tool=callgrind --callgrind-out-file="$TB_DIR/cg.out.%p" || return 1
+  start_mpudp "$mode" "$enc" valgrind --tool=callgrind --callgrind-out-file="$TB_DIR/cg.out.%p" || return 1
   warm_up || return 1
   tb_cpe callgrind_control -z "${TB_PIDS[cpe]}" >/dev/null 2>&1
   local out
@@ -554,47 +611,123 @@ sc_callgrind() {
   RES[$1.callgrind_datagrams]=$n
 }
 
+# How busy the whole machine is over one second while the system under test idles: the
+# other work on a shared host, which every figure of that system competes with. Sets
+# HOST_BUSY (% of all cores, at nice 0 or below: competes on equal terms) and HOST_NICE
+# (% in niced processes, e.g. builds: yields most of its share to the bench).
+host_busy() {
+  local a b
+  a=$(awk '/^cpu / { print $2 + $4 + $7 + $8 + $9, $3, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+  sleep 1
+  b=$(awk '/^cpu / { print $2 + $4 + $7 + $8 + $9, $3, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+  read -r a1 a2 a3 <<<"$a"
+  read -r b1 b2 b3 <<<"$b"
+  HOST_BUSY=$(fcalc "100 * ($b1 - $a1) / ($b3 - $a3 + 1e-9)")
+  HOST_NICE=$(fcalc "100 * ($b2 - $a2) / ($b3 - $a3 + 1e-9)")
+}
+
 # ---------------------------------------------------------------------------------------
 # Main loop
 
-trap bench_exit EXIT
-T_START=$SECONDS
-for sys in "${RUN_SYSTEMS[@]}"; do
-  log "=== $sys"
+# tls_in_use SYSTEM: an mpudp system that should encrypt does. The daemons between the
+# TLS configuration and its wiring (main before "tunnel: TLS 1.3 wired") accepted
+# `encryption: tls` and ran in clear; the wired concentrator names each session's TLS
+# identity in `mpudpctl status`, the earlier ones have no such field.
+tls_in_use() {
+  [[ $1 == mpudp-* && $1 != *-clear ]] || return 0
+  tb_conc "$CTL" -s "$TB_DIR/conc.sock" status --json >"$BENCH_DIR/conc-tls-status.json" 2>&1
+  grep -q '"identity"' "$BENCH_DIR/conc-tls-status.json"
+}
+
+# run_system SYSTEM: a fresh testbed, every scenario, torn down again. A system that does
+# not start or echo gets a NOTE and is skipped from then on.
+run_system() {
+  local sys=$1 rc sc t
   bring_up "$sys"
   rc=$?
   if ((rc != 0)); then
     [[ -n ${NOTE[$sys]:-} ]] || NOTE[$sys]="did not start (rc $rc); see bench log"
     log "$sys: ${NOTE[$sys]}"
     tear_down
-    continue
+    return
   fi
   if ! warm_up; then
     NOTE[$sys]="no echo through it"
     log "$sys: ${NOTE[$sys]}"
     tear_down
-    continue
+    return
   fi
+  if ! tls_in_use "$sys"; then
+    NOTE[$sys]="encryption: tls accepted, but no session has a TLS identity (a daemon from before the TLS wiring runs in clear)"
+    log "$sys: ${NOTE[$sys]}"
+    tear_down
+    return
+  fi
+  host_busy
+  RES[$sys.host_busy_pct]=$HOST_BUSY
+  RES[$sys.host_nice_pct]=$HOST_NICE
+  log "$sys: host busy $HOST_BUSY % (+ $HOST_NICE % niced) before its scenarios (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   for sc in "${SCENARIOS[@]}"; do
     [[ $sc == callgrind ]] && continue  # needs its own daemon: runs last
     t=$SECONDS
     "sc_$sc" "$sys" || log "$sys/$sc failed"
     log "$sys/$sc: $((SECONDS - t)) s"
   done
-  if [[ $sys == v2ray ]]; then RES[v2ray.subflow_paths]="\"$(tb_subflow_paths)\""; fi
+  if [[ $sys == v2ray* ]]; then RES[$sys.subflow_paths]="\"$(tb_subflow_paths)\""; fi
   if has_scenario callgrind; then
     t=$SECONDS
     sc_callgrind "$sys" || log "$sys/callgrind failed"
     log "$sys/callgrind: $((SECONDS - t)) s"
   fi
   tear_down
+}
+
+# Rounds: each round runs every system once, every other round in reverse order, so that
+# a drift in the host's other work weighs on all systems alike. Each metric is the median
+# of its rounds (a value that is not a number: the last round's); the JSON keeps them all.
+declare -A ROUND_VALS=()  # "system.metric" -> the rounds' values, one a line
+keep_round() {  # SYSTEM: move its RES entries into ROUND_VALS
+  local k
+  for k in "${!RES[@]}"; do
+    [[ $k == "$1".* ]] || continue
+    ROUND_VALS[$k]+="${RES[$k]}"$'\n'
+    unset 'RES[$k]'
+  done
+}
+take_medians() {
+  local k
+  for k in "${!ROUND_VALS[@]}"; do
+    RES[$k]=$(printf '%s' "${ROUND_VALS[$k]}" | sort -g | awk '
+      { v[NR] = $0; if ($0 !~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/) text = 1; last = $0 }
+      END { if (text) print last; else if (NR % 2) print v[(NR + 1) / 2];
+            else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+  done
+}
+
+trap bench_exit EXIT
+T_START=$SECONDS
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+for ((round = 1; round <= ROUNDS; round++)); do
+  order=("${RUN_SYSTEMS[@]}")
+  if ((round % 2 == 0)); then
+    order=()
+    for ((i = ${#RUN_SYSTEMS[@]} - 1; i >= 0; i--)); do order+=("${RUN_SYSTEMS[i]}"); done
+  fi
+  for sys in "${order[@]}"; do
+    [[ -n ${NOTE[$sys]:-} ]] && continue
+    log "=== $sys (round $round of $ROUNDS)"
+    run_system "$sys"
+    keep_round "$sys"
+  done
 done
+take_medians
 log "total $((SECONDS - T_START)) s"
+LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------------------
 # Report: the table, the ratios with their targets, JSON.
 
-metrics=(capacity_mbit capacity_pps cpu_s_per_gbit pps64 idle_rtt4_p50_us idle_rtt4_p99_us
+metrics=(host_busy_pct host_nice_pct capacity_mbit capacity_pps cpu_s_per_gbit pps64 idle_rtt4_p50_us idle_rtt4_p99_us
   idle_rtt6_p50_us idle_rtt6_p99_us load_rtt_p50_us load_rtt_p99_us load_probe_loss_pct
   load_bulk_goodput_mbit prio_rtt_p50_us prio_rtt_p99_us prio_probe_loss_pct
   prio_bulk_goodput_mbit agg_goodput_mbit agg_steady_goodput_mbit agg_link_up_mbit
@@ -604,11 +737,13 @@ metrics=(capacity_mbit capacity_pps cpu_s_per_gbit pps64 idle_rtt4_p50_us idle_r
   rss_per_binding_cpe_alone_b ir_per_datagram)
 mode_label=full
 ((QUICK)) && mode_label="QUICK (short runs; not reference figures)"
+((ROUNDS > 1)) && mode_label+=", medians of $ROUNDS rounds"
 {
   echo
   echo "mpudp benchmark — $mode_label — $(date -u +%FT%TZ) — $(uname -r) — TCP congestion control ${BENCH_CC:-$(sysctl -n net.ipv4.tcp_congestion_control) (host default)}"
+  echo "$(nproc) cores; load average at start $LOADAVG_START, at end $LOADAVG_END; commit $(git -C "$BENCH_REPO" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)"
   printf '%-26s' metric
-  for sys in "${RUN_SYSTEMS[@]}"; do printf '%14s' "$sys"; done
+  for sys in "${RUN_SYSTEMS[@]}"; do printf '%17s' "$sys"; done
   echo
   for m in "${metrics[@]}"; do
     line=$(printf '%-26s' "$m")
@@ -617,7 +752,7 @@ mode_label=full
       v=${RES[$sys.$m]:--}
       [[ $v != - ]] && any=1
       [[ -n ${NOTE[$sys]:-} ]] && v=skipped
-      line+=$(printf '%14s' "${v//\"/}")
+      line+=$(printf '%17s' "${v//\"/}")
     done
     ((any)) && echo "$line"
   done
@@ -626,29 +761,34 @@ mode_label=full
   done
 } | tee "$BENCH_DIR/table.txt"
 
-# ratio NAME NUM_SYS NUM_METRIC DEN_SYS DEN_METRIC OP THRESHOLD (OP "info": no target)
+# ratio NAME NUM_SYS NUM_METRIC DEN_SYS DEN_METRIC OP THRESHOLD (OP "info": no target).
+# DEN_SYS "=" makes DEN_METRIC the denominator itself (an absolute target). The JSON entry
+# carries the issue whose targets are being printed (RATIO_ISSUE).
 declare -a RATIOS=()
+RATIO_ISSUE=7
 RES[paths.sum_mbit]=100  # tb_shape_uplinks 50mbit on each of the two paths
 ratio() {
-  local a=${RES[$2.$3]:-} b=${RES[$4.$5]:-} r verdict
+  local a=${RES[$2.$3]:-} b r verdict
+  if [[ $4 == = ]]; then b=$5; else b=${RES[$4.$5]:-}; fi
+  local tag="\"issue\":$RATIO_ISSUE,\"name\":\"$1\""
   if [[ -z $a || -z $b || $a == nan || $b == nan || $b == 0 || $a == fail || $b == fail ]]; then
-    printf '%-44s %10s   target %s %s\n' "$1" n/a "${6/info/-}" "${7:-}"
-    RATIOS+=("{\"name\":\"$1\",\"value\":null,\"target\":\"$6 ${7:-}\"}")
+    printf '%-52s %10s   target %s %s\n' "$1" n/a "${6/info/-}" "${7:-}"
+    RATIOS+=("{$tag,\"value\":null,\"target\":\"$6 ${7:-}\"}")
     return
   fi
   r=$(fcalc "$a / $b")
   if [[ $6 == info ]]; then
-    printf '%-44s %10s   (no target)\n' "$1" "$r"
-    RATIOS+=("{\"name\":\"$1\",\"value\":$r}")
+    printf '%-52s %10s   (no target)\n' "$1" "$r"
+    RATIOS+=("{$tag,\"value\":$r}")
     return
   fi
   verdict=$(fcalc "($r $6 $7) ? 1 : 0" | sed 's/1/met/; s/0/NOT met/')
-  printf '%-44s %10s   target %-10s %s\n' "$1" "$r" "$6 $7" "$verdict"
-  RATIOS+=("{\"name\":\"$1\",\"value\":$r,\"target\":\"$6 $7\",\"met\":$([[ $verdict == met ]] && echo true || echo false)}")
+  printf '%-52s %10s   target %-10s %s\n' "$1" "$r" "$6 $7" "$verdict"
+  RATIOS+=("{$tag,\"value\":$r,\"target\":\"$6 $7\",\"met\":$([[ $verdict == met ]] && echo true || echo false)}")
 }
 {
   echo
-  echo "ratios (computed in this run):"
+  echo "ratios (computed in this run); issue 7 (mpudp as it ships: encryption tls), v2ray without encryption:"
   for m in mpudp-mux mpudp-pb; do
     want_system "$m" || continue
     ratio "capacity $m / direct" "$m" capacity_mbit direct capacity_mbit ">=" 0.6
@@ -665,13 +805,33 @@ ratio() {
     ratio "memory (PSS) after churn $m / v2ray" "$m" pss_after_churn_kib v2ray pss_after_churn_kib "<=" 0.1
   done
   echo "absolute targets: churn failures 0 and first reply p50 < 2000 us; RSS per binding <= 1024 B at 100 000 bindings"
+  # Issue 18: what encryption costs, against the peers that encrypt too (ss: AEAD
+  # chacha20-ietf-poly1305 per datagram; v2ray-tls: VLESS over TLS 1.3).
+  RATIO_ISSUE=18
+  echo
+  echo "issue 18 (encryption: mpudp TLS against its own cleartext and the encrypting peers):"
+  ratio "capacity mpudp-mux (tls) / mpudp-mux-clear" mpudp-mux capacity_mbit mpudp-mux-clear capacity_mbit ">=" 0.85
+  ratio "capacity mpudp-mux (tls) / ss (AEAD)" mpudp-mux capacity_mbit ss capacity_mbit ">=" 4
+  ratio "capacity mpudp-mux (tls) / v2ray-tls" mpudp-mux capacity_mbit v2ray-tls capacity_mbit ">=" 4
+  ratio "CPU s/Gbit mpudp-mux (tls) / ss (AEAD)" mpudp-mux cpu_s_per_gbit ss cpu_s_per_gbit "<=" 0.3
+  ratio "CPU s/Gbit mpudp-mux (tls) / v2ray-tls" mpudp-mux cpu_s_per_gbit v2ray-tls cpu_s_per_gbit info
+  ratio "CPU s/Gbit mpudp-mux (tls) / mpudp-mux-clear" mpudp-mux cpu_s_per_gbit mpudp-mux-clear cpu_s_per_gbit info
+  ratio "churn first reply p50 mpudp-mux (tls) / 2000 us" mpudp-mux churn_first_reply_p50_us = 2000 "<" 1
+  ratio "churn first reply p50 mpudp-mux (tls) / -clear" mpudp-mux churn_first_reply_p50_us mpudp-mux-clear churn_first_reply_p50_us info
+  ratio "churn first reply p50 mpudp-pb (tls) / -clear" mpudp-pb churn_first_reply_p50_us mpudp-pb-clear churn_first_reply_p50_us "<" 2
+  ratio "churn first reply p99 mpudp-pb (tls) / -clear" mpudp-pb churn_first_reply_p99_us mpudp-pb-clear churn_first_reply_p99_us info
+  ratio "churn flows/s mpudp-pb (tls) / -clear" mpudp-pb churn_flows_per_s mpudp-pb-clear churn_flows_per_s info
+  ratio "capacity mpudp-pb (tls) / mpudp-pb-clear" mpudp-pb capacity_mbit mpudp-pb-clear capacity_mbit info
+  ratio "capacity v2ray-tls / v2ray" v2ray-tls capacity_mbit v2ray capacity_mbit info
+  echo "each system ran at its own time: host_busy_pct (and host_nice_pct) say how busy other work kept the machine when it started"
 } >"$BENCH_DIR/ratios.txt"
 cat "$BENCH_DIR/ratios.txt"
 
 {
-  printf '{"quick":%s,"date":"%s","kernel":"%s","congestion_control":"%s","systems":{' \
-    "$([[ $QUICK == 1 ]] && echo true || echo false)" "$(date -u +%FT%TZ)" "$(uname -r)" \
-    "${BENCH_CC:-$(sysctl -n net.ipv4.tcp_congestion_control)}"
+  printf '{"quick":%s,"rounds":%s,"date":"%s","kernel":"%s","congestion_control":"%s","cores":%s,"commit":"%s","loadavg_start":"%s","loadavg_end":"%s","systems":{' \
+    "$([[ $QUICK == 1 ]] && echo true || echo false)" "$ROUNDS" "$(date -u +%FT%TZ)" "$(uname -r)" \
+    "${BENCH_CC:-$(sysctl -n net.ipv4.tcp_congestion_control)}" "$(nproc)" \
+    "$(git -C "$BENCH_REPO" describe --always --dirty --abbrev=40 2>/dev/null || echo unknown)" "$LOADAVG_START" "$LOADAVG_END"
   first=1
   for sys in "${RUN_SYSTEMS[@]}"; do
     ((first)) || printf ','
@@ -689,6 +849,18 @@ cat "$BENCH_DIR/ratios.txt"
         f2=0
         printf '"%s":%s' "$m" "$v"
       done
+      if ((ROUNDS > 1)); then
+        printf ',"rounds":{'
+        f2=1
+        for m in "${metrics[@]}"; do
+          v=${ROUND_VALS[$sys.$m]:-}
+          [[ -n $v ]] || continue
+          ((f2)) || printf ','
+          f2=0
+          printf '"%s":[%s]' "$m" "$(printf '%s' "$v" | sed 's/^nan$\|^fail$/null/' | paste -sd,)"
+        done
+        printf '}'
+      fi
     fi
     printf '}'
   done
