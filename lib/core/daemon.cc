@@ -202,6 +202,16 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
       return {false, "reload refused, running configuration kept: tunnel.congestion_control: " +
                          why};
     }
+    if (next.encryption != proxy->config().encryption) {
+      LOG_ERROR("reload refused: encryption needs a restart");
+      return {false, "reload refused: encryption needs a restart"};
+    }
+    // The new keys, peers, CA and CRL are loaded before anything changes: a file that
+    // does not load keeps the running ones (and the sessions they admitted).
+    if (std::string why; !proxy->prepare_reload(next, &why)) {
+      LOG_ERROR("reload refused, keeping the running configuration: %s", why.c_str());
+      return {false, "reload refused, running configuration kept: " + why};
+    }
     apply_log_settings(next);
     proxy->reload(next);
     if (paths && !next.paths.empty())

@@ -25,6 +25,9 @@ namespace {
 // with 16 KiB each showed in memory.
 constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::size_t kMaxInBuffer = 2 * wire::kMaxFrame;
+// HELLO and AUTH are a few dozen bytes (a future HELLO may grow, not by this much): before
+// the handshake a peer does not get to size our read buffer with a declared length.
+constexpr std::size_t kMaxHandshakeFrame = 512;
 constexpr int kMaxReadRounds = 8;
 constexpr std::size_t kControlHeadroom = 64 * 1024;
 // How soon to look again when the send limit held bytes back: a fraction of the queue
@@ -491,7 +494,17 @@ void Connection::read_frames() {
   for (int round = 0; round < kMaxReadRounds && state_ != State::Closed; ++round) {
     // Room for a whole pending frame, so a 64 KiB datagram never deadlocks the reader.
     std::size_t want = in_len_ + read_chunk_;
-    if (in_len_ >= wire::kHeaderSize) want = std::max(want, wire::frame_size(in_.data()));
+    if (in_len_ >= wire::kHeaderSize) {
+      const std::size_t frame = wire::frame_size(in_.data());
+      if (!handshake_done_ && frame > kMaxHandshakeFrame) {
+        ctx_.stats.add(Counter::tunnel_protocol_errors);
+        fail("protocol error: a frame of " + std::to_string(frame) +
+             " bytes before the handshake completed (at most " +
+             std::to_string(kMaxHandshakeFrame) + ")");
+        return;
+      }
+      want = std::max(want, frame);
+    }
     if (in_.size() < want) {
       in_.resize(std::min(kMaxInBuffer, std::max(want, in_.size() * 2)));
       arm_trim();
@@ -504,7 +517,14 @@ void Connection::read_frames() {
       if (state_ == State::Closed) return;
     }
     if (n == 0) {
-      fail("peer closed the connection");
+      if (handshake_done_)
+        fail("peer closed the connection");
+      else if (tls() != nullptr)
+        fail("peer closed the connection during the handshake");
+      else
+        // What a concentrator that requires TLS does to a version 1 HELLO (it logs why).
+        fail("peer closed the connection during the handshake (does it take clear text? "
+             "a concentrator that requires TLS refuses encryption: none)");
       return;
     }
     if (n < 0) {

@@ -253,6 +253,7 @@ struct TlsCallbacks {
     if (!s->ctx_->certificate_mode() && s->ctx_->settings_.peers.count(name) == 0)
       return SSL_TICKET_RETURN_IGNORE_RENEW;
     s->identity_ = name;
+    s->ticket_accepted_ = true;
     return SSL_TICKET_RETURN_USE;
   }
 
@@ -453,7 +454,8 @@ bool TlsSession::create_ssl() {
   if (cfg.role == TlsRole::Client) {
     SSL_set_connect_state(ssl_);
     if (!cfg.server_name.empty()) SSL_set1_host(ssl_, cfg.server_name.c_str());
-    if (cfg.resumption && ctx_->ticket_ != nullptr) SSL_set_session(ssl_, ctx_->ticket_);
+    if (cfg.resumption && ctx_->ticket_ != nullptr && SSL_set_session(ssl_, ctx_->ticket_) == 1)
+      offered_ticket_ = ctx_->ticket_;
   } else {
     SSL_set_accept_state(ssl_);
   }
@@ -477,7 +479,15 @@ void TlsSession::fail_from_ssl_error(int ssl_error) {
   failure_detail_ = detail;
   const bool certs = ctx_->certificate_mode();
   if (alert_received_ >= 0) {
-    fail(from_alert(alert_received_, certs), true);
+    TlsFailure f = from_alert(alert_received_, certs);
+    // After the handshake these say the peer got bytes that were not ours: tampering on
+    // the way to it.
+    if (established_ && (alert_received_ == SSL3_AD_UNEXPECTED_MESSAGE ||
+                         alert_received_ == TLS1_AD_DECODE_ERROR ||
+                         alert_received_ == TLS1_AD_RECORD_OVERFLOW ||
+                         alert_received_ == TLS1_AD_PROTOCOL_VERSION))
+      f = TlsFailure::BadRecord;
+    fail(f, true);
     return;
   }
   if (!established_ && detail.find("binder") != std::string::npos) {
@@ -498,6 +508,13 @@ void TlsSession::fail_from_ssl_error(int ssl_error) {
       return;
     }
   }
+  // Once keys are in use, anything OpenSSL rejects on its own (a record that does not
+  // decrypt, a clear-text frame spliced in: "wrong version number", a record too long) is
+  // bytes someone changed on the way: tampering, counted and named as such.
+  if (established_ && ssl_error == SSL_ERROR_SSL) {
+    fail(TlsFailure::BadRecord, false);
+    return;
+  }
   if (detail.find("bad record mac") != std::string::npos ||
       detail.find("decryption failed") != std::string::npos) {
     fail(TlsFailure::BadRecord, false);
@@ -515,6 +532,13 @@ std::string TlsSession::failure_text() const {
 
 void TlsSession::on_established() {
   established_ = true;
+  // Server: the ticket callback said so. Client: a resumed handshake keeps the offered
+  // ticket as its session, an external-PSK one swaps in the PSK's (and a NewSessionTicket
+  // that would replace it comes only after this point).
+  if (SSL_session_reused(ssl_) == 1)
+    resumed_ = ctx_->settings_.role == TlsRole::Server
+                   ? ticket_accepted_
+                   : offered_ticket_ != nullptr && SSL_get0_session(ssl_) == offered_ticket_;
   SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
   staging_ = std::make_unique<std::uint8_t[]>(kMaxRecordPlaintext);
   last_update_ = Clock::now();
@@ -714,7 +738,7 @@ void TlsSession::close(std::vector<std::uint8_t>& out) {
   out_ = nullptr;
 }
 
-bool TlsSession::resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
+bool TlsSession::resumed() const { return resumed_; }
 
 std::string TlsSession::cipher() const {
   const SSL_CIPHER* c = ssl_ != nullptr ? SSL_get_current_cipher(ssl_) : nullptr;

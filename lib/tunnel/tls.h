@@ -217,6 +217,10 @@ class TlsSession {
 
   std::unique_ptr<std::uint8_t[]> staging_;  // kMaxRecordPlaintext, after the handshake
   bool established_ = false;
+  // By a session ticket, not the external PSK (OpenSSL's "reused" says yes to both).
+  bool resumed_ = false;
+  bool ticket_accepted_ = false;            // server: ticket_dec took one
+  const SSL_SESSION* offered_ticket_ = nullptr;  // client: compared, never dereferenced
   TlsFailure failure_ = TlsFailure::None;
   bool failure_from_peer_ = false;
   std::string failure_detail_;
