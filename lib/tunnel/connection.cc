@@ -494,17 +494,7 @@ void Connection::read_frames() {
   for (int round = 0; round < kMaxReadRounds && state_ != State::Closed; ++round) {
     // Room for a whole pending frame, so a 64 KiB datagram never deadlocks the reader.
     std::size_t want = in_len_ + read_chunk_;
-    if (in_len_ >= wire::kHeaderSize) {
-      const std::size_t frame = wire::frame_size(in_.data());
-      if (!handshake_done_ && frame > kMaxHandshakeFrame) {
-        ctx_.stats.add(Counter::tunnel_protocol_errors);
-        fail("protocol error: a frame of " + std::to_string(frame) +
-             " bytes before the handshake completed (at most " +
-             std::to_string(kMaxHandshakeFrame) + ")");
-        return;
-      }
-      want = std::max(want, frame);
-    }
+    if (in_len_ >= wire::kHeaderSize) want = std::max(want, wire::frame_size(in_.data()));
     if (in_.size() < want) {
       in_.resize(std::min(kMaxInBuffer, std::max(want, in_.size() * 2)));
       arm_trim();
@@ -566,6 +556,16 @@ void Connection::read_frames() {
     if (off > 0) {
       std::memmove(in_.data(), in_.data() + off, in_len_ - off);
       in_len_ -= off;
+    }
+    // What is left is the start of a frame. Before the handshake a peer does not get to
+    // size our read buffer (the next round's) with the length it declares.
+    if (!handshake_done_ && in_len_ >= wire::kHeaderSize &&
+        wire::frame_size(in_.data()) > kMaxHandshakeFrame) {
+      ctx_.stats.add(Counter::tunnel_protocol_errors);
+      fail("protocol error: a frame of " + std::to_string(wire::frame_size(in_.data())) +
+           " bytes before the handshake completed (at most " +
+           std::to_string(kMaxHandshakeFrame) + ")");
+      return;
     }
     // A short read took everything there was: the (level-triggered) watcher says when
     // more comes, without a read that would only return EAGAIN.

@@ -2,7 +2,7 @@
 """Pre-authentication flood against a concentrator (test/netns/test_tls_preauth.sh).
 
 Opens --idle connections that never send a byte and --bytes connections that send
---payload (5 bytes by default: a TLS record header that announces a 16 KiB record and
+--payload (5 bytes by default: a TLS record header that announces a 512-byte record and
 never sends it) and then stay silent, spread over the --src addresses and the targets.
 Each connection is timed from its TCP handshake to the moment the far end closes it. With
 --reconnect, a connection the far end closed is replaced by a new one of its kind (at most
@@ -43,7 +43,7 @@ def main():
     ap.add_argument("--src", default="", help="comma-separated source addresses (round robin)")
     ap.add_argument("--idle", type=int, default=1000)
     ap.add_argument("--bytes", type=int, default=1000)
-    ap.add_argument("--payload", default="1603014000", help="hex bytes the --bytes ones send")
+    ap.add_argument("--payload", default="1603010200", help="hex bytes the --bytes ones send")
     ap.add_argument("--duration", type=float, default=0, help="keep reconnecting this long")
     ap.add_argument("--reconnect", action="store_true")
     ap.add_argument("--rate", type=float, default=2000, help="new connections per second at most")

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Mutual authentication with a pre-shared key (docs/PROTOCOL.md, "Authentication").
+# Mutual authentication with a pre-shared key (docs/PROTOCOL.md, "Authentication"): the
+# version 1 key check, which is what `encryption: none` runs; both daemons here are
+# configured so. The TLS identities and their failures: test_tls_identity.sh.
 #  1. Right key: datagrams flow, in both session modes; the first datagrams of a
 #     per-binding flow wait for the handshake instead of being lost.
 #  2. While that CPE runs, a second "CPE" (wirepeer) connects with a wrong key, without a
@@ -21,6 +23,8 @@ PEER=$MPUDP_BUILD/tools/wirepeer
 CONC=198.18.2.2:7000
 
 tb_setup || exit 1
+# Every config written below (tb_write_configs appends these) runs version 1 in clear text.
+export TB_CPE_EXTRA="encryption: none" TB_CONC_EXTRA="encryption: none"
 tb_tproxy_rules || exit 1
 tb_start_echo || exit 1
 
@@ -79,10 +83,18 @@ sleep 1.1
 wirepeer_case unknown-type raw:09000000 expect-close
 conc_logged "protocol error: unknown frame type"
 sleep 1.1
-wirepeer_case version raw:0100000a4d505544020100000000 expect-close  # version 2
+wirepeer_case version raw:0100000a4d505544030100000000 expect-close  # version 3
 conc_logged "protocol error: unsupported version"
+# Version 2 is known, but it is the one inside TLS.
+wirepeer_case version2 raw:0100000a4d505544020100000000 expect-close
+conc_logged "HELLO is of the other protocol version"
+sleep 1.1
+# A frame announcing 64 KiB before authenticating: refused from its header, before any
+# buffer grows to that size.
+wirepeer_case huge raw:0100ffff4d sleep:200 expect-close
+conc_logged "a frame of 65539 bytes before the handshake completed"
 # Truncated: a HELLO header announcing 42 bytes, 8 of them sent, then nothing; and a
-# peer that sends nothing at all. Both end at the 5 s deadline.
+# peer that sends nothing at all. Both end at the handshake deadline (concentrator.handshake_timeout, 3 s).
 wirepeer_case truncated raw:0100002a4d505544 sleep:2500 expect-close
 conc_logged "no handshake before the deadline"
 sleep 1.1

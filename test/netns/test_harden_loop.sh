@@ -73,7 +73,7 @@ expect conc drops loop_refused 5 "the concentrator follows its address changes"
 expect conc counters bindings_created 0 "none of them made a binding at the concentrator"
 
 echo "--- OPENs a CPE could forge"
-steps=("auth:$(tb_psk_hex)"
+steps=("tls:shared:$(tb_psk_hex)" hello expect-hello  # the shared key's TLS identity
   "open:1:198.18.0.2:40000:198.18.1.1:$TB_TPROXY_PORT:0102" "expect-reset:1"  # a CPE's address
   "open:2:198.18.2.2:40001:198.18.4.2:$TB_ECHO_PORT:0102" "expect-reset:2"    # client: its own
   "open:3:198.18.0.2:40002:198.18.4.2:0:0102" "expect-reset:3"                 # port 0

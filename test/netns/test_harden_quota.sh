@@ -3,8 +3,10 @@
 # CPE B holds 300 bindings. The concentrator keeps A within its quota
 # (concentrator.max_bindings_per_cpe) by evicting A's own oldest bindings; B's bindings
 # are never evicted, stay the same bindings (not re-created) and keep carrying datagrams.
+# A tenant is a TLS identity: each CPE has its own key (home-a, home-b).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/tls_lib.sh"
 tb_require_root_and_tools
 tb_require_built daemon/mpudpd daemon/mpudpctl tools/udpecho
 CTL=$MPUDP_BUILD/daemon/mpudpctl
@@ -16,6 +18,11 @@ tb_setup || exit 1
 tb_tproxy_rules || exit 1
 tb_add_cpe2 || exit 1
 tb_start_echo || exit 1
+tls_peers "$TB_DIR/peers" home-a home-b || exit 1
+TB_CONC_AUTH="{peers_file: \"$TB_DIR/peers\"}"
+TB_CPE_AUTH=$(tls_psk_auth home-a)
+TB_CPE2_AUTH=$(tls_psk_auth home-b)
+export TB_CONC_AUTH TB_CPE_AUTH TB_CPE2_AUTH
 tb_write_configs multiplexed || exit 1
 # The quota, and a table with room for both tenants: only the quota evicts here.
 python3 - "$TB_DIR/conc.yaml" "$QUOTA" <<'PY' || exit 1
@@ -63,7 +70,7 @@ quota, b_ports, churn = $QUOTA, $B_PORTS, $CHURN
 by_tenant = {}
 for b in d["conc_bindings"]["bindings"]:
     by_tenant.setdefault(b["tenant"], []).append(b)
-a, b = by_tenant.get("198.18.1.1", []), by_tenant.get("198.18.5.1", [])
+a, b = by_tenant.get("id:home-a", []), by_tenant.get("id:home-b", [])
 need(len(b) == b_ports, f"CPE B holds its {b_ports} bindings at the concentrator ({len(b)})")
 need(0 < len(a) <= quota, f"CPE A holds at most its quota of {quota} ({len(a)})")
 need(sorted(x["client"] for x in b) == sorted(f"198.18.6.2:{p}" for p in range(40000, 40000 + b_ports)),

@@ -27,7 +27,7 @@ tb_wait_listen conc tcp "$TB_CONC_PORT" 1 10 || exit 1
 
 fail=0
 c=198.18.0.2:40000
-steps=("auth:$(tb_psk_hex)")  # the testbed authenticates with $TB_DIR/psk
+steps=("tls:shared:$(tb_psk_hex)" hello expect-hello)  # $TB_DIR/psk: TLS identity "shared"
 n=0
 for dst in 127.0.0.1:7 169.254.1.1:7 198.18.2.2:9 10.0.0.1:7 192.168.1.1:7 198.18.4.99:7 224.0.0.251:5353; do
   n=$((n + 1))
