@@ -95,6 +95,12 @@ TenantBindings* BindingTable::find_tenant(std::string_view key) {
   return it == tenants_.end() ? nullptr : &it->second;
 }
 
+void BindingTable::for_each_tenant(
+    const std::function<void(const std::string&, std::size_t)>& fn) const {
+  for (const auto& [key, t] : tenants_)
+    if (t.count > 0) fn(key, t.count);
+}
+
 std::size_t BindingTable::tenant_size(std::string_view tenant) const {
   auto it = tenants_.find(std::string(tenant));
   return it == tenants_.end() ? 0 : it->second.count;

@@ -170,6 +170,8 @@ class BindingTable {
   // Bindings `tenant` holds.
   std::size_t tenant_size(std::string_view tenant) const;
   std::size_t tenant_count() const { return tenants_.size(); }
+  // Each tenant with bindings, and how many it holds (any order).
+  void for_each_tenant(const std::function<void(const std::string&, std::size_t)>& fn) const;
   // Most recently used first. `fn` must not add or remove bindings.
   void for_each(const std::function<void(const Binding&)>& fn) const;
   // Clears `announced` on every flow of a scope (its connection was replaced).

@@ -285,10 +285,8 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
     metrics = MetricsServer::open(
         lh.loop, at,
         [&] {
-          std::vector<Gauge> g;
-          g.push_back({"bindings", "bindings in the table",
-                       static_cast<double>(proxy->bindings().size())});
-          g.push_back({"uptime_seconds", "seconds since start", ev_now(lh.loop) - started});
+          std::vector<Gauge> g = proxy->gauges();
+          g.push_back({"uptime_seconds", "seconds since start", ev_now(lh.loop) - started, {}, {}});
           return prometheus_text(stats, g);
         },
         &err);

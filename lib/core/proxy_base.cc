@@ -1,5 +1,8 @@
 #include "core/proxy_base.h"
 
+#include <algorithm>
+#include <map>
+
 #include "core/tls_setup.h"
 #include "ctl/log.h"
 #include "io/socket.h"
@@ -126,6 +129,24 @@ std::string ProxyBase::status_json(double uptime_s) const {
   w.key("stats").raw(stats_.to_json());
   w.end_object();
   return w.str();
+}
+
+std::vector<Gauge> ProxyBase::gauges() const {
+  std::vector<Gauge> g;
+  g.push_back({"bindings", "bindings in the table", static_cast<double>(table_.size()), {}, {}});
+  Gauge tenants{"tenant_bindings", "bindings per tenant (a CPE's TLS identity or address)", 0,
+                "tenant", {}};
+  table_.for_each_tenant([&](const std::string& key, std::size_t n) {
+    if (!key.empty()) tenants.series.emplace_back(key, static_cast<double>(n));
+  });
+  std::sort(tenants.series.begin(), tenants.series.end());
+  if (!tenants.series.empty()) g.push_back(std::move(tenants));
+  std::map<std::string, double> per_identity;
+  for_each_connection([&](Connection& c) { per_identity[std::string(c.identity())] += 1; });
+  Gauge conns{"tunnel_connections", "tunnel connections per peer identity (its address before "
+              "it authenticated)", 0, "identity", {per_identity.begin(), per_identity.end()}};
+  g.push_back(std::move(conns));
+  return g;
 }
 
 std::string ProxyBase::bindings_json() const {

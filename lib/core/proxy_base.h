@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "ctl/json.h"
 #include "ctl/log.h"
+#include "ctl/metrics.h"
 #include "ctl/stats.h"
 #include "io/loop.h"
 #include "io/recv_batch.h"
@@ -50,6 +51,9 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   // Control-socket reports (schema in docs/CONTROL.md).
   std::string status_json(double uptime_s) const;
   std::string bindings_json() const;
+  // Metrics gauges: bindings in all, bindings per tenant (the concentrator's: one per
+  // CPE identity, "id:NAME", or address, "addr:IP"), tunnel connections per peer identity.
+  std::vector<Gauge> gauges() const;
   // Fills in what only the path manager knows about subflows (the backup flag of the
   // endpoint each one runs from); set by the daemon when paths are configured.
   std::function<void(std::vector<SubflowInfo>&)> annotate_subflows;

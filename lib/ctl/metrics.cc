@@ -17,6 +17,20 @@ void family(std::string& out, const std::string& name, const char* help, const c
   out += "# HELP mpudp_" + name + " " + help + "\n";
   out += "# TYPE mpudp_" + name + " " + type + "\n";
 }
+// The exposition format's escapes for a label value: backslash, double quote, newline.
+std::string label_value(const std::string& v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
 }  // namespace
 
 std::string prometheus_text(const Stats& stats, const std::vector<Gauge>& gauges) {
@@ -36,8 +50,15 @@ std::string prometheus_text(const Stats& stats, const std::vector<Gauge>& gauges
   for (const Gauge& g : gauges) {
     family(out, g.name, g.help.c_str(), "gauge");
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%.17g", g.value);
-    out += "mpudp_" + g.name + " " + buf + "\n";
+    if (g.label.empty()) {
+      std::snprintf(buf, sizeof buf, "%.17g", g.value);
+      out += "mpudp_" + g.name + " " + buf + "\n";
+      continue;
+    }
+    for (const auto& [value, v] : g.series) {
+      std::snprintf(buf, sizeof buf, "%.17g", v);
+      out += "mpudp_" + g.name + "{" + g.label + "=\"" + label_value(value) + "\"} " + buf + "\n";
+    }
   }
   return out;
 }

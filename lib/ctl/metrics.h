@@ -20,6 +20,10 @@ struct Gauge {
   std::string name;  // without the mpudp_ prefix
   std::string help;
   double value = 0;
+  // With a label name: one series per (label value, value) below instead of `value`, e.g.
+  // bindings per tenant. Label values are escaped here (an identity may hold a quote).
+  std::string label;
+  std::vector<std::pair<std::string, double>> series;
 };
 
 // Pure: the exposition text for these stats and gauges.

@@ -20,6 +20,11 @@ fail=0
 bad() { echo "FAIL: $*" >&2; fail=1; }
 
 tb_setup || exit 1
+# The metrics name each CPE's identity too (docs/CONTROL.md).
+export TB_CONC_EXTRA='metrics_listen: 9464'
+metrics() {
+  tb_conc python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=5).read().decode())'
+}
 tb_tproxy_rules || exit 1
 tb_add_cpe2 || exit 1
 tb_start_echo || exit 1
@@ -60,6 +65,14 @@ revocation() {
   local mark revoked0 t0 t1
   mark=$(tls_log_mark conc)
   revoked0=$(tb_counter conc tls_revoked) || bad "$mode: conc counters"
+  metrics >"$TB_DIR/$mode-metrics-before.txt" || bad "$mode: GET /metrics"
+  local who
+  for who in home-a home-b; do
+    grep -Eq "^mpudp_tunnel_connections\{identity=\"$who\"\} [1-9]" "$TB_DIR/$mode-metrics-before.txt" ||
+      bad "$mode: metrics: no tunnel_connections for $who"
+    grep -Eq "^mpudp_tenant_bindings\{tenant=\"id:$who\"\} [1-9]" "$TB_DIR/$mode-metrics-before.txt" ||
+      bad "$mode: metrics: no tenant_bindings for id:$who"
+  done
   if [[ $mode == psk ]]; then
     tls_peers "$TB_DIR/peers" home-b || exit 1
   else
@@ -84,6 +97,9 @@ revocation() {
   wait "$pid_a"
   wait "$pid_b" || bad "$mode: B's udpload failed"
   tb_ctl conc status --json >"$TB_DIR/$mode-after.json" || bad "$mode: conc status"
+  metrics >"$TB_DIR/$mode-metrics-after.txt" || bad "$mode: GET /metrics"
+  grep -q 'identity="home-a"' "$TB_DIR/$mode-metrics-after.txt" &&
+    bad "$mode: metrics still show a connection of home-a"
   tb_check "$TB_DIR/$mode-before.json" "$TB_DIR/$mode-after.json" "$TB_DIR/$mode-a.json" \
     "$TB_DIR/$mode-b.json" <<PY
 mode, revoked0 = "$mode", $revoked0

@@ -80,12 +80,20 @@ TEST_CASE("Prometheus exposition: one family per counter, drops labelled by reas
   Stats s;
   s.add(Counter::wan_tx_bytes, 1500);
   s.drop(Drop::unknown_flow);
-  const std::string text = prometheus_text(s, {{"bindings", "bindings in the table", 7}});
+  Gauge tenants{"tenant_bindings", "bindings per tenant", 0, "tenant",
+                {{"id:home-17", 3}, {"id:odd\"name\\x", 2}}};
+  const std::string text =
+      prometheus_text(s, {{"bindings", "bindings in the table", 7, {}, {}}, tenants});
   CHECK(text.find("# TYPE mpudp_wan_tx_bytes_total counter\nmpudp_wan_tx_bytes_total 1500\n") !=
         std::string::npos);
   CHECK(text.find("mpudp_dropped_datagrams_total{reason=\"unknown_flow\"} 1\n") !=
         std::string::npos);
   CHECK(text.find("# TYPE mpudp_bindings gauge\nmpudp_bindings 7\n") != std::string::npos);
+  // One family, a series per tenant; a quote or backslash in an identity is escaped.
+  CHECK(text.find("# TYPE mpudp_tenant_bindings gauge\n"
+                  "mpudp_tenant_bindings{tenant=\"id:home-17\"} 3\n"
+                  "mpudp_tenant_bindings{tenant=\"id:odd\\\"name\\\\x\"} 2\n") !=
+        std::string::npos);
   // Every line is a comment or "name[{labels}] value".
   std::size_t start = 0;
   while (start < text.size()) {
