@@ -37,7 +37,7 @@ log() { printf 'cross-build[%s] t+%ds: %s\n' "$ARCH" "$((SECONDS - T0))" "$*"; }
 # on mipsel 64-bit atomics link libatomic.so.1 (unit_tls), which only the cross
 # toolchain's own libatomic1-<arch>-cross had.
 PACKAGES=(g++-"$TRIPLET" qemu-user-static libyaml-cpp-dev)
-for p in libev-dev libyaml-cpp0.7 libmnl-dev libnetfilter-queue-dev libsodium-dev libatomic1; do
+for p in libev-dev libyaml-cpp0.7 libmnl-dev libnetfilter-queue-dev libatomic1; do
   PACKAGES+=("$p:$DEBARCH")
 done
 missing=()

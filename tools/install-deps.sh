@@ -10,7 +10,7 @@ PACKAGES=(
   build-essential cmake pkg-config g++ clang libclang-rt-14-dev
   # libraries
   # (no libnl: netlink goes through libmnl, see docs/ARCHITECTURE.md "Path manager")
-  libev-dev libyaml-cpp-dev catch2 libmnl-dev libnetfilter-queue-dev libsodium-dev libssl-dev
+  libev-dev libyaml-cpp-dev catch2 libmnl-dev libnetfilter-queue-dev libssl-dev
   # namespace tests and the demo
   nftables iptables iproute2 procps kmod python3
   # the TLS tests make their CA, certificates and CRLs with the openssl CLI

@@ -726,7 +726,7 @@ int main(int argc, char** argv) {
     return usage();
   }
   if (!wire::auth_init()) {
-    std::fprintf(stderr, "wirepeer: libsodium cannot initialise\n");
+    std::fprintf(stderr, "wirepeer: OpenSSL has no HMAC-SHA256 or no entropy source\n");
     return 1;
   }
   std::vector<Step> steps;

@@ -54,7 +54,7 @@ bool CpeProxy::start(std::string* err) {
     return false;
   }
   if (!wire::auth_init()) {
-    if (err) *err = "libsodium cannot initialise (no entropy source?)";
+    if (err) *err = "OpenSSL has no HMAC-SHA256 or no entropy source";
     return false;
   }
   if (tls_ && cfg_.auth.mode == Config::AuthMode::SharedKey)

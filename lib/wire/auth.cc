@@ -1,7 +1,12 @@
 #include "wire/auth.h"
 
-#include <sodium.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 
@@ -11,33 +16,56 @@ namespace {
 constexpr std::string_view kConcentratorLabel = "mpudp concentrator";
 constexpr std::string_view kCpeLabel = "mpudp cpe";
 
+// The HMAC implementation, fetched once (OpenSSL 3's provider lookup is not free).
+EVP_MAC* hmac_impl() {
+  static EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  return mac;
+}
+
+// HMAC-SHA256(key, label | first | second). A MAC that cannot be computed (OpenSSL
+// failing inside) comes out as all zeros, which no peer's proof equals by chance: the
+// handshake then fails as a wrong key instead of passing.
 Mac hmac(std::span<const std::uint8_t> key, std::string_view label, const Nonce& first,
          const Nonce& second) {
-  crypto_auth_hmacsha256_state st;
-  crypto_auth_hmacsha256_init(&st, key.data(), key.size());
-  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(label.data()),
-                                label.size());
-  crypto_auth_hmacsha256_update(&st, first.data(), first.size());
-  crypto_auth_hmacsha256_update(&st, second.data(), second.size());
   Mac out{};
-  crypto_auth_hmacsha256_final(&st, out.data());
-  sodium_memzero(&st, sizeof st);
+  EVP_MAC_CTX* ctx = hmac_impl() != nullptr ? EVP_MAC_CTX_new(hmac_impl()) : nullptr;
+  if (ctx == nullptr) return out;
+  char digest[] = "SHA256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+  std::size_t len = 0;
+  const bool ok =
+      EVP_MAC_init(ctx, key.data(), key.size(), params) == 1 &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(label.data()), label.size()) == 1 &&
+      EVP_MAC_update(ctx, first.data(), first.size()) == 1 &&
+      EVP_MAC_update(ctx, second.data(), second.size()) == 1 &&
+      EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1 && len == out.size();
+  EVP_MAC_CTX_free(ctx);  // cleanses the key schedule
+  if (!ok) out.fill(0);
   return out;
+}
+
+void random_bytes(void* p, std::size_t n) {
+  // RAND_bytes fails only without an entropy source, which auth_init() checked at start.
+  if (RAND_bytes(static_cast<unsigned char*>(p), static_cast<int>(n)) != 1) std::abort();
 }
 
 }  // namespace
 
-bool auth_init() { return sodium_init() >= 0; }
+bool auth_init() {
+  unsigned char probe[16];
+  return hmac_impl() != nullptr && RAND_bytes(probe, sizeof probe) == 1;
+}
 
 Nonce random_nonce() {
   Nonce n{};
-  randombytes_buf(n.data(), n.size());
+  random_bytes(n.data(), n.size());
   return n;
 }
 
 std::uint64_t random_token() {
   std::uint64_t t = 0;
-  while (t == 0) randombytes_buf(&t, sizeof t);
+  while (t == 0) random_bytes(&t, sizeof t);
   return t;
 }
 
@@ -50,7 +78,7 @@ Mac cpe_proof(std::span<const std::uint8_t> key, const Nonce& nonce_s, const Non
   return hmac(key, kCpeLabel, nonce_s, nonce_c);
 }
 
-bool same_mac(const Mac& a, const Mac& b) { return crypto_verify_32(a.data(), b.data()) == 0; }
+bool same_mac(const Mac& a, const Mac& b) { return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0; }
 
 const char* to_string(AuthFailure f) {
   switch (f) {

@@ -9,7 +9,7 @@
 //   CPE verifies, then -> AUTH(HMAC(psk, "mpudp cpe" | nonce_s | nonce_c)), data frames
 //   concentrator verifies, and only then acts on OPEN, DATA, ...
 //
-// Crypto is libsodium's (HMAC-SHA256, constant-time comparison, randombytes_buf).
+// Crypto is OpenSSL's libcrypto, as for TLS (HMAC-SHA256, CRYPTO_memcmp, RAND_bytes).
 #pragma once
 
 #include <cstddef>
@@ -26,12 +26,12 @@ namespace mpudp::wire {
 // Shortest key accepted: 256 bits, the HMAC-SHA256 block of strength.
 inline constexpr std::size_t kMinKeySize = 32;
 
-// False when libsodium cannot initialise (no entropy source); nothing here is usable then.
+// False when OpenSSL has no HMAC or no entropy source; nothing here is usable then.
 bool auth_init();
 
-// A fresh random nonce (randombytes_buf).
+// A fresh random nonce (RAND_bytes).
 Nonce random_nonce();
-// A fresh random express token (randombytes_buf), never 0 (0 asks for one).
+// A fresh random express token (RAND_bytes), never 0 (0 asks for one).
 std::uint64_t random_token();
 
 // The two proofs. Distinct labels and nonce orders, so neither side's proof can be

@@ -61,7 +61,7 @@ Handshake::Step feed(Handshake& hs, const Frame& f) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const bool init = auth_init();
-  if (!init) fail("sodium_init");
+  if (!init) fail("auth_init");
   if (size < 2) return 0;
   const std::uint8_t scenario = data[0] % 4;
   const std::uint8_t variant = data[1];
