@@ -131,7 +131,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto s = feed(conc, f);
         if (first) {
           const auto* h = std::get_if<Hello>(&f);
-          const bool good = h != nullptr && h->role == Role::Cpe && (h->capabilities & kCapAuth) == 0;
+          // Version 1 only: this handshake is the clear-text one; the decoder also passes
+          // version 2 (the HELLO inside TLS), which it must refuse.
+          const bool good = h != nullptr && h->version == kVersion && h->role == Role::Cpe &&
+                            (h->capabilities & kCapAuth) == 0;
           if (good != (s == Handshake::Step::SendChallenge && conc.done()))
             fail("auth: none accepted the wrong first frame, or refused the right one");
         }
