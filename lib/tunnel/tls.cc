@@ -363,6 +363,12 @@ TlsContext::Result TlsContext::create(const TlsSettings& s) {
   } else if (s.peers.empty()) {
     return std::string("PSK mode needs at least one peer (identity and key)");
   }
+  // Tickets pay only where a full handshake costs more than a resumption: certificates
+  // (a signature and a chain to verify on each side). An external PSK handshake is
+  // already a PSK one with ECDHE, exactly what resuming from a ticket would be; issuing,
+  // storing and offering tickets only adds work to every per-binding connection.
+  if (!certs) c->settings_.resumption = false;
+  const bool tickets = c->settings_.resumption;
 
   ERR_clear_error();
   c->ctx_ = SSL_CTX_new(client ? TLS_client_method() : TLS_server_method());
@@ -411,12 +417,12 @@ TlsContext::Result TlsContext::create(const TlsSettings& s) {
   } else {
     // Stateless tickets only: no server-side cache to grow with the number of CPEs.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_num_tickets(ctx, s.resumption ? 1 : 0);
+    SSL_CTX_set_num_tickets(ctx, tickets ? 1 : 0);
     // OpenSSL refuses to resume a session with a verified client certificate unless
     // the session says which application it belongs to.
     static constexpr unsigned char kSid[] = "mpudp";
     SSL_CTX_set_session_id_context(ctx, kSid, sizeof kSid - 1);
-    if (s.resumption)
+    if (tickets)
       SSL_CTX_set_session_ticket_cb(ctx, TlsCallbacks::ticket_gen, TlsCallbacks::ticket_dec, nullptr);
     else
       SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
@@ -447,8 +453,10 @@ bool TlsSession::create_ssl() {
   SSL_set_bio(ssl_, bio_, bio_);  // one reference, now the SSL's
   SSL_set_app_data(ssl_, this);
   SSL_set_info_callback(ssl_, TlsCallbacks::info);
-  // Read and write buffers are freed whenever they are empty until the handshake is
-  // done: a half-open connection holds only what its current flight needs.
+  // Read and write buffers (~17 KiB each) are freed whenever they are empty: a half-open
+  // connection holds only what its current flight needs, and so does a light one after
+  // the handshake (per-binding sessions number in the thousands, most carry a few
+  // datagrams). note_traffic() stops it once a session has carried bulk.
   SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
   const TlsSettings& cfg = ctx_->settings_;
   if (cfg.role == TlsRole::Client) {
@@ -539,9 +547,6 @@ void TlsSession::on_established() {
     resumed_ = ctx_->settings_.role == TlsRole::Server
                    ? ticket_accepted_
                    : offered_ticket_ != nullptr && SSL_get0_session(ssl_) == offered_ticket_;
-  SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
-  // Written before it is read (encrypt copies a batch in): no need to zero 16 KiB per session.
-  staging_.reset(new std::uint8_t[kMaxRecordPlaintext]);
   last_update_ = Clock::now();
   const TlsSettings& cfg = ctx_->settings_;
   if (ctx_->certificate_mode()) {
@@ -669,11 +674,23 @@ TlsSession::Received TlsSession::receive(std::span<const std::uint8_t> ciphertex
     break;
   }
   ERR_clear_error();
+  note_traffic(r.plaintext);
   r.consumed = in_used_;
   in_ = {};
   in_used_ = 0;
   out_ = nullptr;
   return r;
+}
+
+void TlsSession::note_traffic(std::size_t n) {
+  if (keeps_buffers_) return;
+  traffic_ += n;
+  // Past this a session is a bulk carrier: freeing and reallocating 17 KiB around every
+  // record would cost more than the memory it saves.
+  if (traffic_ >= kKeepBuffersAfter) {
+    SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+    keeps_buffers_ = true;
+  }
 }
 
 bool TlsSession::encrypt(std::span<const std::span<const std::uint8_t>> spans,
@@ -700,6 +717,11 @@ bool TlsSession::encrypt(std::span<const std::span<const std::uint8_t>> spans,
       ok = false;
     }
   };
+  // Small frames are coalesced here into whole records. One buffer per thread, not per
+  // session: a batch is staged and written within this call, and thousands of idle
+  // sessions need not hold 16 KiB each. Written before it is read, never zeroed.
+  static thread_local std::unique_ptr<std::uint8_t[]> staging;
+  if (!staging) staging.reset(new std::uint8_t[kMaxRecordPlaintext]);
   std::size_t fill = 0;
   std::size_t total = 0;
   for (auto span : spans) {
@@ -712,20 +734,21 @@ bool TlsSession::encrypt(std::span<const std::span<const std::uint8_t>> spans,
         continue;
       }
       std::size_t n = std::min(span.size(), kMaxRecordPlaintext - fill);
-      std::memcpy(staging_.get() + fill, span.data(), n);
+      std::memcpy(staging.get() + fill, span.data(), n);
       fill += n;
       span = span.subspan(n);
       if (fill == kMaxRecordPlaintext) {
-        write_record(staging_.get(), fill);
+        write_record(staging.get(), fill);
         fill = 0;
       }
     }
   }
-  if (ok && fill > 0) write_record(staging_.get(), fill);
+  if (ok && fill > 0) write_record(staging.get(), fill);
   out_ = nullptr;
   if (ok) {
     bytes_since_update_ += total;
     bytes_total_ += total;
+    note_traffic(total);
   }
   return ok;
 }

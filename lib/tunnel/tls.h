@@ -16,9 +16,9 @@
 //     observer cannot test key guesses against its messages; the client's binder is
 //     the one PSK-keyed value on the wire, which is why keys must be full-entropy).
 //   - A whole write batch goes out in as few records as possible (16 KiB of plaintext
-//     each), copied once into a staging buffer allocated at the end of the handshake;
-//     before that, OpenSSL's buffers are released between flights (a few KiB per
-//     half-open connection, see pre_auth_bytes in test_tls.cc).
+//     each), copied once into one staging buffer per thread; OpenSSL's own buffers are
+//     released whenever empty, so a half-open connection holds a few KiB (see
+//     pre_auth_bytes in test_tls.cc) and an idle established one not much more.
 //   - Failures carry a reason (TlsFailure) for the log lines of both sides.
 #pragma once
 
@@ -73,6 +73,8 @@ struct TlsSettings {
   std::chrono::milliseconds key_update_interval = std::chrono::hours(1);
   // Server: issue session tickets; client: offer the last one received. Tickets are
   // encrypted under keys of the context, so a rebuilt context (reload) voids them all.
+  // Certificate mode only: with an external PSK every handshake is already as cheap as a
+  // resumption, so the context turns this off.
   bool resumption = true;
 };
 
@@ -215,7 +217,6 @@ class TlsSession {
   bool saw_input_ = false;
   std::vector<std::uint8_t> first_record_;  // server, until the SSL exists
 
-  std::unique_ptr<std::uint8_t[]> staging_;  // kMaxRecordPlaintext, after the handshake
   bool established_ = false;
   // By a session ticket, not the external PSK (OpenSSL's "reused" says yes to both).
   bool resumed_ = false;
@@ -233,6 +234,11 @@ class TlsSession {
   std::uint64_t key_updates_ = 0;
   std::uint64_t bytes_since_update_ = 0;
   std::uint64_t bytes_total_ = 0;
+  // Plaintext both ways until keeps_buffers_ (see note_traffic).
+  std::uint64_t traffic_ = 0;
+  bool keeps_buffers_ = false;
+  static constexpr std::uint64_t kKeepBuffersAfter = 1 << 20;
+  void note_traffic(std::size_t n);
   Clock::time_point last_update_{};
 };
 

@@ -67,9 +67,11 @@ ssize_t TlsTransport::write(int fd, std::span<const iovec> iov) {
     spans[count++] = {static_cast<const std::uint8_t*>(v.iov_base), len};
     taken += len;
   }
-  // Room for the records' overhead too (22 bytes each), so encrypt never reallocates
-  // once the buffer has seen a full batch.
-  out_.reserve(kMaxBatch + (kMaxBatch / TlsSession::kMaxRecordPlaintext + 1) * 32);
+  // Room for this batch's records with their overhead (22 bytes each), so encrypt does
+  // not reallocate midway. Sized to the batch, not to kMaxBatch: a light flow's
+  // connection (per-binding mode has thousands) holds a few KiB, a bulk one grows to a
+  // full batch once and keeps it until trim().
+  out_.reserve(taken + (taken / TlsSession::kMaxRecordPlaintext + 1) * 32);
   if (!session_.encrypt({spans.data(), count}, out_)) {
     errno = EPROTO;
     return -1;
