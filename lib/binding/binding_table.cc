@@ -147,9 +147,13 @@ Binding* BindingTable::create(std::uint32_t scope, const Endpoint& client,
   auto [tit, fresh] = tenants_.try_emplace(std::string(tenant));
   if (fresh) tit->second.key = tit->first;
   b->tenant_ = &tit->second;
+  Binding*& scope_head = scope_heads_[scope];
   by_client_.emplace(key, std::move(owned));
   lru_push_front(*b);
   tenant_push_front(*b);
+  b->scope_next_ = scope_head;
+  if (scope_head != nullptr) scope_head->scope_prev_ = b;
+  scope_head = b;
   return b;
 }
 
@@ -200,6 +204,7 @@ void BindingTable::remove(Binding& b, RemoveReason why) {
   if (observer_ != nullptr) observer_->on_binding_removed(b, why);
   for (const Flow& f : b.flows) by_flow_.erase(flow_key(b.scope, f.id));
   lru_unlink(b);
+  scope_unlink(b);
   TenantBindings* t = b.tenant_;
   tenant_unlink(b);
   if (t != nullptr && t->count == 0) {
@@ -216,10 +221,12 @@ void BindingTable::remove(Binding& b, RemoveReason why) {
 }
 
 std::size_t BindingTable::remove_scope(std::uint32_t scope, RemoveReason why) {
+  auto it = scope_heads_.find(scope);
+  if (it == scope_heads_.end()) return 0;
+  // Collected first: the observer may not add or remove bindings, but removal rewrites
+  // the list being walked.
   std::vector<Binding*> victims;
-  for (Binding* b = lru_tail_; b != nullptr; b = b->lru_prev_) {
-    if (b->scope == scope) victims.push_back(b);
-  }
+  for (Binding* b = it->second; b != nullptr; b = b->scope_next_) victims.push_back(b);
   for (Binding* b : victims) remove(*b, why);
   return victims.size();
 }
@@ -244,8 +251,9 @@ void BindingTable::for_each(const std::function<void(const Binding&)>& fn) const
 }
 
 void BindingTable::forget_announcements(std::uint32_t scope) {
-  for (Binding* b = lru_head_; b != nullptr; b = b->lru_next_) {
-    if (b->scope != scope) continue;
+  auto it = scope_heads_.find(scope);
+  if (it == scope_heads_.end()) return;
+  for (Binding* b = it->second; b != nullptr; b = b->scope_next_) {
     for (Flow& f : b->flows) {
       f.announced = false;
       f.express_conn = 0;
@@ -253,6 +261,18 @@ void BindingTable::forget_announcements(std::uint32_t scope) {
       f.sent_express = false;
     }
   }
+}
+
+void BindingTable::scope_unlink(Binding& b) {
+  if (b.scope_prev_ != nullptr) {
+    b.scope_prev_->scope_next_ = b.scope_next_;
+  } else if (b.scope_next_ != nullptr) {
+    scope_heads_.find(b.scope)->second = b.scope_next_;
+  } else {
+    scope_heads_.erase(b.scope);
+  }
+  if (b.scope_next_ != nullptr) b.scope_next_->scope_prev_ = b.scope_prev_;
+  b.scope_prev_ = b.scope_next_ = nullptr;
 }
 
 void BindingTable::lru_unlink(Binding& b) {

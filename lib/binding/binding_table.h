@@ -97,6 +97,8 @@ struct Binding {
   Binding* lru_next_ = nullptr;  // towards least recently used
   Binding* tenant_prev_ = nullptr;  // the same, within its tenant
   Binding* tenant_next_ = nullptr;
+  Binding* scope_prev_ = nullptr;  // the bindings of its scope (any order)
+  Binding* scope_next_ = nullptr;
 };
 
 // The bindings of one tenant, most recently used first.
@@ -194,6 +196,7 @@ class BindingTable {
   void lru_push_front(Binding& b);
   void tenant_unlink(Binding& b);
   void tenant_push_front(Binding& b);
+  void scope_unlink(Binding& b);
   TenantBindings* find_tenant(std::string_view key);
 
   BindingLimits limits_;
@@ -203,6 +206,10 @@ class BindingTable {
   std::unordered_map<std::uint64_t, Binding*> by_flow_;
   // Values stay put while the map grows, so bindings may point at their tenant.
   std::unordered_map<std::string, TenantBindings> tenants_;
+  // The first binding of each scope with any: a session's end (remove_scope) visits its
+  // own bindings, not the whole table. Per-binding sessions end one by one, each with
+  // a single binding, among possibly 100 000 others.
+  std::unordered_map<std::uint32_t, Binding*> scope_heads_;
   Binding* lru_head_ = nullptr;  // most recently used
   Binding* lru_tail_ = nullptr;  // least recently used: expires first
   std::uint32_t next_flow_id_ = 1;
