@@ -1,4 +1,4 @@
-// The operator's binding log (docs/OPERATIONS.md, "Binding log"): one line when a
+// The operator's binding log (docs/CONFIG.md, "concentrator.binding_log"): one line when a
 // binding is made and one when it ends, so that an operator can say which CPE used which
 // public address:port when (abuse handling). Pure: the daemon fills a record, this turns
 // it into the documented line; writing it is ctl/binding_log_writer.h's job.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The operator's binding log (issue 19; docs/OPERATIONS.md "Binding log"): two CPEs with
+# The operator's binding log (issue 19; docs/CONFIG.md "concentrator.binding_log"): two CPEs with
 # identities of their own (home-a, home-b) send from known client ports, IPv4 and IPv6.
 # The concentrator's log file (concentrator.binding_log.path) must list exactly those
 # bindings: an open line each while they live, naming the right identity, the client

@@ -1,4 +1,4 @@
-// The binding log (docs/OPERATIONS.md, "Binding log"): the line format operators parse,
+// The binding log (docs/CONFIG.md, "concentrator.binding_log"): the line format operators parse,
 // pinned byte for byte, and the file writer's append, flush, counters and reopen.
 #include <catch2/catch.hpp>
 
