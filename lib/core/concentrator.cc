@@ -675,7 +675,10 @@ void ConcentratorProxy::log_binding_close(const Binding& b, RemoveReason why) {
   BindingLogRecord r;
   std::string peer;
   fill_who(b, r, peer);
-  r.external = static_cast<const RelaySocket*>(b.edge.get())->external();
+  const auto* sock = static_cast<const RelaySocket*>(b.edge.get());
+  // A binding made while the log was off (a reload turned it on) has no recorded
+  // address: its port at least.
+  r.external = sock->external().valid() ? sock->external() : sock->local();
   r.end = std::chrono::system_clock::now();
   r.start = started(b);
   r.reason = why;
