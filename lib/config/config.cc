@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <new>
 #include <optional>
 #include <sstream>
@@ -263,6 +264,10 @@ struct Seen {
   std::optional<YAML::Mark> rules_mark;    // rules.mark's value, checked against the mask
   std::optional<YAML::Mark> rules_fail;    // rules.fail's value
   std::optional<YAML::Mark> nfqueue_fail;  // nfqueue.fail's value (the older spelling)
+  // concentrator.binding_log's values, checked against each other.
+  std::optional<YAML::Mark> binding_log_path;
+  std::optional<YAML::Mark> binding_log_syslog;
+  std::optional<YAML::Mark> binding_log_facility;
 };
 
 struct Field {
@@ -474,7 +479,40 @@ void listen_item(const Where& w, std::vector<Endpoint>& out, EndpointSet& seen) 
   out.push_back(e);
 }
 
-constexpr std::array<Field, 8> kConcentratorFields{{
+// The facilities an operator routes log streams by; the binding log's own, so that a
+// syslog daemon can send it somewhere else than the daemon's log.
+constexpr std::array<const char*, 10> kSyslogFacilities{
+    {"daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+     "local7"}};
+
+constexpr std::array<Field, 3> kBindingLogFields{{
+    {"path",
+     [](const Where& w, Config& c, Seen& s) {
+       std::string path = scalar(w);
+       // Absolute: a reload must reopen the same file whatever the working directory.
+       if (path.empty() || path.front() != '/' || path.back() == '/')
+         reject(w.value.Mark(), w.path + ": " + quoted(path) + " is not an absolute file path");
+       c.concentrator.binding_log.path = std::move(path);
+       s.binding_log_path = w.value.Mark();
+     }},
+    {"syslog",
+     [](const Where& w, Config& c, Seen& s) {
+       c.concentrator.binding_log.syslog = boolean(w);
+       s.binding_log_syslog = w.value.Mark();
+     }},
+    {"syslog_facility",
+     [](const Where& w, Config& c, Seen& s) {
+       std::string text = scalar(w);
+       if (std::find_if(kSyslogFacilities.begin(), kSyslogFacilities.end(),
+                        [&text](const char* n) { return text == n; }) == kSyslogFacilities.end())
+         reject(w.value.Mark(), w.path + ": " + quoted(text) +
+                                    " is not one of daemon, user, local0..local7");
+       c.concentrator.binding_log.syslog_facility = std::move(text);
+       s.binding_log_facility = w.value.Mark();
+     }},
+}};
+
+constexpr std::array<Field, 9> kConcentratorFields{{
     {"listen",
      [](const Where& w, Config& c, Seen& s) {
        std::vector<Endpoint> listen;
@@ -520,6 +558,18 @@ constexpr std::array<Field, 8> kConcentratorFields{{
      [](const Where& w, Config& c, Seen&) {
        c.concentrator.handshake_timeout =
            duration_in(w, milliseconds(100), std::chrono::seconds(60));
+     }},
+    {"binding_log",
+     [](const Where& w, Config& c, Seen& s) {
+       walk(w.value, w.path, kBindingLogFields, c, s);
+       const auto& bl = c.concentrator.binding_log;
+       if (!bl.path.empty() && bl.syslog)
+         reject(*s.binding_log_syslog, w.path + ".syslog: not with " + w.path +
+                                           ".path: the log goes to a file or to syslog, "
+                                           "choose one");
+       if (s.binding_log_facility && !bl.syslog)
+         reject(*s.binding_log_facility,
+                w.path + ".syslog_facility: only with " + w.path + ".syslog: true");
      }},
 }};
 
@@ -1323,17 +1373,20 @@ std::vector<std::string> config_keys() {
   const Section sections[] = {
       {"auth", kAuthFields},       {"encryption", kEncryptionFields}, {"nfqueue", kNfqueueFields},   {"rules", kRulesFields},
       {"cpe", kCpeFields},         {"concentrator", kConcentratorFields},
+      {"concentrator.binding_log", kBindingLogFields},
       {"bindings", kBindingsFields}, {"tunnel", kTunnelFields},   {"paths[]", kPathFields},
       {"limits", kLimitsFields},
   };
   std::vector<std::string> keys;
-  for (const auto& top : kTopFields) {
-    keys.emplace_back(top.name);
+  // A key whose name is a section's gets that section's keys after it, nested ones too.
+  std::function<void(const std::string&)> add = [&](const std::string& key) {
+    keys.push_back(key);
     for (const auto& sec : sections) {
-      if (sec.name != top.name && sec.name != std::string(top.name) + "[]") continue;
-      for (const auto& f : sec.fields) keys.push_back(std::string(sec.name) + "." + f.name);
+      if (sec.name != key && sec.name != key + "[]") continue;
+      for (const auto& f : sec.fields) add(std::string(sec.name) + "." + f.name);
     }
-  }
+  };
+  for (const auto& top : kTopFields) add(top.name);
   return keys;
 }
 

@@ -65,6 +65,16 @@ struct Config {
     std::size_t max_handshaking = 1024;
     std::size_t max_handshaking_per_prefix = 256;
     std::chrono::milliseconds handshake_timeout = std::chrono::seconds(3);
+    // The operator's binding log (binding/binding_log.h): a line per binding made and
+    // ended, to a file (appended, reopened on reload for logrotate) or to syslog with its
+    // own facility. Off while both are unset; the loader allows one of them at most.
+    struct BindingLog {
+      std::string path;                        // absolute
+      bool syslog = false;
+      std::string syslog_facility = "daemon";  // daemon, user, local0..local7
+      bool enabled() const { return syslog || !path.empty(); }
+      friend bool operator==(const BindingLog&, const BindingLog&) = default;
+    } binding_log;
   } concentrator;
 
   // How LAN datagrams reach the CPE: TPROXY rules (default) or NFQUEUE, for kernels

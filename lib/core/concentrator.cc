@@ -33,7 +33,10 @@ std::size_t max_quarantined() {
 ConcentratorProxy::ConcentratorProxy(Loop* loop, const Config& cfg, Stats& stats)
     : ProxyBase(loop, cfg, stats),
       admission_(admission_limits(cfg)),
-      quarantine_timer_(loop, [this] { on_quarantine_timer(); }) {
+      quarantine_timer_(loop, [this] { on_quarantine_timer(); }),
+      binding_log_timer_(loop, [this] {
+        if (binding_log_) binding_log_->flush();
+      }) {
   deferred_.add_task([this] { reap_sessions(); });
 }
 
@@ -54,6 +57,8 @@ void ConcentratorProxy::load_policy() {
 }
 
 void ConcentratorProxy::reload(const Config& cfg) {
+  // First, so that bindings a lower limit evicts now are logged where the new settings say.
+  apply_binding_log(cfg.concentrator.binding_log);
   ProxyBase::reload(cfg);
   load_policy();
   admission_.set_limits(admission_limits(cfg_));
@@ -114,6 +119,15 @@ bool ConcentratorProxy::start(std::string* err) {
       LOG_WARN("serving clear text on %s, which is not a private address: datagrams, "
                "addresses and keys of %s CPEs cross the uplinks unencrypted and unprotected",
                at.str().c_str(), tls_ ? "accept_cleartext" : "all");
+  if (cfg_.concentrator.binding_log.enabled()) {
+    std::string e;
+    binding_log_ = open_binding_log(cfg_.concentrator.binding_log, stats_, &e);
+    if (!binding_log_) {
+      if (err) *err = "concentrator.binding_log: " + e;
+      return false;
+    }
+    LOG_INFO("binding log: %s", binding_log_->target().c_str());
+  }
   watch_own_addresses();
   load_policy();
   for (const Endpoint& at : cfg_.concentrator.listen) {
@@ -394,6 +408,7 @@ void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& 
       send_reset(c, o.flow_id, wire::ResetReason::Refused);
       return;
     }
+    if (binding_log_) log_binding_open(*b, *sock, o.remote);
     b->edge = std::move(sock);
     on_created(*b);
   }
@@ -472,7 +487,8 @@ void ConcentratorProxy::on_closed(Session& s, Connection& c, std::string_view re
 }
 
 void ConcentratorProxy::on_binding_removed(Binding& b, RemoveReason why) {
-  account_removal(b, why);
+  account_removal(b, why);  // sends what is queued first: the counts below are final
+  if (binding_log_ && b.edge) log_binding_close(b, why);
   Session* s = session_of(b.scope);
   if (auto* sock = static_cast<RelaySocket*>(b.edge.get())) {
     sock->quiesce();
@@ -554,6 +570,127 @@ void ConcentratorProxy::shutdown() {
   sessions_.clear();
   dying_.clear();
   quarantine_.clear();
+  binding_log_timer_.stop();
+  if (binding_log_) binding_log_->flush();
+}
+
+std::unique_ptr<BindingLogWriter> ConcentratorProxy::open_binding_log(
+    const Config::Concentrator::BindingLog& settings, Stats& stats, std::string* err) {
+  if (settings.syslog) return BindingLogWriter::open_syslog(settings.syslog_facility, stats, err);
+  return BindingLogWriter::open_file(settings.path, stats, err);
+}
+
+void ConcentratorProxy::apply_binding_log(const Config::Concentrator::BindingLog& settings) {
+  if (!settings.enabled()) {
+    if (binding_log_) LOG_INFO("binding log: off");
+    binding_log_timer_.stop();
+    binding_log_.reset();  // flushes
+    return;
+  }
+  std::string err;
+  if (binding_log_ && binding_log_->target() ==
+                          (settings.syslog ? "syslog " + settings.syslog_facility
+                                           : "file " + settings.path)) {
+    // The same file: opened again by its name, so that logrotate's move takes effect.
+    if (!binding_log_->reopen(&err))
+      LOG_ERROR("binding log: cannot reopen %s; writing on to the file already open",
+                err.c_str());
+    return;
+  }
+  auto next = open_binding_log(settings, stats_, &err);
+  if (!next) {
+    // The rest of the reload stands; the lines go on where they went.
+    LOG_ERROR("concentrator.binding_log: %s; %s", err.c_str(),
+              binding_log_ ? ("still writing to " + binding_log_->target()).c_str()
+                           : "no binding log");
+    return;
+  }
+  LOG_INFO("binding log: %s", next->target().c_str());
+  binding_log_ = std::move(next);  // the old one flushes as it goes
+}
+
+void ConcentratorProxy::reopen_binding_log() {
+  if (!binding_log_) return;
+  std::string err;
+  if (!binding_log_->reopen(&err))
+    LOG_ERROR("binding log: cannot reopen %s; writing on to the file already open", err.c_str());
+}
+
+Endpoint ConcentratorProxy::external_address(const Endpoint& remote) {
+  RouteMemo& m = route_memo_[remote.is_v6() ? 1 : 0];
+  Endpoint addr = remote;
+  addr.port = 0;
+  const double now = ev_now(loop_);
+  if (!(m.remote == addr) || now - m.at > 1.0) {
+    m.remote = addr;
+    m.source = route_source(remote);
+    m.at = now;
+  }
+  return m.source;
+}
+
+void ConcentratorProxy::fill_who(const Binding& b, BindingLogRecord& r, std::string& peer) const {
+  std::string_view tenant = b.tenant();
+  if (tenant.starts_with("id:")) r.identity = tenant.substr(3);
+  auto it = sessions_.find(b.scope);
+  if (it != sessions_.end())
+    peer = it->second->conn->peer().address_str();
+  else if (tenant.starts_with("addr:"))
+    peer = std::string(tenant.substr(5));
+  r.peer = peer;
+  r.session = b.scope;
+  r.client = b.client;
+}
+
+WallTime ConcentratorProxy::started(const Binding& b) const {
+  // The wall clock now less the binding's age on the monotonic clock: the open and the
+  // close line name the same start (unless the wall clock is set in between), and the
+  // duration is right even then. Nothing per binding is stored for it.
+  return std::chrono::system_clock::now() -
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(clock_.now() - b.created);
+}
+
+void ConcentratorProxy::log_binding_open(const Binding& b, RelaySocket& sock,
+                                         const Endpoint& remote) {
+  // The port is the socket's own; the address, the kernel's choice towards the first
+  // remote (the socket is bound to the wildcard, which no remote ever sees).
+  Endpoint ext = external_address(remote);
+  const Endpoint local = sock.local();
+  if (ext.valid()) {
+    ext.port = local.port;
+  } else {
+    ext = local;
+  }
+  sock.set_external(ext);
+  BindingLogRecord r;
+  std::string peer;
+  fill_who(b, r, peer);
+  r.external = ext;
+  r.start = started(b);
+  binding_log_->write(format_binding_open(r));
+  written_to_binding_log();
+}
+
+void ConcentratorProxy::log_binding_close(const Binding& b, RemoveReason why) {
+  BindingLogRecord r;
+  std::string peer;
+  fill_who(b, r, peer);
+  const auto* sock = static_cast<const RelaySocket*>(b.edge.get());
+  // A binding made while the log was off (a reload turned it on) has no recorded
+  // address: its port at least.
+  r.external = sock->external().valid() ? sock->external() : sock->local();
+  r.end = std::chrono::system_clock::now();
+  r.start = started(b);
+  r.reason = why;
+  r.up = b.upstream;
+  r.down = b.downstream;
+  binding_log_->write(format_binding_close(r));
+  written_to_binding_log();
+}
+
+void ConcentratorProxy::written_to_binding_log() {
+  if (binding_log_->pending() && !binding_log_timer_.active())
+    binding_log_timer_.start(kBindingLogFlushSeconds);
 }
 
 }  // namespace mpudp

@@ -8,7 +8,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "binding/binding_log.h"
 #include "core/proxy_base.h"
+#include "ctl/binding_log_writer.h"
 #include "relay/policy.h"
 #include "relay/relay_socket.h"
 #include "tunnel/admission.h"
@@ -25,6 +27,9 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
   void shutdown();
   void reload(const Config& cfg) override;
   std::size_t session_count() const { return sessions_.size(); }
+  // Opens the binding log's file again by its name (logrotate moved it): what SIGHUP
+  // does when the configuration cannot be reloaded (a reload reopens it anyway).
+  void reopen_binding_log();
 
  private:
   // A CPE's connection with its handshake state; it hears the connection's events and
@@ -109,6 +114,31 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
   // way to it cannot reach a new binding that the kernel would give the same port.
   std::deque<std::pair<double, std::unique_ptr<BindingEdge>>> quarantine_;
   Timer quarantine_timer_;
+
+  // concentrator.binding_log: a line per binding made and ended (binding/binding_log.h).
+  // Null when off. Lines wait in the writer's buffer at most kBindingLogFlushSeconds.
+  static constexpr double kBindingLogFlushSeconds = 1.0;
+  static std::unique_ptr<BindingLogWriter> open_binding_log(
+      const Config::Concentrator::BindingLog& settings, Stats& stats, std::string* err);
+  void apply_binding_log(const Config::Concentrator::BindingLog& settings);
+  void log_binding_open(const Binding& b, RelaySocket& sock, const Endpoint& remote);
+  void log_binding_close(const Binding& b, RemoveReason why);
+  void written_to_binding_log();
+  WallTime started(const Binding& b) const;
+  // The record's identity and peer for binding `b` (its tenant says who, its session
+  // where from, while there is one).
+  void fill_who(const Binding& b, BindingLogRecord& r, std::string& peer) const;
+  // route_source() for `remote`, remembered a second per family: a burst of new bindings
+  // towards one server (a resolver, a game) costs one route look-up, not one each.
+  Endpoint external_address(const Endpoint& remote);
+  struct RouteMemo {
+    Endpoint remote;  // address only
+    Endpoint source;
+    double at = -1e9;
+  };
+  RouteMemo route_memo_[2];
+  std::unique_ptr<BindingLogWriter> binding_log_;
+  Timer binding_log_timer_;
 };
 
 }  // namespace mpudp

@@ -223,7 +223,11 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
     LOG_INFO("configuration reloaded from %s", opts.config_path.c_str());
     return {true, "configuration reloaded from " + opts.config_path};
   };
-  SignalWatcher sighup(lh.loop, SIGHUP, [&](int) { reload(); });
+  // logrotate's postrotate sends SIGHUP: the binding log moves to its new file even when
+  // the configuration on disk cannot be reloaded (a successful reload reopens it too).
+  SignalWatcher sighup(lh.loop, SIGHUP, [&](int) {
+    if (!reload().first && conc) conc->reopen_binding_log();
+  });
 
   const double started = ev_now(lh.loop);
   std::unique_ptr<ControlServer> control;

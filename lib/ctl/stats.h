@@ -52,6 +52,8 @@
   X(bindings_closed_by_peer, "bindings removed on the peer's CLOSE")                        \
   X(bindings_reset_by_peer, "bindings removed on the peer's RESET")                         \
   X(bindings_session_lost, "bindings removed with their tunnel connection")                 \
+  X(binding_log_lines, "binding log lines written (concentrator.binding_log: one per binding made, one per binding ended)") \
+  X(binding_log_write_errors, "failed writes to the binding log file (the lines in them are lost)") \
   X(flows_opened, "(client, remote) pairs announced with OPEN")                             \
   X(resets_tx, "RESET frames sent for unknown flows")                                       \
   X(closes_tx, "CLOSE frames sent")                                                         \

@@ -39,6 +39,19 @@ int bind_to(int fd, const Endpoint& ep) {
   return ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 ? 0 : errno;
 }
 
+Endpoint route_source(const Endpoint& remote) {
+  Fd fd = make_socket(family_to_af(remote.family), SOCK_DGRAM, IPPROTO_UDP);
+  if (!fd) return {};
+  sockaddr_storage ss{};
+  socklen_t len = remote.to_sockaddr(ss);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return {};
+  len = sizeof ss;
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  Endpoint e = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).value_or(Endpoint{});
+  e.port = 0;
+  return e;
+}
+
 std::string errno_str(int err) { return std::strerror(err); }
 
 namespace {

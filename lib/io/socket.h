@@ -27,6 +27,9 @@ void set_burst_rcvbuf(int fd, int bytes);
 // tunnel connections, the path manager's netlink socket. SIZE_MAX without a limit.
 std::size_t descriptor_budget();
 int bind_to(int fd, const Endpoint& ep);
+// The source address this host's routing picks for datagrams to `remote` (a connected UDP
+// probe socket; nothing is sent), port 0; invalid when there is no route.
+Endpoint route_source(const Endpoint& remote);
 // TCP_CONGESTION (an MPTCP socket passes it on to its subflows, joins included); an empty
 // name is the network namespace's default (net.ipv4.tcp_congestion_control). 0 or errno.
 int set_congestion_control(int fd, const std::string& name);

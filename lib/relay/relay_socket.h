@@ -40,6 +40,10 @@ class RelaySocket final : public BindingEdge {
   // upstream traffic, once sent (see SendBatch for how long `payload` must live).
   void send_to(const Endpoint& remote, std::span<const std::uint8_t> payload);
   Endpoint local() const;
+  // The address:port the remotes see, as the binding log recorded it at creation (the
+  // socket is bound to the wildcard address, so the kernel's route supplies the address).
+  const Endpoint& external() const { return external_; }
+  void set_external(const Endpoint& e) { external_ = e; }
   // Stops reading and closes the socket; the object itself may be freed later.
   void close();
   // Stops reading but keeps the port: see ConcentratorProxy's quarantine.
@@ -58,6 +62,7 @@ class RelaySocket final : public BindingEdge {
   Stats& stats_;
   OverflowCount overflow_;
   IoWatcher io_;
+  Endpoint external_;
 };
 
 }  // namespace mpudp

@@ -962,3 +962,51 @@ TEST_CASE("pre-authentication bounds on the concentrator", "[config]") {
   CHECK(err("auth: none\n" + conc_head + "  handshake_timeout: 2m\n") ==
         "t.yaml:5:22: concentrator.handshake_timeout: 2m is out of range (100ms..1m)");
 }
+
+TEST_CASE("concentrator.binding_log", "[config]") {
+  const std::string head = "auth: none\n" + std::string(kConcHead) + "  binding_log:\n";
+  const Config d = ok(kConcHead);
+  CHECK_FALSE(d.concentrator.binding_log.enabled());
+  // An empty section keeps the defaults: off.
+  CHECK_FALSE(ok(head).concentrator.binding_log.enabled());
+
+  const Config f = ok(head + "    path: /var/log/mpudp/bindings.log\n");
+  CHECK(f.concentrator.binding_log.enabled());
+  CHECK(f.concentrator.binding_log.path == "/var/log/mpudp/bindings.log");
+  CHECK_FALSE(f.concentrator.binding_log.syslog);
+
+  const Config s = ok(head + "    syslog: true\n    syslog_facility: local3\n");
+  CHECK(s.concentrator.binding_log.enabled());
+  CHECK(s.concentrator.binding_log.syslog);
+  CHECK(s.concentrator.binding_log.syslog_facility == "local3");
+  CHECK(ok(head + "    syslog: true\n").concentrator.binding_log.syslog_facility == "daemon");
+  CHECK_FALSE(ok(head + "    syslog: false\n").concentrator.binding_log.enabled());
+
+  CHECK(err(head + "    path: bindings.log\n") ==
+        "t.yaml:6:11: concentrator.binding_log.path: \"bindings.log\" is not an absolute file path");
+  CHECK(err(head + "    path: /var/log/mpudp/\n") ==
+        "t.yaml:6:11: concentrator.binding_log.path: \"/var/log/mpudp/\" is not an absolute "
+        "file path");
+  CHECK(err(head + "    path:\n") == "t.yaml:6:5: concentrator.binding_log.path: missing value");
+  CHECK(err(head + "    syslog: maybe\n") ==
+        "t.yaml:6:13: concentrator.binding_log.syslog: \"maybe\" is not true or false");
+  CHECK(err(head + "    syslog: true\n    syslog_facility: kern\n") ==
+        "t.yaml:7:22: concentrator.binding_log.syslog_facility: \"kern\" is not one of daemon, "
+        "user, local0..local7");
+  CHECK(err(head + "    path: /var/log/b.log\n    syslog: true\n") ==
+        "t.yaml:7:13: concentrator.binding_log.syslog: not with concentrator.binding_log.path: "
+        "the log goes to a file or to syslog, choose one");
+  CHECK(err(head + "    syslog_facility: local0\n") ==
+        "t.yaml:6:22: concentrator.binding_log.syslog_facility: only with "
+        "concentrator.binding_log.syslog: true");
+  CHECK(err(head + "    file: /var/log/b.log\n") ==
+        "t.yaml:6:5: unknown key \"file\" in concentrator.binding_log");
+  CHECK(err("auth: none\n" + std::string(kConcHead) + "  binding_log: /var/log/b.log\n") ==
+        "t.yaml:5:16: concentrator.binding_log: expected a mapping, found a single value");
+
+  const auto keys = config_keys();
+  for (const char* k : {"concentrator.binding_log", "concentrator.binding_log.path",
+                        "concentrator.binding_log.syslog",
+                        "concentrator.binding_log.syslog_facility"})
+    CHECK(std::count(keys.begin(), keys.end(), k) == 1);
+}
