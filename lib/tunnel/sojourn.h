@@ -16,8 +16,9 @@
 // interval/sqrt(count)), which suits flows that slow down; an unresponsive flood of UDP
 // (a bulk sender at a fixed rate, an overloaded uplink) would meanwhile grow the queue to
 // seconds and to the byte bound. A frame that waited kCeilingIntervals × interval is
-// dropped whatever CoDel's state, so the wait stays bounded in time under any overload
-// and the byte bound (tunnel.queue_bytes) is left to memory only.
+// dropped whatever CoDel's state, so the wait stays bounded in time under any overload:
+// the queue holds what came in during the ceiling, and the byte bound
+// (tunnel.queue_bytes) is left to memory (an input faster than it over the ceiling).
 //
 // The tunnel's queues are byte queues written many frames at a time, not packet queues
 // dequeued one by one: the head frame of each write stands for the write (it waited the
