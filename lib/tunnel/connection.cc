@@ -387,7 +387,9 @@ void Connection::drop_stale(TimePoint t) {
       // Not past the held slot: nothing there may leave, nor be dropped, before AUTH.
       if (n == 0 || (q == &backlog_ && held_ && q->head_pos() + q->cut() + n > held_at_))
         break;
-      if (!d->should_drop(t, q->head_time(), q->size())) break;
+      // A frame without a time (none is queued so; the epoch) is never judged stale.
+      const TimePoint queued_at = q->head_time();
+      if (queued_at == TimePoint{} || !d->should_drop(t, queued_at, q->size())) break;
       q->drop_head();
       ++dropped;
     }
