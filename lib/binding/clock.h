@@ -16,6 +16,11 @@ class Clock {
   virtual TimePoint now() const = 0;
 };
 
+class SteadyClockSource final : public Clock {
+ public:
+  TimePoint now() const override { return SteadyClock::now(); }
+};
+
 class FakeClock final : public Clock {
  public:
   TimePoint now() const override { return now_; }

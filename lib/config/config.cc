@@ -261,6 +261,8 @@ struct Seen {
   std::optional<YAML::Mark> encryption;  // the `encryption` value
   std::optional<YAML::Mark> accept_cleartext;
   bool target_delay = false;           // tunnel.target_delay written in the file
+  std::optional<YAML::Mark> queue_target;    // tunnel.queue_target's value
+  std::optional<YAML::Mark> queue_interval;  // tunnel.queue_interval's value
   std::optional<YAML::Mark> rules_mark;    // rules.mark's value, checked against the mask
   std::optional<YAML::Mark> rules_fail;    // rules.fail's value
   std::optional<YAML::Mark> nfqueue_fail;  // nfqueue.fail's value (the older spelling)
@@ -704,7 +706,7 @@ std::string congestion_control_in(const Where& w) {
   return text;
 }
 
-constexpr std::array<Field, 9> kTunnelFields{{
+constexpr std::array<Field, 11> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
@@ -712,6 +714,18 @@ constexpr std::array<Field, 9> kTunnelFields{{
     {"queue_bytes",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.queue_bytes = static_cast<std::size_t>(uint_in(w, 16384, 67108864));
+     }},
+    // CoDel's two times (tunnel/sojourn.h); the target must be the shorter (checked once
+    // both are known, in validate).
+    {"queue_target",
+     [](const Where& w, Config& c, Seen& s) {
+       c.tunnel.queue_target = duration_in(w, milliseconds(1), std::chrono::seconds(1));
+       s.queue_target = w.value.Mark();
+     }},
+    {"queue_interval",
+     [](const Where& w, Config& c, Seen& s) {
+       c.tunnel.queue_interval = duration_in(w, milliseconds(10), std::chrono::seconds(10));
+       s.queue_interval = w.value.Mark();
      }},
     {"target_delay",
      [](const Where& w, Config& c, Seen& s) {
@@ -1215,6 +1229,12 @@ Config validate(const std::string& text, bool read_keys, bool fragment = false) 
   if (cfg.role == ProxyRole::Cpe)
     for (std::size_t i = 0; i < cfg.paths.size(); ++i)
       if (!seen.path_subflow_set[i]) cfg.paths[i].subflow = true;
+  if (cfg.tunnel.queue_target >= cfg.tunnel.queue_interval)
+    reject(*(seen.queue_target ? seen.queue_target : seen.queue_interval),
+           "tunnel.queue_target: " + format_duration(cfg.tunnel.queue_target) +
+               " is not shorter than tunnel.queue_interval (" +
+               format_duration(cfg.tunnel.queue_interval) +
+               "): CoDel drops once the wait stayed above the target for an interval");
   if (cfg.tunnel.limit_path_queue && !seen.target_delay)
     cfg.tunnel.target_delay = Config::Tunnel::kPathQueueTargetDelay;
   if (cfg.role == ProxyRole::Cpe && !seen.cpe_concentrator)

@@ -182,8 +182,18 @@ struct Config {
     // connection up after three keepalives go unanswered.
     std::chrono::milliseconds keepalive = std::chrono::seconds(15);
     // Bytes a connection may hold in user space waiting for the socket; past it,
-    // datagrams are dropped (counted), never queued without bound.
-    std::size_t queue_bytes = 256 * 1024;
+    // datagrams are dropped (counted), never queued without bound. A memory bound sized
+    // for bursts (a page load's 300 KB of replies fits several times); how long datagrams
+    // wait is bounded by queue_target and queue_interval.
+    std::size_t queue_bytes = 2 * 1024 * 1024;
+    // CoDel on the user-space queues (tunnel/sojourn.h): once the shortest wait has stayed
+    // above queue_target for a queue_interval, datagrams are dropped at the head, more
+    // often until it is below again; 4 × queue_interval is the longest any may wait.
+    // 5 ms: a call's datagrams should not wait longer than a few of its packet
+    // intervals; 100 ms: about the RTT of the flows inside the tunnel, RFC 8289's
+    // default, and long enough for a page load's burst to drain on a few Mbit/s.
+    std::chrono::milliseconds queue_target{5};
+    std::chrono::milliseconds queue_interval{100};
     // Unsent data a connection may keep in the kernel, as time at the rate its subflows
     // send (the send limit, tunnel/send_limit.h); 0 turns the limit off. Unset, it is
     // kDefaultTargetDelay, or kPathQueueTargetDelay with limit_path_queue: the two

@@ -26,6 +26,8 @@ BindingLimits binding_limits(const Config& cfg) {
 ConnectionOptions connection_options(const Config& cfg, ConnectionOptions::Keepalive role) {
   ConnectionOptions o;
   o.queue_bytes = cfg.tunnel.queue_bytes;
+  o.queue_target = std::chrono::duration_cast<Duration>(cfg.tunnel.queue_target);
+  o.queue_interval = std::chrono::duration_cast<Duration>(cfg.tunnel.queue_interval);
   o.keepalive = std::chrono::duration_cast<Duration>(cfg.tunnel.keepalive);
   o.keepalive_role = role;
   o.target_delay = std::chrono::duration_cast<Duration>(cfg.tunnel.target_delay);

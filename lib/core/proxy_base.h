@@ -25,11 +25,6 @@
 
 namespace mpudp {
 
-class SteadyClockSource final : public Clock {
- public:
-  TimePoint now() const override { return SteadyClock::now(); }
-};
-
 BindingLimits binding_limits(const Config& cfg);
 ConnectionOptions connection_options(const Config& cfg, ConnectionOptions::Keepalive role);
 wire::SessionMode wire_mode(SessionModeConfig m);
@@ -89,7 +84,7 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   // bring the binding back at the peer) and lets the peer see a new binding's OPEN on
   // express before the CLOSE of the binding evicted for it.
   void send_close(Connection* main, Connection* express, const Binding& b, RemoveReason why);
-  ConnectionContext conn_ctx() { return {loop_, deferred_, flusher_, stats_}; }
+  ConnectionContext conn_ctx() { return {loop_, deferred_, flusher_, stats_, &clock_}; }
   // The transport of a new tunnel connection: TLS with the current context, or null
   // (clear text) with encryption: none.
   std::unique_ptr<Transport> new_transport(bool accept_cleartext = false) const;

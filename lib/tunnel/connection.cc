@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "ctl/log.h"
 #include "io/socket.h"
@@ -189,6 +190,11 @@ void Connection::set_options(const ConnectionOptions& opts) {
                                          opts.express_dscp != opts_.express_dscp);
   const bool new_ca = fd_ && opts.congestion_control != opts_.congestion_control;
   opts_ = opts;
+  const SojournDropper::Params sp{
+      std::chrono::duration_cast<SojournDropper::Micros>(opts_.queue_target),
+      std::chrono::duration_cast<SojournDropper::Micros>(opts_.queue_interval)};
+  backlog_sojourn_.set_params(sp);
+  express_sojourn_.set_params(sp);
   if (remark) mark(true, true);
   // Live subflows switch at once; the kernel gives later joins the new one too.
   if (new_ca) apply_congestion_control(fd_.get(), opts_.congestion_control);
@@ -234,14 +240,15 @@ void Connection::on_trim_timer() {
 }
 
 void Connection::commit(std::size_t n, QueueMark* mark) {
+  const TimePoint t = now();
   if (reserved_express_) {
-    express_queue_.commit(n);
+    express_queue_.commit(n, t);
     if (mark != nullptr) {
       mark->express_end = express_queue_.tail_pos();
       mark->express_run += static_cast<std::uint32_t>(n);
     }
   } else {
-    backlog_.commit(n);
+    backlog_.commit(n, t);
     if (mark != nullptr) mark->backlog_end = backlog_.tail_pos();
   }
   reserved_express_ = false;
@@ -308,6 +315,11 @@ void Connection::handshake_complete() {
   if (!handshake_done_) {
     handshake_done_ = true;
     express_from_ = backlog_.tail_pos();
+    // What waited for the handshake (a TLS or key exchange over a long RTT) has not
+    // waited in a queue that could drain: its sojourn starts now.
+    const TimePoint t = now();
+    backlog_.restamp(t);
+    express_queue_.restamp(t);
   }
 }
 
@@ -360,11 +372,38 @@ void Connection::flush() {
   update_watch();
 }
 
+void Connection::drop_stale(TimePoint t) {
+  // Before the handshake nothing leaves (nor is judged): HELLO and AUTH head the backlog.
+  if (!handshake_done_) return;
+  std::uint64_t dropped = 0;
+  for (auto [q, d] : {std::pair{&express_queue_, &express_sojourn_},
+                      std::pair{&backlog_, &backlog_sojourn_}}) {
+    if (q->empty()) {
+      d->on_empty();
+      continue;
+    }
+    for (;;) {
+      const std::size_t n = q->droppable_head();
+      // Not past the held slot: nothing there may leave, nor be dropped, before AUTH.
+      if (n == 0 || (q == &backlog_ && held_ && q->head_pos() + q->cut() + n > held_at_))
+        break;
+      // A frame without a time (none is queued so; the epoch) is never judged stale.
+      const TimePoint queued_at = q->head_time();
+      if (queued_at == TimePoint{} || !d->should_drop(t, queued_at, q->size())) break;
+      q->drop_head();
+      ++dropped;
+    }
+  }
+  if (dropped > 0) ctx_.stats.drop(Drop::tunnel_queue_sojourn, dropped);
+}
+
 void Connection::write_out(std::int64_t room) {
   WriteBudget budget = WriteBudget::from_room(room, kExpressBytes);
   limited_ = false;
   kernel_full_ = false;
+  const TimePoint t = now();
   for (;;) {
+    drop_stale(t);
     const WritePlan plan =
         plan_write(sendable_backlog(), {express_queue_.size(), express_queue_.cut()}, budget);
     if (plan.count == 0) {

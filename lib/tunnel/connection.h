@@ -9,9 +9,12 @@
 //     flow next to a bulk transfer). It goes first, so their datagrams wait behind at
 //     most a datagram or a few small ones of each other sparse flow, never behind a
 //     backlog;
-//   - backlog: everything else, bounded by tunnel.queue_bytes; when full, the datagram
-//     is dropped (counted by the caller), so the flows that overload the tunnel are the
-//     ones that lose.
+//   - backlog: everything else. Bounded in time: a write drops DATA frames that waited
+//     too long at the head (tunnel.queue_target/queue_interval, CoDel, sojourn.h;
+//     counted tunnel_queue_sojourn), so the flows that overload the tunnel are the ones
+//     that lose, while a burst the paths drain soon passes whole. Bounded in memory by
+//     tunnel.queue_bytes, sized for bursts: when full, the datagram is dropped (counted
+//     by the caller, tunnel_queue_full).
 // A flow's order is kept: it enters the express queue only when none of its frames waits
 // in the backlog (QueueMark); the express queue leaves before the backlog. A flow may
 // have up to kExpressRunBytes waiting in express (always at least one frame): when the
@@ -43,6 +46,7 @@
 #include "net/queue_mark.h"
 #include "tunnel/frame_queue.h"
 #include "tunnel/send_limit.h"
+#include "tunnel/sojourn.h"
 #include "tunnel/tls.h"
 #include "tunnel/transport.h"
 #include "tunnel/write_scheduler.h"
@@ -86,7 +90,12 @@ class Flusher {
 };
 
 struct ConnectionOptions {
-  std::size_t queue_bytes = 256 * 1024;
+  // A memory bound (docs/HARDENING.md): a reply burst of 256 flows × 1200 B (300 KB with
+  // framing) fits several times over; how long frames may wait is the sojourn bound's.
+  std::size_t queue_bytes = 2 * 1024 * 1024;
+  // tunnel.queue_target and queue_interval: CoDel's (SojournDropper), in both queues.
+  Duration queue_target = std::chrono::milliseconds(5);
+  Duration queue_interval = std::chrono::milliseconds(100);
   // Multiplexed sessions only (a per-binding connection lives and dies with its binding's
   // idle timeout): the CPE probes after `keepalive` of silence and gives up after 3
   // unanswered probes; the concentrator gives up after 4 periods of silence.
@@ -117,6 +126,8 @@ struct ConnectionContext {
   Deferred& deferred;
   Flusher& flusher;
   Stats& stats;
+  // Stamps queued frames (sojourn times); null: the steady clock.
+  const Clock* clock = nullptr;
 };
 
 class Connection {
@@ -239,6 +250,9 @@ class Connection {
   }
   // Writes what plan_write allows within `room` (kernel_room), through transport_.
   void write_out(std::int64_t room);
+  // Drops what waited too long at the heads of the queues (SojournDropper), counted.
+  void drop_stale(TimePoint now);
+  TimePoint now() const { return ctx_.clock != nullptr ? ctx_.clock->now() : SteadyClock::now(); }
   void on_retry_timer();
   void on_io(int revents);
   void on_connect_done();
@@ -300,6 +314,8 @@ class Connection {
   std::size_t read_chunk_ = kFirstReadChunk;  // grows while reads fill the buffer (up to kReadChunk)
   FrameQueue backlog_;
   FrameQueue express_queue_;
+  SojournDropper backlog_sojourn_;
+  SojournDropper express_sojourn_;
   // Only one of the two can hold a frame a partial write cut: that queue goes on until
   // the frame is whole.
   bool reserved_express_ = false;

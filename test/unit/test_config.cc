@@ -83,6 +83,8 @@ bindings:
 tunnel:
   keepalive: 2m
   queue_bytes: 16384
+  queue_target: 10ms
+  queue_interval: 200ms
   target_delay: 20ms
   express: false
   express_priority: 4
@@ -100,6 +102,8 @@ tunnel:
   CHECK(c.bindings.max_remotes == 8);
   CHECK(c.tunnel.keepalive == 120s);
   CHECK(c.tunnel.queue_bytes == 16384);
+  CHECK(c.tunnel.queue_target == 10ms);
+  CHECK(c.tunnel.queue_interval == 200ms);
   CHECK(c.tunnel.target_delay == 20ms);
   CHECK_FALSE(c.tunnel.express);
   CHECK(c.tunnel.express_priority == 4);
@@ -149,7 +153,9 @@ TEST_CASE("omitted keys take their defaults", "[config]") {
   CHECK(c.cpe.max_bindings_per_host == 0);
   CHECK(c.concentrator.max_bindings_per_cpe == 8192);
   CHECK(c.tunnel.keepalive == 15s);
-  CHECK(c.tunnel.queue_bytes == 262144);
+  CHECK(c.tunnel.queue_bytes == 2097152);
+  CHECK(c.tunnel.queue_target == 5ms);
+  CHECK(c.tunnel.queue_interval == 100ms);
   CHECK(c.tunnel.target_delay == 20ms);
   CHECK(c.tunnel.express);
   CHECK(c.tunnel.express_priority == 6);
@@ -238,6 +244,23 @@ TEST_CASE("durations", "[config]") {
   CHECK(err(cpe("tunnel:\n  target_delay: 2s\n")) ==
         "t.yaml:5:17: tunnel.target_delay: 2s is out of range (0ms..1s)");
   CHECK(ok(cpe("tunnel:\n  target_delay: 0\n")).tunnel.target_delay == 0ms);
+  CHECK(err(cpe("tunnel:\n  queue_target: 0\n")) ==
+        "t.yaml:5:17: tunnel.queue_target: 0 is out of range (1ms..1s)");
+  CHECK(err(cpe("tunnel:\n  queue_interval: 11s\n")) ==
+        "t.yaml:5:19: tunnel.queue_interval: 11s is out of range (10ms..10s)");
+  CHECK(err(cpe("tunnel:\n  queue_target: soon\n")) ==
+        "t.yaml:5:17: tunnel.queue_target: \"soon\" is not a duration (use 500ms, 2s, 5m)");
+  // CoDel drops once the wait stayed above the target for an interval: the target is the
+  // shorter, whichever of the two the file sets.
+  CHECK(err(cpe("tunnel:\n  queue_target: 100ms\n")) ==
+        "t.yaml:5:17: tunnel.queue_target: 100ms is not shorter than tunnel.queue_interval "
+        "(100ms): CoDel drops once the wait stayed above the target for an interval");
+  CHECK(err(cpe("tunnel:\n  queue_interval: 20ms\n  queue_target: 30ms\n")) ==
+        "t.yaml:6:17: tunnel.queue_target: 30ms is not shorter than tunnel.queue_interval "
+        "(20ms): CoDel drops once the wait stayed above the target for an interval");
+  CHECK(ok(cpe("tunnel:\n  queue_interval: 10ms\n")).tunnel.queue_interval == 10ms);
+  CHECK(ok(cpe("tunnel:\n  queue_interval: 1s\n  queue_target: 50ms\n")).tunnel.queue_target ==
+        50ms);
   // With limit_path_queue the limit also counts the paths' queues, which every flow
   // shares: unset, target_delay is 5 ms then; set, it is what it says, in either order.
   CHECK(ok(cpe("tunnel:\n  limit_path_queue: true\n")).tunnel.target_delay == 5ms);

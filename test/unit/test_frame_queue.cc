@@ -2,6 +2,8 @@
 // writes, datagrams are counted whole once, the bound holds, and idle memory goes back.
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -188,4 +190,100 @@ TEST_CASE("clearing a frame queue forgets its frames and a cut", "[frame_queue]"
   CHECK(q.cut() == 0);
   CHECK(q.datagrams() == 0);
   CHECK(q.head_pos() == end);
+}
+
+TEST_CASE("frames carry their enqueue time, in runs", "[frame_queue][sojourn]") {
+  using namespace std::chrono_literals;
+  FakeClock clock;
+  FrameQueue q;
+  const auto stamped = [&](std::size_t len) {
+    const std::size_t n = wire::kDataOverhead + len;
+    std::uint8_t* p = q.reserve(n, kCap, nullptr);
+    REQUIRE(p != nullptr);
+    wire::encode_data_header(1, len, p);
+    q.commit(n, clock.now());
+    return n;
+  };
+  const TimePoint t0 = clock.now();
+  const std::size_t a = stamped(100);
+  clock.advance(FrameQueue::kStampGranularity / 2);
+  const std::size_t b = stamped(100);  // same run as a
+  clock.advance(FrameQueue::kStampGranularity);
+  const TimePoint t2 = clock.now();
+  stamped(100);
+  CHECK(q.head_time() == t0);
+  q.advance(a);
+  CHECK(q.head_time() == t0);  // b joined a's run
+  q.advance(b - 10);           // a write cut b: what is judged is the next whole frame
+  CHECK(q.head_time() == t2);
+  q.advance(10);
+  CHECK(q.head_time() == t2);
+  q.advance(q.size());
+  CHECK(q.empty());
+  clock.advance(1s);
+  stamped(10);
+  CHECK(q.head_time() == clock.now());  // an emptied queue starts afresh
+
+  // Restamping: everything queued counts from now.
+  clock.advance(2s);
+  stamped(10);
+  clock.advance(3s);
+  q.restamp(clock.now());
+  CHECK(q.head_time() == clock.now());
+  q.advance(q.size());
+
+  // Many runs: the ring grows and keeps each run's time.
+  std::vector<TimePoint> times;
+  std::vector<std::size_t> sizes;
+  for (int i = 0; i < 100; ++i) {
+    clock.advance(2ms);
+    times.push_back(clock.now());
+    sizes.push_back(stamped(20));
+  }
+  for (int i = 0; i < 100; ++i) {
+    CHECK(q.head_time() == times[static_cast<std::size_t>(i)]);
+    q.advance(sizes[static_cast<std::size_t>(i)]);
+  }
+  CHECK(q.empty());
+}
+
+TEST_CASE("only whole DATA frames are dropped, as if written; a cut frame's rest stays",
+          "[frame_queue][sojourn]") {
+  FrameQueue q;
+  const Endpoint c = *Endpoint::parse("198.18.0.2:40000");
+  const Endpoint r = *Endpoint::parse("198.18.4.2:53");
+  const std::array<std::uint8_t, 4> pl{1, 2, 3, 4};
+  const std::size_t open = push(q, wire::Open{5, c, r, true, pl});
+  const std::size_t d1 = push_data(q, 5, 100, 0xa1);
+  push_data(q, 5, 100, 0xa2);
+  push_data(q, 6, 50, 0xa3);
+  const std::size_t close = push(q, wire::Close{c, wire::CloseReason::Idle});
+  CHECK(q.droppable_head() == 0);  // OPEN announces the flow: never dropped
+  std::vector<std::uint8_t> opened;
+  write_some(q, open, opened);
+  std::vector<std::uint8_t> sink;
+  REQUIRE(q.droppable_head() == d1);
+  const std::uint64_t pos = q.head_pos();
+  q.drop_head();
+  CHECK(q.head_pos() == pos + d1);
+  CHECK(q.datagrams() == 2);
+  write_some(q, 10, sink);  // a write cut the 0xa2 frame: the 0xa3 one may go, not its rest
+  REQUIRE(q.droppable_head() == wire::kDataOverhead + 50);
+  const std::uint64_t tail = q.tail_pos();
+  q.drop_head();
+  CHECK(q.tail_pos() == tail);  // what follows keeps its place in the stream
+  CHECK(q.datagrams() == 1);
+  CHECK(q.droppable_head() == 0);  // CLOSE
+  CHECK(write_some(q, q.size() - close, sink) == 1);
+  CHECK(q.size() == close);
+  q.advance(close);
+  // The reader gets the 0xa2 frame whole (after the OPEN; the CLOSE follows).
+  const auto frames = decode(sink);
+  REQUIRE(frames.size() == 1);
+  CHECK(frames[0] == std::pair<std::uint32_t, std::uint8_t>{5, 0xa2});
+  // The last DATA frame dropped empties the queue.
+  push_data(q, 1, 10, 0);
+  q.drop_head();
+  CHECK(q.empty());
+  CHECK(q.droppable_head() == 0);
 }

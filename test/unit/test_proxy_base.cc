@@ -213,16 +213,20 @@ TEST_CASE_METHOD(Fixture, "a reload applies the tunnel options to the live conne
   next.tunnel.queue_bytes = 64 * 1024;
   next.tunnel.target_delay = std::chrono::milliseconds(0);
   next.tunnel.keepalive = std::chrono::seconds(3);
+  next.tunnel.queue_target = std::chrono::milliseconds(8);
+  next.tunnel.queue_interval = std::chrono::milliseconds(300);
   p.reload(next);
   for (Connection* c : p.conns) {
     CHECK(c->options().queue_bytes == 64 * 1024);
+    CHECK(c->options().queue_target == std::chrono::milliseconds(8));
+    CHECK(c->options().queue_interval == std::chrono::milliseconds(300));
     CHECK(c->options().keepalive == std::chrono::seconds(3));
     CHECK(c->send_limit() == 0);  // target_delay 0: no limit
   }
   // Each keeps its own keepalive role (the CPE's main connection probes).
   CHECK(main.conn->options().keepalive_role == ConnectionOptions::Keepalive::Probe);
   CHECK(express.conn->options().keepalive_role == ConnectionOptions::Keepalive::Off);
-  // The new bound holds at once: 64 KiB of datagrams, not 256.
+  // The new bound holds at once: 64 KiB of datagrams, not 2 MiB.
   Binding* b = p.table_.create(0, *Endpoint::parse("198.18.0.2:4000"));
   REQUIRE(p.table_.add_flow(*b, *Endpoint::parse("198.18.4.2:443"), 1) != nullptr);
   const std::vector<std::uint8_t> big(1200, 2);

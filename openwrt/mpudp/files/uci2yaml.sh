@@ -21,7 +21,8 @@
 #     list listen, list allow_destinations, list deny_destinations, max_sessions,
 #       max_bindings_per_cpe -> concentrator.*
 #     idle_timeout, max_bindings, max_remotes -> bindings.idle_timeout, .max, .max_remotes
-#     keepalive, queue_bytes, target_delay, limit_path_queue (boolean), express (boolean),
+#     keepalive, queue_bytes, queue_target, queue_interval, target_delay,
+#       limit_path_queue (boolean), express (boolean),
 #       express_priority, express_dscp, express_rate, congestion_control -> tunnel.*
 #     limit_subflows, limit_add_addr_accepted -> limits.subflows, limits.add_addr_accepted
 #     enabled, user: read by the init script only
@@ -121,7 +122,8 @@ translate() {
         "max_bindings_per_cpe:concentrator.max_bindings_per_cpe:s " \
         "idle_timeout:bindings.idle_timeout:s max_bindings:bindings.max:s " \
         "max_remotes:bindings.max_remotes:s keepalive:tunnel.keepalive:s " \
-        "queue_bytes:tunnel.queue_bytes:s target_delay:tunnel.target_delay:s " \
+        "queue_bytes:tunnel.queue_bytes:s queue_target:tunnel.queue_target:s " \
+        "queue_interval:tunnel.queue_interval:s target_delay:tunnel.target_delay:s " \
         "limit_path_queue:tunnel.limit_path_queue:b " \
         "express:tunnel.express:b express_priority:tunnel.express_priority:s " \
         "express_dscp:tunnel.express_dscp:s express_rate:tunnel.express_rate:s " \
