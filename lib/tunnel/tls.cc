@@ -613,11 +613,10 @@ TlsSession::Received TlsSession::receive(std::span<const std::uint8_t> ciphertex
                                          std::vector<std::uint8_t>& out) {
   Received r;
   if (failed()) return r;
-  // The first byte of a TLS stream is a handshake record (22) or an alert (21); the
-  // cleartext protocol's HELLO, or anything else, is refused here by name.
+  // The cleartext protocol's HELLO, or anything else not TLS, is refused here by name.
   if (!saw_input_ && !ciphertext.empty()) {
     saw_input_ = true;
-    if (ciphertext[0] != 22 && ciphertext[0] != 21) {
+    if (!starts_tls(ciphertext[0])) {
       static constexpr std::uint8_t kMagic[] = {0x4d, 0x50, 0x55, 0x44};  // "MPUD"
       if (ciphertext.size() >= 8 && ciphertext[0] == 1 &&
           std::memcmp(ciphertext.data() + 4, kMagic, sizeof kMagic) == 0)

@@ -191,6 +191,11 @@ class TlsSession {
   std::uint64_t key_updates_sent() const { return key_updates_; }
   std::uint64_t bytes_encrypted() const { return bytes_total_; }
 
+  // A TLS stream starts with a handshake (22) or an alert (21) record; anything else
+  // is a cleartext peer or noise.
+  static constexpr bool starts_tls(std::uint8_t first_byte) {
+    return first_byte == 22 || first_byte == 21;
+  }
   static constexpr std::size_t kMaxRecordPlaintext = 16384;
   static inline const std::string kNoIdentity;
   // The server makes no OpenSSL state until the first record (the ClientHello, a few

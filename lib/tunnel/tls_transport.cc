@@ -127,7 +127,7 @@ ssize_t TlsTransport::read(int fd, std::span<std::uint8_t> buf) {
     if (first_) {
       first_ = false;
       // Not a TLS handshake or alert record: a version 1 (cleartext) peer, or noise.
-      if (accept_cleartext_ && in[0] != 22 && in[0] != 21) {
+      if (accept_cleartext_ && !TlsSession::starts_tls(in[0])) {
         cleartext_ = true;
         const std::size_t take = std::min(in.size(), buf.size());
         std::memcpy(buf.data(), in.data(), take);
