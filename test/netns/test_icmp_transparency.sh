@@ -45,6 +45,12 @@ tb_poll 10 _tb_links_ready || tb_fail "far link not ready"
 fail=0
 for MODE in ${MODES:-multiplexed per-binding}; do
   echo "=== mode $MODE"
+  # Each mode learns the path MTU afresh: the client and the concentrator forget what the
+  # mode before taught their kernels (a cached PMTU would make the check below vacuous).
+  for ns in cli conc; do
+    tb_ns_exec "$ns" ip route flush cache
+    tb_ns_exec "$ns" ip -6 route flush cache
+  done
   tb_start_proxies "$MODE"
 
   for dest in 198.18.4.2 2001:db8:4::2; do
