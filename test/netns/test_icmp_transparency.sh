@@ -6,14 +6,16 @@
 #    second (a resolver fails fast instead of waiting for its timeout), IPv4 and IPv6, in
 #    both session modes; the binding stays;
 #  - a 1280-byte link behind a router beyond the concentrator: a DF client that sends
-#    1400 bytes learns path MTU 1280 (IP_MTU / IPV6_MTU, EMSGSIZE on the next send).
+#    1400 bytes learns path MTU 1280 (IP_MTU / IPV6_MTU, EMSGSIZE on the next send);
+#  - a CPE whose HELLO lacks the ICMP capability (an older one, here wirepeer) gets no ICMP
+#    frame, which its decoder would take for a protocol error; one that has it does.
 #
 #   conc ── srv0 ──── eth0 ── srv (router) ── far0 ═══ mtu 1280 ═══ eth0 ── far
 #                                              198.18.7.1            198.18.7.2
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 tb_require_root_and_tools
-tb_require_built daemon/mpudpd tools/udpecho
+tb_require_built daemon/mpudpd tools/udpecho tools/wirepeer
 
 tb_setup
 tb_tproxy_rules
@@ -87,5 +89,22 @@ for MODE in ${MODES:-multiplexed per-binding}; do
   done
   tb_stop_proxies || { tb_fail "$MODE: a daemon did not exit cleanly"; fail=1; }
 done
+echo "=== a CPE without the ICMP capability, and one with it (wirepeer)"
+tb_write_configs multiplexed
+tb_start_daemon conc conc "$TB_DIR/conc.yaml"
+tb_wait_listen conc tcp "$TB_CONC_PORT" 1 10 || tb_fail "concentrator does not listen"
+out=$(tb_cpe "$MPUDP_BUILD/tools/wirepeer" "198.18.2.2:$TB_CONC_PORT" \
+  "tls:shared:$(tb_psk_hex)" hello expect-hello open:1:198.18.0.2:40000:198.18.4.2:9:41 \
+  sleep:500 keepalive expect-keepalive) || { echo "$out"; tb_fail "wirepeer (no capability) failed"; fail=1; }
+if grep -q "recv: ICMP" <<<"$out"; then
+  echo "$out"; tb_fail "an ICMP frame went to a CPE without the capability"; fail=1
+fi
+v=$(tb_counter conc icmp_not_sent)
+((v >= 1)) || { tb_fail "conc icmp_not_sent=$v, wanted >= 1"; fail=1; }
+tb_cpe "$MPUDP_BUILD/tools/wirepeer" "198.18.2.2:$TB_CONC_PORT" \
+  "tls:shared:$(tb_psk_hex)" hello-icmp expect-hello open:1:198.18.0.2:40001:198.18.4.2:9:41 \
+  expect-icmp:1 keepalive expect-keepalive || { tb_fail "wirepeer (ICMP capability): no ICMP frame"; fail=1; }
+tb_stop_daemon conc || { tb_fail "the concentrator exited $?"; fail=1; }
+
 ((fail == 0)) || exit 1
 echo "PASS: test_icmp_transparency"
