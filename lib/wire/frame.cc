@@ -334,10 +334,11 @@ Decoded decode(std::span<const std::uint8_t> in) {
       return ok(a, total);
     }
     case Type::Icmp: {
+      // b[5] must be 0: one spelling per frame; a later use comes with a capability.
+      if (b[5] != 0) return fail(DecodeStatus::BadFlags);
       Icmp m;
       m.flow_id = get32(b);
       m.kind = static_cast<IcmpKind>(b[4]);  // raw: the receiver judges unknown kinds
-      // b[5] is reserved: sent as 0, ignored on receipt.
       m.mtu = get16(b + 6);
       m.length = get16(b + 8);
       return ok(m, total);
