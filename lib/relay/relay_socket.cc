@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "ctl/log.h"
+#include "relay/icmp_error.h"
 #include "io/socket.h"
 
 namespace mpudp {
@@ -15,52 +16,6 @@ namespace {
 constexpr int kMaxBatchesPerWakeup = 4;
 // Errors read per wakeup: the rest wait for the next one (level-triggered).
 constexpr int kMaxErrorsPerWakeup = 16;
-
-struct Classified {
-  bool relayed = false;
-  wire::IcmpKind kind = wire::IcmpKind::PortUnreachable;
-  std::uint16_t mtu = 0;
-};
-
-// What an extended error means for the client, in the terms of the ICMP frame; errors
-// direct routing would not have shown the client as one of these (time exceeded, a
-// protocol unreachable, local errors other than too big) are not passed on.
-Classified classify(const sock_extended_err& ee) {
-  using K = wire::IcmpKind;
-  Classified c;
-  auto as = [&c](K k) {
-    c.relayed = true;
-    c.kind = k;
-  };
-  if (ee.ee_origin == SO_EE_ORIGIN_ICMP && ee.ee_type == 3) {  // destination unreachable
-    switch (ee.ee_code) {
-      case 3: as(K::PortUnreachable); break;
-      case 0: case 6: case 11: as(K::NetUnreachable); break;
-      case 1: case 7: case 12: as(K::HostUnreachable); break;
-      case 9: case 10: case 13: as(K::AdminProhibited); break;
-      case 4: as(K::TooBig); break;
-      default: break;
-    }
-  } else if (ee.ee_origin == SO_EE_ORIGIN_ICMP6 && ee.ee_type == 1) {
-    switch (ee.ee_code) {
-      case 4: as(K::PortUnreachable); break;
-      case 0: as(K::NetUnreachable); break;
-      case 3: as(K::HostUnreachable); break;
-      case 1: case 5: case 6: as(K::AdminProhibited); break;
-      default: break;
-    }
-  } else if (ee.ee_origin == SO_EE_ORIGIN_ICMP6 && ee.ee_type == 2) {
-    as(K::TooBig);
-  } else if (ee.ee_origin == SO_EE_ORIGIN_LOCAL && ee.ee_errno == EMSGSIZE) {
-    as(K::TooBig);  // this host's own link is the narrow one
-  }
-  if (c.relayed && c.kind == K::TooBig) {
-    // A bogus MTU (0, or above 16 bits) tells the client nothing it could use.
-    if (ee.ee_info == 0 || ee.ee_info > 0xffff) c.relayed = false;
-    c.mtu = static_cast<std::uint16_t>(ee.ee_info);
-  }
-  return c;
-}
 
 Counter counter_of(wire::IcmpKind k) {
   switch (k) {
@@ -177,7 +132,7 @@ void RelaySocket::drain_errors() {
       stats_.add(Counter::wan_icmp_other);
       continue;
     }
-    const Classified c = classify(*ee);
+    const IcmpError c = classify_icmp_error(*ee);
     if (!c.relayed) {
       stats_.add(Counter::wan_icmp_other);
       continue;
