@@ -244,7 +244,7 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
     s.mode = h.mode;
     s.icmp = (h.capabilities & wire::kCapIcmp) != 0;
     wire::Hello reply = s.hs.reply_hello(h.mode);
-    // Echoed, so that the CPE's log can say whether errors will come.
+    // Echoed: the CPE (and a capture) can tell that this concentrator sends them.
     if (s.icmp) reply.capabilities |= wire::kCapIcmp;
     if (h.mode == wire::SessionMode::Multiplexed && (h.capabilities & wire::kCapExpress) &&
         cfg_.tunnel.express) {

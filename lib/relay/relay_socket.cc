@@ -1,6 +1,5 @@
 #include "relay/relay_socket.h"
 
-#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -144,8 +143,7 @@ void RelaySocket::drain_errors() {
       stats_.add(Counter::icmp_rate_limited);
       continue;
     }
-    sink_.on_remote_error(owner_, *remote, c.kind, c.mtu,
-                          static_cast<std::size_t>(n));
+    sink_.on_remote_error(owner_, *remote, c.kind, c.mtu, static_cast<std::size_t>(n));
     if (!fd_) return;
   }
 }
