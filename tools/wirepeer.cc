@@ -32,6 +32,8 @@
 //   hello-express              HELLO with EXPRESS, token 0 (a main connection asking
 //                              for an express connection)
 //   expect-hello-express       read frames until a HELLO with EXPRESS arrives (3 s)
+//   hello-icmp                 HELLO with the ICMP capability (ICMP frames welcome)
+//   expect-icmp:FLOW           read frames until an ICMP frame for FLOW arrives (3 s)
 //   connect                    open another connection to HOST:PORT; the ones before stay
 //                              open (their sessions live on), later steps use the new one
 //   join:N                     HELLO with EXPRESS and, as token, 64 bits of connection
@@ -88,7 +90,7 @@ constexpr std::string_view kExpressLabel = "EXPORTER-mpudp-express";
 struct Step {
   enum class Kind {
     Hello, ExpectHello, Open, Data, Keepalive, ExpectKeepalive, ExpectReset, ExpectClose, Raw,
-    Sleep, Auth, AuthForce, Tls, TlsRefused, HelloExpress, ExpectHelloExpress, Connect,
+    Sleep, Auth, AuthForce, Tls, TlsRefused, HelloExpress, ExpectHelloExpress, HelloIcmp, ExpectIcmp, Connect,
     Join, JoinToken,
   };
   Kind kind;
@@ -170,6 +172,7 @@ std::optional<Step> parse_step(std::string_view arg) {
   if (verb == "expect-close") return simple(Step::Kind::ExpectClose);
   if (verb == "hello-express") return simple(Step::Kind::HelloExpress);
   if (verb == "expect-hello-express") return simple(Step::Kind::ExpectHelloExpress);
+  if (verb == "hello-icmp") return simple(Step::Kind::HelloIcmp);
   if (verb == "connect") return simple(Step::Kind::Connect);
   if (!has_arg) return std::nullopt;
 
@@ -198,10 +201,10 @@ std::optional<Step> parse_step(std::string_view arg) {
     return st;
   }
 
-  if (verb == "expect-reset") {
+  if (verb == "expect-reset" || verb == "expect-icmp") {
     auto id = parse_number<std::uint32_t>(rest);
     if (!id) return std::nullopt;
-    st.kind = Step::Kind::ExpectReset;
+    st.kind = verb == "expect-reset" ? Step::Kind::ExpectReset : Step::Kind::ExpectIcmp;
     st.flow_id = *id;
     return st;
   }
@@ -330,6 +333,9 @@ std::string describe(const wire::Frame& f) {
   if (auto* r = std::get_if<wire::Reset>(&f))
     return "RESET flow=" + flow_str(r->flow_id) +
            " reason=" + std::to_string(static_cast<unsigned>(r->reason));
+  if (auto* m = std::get_if<wire::Icmp>(&f))
+    return "ICMP flow=" + flow_str(m->flow_id) + " kind=" + wire::to_string(m->kind) +
+           " mtu=" + std::to_string(m->mtu) + " length=" + std::to_string(m->length);
   const auto& k = std::get<wire::Keepalive>(f);
   return k.reply_requested ? "KEEPALIVE reply-requested" : "KEEPALIVE";
 }
@@ -641,6 +647,17 @@ bool run_step(std::vector<std::unique_ptr<Peer>>& conns, const Endpoint& to, con
       return peer.send_frame(cpe_hello(peer, wire::kCapExpress, 0), err);
     case K::ExpectHelloExpress:
       return peer.expect(is_express_hello, "HELLO with EXPRESS", err);
+    case K::HelloIcmp:
+      return peer.send_frame(cpe_hello(peer, wire::kCapIcmp, 0), err);
+    case K::ExpectIcmp: {
+      const std::uint32_t id = st.flow_id;
+      return peer.expect(
+          [id](const wire::Frame& f) {
+            auto* m = std::get_if<wire::Icmp>(&f);
+            return m != nullptr && m->flow_id == id;
+          },
+          "ICMP", err);
+    }
     case K::Connect: {
       const int fd = connect_to(to, err);
       if (fd < 0) return false;
@@ -712,7 +729,8 @@ int usage() {
                "sleep:MS\n"
                "       auth:HEXKEY auth-force:HEXKEY\n"
                "       tls:IDENTITY:HEXKEY tls-refused:IDENTITY:HEXKEY hello-express\n"
-               "       expect-hello-express connect join:N join-token:HEX16\n");
+               "       expect-hello-express hello-icmp expect-icmp:FLOW connect join:N\n"
+               "       join-token:HEX16\n");
   return 2;
 }
 

@@ -242,7 +242,10 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
   if (step == wire::Handshake::Step::SendChallenge) {
     const wire::Hello& h = s.hs.peer_hello();
     s.mode = h.mode;
+    s.icmp = (h.capabilities & wire::kCapIcmp) != 0;
     wire::Hello reply = s.hs.reply_hello(h.mode);
+    // Echoed: the CPE (and a capture) can tell that this concentrator sends them.
+    if (s.icmp) reply.capabilities |= wire::kCapIcmp;
     if (h.mode == wire::SessionMode::Multiplexed && (h.capabilities & wire::kCapExpress) &&
         cfg_.tunnel.express) {
       // A main connection gets the token to join with (usable once its key is proved);
@@ -460,6 +463,29 @@ void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,
   table_.touch(b);
   b.downstream.datagrams++;
   b.downstream.bytes += payload.size();
+}
+
+void ConcentratorProxy::on_remote_error(Binding& b, const Endpoint& remote,
+                                        wire::IcmpKind kind, std::uint16_t mtu,
+                                        std::size_t length) {
+  Session* s = session_of(b.scope);
+  Flow* f = b.find_flow(remote);
+  // The flow's remote is where the client sent to; an error about another remote (one
+  // that only replied through the mapping) still has its flow. None: nothing to name.
+  if (s == nullptr || !s->icmp || !s->conn->usable() || f == nullptr) {
+    stats_.add(Counter::icmp_not_sent);
+    return;
+  }
+  wire::Icmp m;
+  m.flow_id = f->id;
+  m.kind = kind;
+  m.mtu = kind == wire::IcmpKind::TooBig ? mtu : 0;
+  m.length = static_cast<std::uint16_t>(std::min<std::size_t>(length, 0xffff));
+  // Not a datagram: it does not touch the binding's lifetime, and never ends it.
+  if (s->conn->send(m)) stats_.add(Counter::icmp_frames_tx);
+  else stats_.add(Counter::icmp_not_sent);
+  LOG_DEBUG("binding %s: %s from %s (mtu %u)", b.client.str().c_str(), wire::to_string(kind),
+            remote.str().c_str(), static_cast<unsigned>(m.mtu));
 }
 
 void ConcentratorProxy::on_closed(Session& s, Connection& c, std::string_view reason) {

@@ -54,6 +54,8 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
     std::uint64_t token = 0;
     std::uint32_t express = 0;
     std::uint32_t joined = 0;
+    // The CPE's HELLO had kCapIcmp: it takes ICMP frames.
+    bool icmp = false;
     std::uint32_t scope() const { return joined != 0 ? joined : conn->id(); }
   };
   // The express connection of main session `s` once it can carry datagrams, or null.
@@ -83,6 +85,8 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
   void for_each_connection(const std::function<void(Connection&)>& fn) const override;
   void on_remote_datagram(Binding& b, const Endpoint& from,
                           std::span<const std::uint8_t> payload) override;
+  void on_remote_error(Binding& b, const Endpoint& remote, wire::IcmpKind kind,
+                       std::uint16_t mtu, std::size_t length) override;
 
   // `main`: the session the bindings belong to; `c`: the connection the OPEN came on.
   void on_open(Session& main, Connection& c, const wire::Open& o);

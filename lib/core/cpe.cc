@@ -63,6 +63,13 @@ bool CpeProxy::start(std::string* err) {
              "docs/CONFIG.md, \"auth\")",
              kSharedKeyIdentity);
   watch_own_addresses();
+  {
+    std::string e;
+    icmp_ = IcmpErrors::open(stats_, &e);
+    if (!icmp_)
+      LOG_WARN("%s: clients will not hear of closed ports or a smaller path MTU behind the "
+               "concentrator (ICMP transparency off)", e.c_str());
+  }
   if (cfg_.intercept == InterceptMode::Nfqueue) {
     NfqueueIntercept::Options o;
     o.queue = cfg_.nfqueue.queue;
@@ -124,6 +131,8 @@ std::unique_ptr<Connection> CpeProxy::open_connection(ConnectionHandler& handler
     hello.capabilities |= wire::kCapExpress;
     hello.express_token = express_token;
   }
+  // Only a CPE that can send the errors asks for them.
+  if (icmp_) hello.capabilities |= wire::kCapIcmp;
   c->send(hello);
   if (hs.authenticating() && !c->reserve_held_slot(wire::Auth{})) {
     if (err) *err = "cannot queue the AUTH frame";
@@ -423,6 +432,18 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
     stats_.add(Counter::tunnel_keepalives_rx);
     if (k->reply_requested && c.send(wire::Keepalive{false}))
       stats_.add(Counter::tunnel_keepalives_tx);
+  } else if (const auto* m = std::get_if<wire::Icmp>(&frame)) {
+    stats_.add(Counter::icmp_frames_rx);
+    Binding* b = table_.find_by_flow(0, m->flow_id);
+    const Flow* f = b ? b->find_flow_id(m->flow_id) : nullptr;
+    // An unknown flow is not answered with RESET: the error may simply have crossed a
+    // CLOSE, and an error is information, never a reason to end a binding (nor, here,
+    // to keep one alive: it does not touch the binding).
+    if (f == nullptr || !icmp_) {
+      stats_.add(Counter::lan_icmp_failed);
+      return;
+    }
+    icmp_->send(f->remote, b->client, m->kind, m->mtu, m->length, ev_now(loop_));
   }
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/proxy_base.h"
+#include "intercept/icmp_errors.h"
 #include "intercept/nfqueue.h"
 #include "intercept/tproxy.h"
 #include "wire/auth.h"
@@ -67,6 +68,9 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   std::unique_ptr<NfqueueIntercept> nfqueue_;  // intercept: nfqueue
   std::unique_ptr<RawReplies> raw_;            // intercept: nfqueue
   ReplySockets replies_;
+  // ICMP frames become errors to clients through it; null (and kCapIcmp not announced)
+  // without CAP_NET_RAW.
+  std::unique_ptr<IcmpErrors> icmp_;
   std::unique_ptr<Connection> main_;  // multiplexed mode
   wire::Handshake main_hs_;           // main_'s handshake
   // Multiplexed mode: the second connection that light flows take (docs/PROTOCOL.md,

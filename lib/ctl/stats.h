@@ -57,6 +57,19 @@
   X(flows_opened, "(client, remote) pairs announced with OPEN")                             \
   X(resets_tx, "RESET frames sent for unknown flows")                                       \
   X(closes_tx, "CLOSE frames sent")                                                         \
+  X(wan_icmp_port_unreachable, "ICMP(v6) port unreachable errors the relay sockets received (a remote's port is closed)") \
+  X(wan_icmp_host_unreachable, "ICMP(v6) host/address unreachable errors the relay sockets received") \
+  X(wan_icmp_net_unreachable, "ICMP(v6) network unreachable / no route errors the relay sockets received") \
+  X(wan_icmp_admin_prohibited, "ICMP(v6) administratively prohibited errors the relay sockets received") \
+  X(wan_icmp_too_big, "ICMP fragmentation needed / ICMPv6 packet too big errors the relay sockets received (path MTU learned)") \
+  X(wan_icmp_other, "other errors on relay sockets' error queues (time exceeded, local errors): counted, not passed on") \
+  X(icmp_frames_tx, "ICMP frames sent to CPEs (an error about one of their flows)") \
+  X(icmp_frames_rx, "ICMP frames received from the concentrator") \
+  X(icmp_rate_limited, "relay-socket ICMP errors not passed on: over the binding's rate (10/s, bursts of 10)") \
+  X(icmp_not_sent, "relay-socket ICMP errors not passed on: no flow to the failed remote, no tunnel, or a CPE without the ICMP capability") \
+  X(lan_icmp_tx, "ICMP(v6) errors sent to LAN clients on the concentrator's word") \
+  X(lan_icmp_rate_limited, "ICMP frames not turned into an error to a client: over the CPE's rate (1000/s, bursts of 50, as the kernel's icmp_msgs_per_sec)") \
+  X(lan_icmp_failed, "ICMP frames not turned into an error to a client: unknown flow or kind, or the raw socket refused to send") \
   X(reply_sockets_opened, "transparent reply sockets opened")                               \
   X(reply_sockets_evicted, "transparent reply sockets closed by the cache bound")         \
   X(lan_tx_raw_datagrams, "datagrams sent to LAN clients through the raw socket (NFQUEUE)") \

@@ -18,6 +18,7 @@ extern "C" {
 
 #include "ctl/log.h"
 #include "intercept/packet.h"
+#include "intercept/raw_sockets.h"
 #include "io/socket.h"
 
 #ifndef IPV6_HDRINCL
@@ -186,21 +187,10 @@ void NfqueueIntercept::send_verdicts() {
 }
 
 std::unique_ptr<RawReplies> RawReplies::open(Stats& stats, std::string* err) {
-  Fd v4 = make_socket(AF_INET, SOCK_RAW, IPPROTO_RAW);  // IPPROTO_RAW implies IP_HDRINCL
-  if (!v4) {
-    if (err) *err = "raw IPv4 socket (needs CAP_NET_RAW): " + errno_str(errno);
-    return nullptr;
-  }
-  Fd v6 = make_socket(AF_INET6, SOCK_RAW, IPPROTO_RAW);
-  if (!v6) {
-    if (err) *err = "raw IPv6 socket (needs CAP_NET_RAW): " + errno_str(errno);
-    return nullptr;
-  }
-  if (int e = set_int_opt(v6.get(), IPPROTO_IPV6, IPV6_HDRINCL, 1)) {
-    if (err) *err = "IPV6_HDRINCL (Linux >= 4.5): " + errno_str(e);
-    return nullptr;
-  }
-  return std::unique_ptr<RawReplies>(new RawReplies(std::move(v4), std::move(v6), stats));
+  RawSockets raw;
+  if (!raw.open(err)) return nullptr;
+  return std::unique_ptr<RawReplies>(
+      new RawReplies(std::move(raw.v4), std::move(raw.v6), stats));
 }
 
 RawReplies::RawReplies(Fd v4, Fd v6, Stats& stats)

@@ -1,11 +1,15 @@
 #include "intercept/packet.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace mpudp::packet {
 namespace {
 
 constexpr std::uint8_t kProtoUdp = 17;
+constexpr std::uint8_t kProtoIcmp = 1;
+constexpr std::uint8_t kProtoIcmpv6 = 58;
+constexpr std::size_t kIcmpHeaderLen = 8;
 constexpr std::uint8_t kHopByHop = 0;
 constexpr std::uint8_t kRouting = 43;
 constexpr std::uint8_t kFragment = 44;
@@ -32,6 +36,32 @@ std::uint32_t sum_words(std::span<const std::uint8_t> d, std::uint32_t sum) {
 std::uint16_t fold(std::uint32_t sum) {
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return static_cast<std::uint16_t>(~sum & 0xffff);
+}
+
+// An IPv4 (no options, DF: sent whole or not at all, so the id may stay 0, RFC 6864) or
+// IPv6 header at `p`, zeroed first, for `payload_len` bytes of protocol `proto` after it;
+// the IPv4 total length is capped at 65535 (a quote may name a larger datagram).
+void write_ip_header(std::uint8_t* p, const Endpoint& src, const Endpoint& dst,
+                     std::uint8_t proto, std::size_t payload_len, std::uint8_t ttl) {
+  if (src.is_v6()) {
+    std::memset(p, 0, kIpv6HeaderLen);
+    p[0] = 0x60;
+    wr16(p + 4, static_cast<std::uint16_t>(std::min<std::size_t>(payload_len, 0xffff)));
+    p[6] = proto;
+    p[7] = ttl;
+    std::memcpy(p + 8, src.addr.data(), 16);
+    std::memcpy(p + 24, dst.addr.data(), 16);
+    return;
+  }
+  std::memset(p, 0, kIpv4HeaderLen);
+  p[0] = 0x45;
+  wr16(p + 2, static_cast<std::uint16_t>(std::min<std::size_t>(kIpv4HeaderLen + payload_len, 0xffff)));
+  wr16(p + 6, 0x4000);
+  p[8] = ttl;
+  p[9] = proto;
+  std::memcpy(p + 12, src.addr.data(), 4);
+  std::memcpy(p + 16, dst.addr.data(), 4);
+  wr16(p + 10, fold(sum_words({p, kIpv4HeaderLen}, 0)));
 }
 
 std::optional<UdpDatagram> fail(ParseError* why, ParseError e) {
@@ -157,32 +187,60 @@ std::size_t build_udp(const Endpoint& src, const Endpoint& dst,
   // IPv4 total length and the UDP length are both 16-bit fields.
   if (total > out.size() || (v6 ? udp_len : total) > 0xffff) return 0;
   std::uint8_t* p = out.data();
-  std::memset(p, 0, ip_len + kUdpHeaderLen);
-  if (v6) {
-    p[0] = 0x60;
-    wr16(p + 4, static_cast<std::uint16_t>(udp_len));
-    p[6] = kProtoUdp;
-    p[7] = ttl;
-    std::memcpy(p + 8, src.addr.data(), 16);
-    std::memcpy(p + 24, dst.addr.data(), 16);
-  } else {
-    p[0] = 0x45;
-    wr16(p + 2, static_cast<std::uint16_t>(total));
-    // DF: the reply is sent whole or not at all; larger replies take the transparent
-    // socket path, where the kernel fragments. With DF the id may stay 0 (RFC 6864).
-    wr16(p + 6, 0x4000);
-    p[8] = ttl;
-    p[9] = kProtoUdp;
-    std::memcpy(p + 12, src.addr.data(), 4);
-    std::memcpy(p + 16, dst.addr.data(), 4);
-    wr16(p + 10, checksum({p, kIpv4HeaderLen}));
-  }
+  // DF: larger replies take the transparent socket path, where the kernel fragments.
+  write_ip_header(p, src, dst, kProtoUdp, udp_len, ttl);
   std::uint8_t* u = p + ip_len;
+  std::memset(u, 0, kUdpHeaderLen);
   wr16(u, src.port);
   wr16(u + 2, dst.port);
   wr16(u + 4, static_cast<std::uint16_t>(udp_len));
   if (!payload.empty()) std::memcpy(u + kUdpHeaderLen, payload.data(), payload.size());
   wr16(u + 6, udp_checksum(src, dst, {u, udp_len}));
+  return total;
+}
+
+std::size_t build_icmp_error(const Endpoint& remote, const Endpoint& client, std::uint8_t type,
+                             std::uint8_t code, std::uint32_t mtu, std::size_t payload_len,
+                             std::span<std::uint8_t> out) {
+  if (remote.family != client.family || !remote.valid()) return 0;
+  const bool v6 = remote.is_v6();
+  const std::size_t ip_len = v6 ? kIpv6HeaderLen : kIpv4HeaderLen;
+  const std::size_t quote = ip_len + kUdpHeaderLen;
+  const std::size_t icmp_len = kIcmpHeaderLen + quote;
+  const std::size_t total = ip_len + icmp_len;
+  if (total > out.size()) return 0;
+  std::uint8_t* p = out.data();
+  std::memset(p, 0, total);
+  // The quoted datagram first: the client's own, as it left the client.
+  std::uint8_t* q = p + ip_len + kIcmpHeaderLen;
+  const std::size_t udp_len = std::min<std::size_t>(kUdpHeaderLen + payload_len, 0xffff);
+  write_ip_header(q, client, remote, kProtoUdp, udp_len, 64);
+  std::uint8_t* u = q + ip_len;
+  wr16(u, client.port);
+  wr16(u + 2, remote.port);
+  wr16(u + 4, static_cast<std::uint16_t>(udp_len));
+  // The ICMP header: type, code, checksum, then the 32-bit field the type defines.
+  std::uint8_t* m = p + ip_len;
+  m[0] = type;
+  m[1] = code;
+  if (v6) {
+    // Packet Too Big: a 32-bit MTU; the other errors leave the field unused (0).
+    m[4] = static_cast<std::uint8_t>(mtu >> 24);
+    m[5] = static_cast<std::uint8_t>(mtu >> 16);
+    wr16(m + 6, static_cast<std::uint16_t>(mtu));
+  } else {
+    wr16(m + 6, static_cast<std::uint16_t>(mtu));  // next-hop MTU (RFC 1191)
+  }
+  write_ip_header(p, remote, client, v6 ? kProtoIcmpv6 : kProtoIcmp, icmp_len, 64);
+  if (v6) {
+    // ICMPv6 carries a pseudo-header checksum (RFC 4443 §2.3).
+    std::uint32_t sum = sum_words({remote.addr.data(), 16}, 0);
+    sum = sum_words({client.addr.data(), 16}, sum);
+    sum += static_cast<std::uint32_t>(icmp_len) + kProtoIcmpv6;
+    wr16(m + 2, checksum({m, icmp_len}, sum));
+  } else {
+    wr16(m + 2, checksum({m, icmp_len}));
+  }
   return total;
 }
 

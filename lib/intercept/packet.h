@@ -45,6 +45,19 @@ std::size_t build_udp(const Endpoint& src, const Endpoint& dst,
                       std::span<const std::uint8_t> payload, std::span<std::uint8_t> out,
                       std::uint8_t ttl = 64);
 
+// An ICMP (IPv4) or ICMPv6 error about a UDP datagram, the one a router or the remote
+// would have sent the client: from `remote` to `client`, quoting the datagram's IP header
+// (client -> remote, no options) and UDP header (ports, length 8 + `payload_len`, checksum
+// 0: the payload is not known here, and receivers match the quote by addresses and ports)
+// as RFC 792 and RFC 4443 require. `type`/`code` are the ICMP(v6) values; `mtu` goes into
+// the next-hop MTU field (IPv4, type 3 code 4) or the MTU field (ICMPv6 type 2). Returns
+// the packet's length, 0 when the families differ or `out` is too small (kIcmpErrorMax
+// always suffices).
+constexpr std::size_t kIcmpErrorMax = kIpv6HeaderLen + 8 + kIpv6HeaderLen + kUdpHeaderLen;
+std::size_t build_icmp_error(const Endpoint& remote, const Endpoint& client, std::uint8_t type,
+                             std::uint8_t code, std::uint32_t mtu, std::size_t payload_len,
+                             std::span<std::uint8_t> out);
+
 // The Internet checksum (RFC 1071) of `data`, folded and complemented, continuing `sum`.
 std::uint16_t checksum(std::span<const std::uint8_t> data, std::uint32_t sum = 0);
 // The UDP checksum of a complete UDP header + payload, for addresses src -> dst; a result

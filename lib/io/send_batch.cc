@@ -33,6 +33,15 @@ void SendBatch::flush() {
   n_ = 0;
 }
 
+namespace {
+// What a pending ICMP error turns into as a socket error (port, host or net unreachable,
+// admin prohibited, fragmentation needed, or a parameter problem).
+bool icmp_errno(int e) {
+  return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EACCES ||
+         e == EMSGSIZE || e == EPROTO;
+}
+}  // namespace
+
 void SendBatch::send_run(std::size_t count) {
   const int fd = items_[run_[0]].fd;
   for (std::size_t k = 0; k < count; ++k) {
@@ -47,10 +56,20 @@ void SendBatch::send_run(std::size_t count) {
     msgs_[k].msg_len = 0;
   }
   std::size_t at = 0;
+  bool retried = false;
   while (at < count) {
     int r = ::sendmmsg(fd, msgs_.data() + at, static_cast<unsigned>(count - at), MSG_DONTWAIT);
     const int err = r > 0 ? 0 : r == 0 ? EAGAIN : errno;  // 0 sent: never for vlen > 0
     if (r < 0 && err == EINTR) continue;
+    // A socket with IP_RECVERR (the relay sockets) fails its next send with an ICMP
+    // error that came for an earlier datagram, to any remote: the kernel's pending socket
+    // error, which that failure consumed. It is not this datagram's, so it gets one more
+    // try; a second failure is its own.
+    if (r < 0 && !retried && icmp_errno(err)) {
+      retried = true;
+      continue;
+    }
+    retried = false;
     if (r == 0) r = -1;
     // A failure belongs to the first datagram not sent; the rest are tried again.
     const std::size_t sent = r < 0 ? 0 : static_cast<std::size_t>(r);

@@ -1,15 +1,31 @@
 #include "relay/relay_socket.h"
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "ctl/log.h"
+#include "relay/icmp_error.h"
 #include "io/socket.h"
 
 namespace mpudp {
 namespace {
 constexpr int kMaxBatchesPerWakeup = 4;
+// Errors read per wakeup: the rest wait for the next one (level-triggered).
+constexpr int kMaxErrorsPerWakeup = 16;
+
+Counter counter_of(wire::IcmpKind k) {
+  switch (k) {
+    case wire::IcmpKind::PortUnreachable: return Counter::wan_icmp_port_unreachable;
+    case wire::IcmpKind::HostUnreachable: return Counter::wan_icmp_host_unreachable;
+    case wire::IcmpKind::NetUnreachable: return Counter::wan_icmp_net_unreachable;
+    case wire::IcmpKind::AdminProhibited: return Counter::wan_icmp_admin_prohibited;
+    case wire::IcmpKind::TooBig: return Counter::wan_icmp_too_big;
+  }
+  return Counter::wan_icmp_other;
+}
 }
 
 std::unique_ptr<RelaySocket> RelaySocket::open(Loop* loop, Family family, Binding& owner,
@@ -30,6 +46,13 @@ std::unique_ptr<RelaySocket> RelaySocket::open(Loop* loop, Family family, Bindin
   set_burst_rcvbuf(fd.get(), kRelayRcvbuf);
   // What still overflows it is counted (wan_rx_overflows).
   OverflowCount::enable(fd.get());
+  // ICMP errors about what this socket sent (a closed port, a path MTU) come as messages
+  // on its error queue, with the failed remote and the ICMP type, code and MTU: the CPE
+  // tells the client (docs/PROTOCOL.md, "ICMP"). Without it the kernel keeps only errno.
+  if (family == Family::V6)
+    set_int_opt(fd.get(), SOL_IPV6, IPV6_RECVERR, 1);
+  else
+    set_int_opt(fd.get(), SOL_IP, IP_RECVERR, 1);
   Endpoint any;
   any.family = family;
   if (int e = bind_to(fd.get(), any)) {
@@ -42,7 +65,7 @@ std::unique_ptr<RelaySocket> RelaySocket::open(Loop* loop, Family family, Bindin
 
 RelaySocket::RelaySocket(Loop* loop, Fd fd, Binding& owner, RecvBatch& batch,
                          SendBatch& sends, RemoteSink& sink, Stats& stats)
-    : fd_(std::move(fd)), owner_(owner), batch_(batch), sends_(sends), sink_(sink),
+    : loop_(loop), fd_(std::move(fd)), owner_(owner), batch_(batch), sends_(sends), sink_(sink),
       stats_(stats),
       io_(loop, [this](int) { on_readable(); }) {
   io_.watch(fd_.get(), EV_READ);
@@ -71,11 +94,67 @@ void RelaySocket::send_to(const Endpoint& remote, std::span<const std::uint8_t> 
              &owner_.upstream.bytes);
 }
 
+bool RelaySocket::icmp_allowed() {
+  const double now = ev_now(loop_);
+  icmp_tokens_ = std::min(kIcmpBurst, icmp_tokens_ + (now - icmp_at_) * kIcmpRate);
+  icmp_at_ = now;
+  if (icmp_tokens_ < 1) return false;
+  icmp_tokens_ -= 1;
+  return true;
+}
+
+void RelaySocket::drain_errors() {
+  // The quoted datagram is read only for its length: an ICMP error quotes at most 576
+  // bytes (IPv4) or 1280 (IPv6) of the packet.
+  static std::uint8_t quoted[1280];
+  for (int i = 0; i < kMaxErrorsPerWakeup; ++i) {
+    sockaddr_storage name{};
+    alignas(cmsghdr) std::uint8_t ctrl[CMSG_SPACE(sizeof(sock_extended_err) +
+                                                  sizeof(sockaddr_in6)) + 64];
+    iovec iov{quoted, sizeof quoted};
+    msghdr m{};
+    m.msg_name = &name;
+    m.msg_namelen = sizeof name;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctrl;
+    m.msg_controllen = sizeof ctrl;
+    const ssize_t n = ::recvmsg(fd_.get(), &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+    if (n < 0) return;  // EAGAIN: the queue is empty
+    const sock_extended_err* ee = nullptr;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c))
+      if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
+          (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR))
+        ee = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
+    const auto remote = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&name), m.msg_namelen);
+    if (ee == nullptr || !remote) {
+      stats_.add(Counter::wan_icmp_other);
+      continue;
+    }
+    const IcmpError c = classify_icmp_error(*ee);
+    if (!c.relayed) {
+      stats_.add(Counter::wan_icmp_other);
+      continue;
+    }
+    stats_.add(counter_of(c.kind));
+    // The binding lives on whatever the error says (a closed port may open, a route may
+    // come back): only the client decides what an error means to it.
+    if (!icmp_allowed()) {
+      stats_.add(Counter::icmp_rate_limited);
+      continue;
+    }
+    sink_.on_remote_error(owner_, *remote, c.kind, c.mtu, static_cast<std::size_t>(n));
+    if (!fd_) return;
+  }
+}
+
 void RelaySocket::on_readable() {
+  drain_errors();
+  if (!fd_) return;
   for (int round = 0; round < kMaxBatchesPerWakeup; ++round) {
     const int n = batch_.receive(fd_.get(), true);  // control data: SO_RXQ_OVFL
     if (n < 0) {
-      // ICMP errors (port unreachable) surface here; the binding lives on.
+      // An ICMP error that came between drain_errors() and here; the binding lives on.
       LOG_DEBUG("relay recv for %s: %s", owner_.client.str().c_str(), errno_str(errno).c_str());
       return;
     }

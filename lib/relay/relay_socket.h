@@ -15,6 +15,7 @@
 #include "io/recv_batch.h"
 #include "io/send_batch.h"
 #include "net/endpoint.h"
+#include "wire/frame.h"
 
 namespace mpudp {
 
@@ -27,7 +28,16 @@ class RemoteSink {
   virtual ~RemoteSink() = default;
   virtual void on_remote_datagram(Binding& b, const Endpoint& from,
                                   std::span<const std::uint8_t> payload) = 0;
+  // An ICMP(v6) error said a datagram of `b` to `remote` did not arrive (already within
+  // the binding's rate); `length`: its UDP payload bytes, as far as the error quoted them.
+  virtual void on_remote_error(Binding& b, const Endpoint& remote, wire::IcmpKind kind,
+                               std::uint16_t mtu, std::size_t length) = 0;
 };
+
+// Errors passed on per binding: a bucket of kIcmpBurst, refilled at kIcmpRate a second.
+// A server answering a flood with port unreachables must not become a flood of frames.
+inline constexpr double kIcmpRate = 10;
+inline constexpr double kIcmpBurst = 10;
 
 class RelaySocket final : public BindingEdge {
  public:
@@ -53,7 +63,12 @@ class RelaySocket final : public BindingEdge {
   RelaySocket(Loop* loop, Fd fd, Binding& owner, RecvBatch& batch, SendBatch& sends,
               RemoteSink& sink, Stats& stats);
   void on_readable();
+  // Reads the socket's error queue (IP_RECVERR): each ICMP error about a datagram this
+  // socket sent goes to the sink, within the rate.
+  void drain_errors();
+  bool icmp_allowed();
 
+  Loop* loop_;
   Fd fd_;
   Binding& owner_;
   RecvBatch& batch_;
@@ -63,6 +78,8 @@ class RelaySocket final : public BindingEdge {
   OverflowCount overflow_;
   IoWatcher io_;
   Endpoint external_;
+  double icmp_tokens_ = kIcmpBurst;
+  double icmp_at_ = 0;
 };
 
 }  // namespace mpudp

@@ -21,6 +21,7 @@ std::size_t hello_body(std::uint16_t caps) {
 }
 constexpr std::size_t kFlowIdSize = 4;
 constexpr std::size_t kResetBody = kFlowIdSize + 1;
+constexpr std::size_t kIcmpBody = kFlowIdSize + 1 + 1 + 2 + 2;  // kind, reserved, mtu, length
 constexpr std::size_t kEndpointV4 = 1 + 4 + 2;
 constexpr std::size_t kEndpointV6 = 1 + 16 + 2;
 constexpr std::size_t kOpenMinBody = kFlowIdSize + 2 * kEndpointV4;
@@ -131,6 +132,9 @@ DecodeStatus check_header(std::uint8_t type, std::uint8_t flags, std::size_t len
     case static_cast<std::uint8_t>(Type::Auth):
       if (flags != 0) return DecodeStatus::BadFlags;
       return len == kMacSize ? DecodeStatus::Ok : DecodeStatus::BadLength;
+    case static_cast<std::uint8_t>(Type::Icmp):
+      if (flags != 0) return DecodeStatus::BadFlags;
+      return len == kIcmpBody ? DecodeStatus::Ok : DecodeStatus::BadLength;
     default:
       return DecodeStatus::UnknownType;
   }
@@ -236,6 +240,8 @@ BodySize body_size(const Frame& f) {
           return {kResetBody, true};
         } else if constexpr (std::is_same_v<T, Auth>) {
           return {kMacSize, true};
+        } else if constexpr (std::is_same_v<T, Icmp>) {
+          return {kIcmpBody, true};
         } else {
           static_assert(std::is_same_v<T, Keepalive>);
           return {0, true};
@@ -275,8 +281,20 @@ const char* to_string(Type t) {
     case Type::Reset: return "RESET";
     case Type::Keepalive: return "KEEPALIVE";
     case Type::Auth: return "AUTH";
+    case Type::Icmp: return "ICMP";
   }
   return "UNKNOWN";
+}
+
+const char* to_string(IcmpKind k) {
+  switch (k) {
+    case IcmpKind::PortUnreachable: return "port unreachable";
+    case IcmpKind::HostUnreachable: return "host unreachable";
+    case IcmpKind::NetUnreachable: return "net unreachable";
+    case IcmpKind::AdminProhibited: return "administratively prohibited";
+    case IcmpKind::TooBig: return "too big";
+  }
+  return "unknown";
 }
 
 Decoded decode(std::span<const std::uint8_t> in) {
@@ -314,6 +332,16 @@ Decoded decode(std::span<const std::uint8_t> in) {
       Auth a;
       std::memcpy(a.mac.data(), b, kMacSize);
       return ok(a, total);
+    }
+    case Type::Icmp: {
+      // b[5] must be 0: one spelling per frame; a later use comes with a capability.
+      if (b[5] != 0) return fail(DecodeStatus::BadFlags);
+      Icmp m;
+      m.flow_id = get32(b);
+      m.kind = static_cast<IcmpKind>(b[4]);  // raw: the receiver judges unknown kinds
+      m.mtu = get16(b + 6);
+      m.length = get16(b + 8);
+      return ok(m, total);
     }
   }
   return fail(DecodeStatus::UnknownType);  // unreachable: check_header vetted the type
@@ -367,6 +395,13 @@ std::size_t encode(const Frame& f, std::span<std::uint8_t> out) {
         } else if constexpr (std::is_same_v<T, Auth>) {
           put_header(p, Type::Auth, 0, b.size);
           std::memcpy(body, v.mac.data(), kMacSize);
+        } else if constexpr (std::is_same_v<T, Icmp>) {
+          put_header(p, Type::Icmp, 0, b.size);
+          put32(body, v.flow_id);
+          body[4] = static_cast<std::uint8_t>(v.kind);
+          body[5] = 0;
+          put16(body + 6, v.mtu);
+          put16(body + 8, v.length);
         } else {
           put_header(p, Type::Keepalive, v.reply_requested ? kKeepaliveReplyRequested : 0,
                      0);

@@ -45,6 +45,7 @@ enum class Type : std::uint8_t {
   Reset = 5,
   Keepalive = 6,
   Auth = 7,  // key proof, only with kCapAuth (see wire/auth.h)
+  Icmp = 8,  // concentrator -> CPE, only to a CPE whose HELLO has kCapIcmp
 };
 
 enum class SessionMode : std::uint8_t { Multiplexed = 0, PerBinding = 1 };
@@ -70,6 +71,10 @@ inline constexpr std::uint16_t kCapAuth = 0x0001;
 // connection; a token names the session this connection joins as its express connection.
 // From the concentrator: the token to join with (main), or the one joined (express).
 inline constexpr std::uint16_t kCapExpress = 0x0002;
+// kCapIcmp, from the CPE: it answers ICMP frames by sending the client the ICMP error
+// direct routing would have given. Older decoders treat an unknown frame type as a
+// protocol error, so the concentrator sends ICMP only to a CPE that set this bit.
+inline constexpr std::uint16_t kCapIcmp = 0x0004;
 inline constexpr std::size_t kTokenSize = 8;
 inline constexpr std::size_t kNonceSize = 32;
 inline constexpr std::size_t kMacSize = 32;  // HMAC-SHA256
@@ -83,6 +88,17 @@ enum class ResetReason : std::uint8_t {
   Refused = 2,       // policy or resource limit refused the binding
   FlowIdInUse = 3,   // OPEN reused a flow id that names another pair
 };
+
+// What an ICMP frame reports (docs/PROTOCOL.md, "ICMP"). Unknown values pass the decoder
+// as raw numbers; the CPE ignores (counts) kinds it does not know.
+enum class IcmpKind : std::uint8_t {
+  PortUnreachable = 1,
+  HostUnreachable = 2,
+  NetUnreachable = 3,
+  AdminProhibited = 4,
+  TooBig = 5,  // `mtu` is the path MTU the concentrator learned
+};
+const char* to_string(IcmpKind k);
 
 struct Hello {
   std::uint8_t version = kVersion;
@@ -124,7 +140,16 @@ struct Auth {
   Mac mac{};  // HMAC-SHA256 proof of the key over both nonces
 };
 
-using Frame = std::variant<Hello, Open, Data, Close, Reset, Keepalive, Auth>;
+// The remote of flow `flow_id` told the concentrator that a datagram of this flow did not
+// arrive (ICMP/ICMPv6 error): the CPE tells the client as the remote's network would have.
+struct Icmp {
+  std::uint32_t flow_id = 0;
+  IcmpKind kind = IcmpKind::PortUnreachable;
+  std::uint16_t mtu = 0;     // TooBig: the path MTU; 0 otherwise
+  std::uint16_t length = 0;  // UDP payload bytes of the datagram, as far as the error told
+};
+
+using Frame = std::variant<Hello, Open, Data, Close, Reset, Keepalive, Auth, Icmp>;
 
 enum class DecodeStatus : std::uint8_t {
   Ok,

@@ -42,6 +42,11 @@ inline bool same_frame(const Frame& a, const Frame& b) {
     auto& y = std::get<Reset>(b);
     return x->flow_id == y.flow_id && x->reason == y.reason;
   }
+  if (auto* x = std::get_if<Icmp>(&a)) {
+    auto& y = std::get<Icmp>(b);
+    return x->flow_id == y.flow_id && x->kind == y.kind && x->mtu == y.mtu &&
+           x->length == y.length;
+  }
   return std::get<Keepalive>(a).reply_requested == std::get<Keepalive>(b).reply_requested;
 }
 

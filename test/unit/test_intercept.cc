@@ -117,3 +117,40 @@ TEST_CASE("a v4-mapped IPv6 original destination becomes IPv4") {
   CHECK(ep->is_v4());
   CHECK(ep->str() == "198.18.4.2:7");
 }
+
+#include "intercept/icmp_errors.h"
+
+TEST_CASE("ICMP error kinds map to the types and codes direct routing gives") {
+  using mpudp::Family;
+  using mpudp::icmp_code;
+  using K = mpudp::wire::IcmpKind;
+  auto is = [](mpudp::IcmpCode c, int type, int code) {
+    return c.ok && c.type == type && c.code == code;
+  };
+  CHECK(is(icmp_code(K::PortUnreachable, Family::V4), 3, 3));
+  CHECK(is(icmp_code(K::HostUnreachable, Family::V4), 3, 1));
+  CHECK(is(icmp_code(K::NetUnreachable, Family::V4), 3, 0));
+  CHECK(is(icmp_code(K::AdminProhibited, Family::V4), 3, 13));
+  CHECK(is(icmp_code(K::TooBig, Family::V4), 3, 4));
+  CHECK(is(icmp_code(K::PortUnreachable, Family::V6), 1, 4));
+  CHECK(is(icmp_code(K::HostUnreachable, Family::V6), 1, 3));
+  CHECK(is(icmp_code(K::NetUnreachable, Family::V6), 1, 0));
+  CHECK(is(icmp_code(K::AdminProhibited, Family::V6), 1, 1));
+  CHECK(is(icmp_code(K::TooBig, Family::V6), 2, 0));
+  CHECK_FALSE(icmp_code(static_cast<K>(99), Family::V4).ok);
+}
+
+TEST_CASE("the ICMP token bucket allows a burst, then the rate") {
+  mpudp::IcmpBucket b(4, 3);  // times below are exact in binary
+  CHECK(b.take(100.0));
+  CHECK(b.take(100.0));
+  CHECK(b.take(100.0));
+  CHECK_FALSE(b.take(100.0));
+  CHECK_FALSE(b.take(100.125));  // half a token
+  CHECK(b.take(100.25));
+  CHECK_FALSE(b.take(100.25));
+  CHECK(b.take(200.0));  // refilled, but never beyond the burst
+  CHECK(b.take(200.0));
+  CHECK(b.take(200.0));
+  CHECK_FALSE(b.take(200.0));
+}

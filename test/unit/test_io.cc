@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <linux/sock_diag.h>
 #include <sys/socket.h>
@@ -115,6 +116,34 @@ TEST_CASE("a datagram the kernel refuses is reported and the rest still leave", 
   CHECK(tally.sent.size() == 2);
   REQUIRE(tally.failed.size() == 1);
   CHECK(tally.failed[0] == std::pair<int, int>{kSendWan, EMSGSIZE});
+}
+
+TEST_CASE("an ICMP error about an earlier datagram does not fail the next one", "[io][send]") {
+  Tally tally;
+  SendBatch batch(tally);
+  Udp out, sink;
+  Endpoint closed;
+  {
+    Udp gone;  // a loopback port with nobody behind it once this closes
+    closed = gone.addr;
+  }
+  // The relay sockets' setting: the port unreachable becomes a pending socket error.
+  REQUIRE(set_int_opt(out.fd.get(), SOL_IP, IP_RECVERR, 1) == 0);
+  const std::string probe = "probe", next = "next";
+  batch.add(out.fd.get(), closed, kSendWan, bytes(probe));
+  batch.flush();
+  pollfd p{out.fd.get(), 0, 0};
+  REQUIRE(::poll(&p, 1, 2000) == 1);
+  REQUIRE((p.revents & POLLERR) != 0);
+  std::uint64_t datagrams = 0;
+  batch.add(out.fd.get(), sink.addr, kSendWan, bytes(next), &datagrams);
+  batch.flush();
+  CHECK(sink.drain() == std::vector<std::string>{next});
+  CHECK(datagrams == 1);
+  CHECK(tally.failed.empty());
+  // The error itself stays for the error queue's reader.
+  char buf[64];
+  CHECK(::recv(out.fd.get(), buf, sizeof buf, MSG_ERRQUEUE | MSG_DONTWAIT) >= 0);
 }
 
 TEST_CASE("a full send batch flushes itself, in order", "[io][send]") {

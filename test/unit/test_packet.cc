@@ -200,3 +200,91 @@ TEST_CASE("parse_udp IPv6 extension headers") {
   CHECK(!parse_udp(f, &why));
   CHECK(why == ParseError::NotUdp);
 }
+
+namespace {
+std::uint16_t rd(const std::vector<std::uint8_t>& p, std::size_t at) {
+  return static_cast<std::uint16_t>((p[at] << 8) | p[at + 1]);
+}
+std::vector<std::uint8_t> icmp(const char* remote, const char* client, std::uint8_t type,
+                               std::uint8_t code, std::uint32_t mtu, std::size_t len) {
+  std::vector<std::uint8_t> out(kIcmpErrorMax);
+  const auto n = build_icmp_error(ep(remote), ep(client), type, code, mtu, len, out);
+  out.resize(n);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("build_icmp_error IPv4: port unreachable, golden checksums, quoted datagram") {
+  // Checksums from an independent implementation (Python, RFC 1071).
+  const auto p = icmp("198.51.100.7:53", "192.168.1.10:40000", 3, 3, 0, 4);
+  REQUIRE(p.size() == 20 + 8 + 20 + 8);
+  CHECK(p[0] == 0x45);
+  CHECK(rd(p, 2) == 56);
+  CHECK(p[9] == 1);  // ICMP
+  CHECK(std::vector<std::uint8_t>(p.begin() + 12, p.begin() + 16) == bytes({198, 51, 100, 7}));
+  CHECK(std::vector<std::uint8_t>(p.begin() + 16, p.begin() + 20) == bytes({192, 168, 1, 10}));
+  CHECK(checksum({p.data(), 20}) == 0);  // the header's checksum is right
+  CHECK(p[20] == 3);
+  CHECK(p[21] == 3);
+  CHECK(rd(p, 22) == 0x607b);
+  CHECK(checksum({p.data() + 20, p.size() - 20}) == 0);
+  // The quote: the client's datagram as it left the client (client -> remote, UDP).
+  const std::size_t q = 28;
+  CHECK(p[q] == 0x45);
+  CHECK(rd(p, q + 2) == 20 + 8 + 4);
+  CHECK(p[q + 9] == 17);
+  CHECK(rd(p, q + 10) == 0x4ee0);
+  CHECK(std::vector<std::uint8_t>(p.begin() + q + 12, p.begin() + q + 16) ==
+        bytes({192, 168, 1, 10}));
+  CHECK(std::vector<std::uint8_t>(p.begin() + q + 16, p.begin() + q + 20) ==
+        bytes({198, 51, 100, 7}));
+  CHECK(rd(p, q + 20) == 40000);
+  CHECK(rd(p, q + 22) == 53);
+  CHECK(rd(p, q + 24) == 12);
+}
+
+TEST_CASE("build_icmp_error IPv4: fragmentation needed carries the next-hop MTU") {
+  const auto p = icmp("198.51.100.7:443", "192.168.1.10:40000", 3, 4, 1280, 1400);
+  REQUIRE(p.size() == 56);
+  CHECK(p[20] == 3);
+  CHECK(p[21] == 4);
+  CHECK(rd(p, 24) == 0);  // unused
+  CHECK(rd(p, 26) == 1280);
+  CHECK(checksum({p.data() + 20, p.size() - 20}) == 0);
+  CHECK(rd(p, 28 + 2) == 1428);  // the quoted datagram's total length
+  CHECK(rd(p, 28 + 6) == 0x4000);  // DF
+}
+
+TEST_CASE("build_icmp_error IPv6: packet too big, golden checksum") {
+  const auto p = icmp("[2001:db8:1::7]:53", "[2001:db8::10]:40000", 2, 0, 1280, 1400);
+  REQUIRE(p.size() == 40 + 8 + 40 + 8);
+  CHECK(p[0] == 0x60);
+  CHECK(rd(p, 4) == 8 + 48);
+  CHECK(p[6] == 58);
+  CHECK(p[40] == 2);
+  CHECK(p[41] == 0);
+  CHECK(rd(p, 42) == 0x28c3);
+  CHECK(rd(p, 44) == 0);
+  CHECK(rd(p, 46) == 1280);
+  const std::size_t q = 48;
+  CHECK(p[q] == 0x60);
+  CHECK(rd(p, q + 4) == 1408);
+  CHECK(p[q + 6] == 17);
+  CHECK(p[q + 8] == 0x20);  // client 2001:db8::10 is the quote's source
+  CHECK(p[q + 23] == 0x10);
+  CHECK(p[q + 39] == 0x07);  // remote 2001:db8:1::7 its destination
+  CHECK(rd(p, q + 40) == 40000);
+  CHECK(rd(p, q + 42) == 53);
+  CHECK(rd(p, q + 44) == 1408);
+}
+
+TEST_CASE("build_icmp_error refuses mixed families and short buffers") {
+  std::vector<std::uint8_t> out(kIcmpErrorMax);
+  CHECK(build_icmp_error(ep("198.51.100.7:53"), ep("[2001:db8::10]:1"), 3, 3, 0, 0, out) == 0);
+  std::vector<std::uint8_t> small(55);
+  CHECK(build_icmp_error(ep("198.51.100.7:53"), ep("192.168.1.10:1"), 3, 3, 0, 0, small) == 0);
+  // A length beyond 16 bits is capped, not wrapped.
+  const auto p = icmp("198.51.100.7:53", "192.168.1.10:40000", 3, 3, 0, 70000);
+  CHECK(rd(p, 28 + 2) == 0xffff);
+  CHECK(rd(p, 28 + 24) == 0xffff);
+}

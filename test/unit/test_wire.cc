@@ -65,6 +65,10 @@ const Bytes kCloseBytes{0x04, 0x00, 0x00, 0x08, 0x04, 0xc0,
                         0xa8, 0x01, 0x0a, 0x9c, 0x40, 0x01};
 const Bytes kResetBytes{0x05, 0x00, 0x00, 0x05, 0x80, 0x00, 0x00, 0x01, 0x01};
 const Bytes kKeepaliveBytes{0x06, 0x01, 0x00, 0x00};
+const Bytes kIcmpBytes{0x08, 0x00, 0x00, 0x0a,   // ICMP, body 10 bytes
+                       0x00, 0x00, 0x00, 0x01,   // flow id 1
+                       0x05, 0x00,               // too big, reserved
+                       0x05, 0x00, 0x05, 0x5c};  // MTU 1280, length 1372
 
 Frame golden_hello() { return Hello{kVersion, Role::Cpe, SessionMode::Multiplexed, 0}; }
 Frame golden_open_v4() {
@@ -77,6 +81,7 @@ Frame golden_data() { return Data{1, kPayload}; }
 Frame golden_close() { return Close{ep("192.168.1.10:40000"), CloseReason::Idle}; }
 Frame golden_reset() { return Reset{0x80000001u, ResetReason::UnknownFlow}; }
 Frame golden_keepalive() { return Keepalive{true}; }
+Frame golden_icmp() { return Icmp{1, IcmpKind::TooBig, 1280, 1372}; }
 
 struct Golden {
   const char* name;
@@ -91,7 +96,8 @@ std::vector<Golden> goldens() {
           {"DATA", golden_data(), kDataBytes},
           {"CLOSE", golden_close(), kCloseBytes},
           {"RESET", golden_reset(), kResetBytes},
-          {"KEEPALIVE", golden_keepalive(), kKeepaliveBytes}};
+          {"KEEPALIVE", golden_keepalive(), kKeepaliveBytes},
+          {"ICMP", golden_icmp(), kIcmpBytes}};
 }
 
 }  // namespace
@@ -371,7 +377,7 @@ TEST_CASE("body lengths the type does not allow", "[wire]") {
 }
 
 TEST_CASE("unknown frame types", "[wire]") {
-  for (std::uint8_t t : {0x00, 0x08, 0x80, 0xff}) {
+  for (std::uint8_t t : {0x00, 0x09, 0x80, 0xff}) {
     CHECK(status_of({t, 0x00, 0x00, 0x00}) == DecodeStatus::UnknownType);
     // Rejected without waiting for a body that may never come.
     CHECK(status_of({t, 0x00, 0x10, 0x00}) == DecodeStatus::UnknownType);
@@ -512,6 +518,47 @@ TEST_CASE("unknown CLOSE and RESET reasons decode as raw values", "[wire]") {
   REQUIRE(d.status == DecodeStatus::Ok);
   CHECK(static_cast<int>(std::get<Reset>(d.frame).reason) == 77);
   check_round_trip(d.frame);
+}
+
+TEST_CASE("ICMP frames", "[wire]") {
+  SECTION("port unreachable, as docs/PROTOCOL.md shows it") {
+    const Bytes b{0x08, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x00, 0x02,
+                  0x01, 0x00, 0x00, 0x00, 0x00, 0x05};
+    const Decoded d = decode(b);
+    REQUIRE(d.status == DecodeStatus::Ok);
+    const auto& m = std::get<Icmp>(d.frame);
+    CHECK(m.flow_id == 2);
+    CHECK(m.kind == IcmpKind::PortUnreachable);
+    CHECK(m.mtu == 0);
+    CHECK(m.length == 5);
+    CHECK(encode_vec(m) == b);
+  }
+  SECTION("body length is exactly 10, judged from the header") {
+    CHECK(status_of({0x08, 0x00, 0x00, 0x09}) == DecodeStatus::BadLength);
+    CHECK(status_of({0x08, 0x00, 0x00, 0x0b}) == DecodeStatus::BadLength);
+    CHECK(status_of({0x08, 0x00, 0x00, 0x00}) == DecodeStatus::BadLength);
+  }
+  SECTION("no flags") {
+    Bytes b = kIcmpBytes;
+    b[1] = 0x01;
+    CHECK(status_of(b) == DecodeStatus::BadFlags);
+  }
+  SECTION("unknown kinds decode as raw values") {
+    Bytes b = kIcmpBytes;
+    b[8] = 0xee;
+    const Decoded d = decode(b);
+    REQUIRE(d.status == DecodeStatus::Ok);
+    CHECK(static_cast<int>(std::get<Icmp>(d.frame).kind) == 0xee);
+    CHECK(std::string(to_string(std::get<Icmp>(d.frame).kind)) == "unknown");
+    CHECK(encode_vec(d.frame) == b);
+  }
+  SECTION("the reserved byte must be 0 (one spelling per frame)") {
+    Bytes b = kIcmpBytes;
+    b[9] = 0x05;
+    CHECK(status_of(b) == DecodeStatus::BadFlags);
+  }
+  CHECK(std::string(to_string(Type::Icmp)) == "ICMP");
+  CHECK(std::string(to_string(IcmpKind::TooBig)) == "too big");
 }
 
 TEST_CASE("payload spans point into the input", "[wire]") {
