@@ -40,6 +40,8 @@ class RelaySocket final : public BindingEdge {
   // upstream traffic, once sent (see SendBatch for how long `payload` must live).
   void send_to(const Endpoint& remote, std::span<const std::uint8_t> payload);
   Endpoint local() const;
+  // The port it is bound to (taken once, at open): the binding's public port.
+  std::uint16_t port() const { return port_; }
   // The address:port the remotes see, as the binding log recorded it at creation (the
   // socket is bound to the wildcard address, so the kernel's route supplies the address).
   const Endpoint& external() const { return external_; }
@@ -63,6 +65,7 @@ class RelaySocket final : public BindingEdge {
   OverflowCount overflow_;
   IoWatcher io_;
   Endpoint external_;
+  std::uint16_t port_ = 0;
 };
 
 }  // namespace mpudp
