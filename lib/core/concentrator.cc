@@ -294,6 +294,7 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
       return;
     }
     table_.touch(*b);
+    f->client_sent = true;
     if (f->hairpin)
       hairpin(*b, f->remote, d->payload);
     else
@@ -439,6 +440,7 @@ void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& 
   }
   f->announced = true;
   f->express_conn = Flow::kKnownEverywhere;
+  f->client_sent = true;
   if (fresh) {
     f->hairpin = hairpinned;
     stats_.add(Counter::flows_opened);
@@ -495,14 +497,19 @@ void ConcentratorProxy::deliver(Binding& b, const Endpoint& from,
       refuse(Drop::reply_source_refused, true, "reply", from, b.client, to_string(verdict));
       return;
     }
-    // Endpoint-independent filtering (RFC 4787 REQ-8, the default): a remote the client
-    // has not sent to may answer on the binding's port; address-dependent: only from an
-    // address it has sent to. The CPE learns a new pair from this OPEN.
-    if (!filter_admits(cfg_.concentrator.filtering, b, from)) {
-      refuse(Drop::filtered, true, "datagram", from, b.client,
-             "address-dependent filtering, never sent to that address");
-      return;
-    }
+  }
+  // Endpoint-independent filtering (RFC 4787 REQ-8, the default): a remote the client has
+  // not sent to may reach the binding's port; address-dependent: only from an address it
+  // has sent to. Judged on a known flow too until the client sends on it: the flow may
+  // date from endpoint-independent filtering before a reload.
+  if ((f == nullptr || !f->client_sent) &&
+      !filter_admits(cfg_.concentrator.filtering, b, from)) {
+    refuse(Drop::filtered, true, "datagram", from, b.client,
+           "address-dependent filtering, the client never sent to that address");
+    return;
+  }
+  if (f == nullptr) {
+    // The CPE learns the new pair from the OPEN tunnel_datagram() sends.
     f = table_.add_flow(b, from, table_.allocate_flow_id(b.scope, wire::kConcentratorFlowBit));
     if (f == nullptr) {
       stats_.drop(Drop::remote_limit);

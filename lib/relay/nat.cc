@@ -12,7 +12,7 @@ bool filter_admits(FilteringConfig mode, const Binding& b, const Endpoint& from)
   // At most bindings.max_remotes flows, and only for a remote the binding has no flow
   // for yet: a scan costs less than an index kept on every flow change.
   for (const Flow& f : b.flows)
-    if (same_address(f.remote, from)) return true;
+    if (f.client_sent && same_address(f.remote, from)) return true;
   return false;
 }
 

@@ -16,9 +16,11 @@
 
 namespace mpudp {
 
-// May a datagram from `from`, which binding `b` holds no flow for, reach it? Always with
-// endpoint-independent filtering; with address-dependent filtering only when the binding
-// has sent to that address (any port) before.
+// May a datagram from `from` reach binding `b`, which holds no flow for it that its
+// client sent on? Always with
+// endpoint-independent filtering; with address-dependent filtering only when the client
+// has sent to that address (any port) before (Flow::client_sent): a flow that a remote
+// began while filtering was endpoint-independent does not open the address.
 bool filter_admits(FilteringConfig mode, const Binding& b, const Endpoint& from);
 
 // The live bindings by their relay socket's port. The sockets are bound to the wildcard

@@ -15,6 +15,7 @@ Binding binding_talking_to(std::initializer_list<const char*> remotes) {
   for (const char* r : remotes) {
     Flow f;
     f.remote = ep(r);
+    f.client_sent = true;
     b.flows.push_back(f);
   }
   return b;
@@ -38,6 +39,17 @@ TEST_CASE("address-dependent filtering admits the addresses sent to, any port", 
   // An IPv4-mapped form is another address: the binding never sent to it.
   CHECK_FALSE(filter_admits(ad, b, ep("[::ffff:198.18.4.2]:3478")));
   CHECK_FALSE(filter_admits(ad, binding_talking_to({}), ep("198.18.4.2:3478")));
+}
+
+TEST_CASE("address-dependent: a flow the remote began does not open its address", "[nat]") {
+  Binding b = binding_talking_to({"198.18.4.2:3478"});
+  Flow unsolicited;
+  unsolicited.remote = ep("198.18.4.3:5000");  // admitted while endpoint-independent
+  b.flows.push_back(unsolicited);
+  CHECK_FALSE(filter_admits(FilteringConfig::AddressDependent, b, ep("198.18.4.3:5000")));
+  CHECK(filter_admits(FilteringConfig::EndpointIndependent, b, ep("198.18.4.3:5000")));
+  b.flows.back().client_sent = true;  // the client answered it
+  CHECK(filter_admits(FilteringConfig::AddressDependent, b, ep("198.18.4.3:5001")));
 }
 
 TEST_CASE("hairpin target: an own address and a live binding's port", "[nat]") {
