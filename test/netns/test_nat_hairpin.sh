@@ -30,20 +30,6 @@ tb_start_cpe2 || exit 1
 tb_wait_log cpe "tunnel up" 10 && tb_wait_log cpe2 "tunnel up" 10 || exit 1
 
 fail=0
-# stat NAME drops|counters KEY
-stat() {
-  tb_ctl "$1" status --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"][sys.argv[1]][sys.argv[2]])' "$2" "$3"
-}
-_stat_is() { [[ $(stat "$1" "$2" "$3") == "$4" ]]; }
-expect() {  # NAME drops|counters KEY VALUE WHAT
-  if tb_poll 3 _stat_is "$1" "$2" "$3" "$4"; then
-    echo "ok   $5: $1 $3 = $4"
-  else
-    echo "FAIL $5: $1 $3 = $(stat "$1" "$2" "$3"), expected $4"
-    fail=1
-  fi
-}
 check() {  # WHAT GOT WANT
   if [[ $2 == "$3" ]]; then echo "ok   $1: $2"; else echo "FAIL $1: got '$2', want '$3'"; fail=1; fi
 }
@@ -71,7 +57,7 @@ for m in "$m1" "$m2" "$m3"; do
 done
 [[ $m1 != "$m2" && $m1 != "$m3" && $m2 != "$m3" ]] || { echo "FAIL: mappings not distinct"; fail=1; }
 ((fail)) && { tb_stop_proxies; exit 1; }
-expect conc counters hairpin_datagrams 0 "nothing hairpinned yet"
+tb_expect conc counters hairpin_datagrams 0 "nothing hairpinned yet"
 
 echo "--- client 1 to client 2 (same CPE) and client 3 (other CPE) at their mappings"
 serve c2 cli 198.18.0.3 41002
@@ -81,24 +67,24 @@ check "client 2 hears client 1 from its public mapping" "$(served c2)" "$m1 ping
 check "client 3 hears client 1 from its public mapping" "$(served c3)" "$m1 ping"
 check "the replies come back from clients 2 and 3's mappings" "$replies" \
   "$(printf '%s pong:ping\n%s pong:ping\n' "$m2" "$m3" | sort)"
-expect conc counters hairpin_datagrams 4 "two pings and two pongs stayed inside"
-expect conc counters wan_tx_datagrams 3 "only the three probes left for the network"
+tb_expect conc counters hairpin_datagrams 4 "two pings and two pongs stayed inside"
+tb_expect conc counters wan_tx_datagrams 3 "only the three probes left for the network"
 
 echo "--- a client to its own mapping"
 own=$(tb_cli python3 "$PEER" ping 198.18.0.2 41001 3 "$m1")
 check "client 1 hears itself from its own mapping" "$own" "$m1 ping"
-expect conc counters hairpin_datagrams 5 "and that one stayed inside too"
+tb_expect conc counters hairpin_datagrams 5 "and that one stayed inside too"
 
 echo "--- the concentrator's address at a port that is no mapping"
 # From another client port: a refused destination ends its binding (the RESET).
 tb_cli python3 "$PEER" ping 198.18.0.2 41009 0.3 "$CONC_EXT:9" >/dev/null
-expect conc drops loop_refused 1 "still a loop, refused"
+tb_expect conc drops loop_refused 1 "still a loop, refused"
 
 echo "--- filtering: an unrelated remote to client 1's mapping"
 serve c1 cli 198.18.0.2 41001 3
 tb_srv python3 "$PEER" ping 198.18.4.3 5000 0.3 "$m1" >/dev/null
 check "endpoint-independent (default): delivered" "$(served c1)" "198.18.4.3:5000 ping"
-expect conc drops filtered 0 "nothing filtered"
+tb_expect conc drops filtered 0 "nothing filtered"
 python3 - "$TB_DIR/conc.yaml" <<'PY' || exit 1
 import sys
 p = sys.argv[1]
@@ -109,7 +95,7 @@ tb_ctl conc reload >/dev/null || { echo "FAIL: reload"; fail=1; }
 serve c1 cli 198.18.0.2 41001 2
 tb_srv python3 "$PEER" ping 198.18.4.4 5001 0.3 "$m1" >/dev/null
 check "address-dependent: not delivered" "$(served c1)" ""
-expect conc drops filtered 1 "dropped and counted as filtered"
+tb_expect conc drops filtered 1 "dropped and counted as filtered"
 serve c1 cli 198.18.0.2 41001 3
 tb_srv python3 "$PEER" ping 198.18.4.2 5002 0.3 "$m1" >/dev/null
 check "address-dependent: an address client 1 sent to, another port, passes" "$(served c1)" \
@@ -119,7 +105,7 @@ back=$(tb_ns_exec cli2 python3 "$PEER" ping 198.18.6.2 41003 3 "$m1")
 check "address-dependent: a hairpin passes, client 1 sent to the concentrator's address" \
   "$(served c1)" "$m3 ping"
 check "and client 3 hears the answer from client 1's mapping" "$back" "$m1 pong:ping"
-expect conc counters hairpin_datagrams 7 "hairpinned in all"
+tb_expect conc counters hairpin_datagrams 7 "hairpinned in all"
 
 echo "--- every datagram accounted for"
 tb_stop reflector TERM 5 >/dev/null 2>&1
