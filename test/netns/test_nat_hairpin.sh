@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# NAT behaviour within one concentrator (docs/NAT.md). Hairpinning (RFC 4787 REQ-9):
+# NAT behaviour within one concentrator (docs/NAT.md). Two remotes see a client at the
+# same public mapping (endpoint-independent mapping, RFC 4787 REQ-1). Hairpinning (REQ-9):
 # client 1 reaches client 2 (another host behind the same CPE) and client 3 (behind a
 # second CPE) at their public mappings, as a STUN-like reflector on the server told
 # them; each sees client 1's public mapping as the source, and their replies come back
@@ -23,8 +24,11 @@ tb_cli ip addr add 198.18.0.3/24 dev lan0 || exit 1
 # longer unrelated once filtering changes).
 tb_srv ip addr add 198.18.4.3/24 dev eth0 || exit 1
 tb_srv ip addr add 198.18.4.4/24 dev eth0 || exit 1
-tb_bg reflector srv python3 "$PEER" reflect 0.0.0.0 3478
-tb_wait_listen srv udp 3478 1 5 || { echo "FAIL: reflector"; exit 1; }
+# A second reflector on another address: the mapping must not depend on the remote.
+tb_srv ip addr add 198.18.4.5/24 dev eth0 || exit 1
+tb_bg reflector srv python3 "$PEER" reflect 198.18.4.2 3478
+tb_bg reflector2 srv python3 "$PEER" reflect 198.18.4.5 3478
+tb_wait_listen srv udp 3478 2 5 || { echo "FAIL: reflectors"; exit 1; }
 tb_start_proxies multiplexed || exit 1
 tb_start_cpe2 || exit 1
 tb_wait_log cpe "tunnel up" 10 && tb_wait_log cpe2 "tunnel up" 10 || exit 1
@@ -56,6 +60,8 @@ for m in "$m1" "$m2" "$m3"; do
   [[ $m == "$CONC_EXT":* ]] || { echo "FAIL: mapping '$m' is not on $CONC_EXT"; fail=1; }
 done
 [[ $m1 != "$m2" && $m1 != "$m3" && $m2 != "$m3" ]] || { echo "FAIL: mappings not distinct"; fail=1; }
+check "endpoint-independent mapping: another remote sees client 1 at the same mapping" \
+  "$(tb_cli python3 "$PEER" probe 198.18.0.2 41001 198.18.4.5:3478)" "$m1"
 ((fail)) && { tb_stop_proxies; exit 1; }
 tb_expect conc counters hairpin_datagrams 0 "nothing hairpinned yet"
 
@@ -68,7 +74,7 @@ check "client 3 hears client 1 from its public mapping" "$(served c3)" "$m1 ping
 check "the replies come back from clients 2 and 3's mappings" "$replies" \
   "$(printf '%s pong:ping\n%s pong:ping\n' "$m2" "$m3" | sort)"
 tb_expect conc counters hairpin_datagrams 4 "two pings and two pongs stayed inside"
-tb_expect conc counters wan_tx_datagrams 3 "only the three probes left for the network"
+tb_expect conc counters wan_tx_datagrams 4 "only the four probes left for the network"
 
 echo "--- a client to its own mapping"
 own=$(tb_cli python3 "$PEER" ping 198.18.0.2 41001 3 "$m1")
@@ -109,6 +115,7 @@ tb_expect conc counters hairpin_datagrams 7 "hairpinned in all"
 
 echo "--- every datagram accounted for"
 tb_stop reflector TERM 5 >/dev/null 2>&1
+tb_stop reflector2 TERM 5 >/dev/null 2>&1
 tb_ctl cpe status --json >"$TB_DIR/cpe.json"
 tb_ctl cpe2 status --json >"$TB_DIR/cpe2.json"
 tb_ctl conc status --json >"$TB_DIR/conc.json"
