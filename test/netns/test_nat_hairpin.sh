@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # NAT behaviour within one concentrator (docs/NAT.md). Two remotes see a client at the
-# same public mapping (endpoint-independent mapping, RFC 4787 REQ-1). Hairpinning (REQ-9):
+# same public mapping (endpoint-independent mapping, RFC 4787 REQ-1). Hairpinning (REQ-9,
+# IPv4, and IPv6 between the two CPEs):
 # client 1 reaches client 2 (another host behind the same CPE) and client 3 (behind a
 # second CPE) at their public mappings, as a STUN-like reflector on the server told
 # them; each sees client 1's public mapping as the source, and their replies come back
@@ -28,7 +29,8 @@ tb_srv ip addr add 198.18.4.4/24 dev eth0 || exit 1
 tb_srv ip addr add 198.18.4.5/24 dev eth0 || exit 1
 tb_bg reflector srv python3 "$PEER" reflect 198.18.4.2 3478
 tb_bg reflector2 srv python3 "$PEER" reflect 198.18.4.5 3478
-tb_wait_listen srv udp 3478 2 5 || { echo "FAIL: reflectors"; exit 1; }
+tb_bg reflector6 srv python3 "$PEER" reflect 2001:db8:4::2 3478
+tb_wait_listen srv udp 3478 3 5 || { echo "FAIL: reflectors"; exit 1; }
 tb_start_proxies multiplexed || exit 1
 tb_start_cpe2 || exit 1
 tb_wait_log cpe "tunnel up" 10 && tb_wait_log cpe2 "tunnel up" 10 || exit 1
@@ -76,10 +78,20 @@ check "the replies come back from clients 2 and 3's mappings" "$replies" \
 tb_expect conc counters hairpin_datagrams 4 "two pings and two pongs stayed inside"
 tb_expect conc counters wan_tx_datagrams 4 "only the four probes left for the network"
 
+echo "--- the same over IPv6, client 1 and client 3"
+m1v6=$(tb_cli python3 "$PEER" probe 2001:db8::2 41011 "[2001:db8:4::2]:3478")
+m3v6=$(tb_ns_exec cli2 python3 "$PEER" probe 2001:db8:6::2 41013 "[2001:db8:4::2]:3478")
+echo "client 1 -> $m1v6; client 3 -> $m3v6"
+serve c3v6 cli2 2001:db8:6::2 41013
+replies=$(tb_cli python3 "$PEER" ping 2001:db8::2 41011 5 "$m3v6")
+check "IPv6: client 3 hears client 1 from its public mapping" "$(served c3v6)" "$m1v6 ping"
+check "IPv6: the reply comes back from client 3's mapping" "$replies" "$m3v6 pong:ping"
+tb_expect conc counters hairpin_datagrams 6 "IPv6 hairpins stayed inside too"
+
 echo "--- a client to its own mapping"
 own=$(tb_cli python3 "$PEER" ping 198.18.0.2 41001 3 "$m1")
 check "client 1 hears itself from its own mapping" "$own" "$m1 ping"
-tb_expect conc counters hairpin_datagrams 5 "and that one stayed inside too"
+tb_expect conc counters hairpin_datagrams 7 "and that one stayed inside too"
 
 echo "--- the concentrator's address at a port that is no mapping"
 # From another client port: a refused destination ends its binding (the RESET).
@@ -111,11 +123,12 @@ back=$(tb_ns_exec cli2 python3 "$PEER" ping 198.18.6.2 41003 3 "$m1")
 check "address-dependent: a hairpin passes, client 1 sent to the concentrator's address" \
   "$(served c1)" "$m3 ping"
 check "and client 3 hears the answer from client 1's mapping" "$back" "$m1 pong:ping"
-tb_expect conc counters hairpin_datagrams 7 "hairpinned in all"
+tb_expect conc counters hairpin_datagrams 9 "hairpinned in all"
 
 echo "--- every datagram accounted for"
 tb_stop reflector TERM 5 >/dev/null 2>&1
 tb_stop reflector2 TERM 5 >/dev/null 2>&1
+tb_stop reflector6 TERM 5 >/dev/null 2>&1
 tb_ctl cpe status --json >"$TB_DIR/cpe.json"
 tb_ctl cpe2 status --json >"$TB_DIR/cpe2.json"
 tb_ctl conc status --json >"$TB_DIR/conc.json"
