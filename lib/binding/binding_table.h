@@ -41,6 +41,13 @@ struct Flow {
   // must follow them there (ProxyBase::send_close). Two bools in what was padding.
   bool sent_main = false;
   bool sent_express = false;
+  // The concentrator: the remote is the public mapping of one of its own bindings, so
+  // the flow's datagrams are handed to that binding, never sent (relay/nat.h).
+  bool hairpin : 1 = false;
+  // The concentrator: the client has sent to this remote (an OPEN or DATA from the CPE),
+  // as address-dependent filtering asks; a flow a remote began need not have.
+  // Both in the last byte of padding before express_conn.
+  bool client_sent : 1 = false;
   // The same for the session's express connection: the id of the one this side announced
   // the flow on, kKnownEverywhere for a flow the peer announced (it knows its own ids).
   std::uint32_t express_conn = 0;

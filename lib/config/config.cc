@@ -50,6 +50,10 @@ constexpr std::array<Named<SessionModeConfig>, 2> kSessionModes{{
     {SessionModeConfig::Multiplexed, "multiplexed"},
     {SessionModeConfig::PerBinding, "per-binding"},
 }};
+constexpr std::array<Named<FilteringConfig>, 2> kFilterings{{
+    {FilteringConfig::EndpointIndependent, "endpoint-independent"},
+    {FilteringConfig::AddressDependent, "address-dependent"},
+}};
 constexpr std::array<Named<LogLevel>, 4> kLogLevels{{
     {LogLevel::Error, "error"},
     {LogLevel::Warn, "warn"},
@@ -514,7 +518,7 @@ constexpr std::array<Field, 3> kBindingLogFields{{
      }},
 }};
 
-constexpr std::array<Field, 9> kConcentratorFields{{
+constexpr std::array<Field, 11> kConcentratorFields{{
     {"listen",
      [](const Where& w, Config& c, Seen& s) {
        std::vector<Endpoint> listen;
@@ -561,6 +565,10 @@ constexpr std::array<Field, 9> kConcentratorFields{{
        c.concentrator.handshake_timeout =
            duration_in(w, milliseconds(100), std::chrono::seconds(60));
      }},
+    {"filtering",
+     [](const Where& w, Config& c, Seen&) { c.concentrator.filtering = one_of(w, kFilterings); }},
+    {"refresh_on_inbound",
+     [](const Where& w, Config& c, Seen&) { c.concentrator.refresh_on_inbound = boolean(w); }},
     {"binding_log",
      [](const Where& w, Config& c, Seen& s) {
        walk(w.value, w.path, kBindingLogFields, c, s);
@@ -1412,6 +1420,7 @@ std::vector<std::string> config_keys() {
 
 const char* to_string(ProxyRole r) { return name_of(kRoles, r); }
 const char* to_string(SessionModeConfig m) { return name_of(kSessionModes, m); }
+const char* to_string(FilteringConfig f) { return name_of(kFilterings, f); }
 const char* to_string(LogLevel l) { return name_of(kLogLevels, l); }
 const char* to_string(LogTarget t) { return name_of(kLogTargets, t); }
 

@@ -24,6 +24,9 @@ enum class LogLevel : std::uint8_t { Error, Warn, Info, Debug };
 // syslog: syslog(3), facility daemon (OpenWrt's logd, a syslog daemon without systemd).
 enum class LogTarget : std::uint8_t { Stderr, Syslog };
 enum class InterceptMode : std::uint8_t { Tproxy, Nfqueue };
+// Which remotes may reach a binding's external port (RFC 4787 section 5): any
+// (endpoint-independent), or only addresses the binding has sent to (address-dependent).
+enum class FilteringConfig : std::uint8_t { EndpointIndependent, AddressDependent };
 
 struct Config {
   ProxyRole role = ProxyRole::Cpe;
@@ -75,6 +78,10 @@ struct Config {
       bool enabled() const { return syslog || !path.empty(); }
       friend bool operator==(const BindingLog&, const BindingLog&) = default;
     } binding_log;
+    // NAT behaviour (docs/NAT.md): inbound filtering, and whether a remote's datagram to
+    // a binding re-arms its lifetime (outbound traffic always does, RFC 4787 REQ-6).
+    FilteringConfig filtering = FilteringConfig::EndpointIndependent;
+    bool refresh_on_inbound = true;
   } concentrator;
 
   // How LAN datagrams reach the CPE: TPROXY rules (default) or NFQUEUE, for kernels
@@ -266,6 +273,7 @@ std::optional<ConfigError> reload_auth_files(Config& cfg, std::string_view name)
 
 const char* to_string(ProxyRole r);
 const char* to_string(SessionModeConfig m);
+const char* to_string(FilteringConfig f);
 const char* to_string(LogLevel l);
 const char* to_string(LogTarget t);
 const char* to_string(Config::AuthMode m);

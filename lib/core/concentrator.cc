@@ -297,7 +297,11 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
       return;
     }
     table_.touch(*b);
-    static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, d->payload);
+    f->client_sent = true;
+    if (f->hairpin)
+      hairpin(*b, f->remote, d->payload);
+    else
+      static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, d->payload);
   } else if (const auto* o = std::get_if<wire::Open>(&frame)) {
     on_open(*main, c, *o);
   } else if (const auto* cl = std::get_if<wire::Close>(&frame)) {
@@ -376,6 +380,13 @@ void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& 
   auto verdict = policy_.check_client(o.client);
   const bool client_ok = verdict == PolicyVerdict::Allow;
   if (client_ok) verdict = policy_.check(o.remote);
+  // The public mapping of a live binding is one of the concentrator's own addresses, but
+  // no loop: its datagrams never leave (hairpin()). Any other port there still is one.
+  // Only the target's existence is settled here: creating this binding below may evict it.
+  const bool hairpinned = verdict == PolicyVerdict::OwnAddress &&
+                          o.remote.family == o.client.family &&
+                          mappings_.hairpin_target(o.remote, own_addresses_) != nullptr;
+  if (hairpinned) verdict = PolicyVerdict::Allow;
   if (verdict != PolicyVerdict::Allow) {
     // Never relayed: counted, and the CPE drops the binding on the RESET.
     const Drop why = !client_ok                           ? Drop::client_refused
@@ -412,6 +423,7 @@ void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& 
       return;
     }
     if (binding_log_) log_binding_open(*b, *sock, o.remote);
+    mappings_.add(o.client.family, sock->port(), *b);
     b->edge = std::move(sock);
     on_created(*b);
   }
@@ -431,13 +443,48 @@ void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& 
   }
   f->announced = true;
   f->express_conn = Flow::kKnownEverywhere;
-  if (fresh) stats_.add(Counter::flows_opened);
+  f->client_sent = true;
+  if (fresh) {
+    f->hairpin = hairpinned;
+    stats_.add(Counter::flows_opened);
+  }
   table_.touch(*b);
-  if (o.has_payload) static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, o.payload);
+  if (!o.has_payload) return;
+  if (f->hairpin)
+    hairpin(*b, f->remote, o.payload);
+  else
+    static_cast<RelaySocket*>(b->edge.get())->send_to(f->remote, o.payload);
+}
+
+void ConcentratorProxy::hairpin(Binding& b, const Endpoint& to,
+                                std::span<const std::uint8_t> payload) {
+  Binding* target = mappings_.hairpin_target(to, own_addresses_);
+  if (target == nullptr) {
+    // The mapping ended (or the address went) since the flow began: what is left is the
+    // concentrator's own address, refused as the loop it would be.
+    refuse(Drop::loop_refused, true, "hairpin", b.client, to, "no live binding on that port");
+    return;
+  }
+  // The source is b's public mapping as the target's client must answer it: the address
+  // the datagram was sent to (the sockets are bound to the wildcard, so any of the
+  // concentrator's addresses is b's too) with b's port.
+  Endpoint from = to;
+  from.port = static_cast<const RelaySocket*>(b.edge.get())->port();
+  b.upstream.datagrams++;
+  b.upstream.bytes += payload.size();
+  stats_.add(Counter::hairpin_datagrams);
+  // `to` may be a flow of b's, which deliver() may move (b == target: a client that
+  // sends to its own mapping); `from` is a copy.
+  deliver(*target, from, payload, true);
 }
 
 void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,
                                            std::span<const std::uint8_t> payload) {
+  deliver(b, from, payload, false);
+}
+
+void ConcentratorProxy::deliver(Binding& b, const Endpoint& from,
+                                std::span<const std::uint8_t> payload, bool hairpinned) {
   Session* s = session_of(b.scope);
   if (s == nullptr || !s->conn->open()) {
     stats_.drop(Drop::tunnel_down);
@@ -446,21 +493,37 @@ void ConcentratorProxy::on_remote_datagram(Binding& b, const Endpoint& from,
   Flow* f = b.find_flow(from);
   if (f == nullptr) {
     // A source the client could not have sent to (the concentrator itself, a CPE's
-    // address, a refused range) must not reach it either.
-    if (const auto verdict = policy_.check(from); verdict != PolicyVerdict::Allow) {
+    // address, a refused range) must not reach it either; a live mapping of this
+    // concentrator's is one it can send to.
+    if (const auto verdict = policy_.check(from);
+        verdict != PolicyVerdict::Allow && !hairpinned) {
       refuse(Drop::reply_source_refused, true, "reply", from, b.client, to_string(verdict));
       return;
     }
-    // Endpoint-independent filtering (RFC 4787 REQ-8): a remote the client has not sent
-    // to may answer on the binding's port; the CPE learns the pair from this OPEN.
+  }
+  // Endpoint-independent filtering (RFC 4787 REQ-8, the default): a remote the client has
+  // not sent to may reach the binding's port; address-dependent: only from an address it
+  // has sent to. Judged on a known flow too until the client sends on it: the flow may
+  // date from endpoint-independent filtering before a reload.
+  if ((f == nullptr || !f->client_sent) &&
+      !filter_admits(cfg_.concentrator.filtering, b, from)) {
+    refuse(Drop::filtered, true, "datagram", from, b.client,
+           "address-dependent filtering, the client never sent to that address");
+    return;
+  }
+  if (f == nullptr) {
+    // The CPE learns the new pair from the OPEN tunnel_datagram() sends.
     f = table_.add_flow(b, from, table_.allocate_flow_id(b.scope, wire::kConcentratorFlowBit));
     if (f == nullptr) {
       stats_.drop(Drop::remote_limit);
       return;
     }
+    // The client's answers to it must be hairpinned too, not sent to our own address.
+    f->hairpin = hairpinned;
   }
   if (!tunnel_datagram(*s->conn, express_of(*s), b, *f, payload)) return;
-  table_.touch(b);
+  // Outbound traffic always refreshes the mapping (RFC 4787 REQ-6); inbound as set.
+  if (cfg_.concentrator.refresh_on_inbound) table_.touch(b);
   b.downstream.datagrams++;
   b.downstream.bytes += payload.size();
 }
@@ -517,6 +580,7 @@ void ConcentratorProxy::on_binding_removed(Binding& b, RemoveReason why) {
   if (binding_log_ && b.edge) log_binding_close(b, why);
   Session* s = session_of(b.scope);
   if (auto* sock = static_cast<RelaySocket*>(b.edge.get())) {
+    mappings_.remove(b.client.family, sock->port(), b);
     sock->quiesce();
     quarantine(std::move(b.edge));
   }

@@ -11,6 +11,7 @@
 #include "binding/binding_log.h"
 #include "core/proxy_base.h"
 #include "ctl/binding_log_writer.h"
+#include "relay/nat.h"
 #include "relay/policy.h"
 #include "relay/relay_socket.h"
 #include "tunnel/admission.h"
@@ -87,6 +88,15 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
                           std::span<const std::uint8_t> payload) override;
   void on_remote_error(Binding& b, const Endpoint& remote, wire::IcmpKind kind,
                        std::uint16_t mtu, std::size_t length) override;
+  // A datagram for binding `b`'s client from `from`: through the filter, into the tunnel.
+  // `hairpinned`: `from` is the public mapping of one of this concentrator's bindings,
+  // which the destination policy would refuse as its own address.
+  void deliver(Binding& b, const Endpoint& from, std::span<const std::uint8_t> payload,
+               bool hairpinned);
+  // A datagram of binding `b` to `to`, the public mapping of a binding of this
+  // concentrator (Flow::hairpin): handed to that binding as if it came from b's public
+  // mapping, never sent. Dropped as a loop when no live binding holds the port any more.
+  void hairpin(Binding& b, const Endpoint& to, std::span<const std::uint8_t> payload);
 
   // `main`: the session the bindings belong to; `c`: the connection the OPEN came on.
   void on_open(Session& main, Connection& c, const wire::Open& o);
@@ -108,6 +118,8 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
   static std::string tenant_key(const Session& main);
 
   DestinationPolicy policy_;
+  // The live bindings by their public port, for hairpinning.
+  Mappings mappings_;
   // Where connected CPEs' tunnels come from (by session), for the destination policy.
   AddressSet cpe_addresses_;
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -20,6 +20,7 @@
   X(wan_rx_datagrams, "datagrams received from remote servers")                             \
   X(wan_rx_bytes, "payload bytes received from remote servers")                             \
   X(wan_rx_overflows, "datagrams from remote servers the kernel dropped, relay socket's receive buffer full (told by the socket's next datagram)") \
+  X(hairpin_datagrams, "datagrams from a binding to another binding's public mapping (the concentrator's address and the binding's port), handed over inside the concentrator (hairpinning, docs/NAT.md)") \
   X(tunnel_tx_datagrams, "datagrams written whole to tunnel connections (OPEN with payload, DATA)") \
   X(tunnel_rx_datagrams, "datagrams read from tunnel connections (OPEN with payload, DATA)")   \
   X(tunnel_tx_frames, "frames written to tunnel connections")                               \
@@ -104,6 +105,7 @@
   X(port_zero, "its destination port is 0") \
   X(client_refused, "OPEN naming one of the concentrator's own addresses as its client") \
   X(reply_source_refused, "datagram to a binding from a source the destination policy refuses") \
+  X(filtered, "concentrator.filtering: address-dependent, and its binding has not sent to its source address") \
   X(family_mismatch, "client and remote address families differ")                           \
   X(reply_socket_failed, "no transparent socket could be bound to the original destination") \
   X(send_failed, "the kernel refused to send it")                                           \

@@ -59,8 +59,10 @@ std::unique_ptr<RelaySocket> RelaySocket::open(Loop* loop, Family family, Bindin
     if (err) *err = "bind: " + errno_str(e);
     return nullptr;
   }
-  return std::unique_ptr<RelaySocket>(
+  std::unique_ptr<RelaySocket> sock(
       new RelaySocket(loop, std::move(fd), owner, batch, sends, sink, stats));
+  sock->port_ = sock->local().port;
+  return sock;
 }
 
 RelaySocket::RelaySocket(Loop* loop, Fd fd, Binding& owner, RecvBatch& batch,

@@ -50,6 +50,8 @@ class RelaySocket final : public BindingEdge {
   // upstream traffic, once sent (see SendBatch for how long `payload` must live).
   void send_to(const Endpoint& remote, std::span<const std::uint8_t> payload);
   Endpoint local() const;
+  // The port it is bound to (taken once, at open): the binding's public port.
+  std::uint16_t port() const { return port_; }
   // The address:port the remotes see, as the binding log recorded it at creation (the
   // socket is bound to the wildcard address, so the kernel's route supplies the address).
   const Endpoint& external() const { return external_; }
@@ -80,6 +82,7 @@ class RelaySocket final : public BindingEdge {
   Endpoint external_;
   double icmp_tokens_ = kIcmpBurst;
   double icmp_at_ = 0;
+  std::uint16_t port_ = 0;
 };
 
 }  // namespace mpudp

@@ -598,6 +598,25 @@ tb_stop_proxies() {
 # tb_ctl NAME ARGS...: mpudpctl on the control socket of daemon NAME ($TB_DIR/NAME.sock).
 tb_ctl() { local n=$1; shift; "$MPUDP_BUILD/daemon/mpudpctl" -s "$TB_DIR/$n.sock" "$@"; }
 
+# tb_stat NAME counters|drops KEY: one value of daemon NAME's `status` (stats.counters or
+# stats.drops).
+tb_stat() {
+  tb_ctl "$1" status --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"][sys.argv[1]][sys.argv[2]])' "$2" "$3"
+}
+_tb_stat_is() { [[ $(tb_stat "$1" "$2" "$3") == "$4" ]]; }
+
+# tb_expect NAME counters|drops KEY VALUE WHAT: waits up to 3 s for the value; prints
+# "ok" or "FAIL" with WHAT, and sets fail=1 when it never came.
+tb_expect() {
+  if tb_poll 3 _tb_stat_is "$1" "$2" "$3" "$4"; then
+    echo "ok   $5: $1 $3 = $4"
+  else
+    echo "FAIL $5: $1 $3 = $(tb_stat "$1" "$2" "$3"), expected $4"
+    fail=1
+  fi
+}
+
 # tb_counter NAME COUNTER: a counter of daemon NAME's `status` (stats.counters); fails
 # when the daemon does not answer or has no such counter.
 tb_counter() {

@@ -32,20 +32,6 @@ h, p = sys.argv[1], int(sys.argv[2])
 s = socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET, socket.SOCK_DGRAM)
 s.sendto(b"loop?", (h, p))' "$2" "$3"
 }
-# stat NAME drops|counters KEY
-stat() {
-  "$CTL" -s "$TB_DIR/$1.sock" status --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"][sys.argv[1]][sys.argv[2]])' "$2" "$3"
-}
-_stat_is() { [[ $(stat "$1" "$2" "$3") == "$4" ]]; }
-expect() {  # NAME drops|counters KEY VALUE WHAT
-  if tb_poll 3 _stat_is "$1" "$2" "$3" "$4"; then
-    echo "ok   $5: $1 $3 = $4"
-  else
-    echo "FAIL $5: $1 $3 = $(stat "$1" "$2" "$3"), expected $4"
-    fail=1
-  fi
-}
 
 echo "--- to the CPE itself"
 send conc 198.18.1.1 "$TB_TPROXY_PORT"            # its intercept port, from the WAN side
@@ -53,24 +39,24 @@ send conc 2001:db8:1::1 "$TB_TPROXY_PORT"
 send cli 198.18.0.1 "$TB_TPROXY_PORT"             # its LAN address
 send cli 198.18.3.1 53                            # its other uplink
 send cli 64:ff9b::198.18.1.1 "$TB_TPROXY_PORT"    # NAT64 form of an uplink address
-expect cpe drops loop_refused 5 "the CPE refuses its own addresses"
+tb_expect cpe drops loop_refused 5 "the CPE refuses its own addresses"
 tb_cpe ip addr add 198.18.8.8/32 dev lo || exit 1  # an address that comes later
 sleep 0.2
 send cli 198.18.8.8 9
-expect cpe drops loop_refused 6 "the CPE follows its address changes"
-expect cpe counters bindings_created 0 "none of them made a binding"
+tb_expect cpe drops loop_refused 6 "the CPE follows its address changes"
+tb_expect cpe counters bindings_created 0 "none of them made a binding"
 
 echo "--- to the concentrator's addresses"
 send cli 198.18.2.2 9
 send cli 198.18.1.2 9
 send cli 2001:db8:2::2 9
 send cli 64:ff9b::198.18.2.2 9
-expect conc drops loop_refused 4 "the concentrator refuses its own addresses"
+tb_expect conc drops loop_refused 4 "the concentrator refuses its own addresses"
 tb_conc ip addr add 198.18.7.7/32 dev lo || exit 1
 sleep 0.2
 send cli 198.18.7.7 9
-expect conc drops loop_refused 5 "the concentrator follows its address changes"
-expect conc counters bindings_created 0 "none of them made a binding at the concentrator"
+tb_expect conc drops loop_refused 5 "the concentrator follows its address changes"
+tb_expect conc counters bindings_created 0 "none of them made a binding at the concentrator"
 
 echo "--- OPENs a CPE could forge"
 steps=("tls:shared:$(tb_psk_hex)" hello expect-hello  # the shared key's TLS identity
@@ -80,10 +66,10 @@ steps=("tls:shared:$(tb_psk_hex)" hello expect-hello  # the shared key's TLS ide
   keepalive expect-keepalive)
 tb_cpe "$PEER" "198.18.2.2:$TB_CONC_PORT" "${steps[@]}" >"$TB_DIR/peer.log" 2>&1 ||
   { echo "FAIL: wirepeer"; cat "$TB_DIR/peer.log"; fail=1; }
-expect conc drops loop_refused 6 "a connected CPE's address is refused as a destination"
-expect conc drops client_refused 1 "an OPEN whose client is the concentrator's address"
-expect conc drops port_zero 1 "port 0"
-expect conc counters bindings_created 0 "still no binding at the concentrator"
+tb_expect conc drops loop_refused 6 "a connected CPE's address is refused as a destination"
+tb_expect conc drops client_refused 1 "an OPEN whose client is the concentrator's address"
+tb_expect conc drops port_zero 1 "port 0"
+tb_expect conc counters bindings_created 0 "still no binding at the concentrator"
 
 echo "--- a reply from a refused source"
 got=$(tb_cli python3 "$PORTS" round 41000 1 "$TB_SRV4" "$TB_ECHO_PORT")
@@ -93,14 +79,14 @@ if [[ -z $relay ]]; then
   echo "FAIL: no relay socket at the concentrator"; fail=1
 else
   send conc 127.0.0.1 "$relay"
-  expect conc drops reply_source_refused 1 "a datagram from the concentrator's loopback"
+  tb_expect conc drops reply_source_refused 1 "a datagram from the concentrator's loopback"
 fi
 
 echo "--- nothing came round"
 sleep 1
-expect cpe counters lan_rx_datagrams 12 "the CPE took in exactly what was sent to it"
-expect cpe counters lan_tx_datagrams 1 "and delivered only the echo"
-expect conc counters wan_tx_datagrams 1 "the concentrator sent only the ordinary datagram"
+tb_expect cpe counters lan_rx_datagrams 12 "the CPE took in exactly what was sent to it"
+tb_expect cpe counters lan_tx_datagrams 1 "and delivered only the echo"
+tb_expect conc counters wan_tx_datagrams 1 "the concentrator sent only the ordinary datagram"
 tb_stop conc_echo TERM 5
 read -r heard _ <"$TB_DIR/conc_echo.count" || heard=x
 [[ $heard == 0 ]] || { echo "FAIL: the concentrator's own services heard $heard datagrams"; fail=1; }

@@ -152,6 +152,8 @@ TEST_CASE("omitted keys take their defaults", "[config]") {
   CHECK(c.bindings.max_remotes == 64);
   CHECK(c.cpe.max_bindings_per_host == 0);
   CHECK(c.concentrator.max_bindings_per_cpe == 8192);
+  CHECK(c.concentrator.filtering == FilteringConfig::EndpointIndependent);
+  CHECK(c.concentrator.refresh_on_inbound);
   CHECK(c.tunnel.keepalive == 15s);
   CHECK(c.tunnel.queue_bytes == 2097152);
   CHECK(c.tunnel.queue_target == 5ms);
@@ -1032,4 +1034,19 @@ TEST_CASE("concentrator.binding_log", "[config]") {
                         "concentrator.binding_log.syslog",
                         "concentrator.binding_log.syslog_facility"})
     CHECK(std::count(keys.begin(), keys.end(), k) == 1);
+}
+
+TEST_CASE("concentrator NAT behaviour: filtering and inbound refresh", "[config]") {
+  const std::string head = "role: concentrator\nauth: none\nconcentrator:\n  listen: 0.0.0.0:7000\n";
+  auto c = ok(head + "  filtering: address-dependent\n  refresh_on_inbound: false\n");
+  CHECK(c.concentrator.filtering == FilteringConfig::AddressDependent);
+  CHECK_FALSE(c.concentrator.refresh_on_inbound);
+  CHECK(ok(head + "  filtering: endpoint-independent\n").concentrator.filtering ==
+        FilteringConfig::EndpointIndependent);
+  CHECK(std::string(to_string(FilteringConfig::AddressDependent)) == "address-dependent");
+  CHECK(err(head + "  filtering: port-dependent\n") ==
+        "t.yaml:5:14: concentrator.filtering: \"port-dependent\" is not one of "
+        "endpoint-independent, address-dependent");
+  CHECK(err(head + "  refresh_on_inbound: sometimes\n").find("concentrator.refresh_on_inbound") !=
+        std::string::npos);
 }
