@@ -56,7 +56,7 @@ struct Config {
     std::vector<std::string> allow_destinations;
     std::vector<std::string> deny_destinations;
     // Bounds against floods: tunnel connections at once, and bindings one CPE (its
-    // tenant key: today the peer address) may hold, so one CPE cannot take the whole
+    // tenant key: its TLS identity, or a cleartext CPE's peer address) may hold, so one CPE cannot take the whole
     // table; a CPE at its quota evicts its own oldest bindings (binding/binding_table.h).
     std::size_t max_sessions = 65536;  // per-binding mode: one session per binding
     static constexpr std::size_t kDefaultMaxBindingsPerCpe = 8192;
