@@ -15,6 +15,8 @@ namespace {
 constexpr int kMaxBatchesPerWakeup = 4;
 // Errors read per wakeup: the rest wait for the next one (level-triggered).
 constexpr int kMaxErrorsPerWakeup = 16;
+// How stale the error queue may get under steady traffic (see on_readable).
+constexpr double kErrorCheckSeconds = 0.05;
 
 Counter counter_of(wire::IcmpKind k) {
   switch (k) {
@@ -151,14 +153,26 @@ void RelaySocket::drain_errors() {
 }
 
 void RelaySocket::on_readable() {
-  drain_errors();
-  if (!fd_) return;
+  // The error queue costs a syscall to look at, so it is read only when something says
+  // it holds an error: with IP_RECVERR an ICMP error also becomes the socket's pending
+  // error (a receive fails with it once) and keeps epoll reporting the socket (a wakeup
+  // with nothing to read); and at least every kErrorCheckSeconds under steady traffic,
+  // where neither shows. A busy relay socket wakes thousands of times a second.
+  const double now = ev_now(loop_);
+  if (now - errors_read_at_ >= kErrorCheckSeconds) {
+    errors_read_at_ = now;
+    drain_errors();
+    if (!fd_) return;
+  }
   for (int round = 0; round < kMaxBatchesPerWakeup; ++round) {
     const int n = batch_.receive(fd_.get(), true);  // control data: SO_RXQ_OVFL
-    if (n < 0) {
-      // An ICMP error that came between drain_errors() and here; the binding lives on.
-      LOG_DEBUG("relay recv for %s: %s", owner_.client.str().c_str(), errno_str(errno).c_str());
-      return;
+    if (n < 0 || (n == 0 && round == 0)) {
+      if (n < 0)
+        LOG_DEBUG("relay recv for %s: %s", owner_.client.str().c_str(), errno_str(errno).c_str());
+      errors_read_at_ = now;
+      drain_errors();  // the binding lives on whatever it says
+      if (!fd_ || n == 0) return;
+      continue;  // the pending error was taken; datagrams may follow
     }
     stats_.add(Counter::wan_rx_overflows, overflow_.update(batch_, n));
     for (int i = 0; i < n; ++i) {

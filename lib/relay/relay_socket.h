@@ -82,6 +82,7 @@ class RelaySocket final : public BindingEdge {
   Endpoint external_;
   double icmp_tokens_ = kIcmpBurst;
   double icmp_at_ = 0;
+  double errors_read_at_ = 0;  // ev_now() of the last drain_errors()
   std::uint16_t port_ = 0;
 };
 
