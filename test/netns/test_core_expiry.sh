@@ -2,8 +2,10 @@
 # with bindings.idle_timeout 2s, bindings expire after 3 s of silence (debug log:
 # "binding removed ... reason=expired"), and not before, and both daemons' tables drop
 # them: each binding by its own expiry or, when the other side's timer ran first, by
-# that side's CLOSE (reason=peer_closed; both timers run 2 s from their own last
-# datagram, milliseconds apart, so which one wins is a race); a new datagram afterwards makes a new binding that works. In per-binding
+# that side's end of it (multiplexed: its CLOSE, reason=peer_closed; per-binding: its
+# MP_FASTCLOSE of the binding's connection, reason=session_lost). Both timers run 2 s
+# from their own last datagram, milliseconds apart, so which one wins is a race. A new
+# datagram afterwards makes a new binding that works. In per-binding
 # mode the binding's MPTCP connection is torn down with MP_FASTCLOSE
 # (MPTcpExtMPFastcloseTx rises in cpe or conc).
 set -euo pipefail
@@ -13,7 +15,7 @@ tb_require_built daemon/mpudpd tools/udpecho tools/udpprobe
 
 EXPIRED='binding removed.*reason=expired|reason=expired.*binding removed'
 expired_lines() { grep -Ec -- "$EXPIRED" "$TB_DIR/$1.log" || true; }
-ENDED='binding removed.*reason=(expired|peer_closed)'
+ENDED='binding removed.*reason=(expired|peer_closed|session_lost)'
 ended_lines() { grep -Ec -- "$ENDED" "$TB_DIR/$1.log" || true; }
 all_ended() { (($(ended_lines cpe) >= 3 && $(ended_lines conc) >= 3)); }
 fastclose_total() {
