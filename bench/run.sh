@@ -12,6 +12,9 @@
 #   mpudp-mux-clear  the same, encryption: none on both sides
 #   mpudp-pb         mpudpd, session_mode per-binding, encryption: tls
 #   mpudp-pb-clear   the same, encryption: none on both sides
+#   mpudp-pb-2i      mpudp-pb with two concentrator daemons sharing the listen address
+#                    (concentrator.reuse_port, docs/SCALE.md), both on the proxy core:
+#                    what a second instance costs (issue 19)
 #   v2ray            v2ray dokodemo-door (TPROXY) -> VLESS over TCP (no encryption), the TCP
 #                    made MPTCP by an `mptcpize run socat` bridge on both ends
 #   v2ray-tls        the same with VLESS over TLS (a CA and a server certificate made with
@@ -48,7 +51,7 @@ BENCH_CC=${BENCH_CC-cubic}
 
 ALL_SCENARIOS=(capacity pps64 idle_rtt latency_load latency_prio aggregation churn rss_bindings
   callgrind)
-ALL_SYSTEMS=(direct mpudp-mux mpudp-mux-clear mpudp-pb mpudp-pb-clear v2ray v2ray-tls ss)
+ALL_SYSTEMS=(direct mpudp-mux mpudp-mux-clear mpudp-pb mpudp-pb-clear mpudp-pb-2i v2ray v2ray-tls ss)
 QUICK=0
 ONLY=
 SYSTEMS=
@@ -154,10 +157,12 @@ proxy_pids() {
   ip netns pids "$TB_NS_CONC" 2>/dev/null
 }
 
-# CPU ticks (utime+stime+cutime+cstime) of every proxy process.
+# CPU ticks (utime+stime+cutime+cstime) of every proxy process, or of those in one
+# namespace (cpe or conc).
 proxy_ticks() {
-  local p t=0 v
-  for p in $(proxy_pids); do
+  local p t=0 v pids
+  if [[ -n ${1:-} ]]; then pids=$(ip netns pids "$(_tb_ns "$1")" 2>/dev/null); else pids=$(proxy_pids); fi
+  for p in $pids; do
     v=$(awk '{ sub(/.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2>/dev/null) || continue
     t=$((t + ${v:-0}))
   done
@@ -212,13 +217,23 @@ write_mpudp_configs() {  # MODE ENCRYPTION (tls or none)
   sed -i -e 's/^concentrator:$/concentrator:\n  max_bindings_per_cpe: 200000/' "$TB_DIR/conc.yaml"
 }
 
+# CONC_INSTANCES (1): concentrator daemons sharing the listen addresses (reuse_port), each
+# with its control socket $TB_DIR/conc.sock, conc2.sock, ...; CONC_WRAPPER: a command the
+# concentrators run under (e.g. valgrind), like the CPE's WRAPPER.
 start_mpudp() {  # MODE ENCRYPTION [WRAPPER...] (wrapper for the CPE daemon, e.g. valgrind)
-  local mode=$1 enc=$2
+  local mode=$1 enc=$2 n=${CONC_INSTANCES:-1} i name
   shift 2
   tb_tproxy_rules || return 1
   write_mpudp_configs "$mode" "$enc" || return 1
-  tb_bg conc conc taskset -c "$PROXY_CPU" "$TB_DAEMON" -c "$TB_DIR/conc.yaml"
-  tb_wait_listen conc tcp "$TB_CONC_PORT" 1 10 || { tail "$TB_DIR/conc.log" >&2; return 1; }
+  ((n > 1)) && sed -i 's/^concentrator:$/concentrator:\n  reuse_port: true/' "$TB_DIR/conc.yaml"
+  for ((i = 1; i <= n; i++)); do
+    name=conc
+    ((i > 1)) && name=conc$i
+    [[ $name == conc ]] || sed "s|$TB_DIR/conc.sock|$TB_DIR/$name.sock|" "$TB_DIR/conc.yaml" >"$TB_DIR/$name.yaml"
+    # shellcheck disable=SC2086
+    tb_bg "$name" conc taskset -c "$PROXY_CPU" ${CONC_WRAPPER:-} "$TB_DAEMON" -c "$TB_DIR/$name.yaml"
+    tb_wait_listen conc tcp "$TB_CONC_PORT" "$i" 30 || { tail "$TB_DIR/$name.log" >&2; return 1; }
+  done
   tb_bg cpe cpe taskset -c "$PROXY_CPU" "$@" "$TB_DAEMON" -c "$TB_DIR/cpe.yaml"
   tb_wait_listen cpe udp "$TB_TPROXY_PORT" 1 60 || { tail "$TB_DIR/cpe.log" >&2; return 1; }
 }
@@ -329,6 +344,7 @@ bring_up() {  # SYSTEM
     mpudp-mux-clear) start_mpudp multiplexed none ;;
     mpudp-pb) start_mpudp per-binding tls ;;
     mpudp-pb-clear) start_mpudp per-binding none ;;
+    mpudp-pb-2i) CONC_INSTANCES=2 start_mpudp per-binding tls ;;
     v2ray) start_v2ray v2ray none ;;
     v2ray-tls) start_v2ray v2ray-tls tls ;;
     ss) start_ss ;;
@@ -390,14 +406,31 @@ sc_capacity() {  # SYS
   ((SEARCH_PPS > 0)) || return 0
   # CPU seconds per Gbit at that rate: proxy processes' ticks over a run at capacity.
   [[ $1 == direct ]] && return 0
-  local t0 t1 out hz
+  local t0 t1 c0 c1 out hz
   hz=$(getconf CLK_TCK)
   t0=$(proxy_ticks)
+  c0=$(proxy_ticks conc)
   out=$(load --size 1200 --flows 4 --rate "$SEARCH_PPS" --duration "$PROBE_S" --timeout "$DRAIN_MS" "$DEST4")
   t1=$(proxy_ticks)
-  local gbit
-  gbit=$(fcalc "$(jget "$out" echoed) * 1200 * 8 / 1e9")
+  c1=$(proxy_ticks conc)
+  local gbit n
+  n=$(jget "$out" echoed)
+  gbit=$(fcalc "$n * 1200 * 8 / 1e9")
   RES[$1.cpu_s_per_gbit]=$(fcalc "($t1 - $t0) / $hz / ($gbit > 0 ? $gbit : 1e-9)")
+  # The concentrator's share, per datagram it relays (each echoed one crosses it twice):
+  # the figure to size a concentrator's cores by (docs/SCALE.md). Tick resolution (10 ms)
+  # over a run of PROBE_S: a few percent.
+  [[ $1 == mpudp-* ]] &&
+    RES[$1.conc_cpu_us_per_dgram]=$(fcalc "($c1 - $c0) / $hz * 1e6 / (2 * ($n > 0 ? $n : 1e-9))")
+  # How the kernel spread the per-binding connections (the load's 4 flows and what is left
+  # of the search's) over the instances.
+  if [[ $1 == *-2i ]]; then
+    local counts=() sock
+    for sock in "$TB_DIR"/conc*.sock; do
+      counts+=("$(tb_conc "$CTL" -s "$sock" status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["bindings"]["count"])' 2>/dev/null)")
+    done
+    RES[$1.bindings_per_instance]="\"$(IFS=/; echo "${counts[*]}")\""
+  fi
 }
 
 sc_pps64() {
@@ -585,8 +618,10 @@ rss_cpe_alone() {
   log "$1: CPE alone against wiresink: $nb bindings, RSS $c0 -> $c1 KiB; $(tail -n1 "$TB_DIR/sink.log")"
 }
 
-# Instructions per datagram: the CPE daemon under callgrind, counters zeroed once it is
-# up, CG_N echoed datagrams (each crosses the CPE twice), then a dump.
+# Instructions per datagram: both daemons under callgrind, counters zeroed once they are
+# up, CG_N echoed datagrams (each crosses each daemon twice), then a dump; the CPE's and
+# the concentrator's counts apart (conc_ir_per_datagram: the per-core cost figure of
+# docs/SCALE.md).
 sc_callgrind() {
   [[ $1 == mpudp-* ]] || return 0
   command -v valgrind >/dev/null || { RES[$1.ir_per_datagram]=\"no-valgrind\"; return 0; }
@@ -597,17 +632,23 @@ sc_callgrind() {
   bench_setup || return 1
   trap bench_exit EXIT
   start_echo || return 1
-  start_mpudp "$mode" "$enc" valgrind --tool=callgrind --callgrind-out-file="$TB_DIR/cg.out.%p" || return 1
+  CONC_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=$TB_DIR/cg-conc.out.%p" \
+    start_mpudp "$mode" "$enc" valgrind --tool=callgrind --callgrind-out-file="$TB_DIR/cg-cpe.out.%p" || return 1
   warm_up || return 1
-  tb_cpe callgrind_control -z "${TB_PIDS[cpe]}" >/dev/null 2>&1
+  # The recorded PIDs are valgrind's own (ip netns exec and taskset exec it). One dump
+  # each: every daemon then has one file, the counts since the zeroing.
+  local p pids="${TB_PIDS[cpe]} ${TB_PIDS[conc]} ${TB_PIDS[conc2]:-}"
+  for p in $pids; do callgrind_control -z "$p" >/dev/null 2>&1; done
   local out
   out=$(load --size 1200 --rate "$CG_PPS" --duration "$(fcalc "$CG_N / $CG_PPS")" --timeout 2000 "$DEST4")
-  tb_cpe callgrind_control -d "${TB_PIDS[cpe]}" >/dev/null 2>&1
+  for p in $pids; do callgrind_control -d "$p" >/dev/null 2>&1; done
   sleep 0.5
-  local ir n
+  local ir irc n
   n=$(jget "$out" echoed)
-  ir=$(cat "$TB_DIR"/cg.out.* 2>/dev/null | awk '/^summary:|^totals:/ { v = $2 } END { print v + 0 }')
+  ir=$(cat "$TB_DIR"/cg-cpe.out.* 2>/dev/null | awk '/^summary:|^totals:/ { v = $2 } END { print v + 0 }')
+  irc=$(cat "$TB_DIR"/cg-conc.out.* 2>/dev/null | awk '/^summary:|^totals:/ { v += $2 } END { print v + 0 }')
   RES[$1.ir_per_datagram]=$(fcalc "$ir / ($n > 0 ? $n : 1)")
+  RES[$1.conc_ir_per_datagram]=$(fcalc "$irc / (2 * ($n > 0 ? $n : 1))")
   RES[$1.callgrind_datagrams]=$n
 }
 
@@ -635,8 +676,13 @@ host_busy() {
 # identity in `mpudpctl status`, the earlier ones have no such field.
 tls_in_use() {
   [[ $1 == mpudp-* && $1 != *-clear ]] || return 0
-  tb_conc "$CTL" -s "$TB_DIR/conc.sock" status --json >"$BENCH_DIR/conc-tls-status.json" 2>&1
-  grep -q '"identity"' "$BENCH_DIR/conc-tls-status.json"
+  # With several instances, the warm-up's sessions may all be another's than conc's.
+  local sock
+  for sock in "$TB_DIR"/conc*.sock; do
+    tb_conc "$CTL" -s "$sock" status --json >"$BENCH_DIR/conc-tls-status.json" 2>&1
+    grep -q '"identity"' "$BENCH_DIR/conc-tls-status.json" && return 0
+  done
+  return 1
 }
 
 # run_system SYSTEM: a fresh testbed, every scenario, torn down again. A system that does
@@ -734,7 +780,7 @@ metrics=(host_busy_pct host_nice_pct capacity_mbit capacity_pps cpu_s_per_gbit p
   agg_link_down_mbit agg_loss_pct agg_cpe_dropped agg_conc_dropped agg_reordered agg_share_up0_pct agg_share_up1_pct subflows subflow_paths churn_flows_per_s churn_failed
   churn_first_reply_p50_us churn_first_reply_p99_us pss_after_churn_kib procs_after_churn bindings_cpe
   bindings_conc nofile_hard_limit rss_per_binding_cpe_b rss_per_binding_conc_b bindings_cpe_alone
-  rss_per_binding_cpe_alone_b ir_per_datagram)
+  rss_per_binding_cpe_alone_b ir_per_datagram conc_cpu_us_per_dgram conc_ir_per_datagram bindings_per_instance)
 mode_label=full
 ((QUICK)) && mode_label="QUICK (short runs; not reference figures)"
 ((ROUNDS > 1)) && mode_label+=", medians of $ROUNDS rounds"
@@ -823,6 +869,12 @@ ratio() {
   ratio "churn flows/s mpudp-pb (tls) / -clear" mpudp-pb churn_flows_per_s mpudp-pb-clear churn_flows_per_s info
   ratio "capacity mpudp-pb (tls) / mpudp-pb-clear" mpudp-pb capacity_mbit mpudp-pb-clear capacity_mbit info
   ratio "capacity v2ray-tls / v2ray" v2ray-tls capacity_mbit v2ray capacity_mbit info
+  # Issue 19: a second concentrator instance on the same core must not cost capacity.
+  RATIO_ISSUE=19
+  echo
+  echo "issue 19 (instances: two concentrators sharing the address, on the same core):"
+  ratio "capacity mpudp-pb-2i / mpudp-pb" mpudp-pb-2i capacity_mbit mpudp-pb capacity_mbit ">=" 0.95
+  ratio "conc CPU us/datagram mpudp-pb-2i / mpudp-pb" mpudp-pb-2i conc_cpu_us_per_dgram mpudp-pb conc_cpu_us_per_dgram info
   echo "each system ran at its own time: host_busy_pct (and host_nice_pct) say how busy other work kept the machine when it started"
 } >"$BENCH_DIR/ratios.txt"
 cat "$BENCH_DIR/ratios.txt"

@@ -78,6 +78,7 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$DEB"
 # 4. Files in place.
 for f in /usr/sbin/mpudpd /usr/sbin/mpudpctl /usr/sbin/mpudp-rules \
   /lib/systemd/system/mpudpd.service /lib/systemd/system/mpudpd-cpe.service \
+  /lib/systemd/system/mpudpd@.service \
   /usr/share/man/man8/mpudpd.8.gz /usr/share/man/man8/mpudpctl.8.gz \
   /usr/share/man/man5/mpudp.yaml.5.gz /usr/share/doc/mpudp/copyright \
   /usr/share/doc/mpudp/examples/cpe.yaml /usr/share/doc/mpudp/examples/concentrator.yaml \

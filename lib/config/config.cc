@@ -518,7 +518,7 @@ constexpr std::array<Field, 3> kBindingLogFields{{
      }},
 }};
 
-constexpr std::array<Field, 11> kConcentratorFields{{
+constexpr std::array<Field, 12> kConcentratorFields{{
     {"listen",
      [](const Where& w, Config& c, Seen& s) {
        std::vector<Endpoint> listen;
@@ -540,6 +540,8 @@ constexpr std::array<Field, 11> kConcentratorFields{{
        c.concentrator.listen = std::move(listen);
        s.listen = w.value.Mark();
      }},
+    {"reuse_port",
+     [](const Where& w, Config& c, Seen&) { c.concentrator.reuse_port = boolean(w); }},
     {"allow_destinations",
      [](const Where& w, Config& c, Seen&) { c.concentrator.allow_destinations = cidr_list(w); }},
     {"deny_destinations",

@@ -51,6 +51,10 @@ struct Config {
 
   struct Concentrator {
     std::vector<Endpoint> listen;  // required (non-empty) when role is concentrator
+    // SO_REUSEPORT on the listeners: several daemons on one host share the listen
+    // addresses, one per core (docs/SCALE.md). Off by default, so that a second daemon
+    // started by mistake fails with EADDRINUSE instead of taking half the sessions.
+    bool reuse_port = false;
     // Destination policy (see relay/policy.h): private ranges the concentrator may relay
     // to, and ranges it must not. Text form ("10.0.0.0/8"), validated by the loader.
     std::vector<std::string> allow_destinations;

@@ -133,12 +133,14 @@ bool ConcentratorProxy::start(std::string* err) {
   for (const Endpoint& at : cfg_.concentrator.listen) {
     std::string e;
     auto l = Listener::open(
-        loop_, at, [this](Fd fd, const Endpoint& peer) { on_accept(std::move(fd), peer); }, &e);
+        loop_, at, cfg_.concentrator.reuse_port,
+        [this](Fd fd, const Endpoint& peer) { on_accept(std::move(fd), peer); }, &e);
     if (!l) {
       if (err) *err = "listen " + at.str() + ": " + e;
       return false;
     }
-    LOG_INFO("concentrator: listening on %s", at.str().c_str());
+    LOG_INFO("concentrator: listening on %s%s", at.str().c_str(),
+             cfg_.concentrator.reuse_port ? " (shared: reuse_port)" : "");
     listeners_.push_back(std::move(l));
   }
   return true;

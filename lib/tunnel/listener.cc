@@ -13,8 +13,8 @@
 
 namespace mpudp {
 
-std::unique_ptr<Listener> Listener::open(Loop* loop, const Endpoint& at, AcceptFn on_accept,
-                                         std::string* err) {
+std::unique_ptr<Listener> Listener::open(Loop* loop, const Endpoint& at, bool reuse_port,
+                                         AcceptFn on_accept, std::string* err) {
   const int af = family_to_af(at.family);
   Fd fd = make_socket(af, SOCK_STREAM, IPPROTO_MPTCP);
   if (!fd) {
@@ -28,6 +28,9 @@ std::unique_ptr<Listener> Listener::open(Loop* loop, const Endpoint& at, AcceptF
   };
   if (!fd) return fail("socket", errno);
   set_int_opt(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
+  if (reuse_port)
+    if (int e = set_int_opt(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1))
+      return fail("SO_REUSEPORT on " + at.str(), e);
   // "[::]:7000" next to "0.0.0.0:7000" must not collide.
   if (at.is_v6()) set_int_opt(fd.get(), SOL_IPV6, IPV6_V6ONLY, 1);
   if (int e = bind_to(fd.get(), at)) return fail("bind " + at.str(), e);

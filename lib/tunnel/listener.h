@@ -16,8 +16,11 @@ namespace mpudp {
 class Listener {
  public:
   using AcceptFn = std::function<void(Fd fd, const Endpoint& peer)>;
-  static std::unique_ptr<Listener> open(Loop* loop, const Endpoint& at, AcceptFn on_accept,
-                                        std::string* err);
+  // reuse_port: SO_REUSEPORT, so that several daemons (one per core, docs/SCALE.md) take
+  // connections on one address; the kernel spreads new connections over them and matches
+  // each MP_JOIN to its connection by token, whichever of them the join's SYN reaches.
+  static std::unique_ptr<Listener> open(Loop* loop, const Endpoint& at, bool reuse_port,
+                                        AcceptFn on_accept, std::string* err);
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
   const Endpoint& address() const { return at_; }

@@ -154,6 +154,7 @@ TEST_CASE("omitted keys take their defaults", "[config]") {
   CHECK(c.concentrator.max_bindings_per_cpe == 8192);
   CHECK(c.concentrator.filtering == FilteringConfig::EndpointIndependent);
   CHECK(c.concentrator.refresh_on_inbound);
+  CHECK_FALSE(c.concentrator.reuse_port);
   CHECK(c.tunnel.keepalive == 15s);
   CHECK(c.tunnel.queue_bytes == 2097152);
   CHECK(c.tunnel.queue_target == 5ms);
@@ -1049,4 +1050,10 @@ TEST_CASE("concentrator NAT behaviour: filtering and inbound refresh", "[config]
         "endpoint-independent, address-dependent");
   CHECK(err(head + "  refresh_on_inbound: sometimes\n").find("concentrator.refresh_on_inbound") !=
         std::string::npos);
+}
+
+TEST_CASE("concentrator.reuse_port: several daemons on one address", "[config]") {
+  const std::string head = "role: concentrator\nauth: none\nconcentrator:\n  listen: 0.0.0.0:7000\n";
+  CHECK(ok(head + "  reuse_port: true\n").concentrator.reuse_port);
+  CHECK(err(head + "  reuse_port: 2\n").find("t.yaml:5:15: concentrator.reuse_port") == 0);
 }

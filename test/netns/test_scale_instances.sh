@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# All cores of one machine (issue 19, docs/SCALE.md): two concentrator daemons share
+# the listen addresses with concentrator.reuse_port. The kernel spreads a per-binding
+# CPE's connections (one per binding) over both; every binding's join over the second
+# uplink reaches its connection whichever daemon's listener the join's SYN hits (the
+# kernel matches MP_JOIN by token), so every connection has its two subflows. A reload
+# reaches each daemon through its own control socket. A third daemon without
+# reuse_port is refused the address. When one daemon dies, the CPE's bindings it held
+# end (session_lost) and come back at once on the survivor.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+tb_require_root_and_tools
+tb_require_built daemon/mpudpd daemon/mpudpctl tools/udpecho tools/udpprobe
+tb_setup || exit 1
+tb_tproxy_rules || exit 1
+tb_start_echo || exit 1
+
+PORTS=16
+fail=0
+say() { echo "$1 $2"; [[ $1 == FAIL* ]] && fail=1; return 0; }
+
+tb_write_configs per-binding || exit 1
+sed -i 's/^concentrator:$/concentrator:\n  reuse_port: true/' "$TB_DIR/conc.yaml"
+grep -q 'reuse_port: true' "$TB_DIR/conc.yaml" || { echo "FAIL: config"; exit 1; }
+sed "s|$TB_DIR/conc.sock|$TB_DIR/conc2.sock|" "$TB_DIR/conc.yaml" >"$TB_DIR/conc2.yaml"
+tb_start_daemon conc conc "$TB_DIR/conc.yaml" || exit 1
+tb_wait_listen conc tcp "$TB_CONC_PORT" 2 10 || { echo "FAIL: conc does not listen"; exit 1; }
+tb_start_daemon conc2 conc "$TB_DIR/conc2.yaml" || exit 1
+tb_wait_listen conc tcp "$TB_CONC_PORT" 4 10 ||
+  { echo "FAIL: conc2 does not listen beside conc"; tail -n 20 "$TB_DIR/conc2.log"; exit 1; }
+tb_wait_log conc2 'listening on 0\.0\.0\.0:[0-9]+ \(shared: reuse_port\)' 5 || fail=1
+
+echo "--- a third daemon without reuse_port is refused the address"
+sed -e '/reuse_port: true/d' -e "s|$TB_DIR/conc.sock|$TB_DIR/conc3.sock|" \
+  "$TB_DIR/conc.yaml" >"$TB_DIR/conc3.yaml"
+tb_start_daemon conc3 conc "$TB_DIR/conc3.yaml" || exit 1
+if tb_poll 5 _tb_gone "${TB_PIDS[conc3]}"; then
+  rc=0
+  tb_stop conc3 || rc=$?
+  ((rc != 0)) && say ok "conc3 exited with $rc" || say FAIL "conc3 exited with 0"
+  grep -q 'Address already in use' "$TB_DIR/conc3.log" &&
+    say ok "conc3 said: $(grep -m1 -o 'listen.*Address already in use' "$TB_DIR/conc3.log")" ||
+    say FAIL "conc3's log does not name the taken address: $(tail -n 3 "$TB_DIR/conc3.log")"
+else
+  say FAIL "conc3 started beside two reuse_port daemons"
+  tb_stop conc3
+fi
+
+tb_start_daemon cpe cpe "$TB_DIR/cpe.yaml" || exit 1
+tb_wait_listen cpe udp "${TB_TPROXY_PORT:-5555}" 1 10 || { echo "FAIL: cpe"; exit 1; }
+
+echo "--- $PORTS bindings, one connection each, spread over the two daemons"
+joins0=$(tb_nstat conc MPTcpExtMPJoinAckRx)
+tb_cli "$TB_PROBE" --ports "$PORTS" --count 3 --sizes 64,1200 198.18.4.2:7 ||
+  say FAIL "probe through two daemons"
+n1=$(tb_counter conc bindings_created)
+n2=$(tb_counter conc2 bindings_created)
+echo "bindings: conc $n1, conc2 $n2"
+((n1 + n2 == PORTS)) && say ok "$PORTS bindings in all" || say FAIL "bindings $n1 + $n2 != $PORTS"
+((n1 >= 1 && n2 >= 1)) && say ok "both daemons hold bindings" ||
+  say FAIL "the kernel gave every connection to one daemon"
+_joined() { (($(tb_nstat conc MPTcpExtMPJoinAckRx) - joins0 >= PORTS)); }
+joins() { echo $(($(tb_nstat conc MPTcpExtMPJoinAckRx) - joins0)); }
+tb_poll 5 _joined && say ok "every connection joined over up1 ($(joins) joins)" ||
+  say FAIL "joins: $(joins) of $PORTS"
+# Each established connection on the concentrator's side has its second subflow.
+subs=$(tb_conc ss -MtiHn state established "( sport = :$TB_CONC_PORT )" |
+  grep -o 'subflows:[0-9]*' | sort | uniq -c | tr -s ' ' | paste -sd, -)
+[[ $subs == " $PORTS subflows:1" ]] && say ok "every MPTCP connection has 1 extra subflow" ||
+  say FAIL "subflows per connection: '$subs'"
+
+echo "--- a reload reaches each daemon"
+for d in conc conc2; do
+  tb_ctl "$d" reload >/dev/null && tb_wait_log "$d" 'configuration reloaded' 3 &&
+    say ok "$d reloaded" || say FAIL "$d reload"
+done
+
+echo "--- one daemon dies: its bindings come back on the other"
+tb_stop conc KILL 5
+tb_poll 5 grep -q 'reason=session_lost' "$TB_DIR/cpe.log" &&
+  say ok "the CPE saw $(grep -c 'reason=session_lost' "$TB_DIR/cpe.log") bindings lost" ||
+  say FAIL "the CPE did not notice the dead daemon's connections"
+t0=$(date +%s%N)
+tb_cli "$TB_PROBE" --ports "$PORTS" --count 3 --sizes 64 198.18.4.2:7 ||
+  say FAIL "probe after conc died"
+echo "all $PORTS clients answered again in $((($(date +%s%N) - t0) / 1000000)) ms"
+n2b=$(tb_counter conc2 bindings_created)
+((n2b >= n2 + PORTS)) && say ok "conc2 took every binding ($n2 -> $n2b)" ||
+  say FAIL "conc2 bindings_created $n2 -> $n2b, expected +$PORTS"
+
+tb_stop_daemon cpe || say FAIL "cpe exit"
+tb_stop_daemon conc2 || say FAIL "conc2 exit"
+((fail)) && exit 1
+echo "PASS: test_scale_instances"
