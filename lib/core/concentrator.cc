@@ -130,6 +130,10 @@ bool ConcentratorProxy::start(std::string* err) {
   }
   watch_own_addresses();
   load_policy();
+  if (cfg_.concentrator.reuse_port) {
+    const auto [lo, hi] = local_port_range();
+    mappings_.set_sibling_ports(lo, hi);
+  }
   for (const Endpoint& at : cfg_.concentrator.listen) {
     std::string e;
     auto l = Listener::open(
@@ -385,10 +389,11 @@ void ConcentratorProxy::on_open(Session& main, Connection& c, const wire::Open& 
   // The public mapping of a live binding is one of the concentrator's own addresses, but
   // no loop: its datagrams never leave (hairpin()). Any other port there still is one.
   // Only the target's existence is settled here: creating this binding below may evict it.
-  const bool hairpinned = verdict == PolicyVerdict::OwnAddress &&
-                          o.remote.family == o.client.family &&
-                          mappings_.hairpin_target(o.remote, own_addresses_) != nullptr;
-  if (hairpinned) verdict = PolicyVerdict::Allow;
+  const bool own = verdict == PolicyVerdict::OwnAddress && o.remote.family == o.client.family;
+  const bool hairpinned = own && mappings_.hairpin_target(o.remote, own_addresses_) != nullptr;
+  // Another daemon's public mapping on this host (reuse_port): sent through the kernel.
+  if (hairpinned || (own && mappings_.sibling_mapping(o.remote, own_addresses_)))
+    verdict = PolicyVerdict::Allow;
   if (verdict != PolicyVerdict::Allow) {
     // Never relayed: counted, and the CPE drops the binding on the RESET.
     const Drop why = !client_ok                           ? Drop::client_refused
@@ -496,9 +501,11 @@ void ConcentratorProxy::deliver(Binding& b, const Endpoint& from,
   if (f == nullptr) {
     // A source the client could not have sent to (the concentrator itself, a CPE's
     // address, a refused range) must not reach it either; a live mapping of this
-    // concentrator's is one it can send to.
+    // concentrator's, or of a sibling daemon's, is one it can send to.
     if (const auto verdict = policy_.check(from);
-        verdict != PolicyVerdict::Allow && !hairpinned) {
+        verdict != PolicyVerdict::Allow && !hairpinned &&
+        !(verdict == PolicyVerdict::OwnAddress &&
+          mappings_.sibling_mapping(from, own_addresses_))) {
       refuse(Drop::reply_source_refused, true, "reply", from, b.client, to_string(verdict));
       return;
     }

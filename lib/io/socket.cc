@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -88,6 +89,17 @@ std::string check_congestion_control(const std::string& name) {
     return quoted + " is not allowed to this process (net.ipv4.tcp_allowed_congestion_control: " +
            tcp_sysctl("tcp_allowed_congestion_control") + ")";
   return quoted + ": " + errno_str(err);
+}
+
+std::pair<std::uint16_t, std::uint16_t> local_port_range() {
+  unsigned lo = 0, hi = 0;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) {
+    const bool ok = std::fscanf(f, "%u %u", &lo, &hi) == 2;
+    std::fclose(f);
+    if (ok && lo >= 1 && lo <= hi && hi <= 65535)
+      return {static_cast<std::uint16_t>(lo), static_cast<std::uint16_t>(hi)};
+  }
+  return {32768, 60999};
 }
 
 std::size_t descriptor_budget() {

@@ -4,7 +4,9 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <utility>
 
 #include "io/fd.h"
 #include "net/endpoint.h"
@@ -26,6 +28,10 @@ void set_burst_rcvbuf(int fd, int bytes);
 // 1024, for what must keep working at the bound: the control socket and its clients, new
 // tunnel connections, the path manager's netlink socket. SIZE_MAX without a limit.
 std::size_t descriptor_budget();
+// The kernel's ephemeral ports (net.ipv4.ip_local_port_range, IPv6 included): where a
+// socket bound to port 0 gets its port. The kernel's default, 32768..60999, when the
+// file cannot be read.
+std::pair<std::uint16_t, std::uint16_t> local_port_range();
 int bind_to(int fd, const Endpoint& ep);
 // The source address this host's routing picks for datagrams to `remote` (a connected UDP
 // probe socket; nothing is sent), port 0; invalid when there is no route.

@@ -31,4 +31,9 @@ Binding* Mappings::hairpin_target(const Endpoint& dst, const AddressSet& own) co
   return it == by_port_.end() ? nullptr : it->second;
 }
 
+bool Mappings::sibling_mapping(const Endpoint& dst, const AddressSet& own) const {
+  if (sibling_lo_ == 0 || dst.port < sibling_lo_ || dst.port > sibling_hi_) return false;
+  return own.contains(dst) && by_port_.find(key(dst.family, dst.port)) == by_port_.end();
+}
+
 }  // namespace mpudp

@@ -36,6 +36,17 @@ class Mappings {
   // stays a loop for the destination policy to refuse, as does every port that is not a
   // live binding's (the concentrator's other services, a quarantined socket).
   Binding* hairpin_target(const Endpoint& dst, const AddressSet& own) const;
+  // Several concentrator daemons on this host (concentrator.reuse_port, docs/SCALE.md):
+  // their relay sockets take ports from the same range (the kernel's ephemeral ports), so
+  // a port in it on one of our own addresses that is no binding of ours may be another
+  // daemon's public mapping. Such a destination is sent through the kernel, which
+  // delivers it to that daemon's socket or answers port unreachable. [lo, hi]; lo 0
+  // (the default): no siblings, every such port stays a loop.
+  void set_sibling_ports(std::uint16_t lo, std::uint16_t hi) {
+    sibling_lo_ = lo;
+    sibling_hi_ = hi;
+  }
+  bool sibling_mapping(const Endpoint& dst, const AddressSet& own) const;
   std::size_t size() const { return by_port_.size(); }
 
  private:
@@ -43,6 +54,7 @@ class Mappings {
     return (static_cast<std::uint32_t>(family) << 16) | port;
   }
   std::unordered_map<std::uint32_t, Binding*> by_port_;
+  std::uint16_t sibling_lo_ = 0, sibling_hi_ = 0;
 };
 
 }  // namespace mpudp

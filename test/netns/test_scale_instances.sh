@@ -5,15 +5,22 @@
 # uplink reaches its connection whichever daemon's listener the join's SYN hits (the
 # kernel matches MP_JOIN by token), so every connection has its two subflows. A reload
 # reaches each daemon through its own control socket. A third daemon without
-# reuse_port is refused the address. When one daemon dies, the CPE's bindings it held
-# end (session_lost) and come back at once on the survivor.
+# reuse_port is refused the address. Hairpinning across the daemons: a client whose
+# binding is in one daemon reaches a client whose binding is in the other at its public
+# mapping, and the answer comes back from that mapping; a port of the concentrator's
+# address outside the ephemeral range stays a loop. When one daemon dies, the CPE's
+# bindings it held end (session_lost) and come back at once on the survivor.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 tb_require_root_and_tools
 tb_require_built daemon/mpudpd daemon/mpudpctl tools/udpecho tools/udpprobe
+PEER=$(dirname "$0")/nat_peer.py
+CONC_EXT=198.18.4.1  # the concentrator's address towards the server
 tb_setup || exit 1
 tb_tproxy_rules || exit 1
 tb_start_echo || exit 1
+tb_bg reflector srv python3 "$PEER" reflect 198.18.4.2 3478
+tb_wait_listen srv udp 3478 1 5 || { echo "FAIL: reflector"; exit 1; }
 
 PORTS=16
 fail=0
@@ -74,6 +81,42 @@ for d in conc conc2; do
   tb_ctl "$d" reload >/dev/null && tb_wait_log "$d" 'configuration reloaded' 3 &&
     say ok "$d reloaded" || say FAIL "$d reload"
 done
+
+echo "--- hairpinning from a binding in one daemon to a binding in the other"
+# Each client port is a binding, and so a connection of its own: learn the mappings, then
+# find one port held by each daemon.
+declare -A MAP=()
+for p in $(seq 41001 41012); do
+  MAP[$p]=$(tb_cli python3 "$PEER" probe 198.18.0.2 "$p" 198.18.4.2:3478)
+done
+held_by() {  # DAEMON: the client ports it holds bindings of, among 41001..41012
+  tb_ctl "$1" bindings --json | python3 -c 'import json, sys
+for b in json.load(sys.stdin)["bindings"]:
+    port = int(b["client"].rsplit(":", 1)[1])
+    if 41001 <= port <= 41012: print(port)' | sort -n
+}
+p1=$(held_by conc | head -n1)
+p2=$(held_by conc2 | head -n1)
+echo "client port $p1 (mapping ${MAP[$p1]:-?}) in conc, $p2 (mapping ${MAP[$p2]:-?}) in conc2"
+if [[ -n $p1 && -n $p2 && ${MAP[$p1]} == "$CONC_EXT":* && ${MAP[$p2]} == "$CONC_EXT":* ]]; then
+  rm -f "$TB_DIR/c2.ready" "$TB_DIR/c2.out"
+  tb_bg c2 cli python3 "$PEER" serve 198.18.0.2 "$p2" "$TB_DIR/c2.ready" "$TB_DIR/c2.out" 10
+  tb_poll 5 test -e "$TB_DIR/c2.ready" || say FAIL "client $p2 did not start"
+  reply=$(tb_cli python3 "$PEER" ping 198.18.0.2 "$p1" 5 "${MAP[$p2]}")
+  tb_poll 10 _tb_gone "${TB_PIDS[c2]}"
+  heard=$(cat "$TB_DIR/c2.out" 2>/dev/null)
+  [[ $heard == "${MAP[$p1]} ping" ]] && say ok "conc2's client heard conc's client from its mapping: $heard" ||
+    say FAIL "conc2's client heard '$heard', want '${MAP[$p1]} ping'"
+  [[ $reply == "${MAP[$p2]} pong:ping" ]] && say ok "the answer came back from conc2's mapping: $reply" ||
+    say FAIL "the answer was '$reply', want '${MAP[$p2]} pong:ping'"
+else
+  say FAIL "no client port held by each daemon, or a mapping not on $CONC_EXT"
+fi
+loops0=$(($(tb_stat conc drops loop_refused) + $(tb_stat conc2 drops loop_refused)))
+tb_cli python3 "$PEER" ping 198.18.0.2 41020 0.3 "$CONC_EXT:9" >/dev/null
+_looped() { (($(tb_stat conc drops loop_refused) + $(tb_stat conc2 drops loop_refused) > loops0)); }
+tb_poll 3 _looped && say ok "a port outside the ephemeral range is still a loop (loop_refused)" ||
+  say FAIL "$CONC_EXT:9 was not refused as a loop"
 
 echo "--- one daemon dies: its bindings come back on the other"
 tb_stop conc KILL 5

@@ -87,3 +87,26 @@ TEST_CASE("a port given to a new binding is not taken back by the old one's end"
   CHECK(m.hairpin_target(ep("198.18.4.1:40000"), own) == nullptr);
   CHECK(m.size() == 0);
 }
+
+TEST_CASE("sibling mappings: own address, a port of the shared range that is not ours", "[nat]") {
+  AddressSet own;
+  own.add(1, ep("198.18.4.1:0"));
+  own.add(1, ep("[2001:db8:4::1]:0"));
+  Binding a;
+  Mappings m;
+  m.add(Family::V4, 40000, a);
+  // Without siblings (no reuse_port) there are none.
+  CHECK_FALSE(m.sibling_mapping(ep("198.18.4.1:40001"), own));
+  m.set_sibling_ports(32768, 60999);
+  CHECK(m.sibling_mapping(ep("198.18.4.1:40001"), own));
+  CHECK(m.sibling_mapping(ep("[2001:db8:4::1]:60999"), own));
+  // Ours (hairpinned inside), outside the range (the host's services), not our address.
+  CHECK_FALSE(m.sibling_mapping(ep("198.18.4.1:40000"), own));
+  CHECK_FALSE(m.sibling_mapping(ep("198.18.4.1:53"), own));
+  CHECK_FALSE(m.sibling_mapping(ep("198.18.4.1:32767"), own));
+  CHECK_FALSE(m.sibling_mapping(ep("198.18.4.1:61000"), own));
+  CHECK_FALSE(m.sibling_mapping(ep("198.18.4.2:40001"), own));
+  CHECK_FALSE(m.sibling_mapping(ep("[::ffff:198.18.4.1]:40001"), own));
+  // Our port on the v6 side is free: a v6 sibling may hold it.
+  CHECK(m.sibling_mapping(ep("[2001:db8:4::1]:40000"), own));
+}
