@@ -12,6 +12,8 @@
 #   mpudp-mux-clear  the same, encryption: none on both sides
 #   mpudp-pb         mpudpd, session_mode per-binding, encryption: tls
 #   mpudp-pb-clear   the same, encryption: none on both sides
+#   mpudp-mux-log    mpudp-mux with the operator's binding log to a file
+#                    (concentrator.binding_log.path): what the log costs (issue 19)
 #   mpudp-pb-2i      mpudp-pb with two concentrator daemons sharing the listen address
 #                    (concentrator.reuse_port, docs/SCALE.md), both on the proxy core:
 #                    what a second instance costs (issue 19)
@@ -51,7 +53,7 @@ BENCH_CC=${BENCH_CC-cubic}
 
 ALL_SCENARIOS=(capacity pps64 idle_rtt latency_load latency_prio aggregation churn rss_bindings
   callgrind)
-ALL_SYSTEMS=(direct mpudp-mux mpudp-mux-clear mpudp-pb mpudp-pb-clear mpudp-pb-2i v2ray v2ray-tls ss)
+ALL_SYSTEMS=(direct mpudp-mux mpudp-mux-clear mpudp-mux-log mpudp-pb mpudp-pb-clear mpudp-pb-2i v2ray v2ray-tls ss)
 QUICK=0
 ONLY=
 SYSTEMS=
@@ -217,6 +219,7 @@ write_mpudp_configs() {  # MODE ENCRYPTION (tls or none)
   sed -i -e 's/^concentrator:$/concentrator:\n  max_bindings_per_cpe: 200000/' "$TB_DIR/conc.yaml"
 }
 
+# CONC_BINDING_LOG=1: the concentrator writes its binding log to $TB_DIR/bindings.log.
 # CONC_INSTANCES (1): concentrator daemons sharing the listen addresses (reuse_port), each
 # with its control socket $TB_DIR/conc.sock, conc2.sock, ...; CONC_WRAPPER: a command the
 # concentrators run under (e.g. valgrind), like the CPE's WRAPPER.
@@ -226,6 +229,8 @@ start_mpudp() {  # MODE ENCRYPTION [WRAPPER...] (wrapper for the CPE daemon, e.g
   tb_tproxy_rules || return 1
   write_mpudp_configs "$mode" "$enc" || return 1
   ((n > 1)) && sed -i 's/^concentrator:$/concentrator:\n  reuse_port: true/' "$TB_DIR/conc.yaml"
+  [[ ${CONC_BINDING_LOG:-0} == 1 ]] &&
+    sed -i "s|^concentrator:\$|concentrator:\n  binding_log: {path: $TB_DIR/bindings.log}|" "$TB_DIR/conc.yaml"
   for ((i = 1; i <= n; i++)); do
     name=conc
     ((i > 1)) && name=conc$i
@@ -344,6 +349,7 @@ bring_up() {  # SYSTEM
     mpudp-mux-clear) start_mpudp multiplexed none ;;
     mpudp-pb) start_mpudp per-binding tls ;;
     mpudp-pb-clear) start_mpudp per-binding none ;;
+    mpudp-mux-log) CONC_BINDING_LOG=1 start_mpudp multiplexed tls ;;
     mpudp-pb-2i) CONC_INSTANCES=2 start_mpudp per-binding tls ;;
     v2ray) start_v2ray v2ray none ;;
     v2ray-tls) start_v2ray v2ray-tls tls ;;
@@ -546,6 +552,9 @@ sc_churn() {
   [[ $1 == direct ]] && return 0
   RES[$1.pss_after_churn_kib]=$(( $(ns_pss_kib cpe) + $(ns_pss_kib conc) ))
   RES[$1.procs_after_churn]=$(proxy_pids | wc -l)
+  # mpudp-mux-log: the lines written so far (a binding's open; its close comes at expiry).
+  [[ -f $TB_DIR/bindings.log ]] && RES[$1.binding_log_lines]=$(wc -l <"$TB_DIR/bindings.log")
+  return 0
 }
 
 flood_bindings() {  # FLOOD_N new flows from two client addresses (added by sc_rss_bindings)
@@ -780,7 +789,7 @@ metrics=(host_busy_pct host_nice_pct capacity_mbit capacity_pps cpu_s_per_gbit p
   agg_link_down_mbit agg_loss_pct agg_cpe_dropped agg_conc_dropped agg_reordered agg_share_up0_pct agg_share_up1_pct subflows subflow_paths churn_flows_per_s churn_failed
   churn_first_reply_p50_us churn_first_reply_p99_us pss_after_churn_kib procs_after_churn bindings_cpe
   bindings_conc nofile_hard_limit rss_per_binding_cpe_b rss_per_binding_conc_b bindings_cpe_alone
-  rss_per_binding_cpe_alone_b ir_per_datagram conc_cpu_us_per_dgram conc_ir_per_datagram bindings_per_instance)
+  rss_per_binding_cpe_alone_b ir_per_datagram conc_cpu_us_per_dgram conc_ir_per_datagram bindings_per_instance binding_log_lines)
 mode_label=full
 ((QUICK)) && mode_label="QUICK (short runs; not reference figures)"
 ((ROUNDS > 1)) && mode_label+=", medians of $ROUNDS rounds"
@@ -875,6 +884,8 @@ ratio() {
   echo "issue 19 (instances: two concentrators sharing the address, on the same core):"
   ratio "capacity mpudp-pb-2i / mpudp-pb" mpudp-pb-2i capacity_mbit mpudp-pb capacity_mbit ">=" 0.95
   ratio "conc CPU us/datagram mpudp-pb-2i / mpudp-pb" mpudp-pb-2i conc_cpu_us_per_dgram mpudp-pb conc_cpu_us_per_dgram info
+  ratio "capacity mpudp-mux-log / mpudp-mux (binding log on/off)" mpudp-mux-log capacity_mbit mpudp-mux capacity_mbit ">=" 0.95
+  ratio "churn flows/s mpudp-mux-log / mpudp-mux" mpudp-mux-log churn_flows_per_s mpudp-mux churn_flows_per_s ">=" 0.95
   echo "each system ran at its own time: host_busy_pct (and host_nice_pct) say how busy other work kept the machine when it started"
 } >"$BENCH_DIR/ratios.txt"
 cat "$BENCH_DIR/ratios.txt"

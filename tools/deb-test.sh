@@ -82,10 +82,16 @@ for f in /usr/sbin/mpudpd /usr/sbin/mpudpctl /usr/sbin/mpudp-rules \
   /usr/share/man/man8/mpudpd.8.gz /usr/share/man/man8/mpudpctl.8.gz \
   /usr/share/man/man5/mpudp.yaml.5.gz /usr/share/doc/mpudp/copyright \
   /usr/share/doc/mpudp/examples/cpe.yaml /usr/share/doc/mpudp/examples/concentrator.yaml \
-  /etc/mpudp/mpudp.yaml /etc/mpudp/psk; do
+  /etc/mpudp/mpudp.yaml /etc/mpudp/psk /etc/logrotate.d/mpudp; do
   [[ -e $f ]] || fail "$f is missing"
 done
 grep -qx /etc/mpudp/mpudp.yaml /var/lib/dpkg/info/mpudp.conffiles || fail "mpudp.yaml is not a conffile"
+grep -qx /etc/logrotate.d/mpudp /var/lib/dpkg/info/mpudp.conffiles ||
+  fail "/etc/logrotate.d/mpudp is not a conffile"
+if command -v logrotate >/dev/null; then
+  logrotate -d /etc/logrotate.d/mpudp >"$WORK/logrotate.log" 2>&1 ||
+    { cat "$WORK/logrotate.log"; fail "logrotate -d /etc/logrotate.d/mpudp"; }
+fi
 getent passwd mpudp >/dev/null || fail "no system user mpudp"
 [[ $(stat -c '%U %a' /etc/mpudp/psk) == "mpudp 600" ]] || fail "/etc/mpudp/psk: $(stat -c '%U %a' /etc/mpudp/psk)"
 ! systemctl is-enabled mpudpd.service >/dev/null 2>&1 || fail "mpudpd.service got enabled"
