@@ -9,6 +9,7 @@
 #  3. jitter (20 ± 8 ms) widens the spread of path 1's round trips, below 40 ms too;
 #  4. tb_path_dark 0: nothing crosses path 0 (conc's wan0 receives nothing) while path 1
 #     works; tb_path_light 0: path 0 answers again, still delayed;
+#     a burst of 20 into a path holding at most 5 (--limit 5) gets 5 through, 15 counted;
 #  5. a scheduled outage (--outage-at 1 --outage-for 1) loses the probes sent inside it,
 #     and random loss (--loss 30) its share; the delayers' summaries count exactly those;
 #     tb_path_loss (nft numgen) loses that share too, and nothing once removed;
@@ -141,6 +142,16 @@ tb_path_clear 0 || bad "path 0's delayers did not exit cleanly"
 # such chatter: no probe came through to be answered).
 within "path 0 cpe delayer's outage drops" "$(tb_path_summary 0 cpe outage)" 10 14
 grep -h '^nfqdelay: queue' "$TB_DIR"/delay0_*.log
+
+echo "--- 4b. a burst into a path that holds at most 5 packets"
+tb_path_delay 0 100 0 --limit 5 || exit 1
+read -r sent echoed p50 p99 max < <(probe 0 4 20 0)
+echo "path 0, 20 at once, limit 5: sent $sent echoed $echoed"
+within "burst echoed through a limit of 5" "$echoed" 5 5
+tb_path_clear 0 || bad "path 0's delayers did not exit cleanly"
+# 15, and perhaps a neighbour solicitation that came while the line was full.
+within "path 0 cpe delayer's limit drops" "$(tb_path_summary 0 cpe limit)" 15 17
+within "path 0 cpe delayer's most held" "$(tb_path_summary 0 cpe max_held)" 5 5
 
 echo "--- 5. scheduled outage and random loss on path 1"
 # lost_on_path1 WHAT COUNT RATE LO HI [FIELD]: COUNT probes over path 1 at RATE, of which
