@@ -59,6 +59,7 @@ extern "C" {
 #include <libnetfilter_queue/libnetfilter_queue.h>
 }
 
+#include "intercept/nfqueue.h"
 #include "intercept/packet.h"
 #include "io/fd.h"
 #include "net/endpoint.h"
@@ -387,27 +388,6 @@ class Tamper {
   std::deque<Kept> kept_;
 };
 
-// A configuration request, acknowledged; returns 0 or the kernel's errno.
-int request(int fd, nlmsghdr* nlh, std::vector<char>& buf) {
-  static std::uint32_t seq = 0;
-  nlh->nlmsg_flags |= NLM_F_ACK;
-  nlh->nlmsg_seq = ++seq;
-  if (::send(fd, nlh, nlh->nlmsg_len, 0) < 0) return errno;
-  for (;;) {
-    const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
-    if (n < 0) {
-      if (errno == EINTR && !g_stop) continue;
-      return errno;
-    }
-    int left = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(h, left);
-         h = mnl_nlmsg_next(h, &left)) {
-      if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == seq)
-        return -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(h))->error;
-    }
-  }
-}
-
 struct Run {
   int fd;
   std::uint16_t queue;
@@ -463,7 +443,7 @@ int main(int argc, char** argv) {
   alignas(nlmsghdr) char cfg[512];
   nlmsghdr* nlh = nfq_nlmsg_put(cfg, NFQNL_MSG_CONFIG, queue);
   nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_BIND);
-  if (int e = request(fd.get(), nlh, buf)) {
+  if (int e = nfnl_request(fd.get(), nlh, 1, buf)) {
     std::fprintf(stderr, "tamper: binding NFQUEUE %u: %s\n", queue, std::strerror(e));
     return 1;
   }
@@ -473,7 +453,7 @@ int main(int argc, char** argv) {
   nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, 0xffff);
   mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_FAIL_OPEN));
   mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
-  if (int e = request(fd.get(), nlh, buf)) {
+  if (int e = nfnl_request(fd.get(), nlh, 2, buf)) {
     std::fprintf(stderr, "tamper: configuring NFQUEUE %u: %s\n", queue, std::strerror(e));
     return 1;
   }

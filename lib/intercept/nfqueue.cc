@@ -90,27 +90,29 @@ NfqueueIntercept::~NfqueueIntercept() {
   ::send(fd_.get(), nlh, nlh->nlmsg_len, MSG_DONTWAIT);
 }
 
-int NfqueueIntercept::request(nlmsghdr* nlh) {
+int NfqueueIntercept::request(nlmsghdr* nlh) { return nfnl_request(fd_.get(), nlh, ++seq_, buf_); }
+
+int nfnl_request(int fd, nlmsghdr* nlh, std::uint32_t seq, std::span<char> buf) {
   nlh->nlmsg_flags |= NLM_F_ACK;
-  nlh->nlmsg_seq = ++seq_;
-  if (::send(fd_.get(), nlh, nlh->nlmsg_len, 0) < 0) return errno;
+  nlh->nlmsg_seq = seq;
+  if (::send(fd, nlh, nlh->nlmsg_len, 0) < 0) return errno;
   for (;;) {
-    pollfd p{fd_.get(), POLLIN, 0};
+    pollfd p{fd, POLLIN, 0};
     const int r = ::poll(&p, 1, kAckTimeoutMs);
     if (r == 0) return ETIMEDOUT;
     if (r < 0) {
       if (errno == EINTR) continue;
       return errno;
     }
-    const ssize_t n = ::recv(fd_.get(), buf_.data(), buf_.size(), MSG_DONTWAIT);
+    const ssize_t n = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
       return errno;
     }
     int left = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf_.data()); mnl_nlmsg_ok(h, left);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(h, left);
          h = mnl_nlmsg_next(h, &left)) {
-      if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == seq_) {
+      if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == seq) {
         const auto* e = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(h));
         return -e->error;
       }

@@ -21,6 +21,11 @@ struct nlmsghdr;
 
 namespace mpudp {
 
+// Sends a configuration request on a NETLINK_NETFILTER socket (NLM_F_ACK and sequence
+// number `seq` are set here) and waits up to 2 s for the kernel's answer to it: 0 or an
+// errno. Messages arriving meanwhile land in `buf` and are skipped.
+int nfnl_request(int fd, nlmsghdr* nlh, std::uint32_t seq, std::span<char> buf);
+
 class NfqueueIntercept {
  public:
   struct Options {

@@ -37,6 +37,9 @@
 #   tb_start_proxies multiplexed     # configs, both daemons, wait until they listen
 #   tb_cli "$TB_PROBE" --sizes 1,512 198.18.4.2:7
 #
+# Per-path delay, jitter, loss and outages: delay_lib.sh (tools/nfqdelay), sourced after
+# this file.
+#
 # Environment: MPUDP_BUILD (build directory; CTest sets it, default <repo>/build),
 # TB_TPROXY_PORT (5555), TB_MPTCP_ENDPOINTS (1: tb_setup calls tb_mptcp_endpoints),
 # TB_KEEP (1: keep $TB_DIR after cleanup, for post-mortems), TB_QUIET (1: no step log).
