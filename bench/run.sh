@@ -552,8 +552,12 @@ sc_churn() {
   [[ $1 == direct ]] && return 0
   RES[$1.pss_after_churn_kib]=$(( $(ns_pss_kib cpe) + $(ns_pss_kib conc) ))
   RES[$1.procs_after_churn]=$(proxy_pids | wc -l)
-  # mpudp-mux-log: the lines written so far (a binding's open; its close comes at expiry).
-  [[ -f $TB_DIR/bindings.log ]] && RES[$1.binding_log_lines]=$(wc -l <"$TB_DIR/bindings.log")
+  # mpudp-mux-log: the lines written so far (a binding's open; its close comes at expiry),
+  # after the second in which the daemon flushes its buffer.
+  if [[ -f $TB_DIR/bindings.log ]]; then
+    sleep 1.2
+    RES[$1.binding_log_lines]=$(wc -l <"$TB_DIR/bindings.log")
+  fi
   return 0
 }
 
