@@ -518,7 +518,7 @@ constexpr std::array<Field, 3> kBindingLogFields{{
      }},
 }};
 
-constexpr std::array<Field, 11> kConcentratorFields{{
+constexpr std::array<Field, 12> kConcentratorFields{{
     {"listen",
      [](const Where& w, Config& c, Seen& s) {
        std::vector<Endpoint> listen;
@@ -539,6 +539,19 @@ constexpr std::array<Field, 11> kConcentratorFields{{
        }
        c.concentrator.listen = std::move(listen);
        s.listen = w.value.Mark();
+     }},
+    {"direct_address",
+     [](const Where& w, Config& c, Seen&) {
+       std::string text = scalar(w);
+       auto a = Endpoint::parse_address(text);
+       if (!a)
+         reject(w.value.Mark(), w.path + ": " + quoted(text) +
+                                    " is not an IP address (no port: the first listen "
+                                    "entry's is used)");
+       if (!a->is_unicast())
+         reject(w.value.Mark(), w.path + ": " + quoted(text) +
+                                    " is not a unicast address a CPE could connect to");
+       c.concentrator.direct_address = *a;
      }},
     {"allow_destinations",
      [](const Where& w, Config& c, Seen&) { c.concentrator.allow_destinations = cidr_list(w); }},
@@ -1391,6 +1404,19 @@ std::string print_rules(const Config& cfg) {
   for (const auto& l : cfg.rules.lan) line("LAN", l);
   for (const auto& e : cfg.rules.exclude) line("EXCLUDE", e);
   return out;
+}
+
+Endpoint direct_endpoint(const Config& cfg) {
+  Endpoint e = cfg.concentrator.direct_address;
+  if (!e.valid() || cfg.concentrator.listen.empty()) return {};
+  e.port = cfg.concentrator.listen.front().port;
+  return e;
+}
+
+bool listens_on(const std::vector<Endpoint>& listen, const Endpoint& at) {
+  return std::any_of(listen.begin(), listen.end(), [&at](const Endpoint& l) {
+    return l.family == at.family && l.port == at.port && (l == at || l.is_unspecified());
+  });
 }
 
 std::vector<std::string> config_keys() {

@@ -31,7 +31,7 @@ std::string flags_str(std::uint32_t flags) {
 }
 
 std::string path_error(const PathConfig& p) {
-  if (p.interface.empty()) return "a path needs an interface";
+  if (p.interface.empty() && !p.address.valid()) return "a path needs an interface";
   // The kernel refuses this combination (an announced address cannot also be meshed).
   if (p.signal && p.fullmesh) return "signal and fullmesh cannot be combined";
   return {};

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "net/endpoint.h"
+
 namespace mpudp::pm {
 
 struct PathConfig {
@@ -16,6 +18,9 @@ struct PathConfig {
   bool signal = false;
   bool backup = false;
   bool fullmesh = false;
+  // Set (port 0): the endpoint is this address, on whichever interface holds it, and
+  // `interface` is empty. The concentrator's direct_address becomes such a path.
+  Endpoint address{};
   friend bool operator==(const PathConfig&, const PathConfig&) = default;
 };
 
@@ -46,7 +51,8 @@ inline constexpr std::uint32_t kMaxLimit = 8;
 std::uint32_t kernel_flags(const PathConfig& p);
 // "subflow,backup"; "" without flags.
 std::string flags_str(std::uint32_t flags);
-// Empty when the path is acceptable; else why not (signal with fullmesh, no interface).
+// Empty when the path is acceptable; else why not (signal with fullmesh, no interface
+// and no address).
 std::string path_error(const PathConfig& p);
 
 struct Limits {
