@@ -14,12 +14,12 @@
 #   cliJ  lan0 198.18.3J.2/24
 #   srv   eth0 198.18.4.2/24 (default via bal)
 #
-# Asserts: every session echoes; its joins reach its own concentrator's direct address
+# Asserts: a concentrator with the sysctl still 1 warns; every session echoes; its joins reach its own concentrator's direct address
 # over both uplinks and no other concentrator sees a join; express connections join
 # their sessions; sessions spread over two concentrators or more; killing one
 # concentrator under a steady probe gets its CPE carrying traffic again within
 # FAILOVER_BOUND_MS while the other CPE loses nothing; a concentrator added to the map
-# takes new sessions.
+# takes new sessions; one cut off silently is replaced within SILENT_BOUND_MS.
 set -u
 source "$(dirname "$0")/lib.sh"
 tb_require_root_and_tools
@@ -28,11 +28,18 @@ tb_require_built
 NCONC=3
 NCPE=2
 FAILOVER_BOUND_MS=${FAILOVER_BOUND_MS:-5000}
+# A concentrator that vanishes without a word (its link cut): three unanswered keepalives
+# (1 s apart here) and maybe one redial hashed to it (5 s) before a survivor takes over.
+SILENT_BOUND_MS=${SILENT_BOUND_MS:-12000}
+# The CPE's path flags (docs/SCALE.md says why fullmesh); other values for experiments.
+CPE_PATH_FLAGS=${CPE_PATH_FLAGS:-"fullmesh: true"}
 VIP=198.18.100.1
 PORT=7000
+# shellcheck disable=SC2034  # read by lib.sh (tb_mptcp_max_subflows and kin; cleanup)
 TB_CONC_PORT=$PORT
 
 _tb_reap_stale
+# shellcheck disable=SC2034
 TB_CLEANED=
 TB_SUFFIX=$$-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 TB_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mpudp-tb.$TB_SUFFIX.XXXXXX") || exit 1
@@ -157,8 +164,8 @@ cpe:
 tunnel:
   keepalive: 1s
 paths:
-  - {interface: up0, fullmesh: true}
-  - {interface: up1, fullmesh: true}
+  - {interface: up0, $CPE_PATH_FLAGS}
+  - {interface: up1, $CPE_PATH_FLAGS}
 auth: {psk_file: "$TB_DIR/psk"}
 EOF
   tb_start_daemon "cpe$j" "$(cpe_ns "$j")" "$TB_DIR/cpe$j.yaml" &&
@@ -190,8 +197,8 @@ _session_direct() {
   (($(direct_subflows "$1" "$2" 0) >= 2 && $(direct_subflows "$1" "$2" 1) >= 1))
 }
 
-# A steady probe: a datagram every 20 ms for DURATION s; JSON with the longest silence
-# between two echoes (from the first echo on) and the losses.
+# A steady probe: a datagram every 20 ms for DURATION s; "echoing" at the first echo, then
+# JSON with the longest silence between two echoes and the losses.
 cat >"$TB_DIR/steady.py" <<'EOF'
 import json, socket, sys, time
 dest, dur = (sys.argv[1], int(sys.argv[2])), float(sys.argv[3])
@@ -213,6 +220,8 @@ while True:
         t = time.monotonic()
         if last is not None and t - last > gap:
             gap, gap_at = t - last, last - start
+        if last is None:
+            print("echoing", flush=True)  # the test cuts nothing before this
         last = t
         got.add(int.from_bytes(d[:4], "big"))
         continue
@@ -240,6 +249,14 @@ LIVE=(1 2 3)
 for k in "${LIVE[@]}"; do start_conc "$k" || exit 1; done
 grep -q "allow_join_initial_addr_port" "$TB_DIR"/conc*.log &&
   bad "a concentrator warned about allow_join_initial_addr_port though it is 0"
+# Where the sysctl is still 1 (the balancer's namespace), the daemon says so.
+sed -e "s|conc1.sock|warn.sock|; s|:$PORT\"|:7999\"|; s|direct_address: .*|direct_address: 198.18.4.1|" \
+  "$TB_DIR/conc1.yaml" >"$TB_DIR/warn.yaml"
+tb_start_daemon warn "$NS_BAL" "$TB_DIR/warn.yaml" &&
+  tb_wait_log warn 'allow_join_initial_addr_port is 1' 5 &&
+  ok "a concentrator warns when allow_join_initial_addr_port is 1" ||
+  bad "no warning about allow_join_initial_addr_port = 1"
+tb_stop_daemon warn >/dev/null
 
 # Sessions over two concentrators at least: a CPE that landed where another already is
 # starts again (a new connection, a new source port, another hash).
@@ -277,6 +294,7 @@ for j in $(seq 1 "$NCPE"); do
     bad "cpe$j: $n subflows, expected 3 (the balanced one and a join per uplink)"
   tb_wait_log "cpe$j" "express connection up to $(conc_direct "$k"):$PORT" 5 &&
     ok "cpe$j: express connection to conc$k's direct address" || bad "cpe$j: no express connection"
+  echo "     cpe$j: MPTCP connections (extra subflows): $(ip netns exec "$(cpe_ns "$j")" ss -MtiHn state established | grep -oE '(^| )(subflows:[0-9]+|[0-9.]+:[0-9]+ +[0-9.]+:[0-9]+)' | tr -s ' ' | paste -sd' ')"
 done
 for k in "${LIVE[@]}"; do
   sessions=0
@@ -299,7 +317,8 @@ dead=${HOLDER[1]}
 for j in $(seq 1 "$NCPE"); do
   tb_bg "steady$j" "$(cli_ns "$j")" python3 "$TB_DIR/steady.py" 198.18.4.2 "$TB_ECHO_PORT" 8
 done
-sleep 2
+for j in $(seq 1 "$NCPE"); do tb_wait_log "steady$j" '^echoing' 10 || exit 1; done
+sleep 1
 tb_log "killing conc$dead"
 tb_stop "conc$dead" KILL 2 >/dev/null
 for j in $(seq 1 "$NCPE"); do tb_poll 12 _tb_gone "${TB_PIDS[steady$j]}"; done
@@ -355,7 +374,37 @@ else
   bad "conc4 took none of three new sessions"
 fi
 
+# A concentrator that vanishes silently (its link cut: no RST, no FIN): its CPE notices by
+# its keepalives, and redials hashed to it go unanswered.
+k=$(holder 1)
+other=$(holder 2)
+if [[ -n $k && $k != "$other" ]]; then
+  for j in 1 2; do
+    tb_bg "quiet$j" "$(cli_ns "$j")" python3 "$TB_DIR/steady.py" 198.18.4.2 "$TB_ECHO_PORT" 16
+  done
+  for j in 1 2; do tb_wait_log "quiet$j" '^echoing' 10 || exit 1; done
+  sleep 1
+  tb_log "cutting conc$k off"
+  ip -n "$(conc_ns "$k")" link set wan0 down
+  for j in 1 2; do tb_poll 20 _tb_gone "${TB_PIDS[quiet$j]}"; done
+  r=$(grep '^{' "$TB_DIR/quiet1.log")
+  echo "     cpe1 (was on conc$k, cut off): $r"
+  gap=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["max_gap_ms"])' "$r")
+  ((gap <= SILENT_BOUND_MS)) && ok "cpe1: traffic again $gap ms after its concentrator vanished (bound $SILENT_BOUND_MS ms)" ||
+    bad "cpe1: $gap ms without traffic after its concentrator vanished (bound $SILENT_BOUND_MS ms)"
+  r=$(grep '^{' "$TB_DIR/quiet2.log")
+  lost=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["sent"]-d["echoed"])' "$r")
+  ((lost == 0)) && ok "cpe2: on conc$other, nothing lost" || bad "cpe2: lost $lost datagrams on conc$other"
+  LIVE=("${LIVE[@]/$k/}")
+  tb_stop "conc$k" KILL 2 >/dev/null
+else
+  bad "cpe1 and cpe2 share a concentrator before the silent failure"
+fi
+
 for j in $(seq 1 "$NCPE"); do tb_stop_daemon "cpe$j" || bad "cpe$j exited non-zero"; done
-for k in "${LIVE[@]}"; do tb_stop_daemon "conc$k" || bad "conc$k exited non-zero"; done
+for k in "${LIVE[@]}"; do
+  [[ -n $k ]] || continue
+  tb_stop_daemon "conc$k" || bad "conc$k exited non-zero"
+done
 ((fail)) && exit 1
 echo "PASS: sessions spread over concentrators behind one balanced address, joins and express connections reach their own, failover and a new concentrator work"
