@@ -89,6 +89,7 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   // some attempts to the concentrator that just died, each refused at once, and each new
   // attempt (a new source port) may hash elsewhere (docs/SCALE.md).
   int quick_redials_ = 0;
+  bool warned_no_fullmesh_ = false;  // once per process
   Timer express_timer_;
   std::chrono::milliseconds express_backoff_{0};
   wire::LogLimiter auth_log_;

@@ -294,6 +294,11 @@ for j in $(seq 1 "$NCPE"); do
     bad "cpe$j: $n subflows, expected 3 (the balanced one and a join per uplink)"
   tb_wait_log "cpe$j" "express connection up to $(conc_direct "$k"):$PORT" 5 &&
     ok "cpe$j: express connection to conc$k's direct address" || bad "cpe$j: no express connection"
+  if [[ $CPE_PATH_FLAGS == *fullmesh* ]]; then
+    grep -q 'paths without fullmesh' "$TB_DIR/cpe$j.log" && bad "cpe$j: warned about fullmesh"
+  else
+    grep -q 'paths without fullmesh' "$TB_DIR/cpe$j.log" && ok "cpe$j: warns that its paths lack fullmesh"
+  fi
   echo "     cpe$j: MPTCP connections (extra subflows): $(ip netns exec "$(cpe_ns "$j")" ss -MtiHn state established | grep -oE '(^| )(subflows:[0-9]+|[0-9.]+:[0-9]+ +[0-9.]+:[0-9]+)' | tr -s ' ' | paste -sd' ')"
 done
 for k in "${LIVE[@]}"; do
