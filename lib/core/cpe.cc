@@ -16,7 +16,8 @@ constexpr std::chrono::milliseconds kBackoffMax{10000};
 // before the doubling starts: with one of three concentrators dead and still in the
 // balancer's map, four quick attempts all land on it one time in 81.
 constexpr int kQuickRedials = 3;
-// From the TCP handshake's end to the concentrator's proof of the key.
+// From connect() to the TCP handshake's end, and again from there to the concentrator's
+// proof of the key.
 constexpr std::chrono::seconds kHandshakeDeadline{5};
 }  // namespace
 
@@ -169,9 +170,14 @@ double CpeProxy::next_backoff(std::chrono::milliseconds& b) {
 
 void CpeProxy::schedule_reconnect() {
   if (stopping_) return;
-  std::chrono::milliseconds quick{0};
-  const double wait = quick_redials_ > 0 ? (--quick_redials_, next_backoff(quick))
-                                         : next_backoff(backoff_);
+  double wait = 0;
+  if (quick_redials_ > 0) {
+    --quick_redials_;
+    std::chrono::milliseconds first{0};  // kBackoffMin, jittered; backoff_ stays put
+    wait = next_backoff(first);
+  } else {
+    wait = next_backoff(backoff_);
+  }
   LOG_INFO("reconnecting to %s in %.1f s", cfg_.cpe.concentrator.str().c_str(), wait);
   reconnect_timer_.start(wait);
 }
@@ -396,7 +402,7 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
             // be refused, leaving the session on one connection).
             stats_.add(Counter::direct_address_ignored);
             PEER_WARN(c.identity(), "tunnel to %s: ignoring the direct address %s it named "
-                      "(not a unicast address of the family of %s)",
+                      "(not a unicast address and port of the family of %s)",
                       c.peer().str().c_str(), h->direct.str().c_str(),
                       cfg_.cpe.concentrator.str().c_str());
           }

@@ -260,12 +260,17 @@ tb_stop_daemon warn >/dev/null
 
 # Sessions over two concentrators at least: a CPE that landed where another already is
 # starts again (a new connection, a new source port, another hash).
-declare -A HOLDER=()
+declare -A HOLDER=() MADE=()  # MADE[K]: sessions concK got, tries started again included
 for j in $(seq 1 "$NCPE"); do
   for try in $(seq 1 10); do
     start_cpe "$j" || exit 1
     tb_poll 10 _has_holder "$j" || { bad "cpe$j: no session after 10 s"; exit 1; }
     HOLDER[$j]=$(holder "$j")
+    MADE[${HOLDER[$j]}]=$((${MADE[${HOLDER[$j]}]:-0} + 1))
+    # Its express connection and joins complete before a new try, so the counts below
+    # are exact.
+    tb_wait_log "cpe$j" "express connection up to $(conc_direct "${HOLDER[$j]}")" 5 || true
+    tb_poll 10 _session_direct "${HOLDER[$j]}" "$j" || true
     taken=0
     for i in $(seq 1 $((j - 1))); do [[ ${HOLDER[$i]} == "${HOLDER[$j]}" ]] && taken=1; done
     ((taken && try < 10)) || break
@@ -302,8 +307,7 @@ for j in $(seq 1 "$NCPE"); do
   echo "     cpe$j: MPTCP connections (extra subflows): $(ip netns exec "$(cpe_ns "$j")" ss -MtiHn state established | grep -oE '(^| )(subflows:[0-9]+|[0-9.]+:[0-9]+ +[0-9.]+:[0-9]+)' | tr -s ' ' | paste -sd' ')"
 done
 for k in "${LIVE[@]}"; do
-  sessions=0
-  for j in $(seq 1 "$NCPE"); do [[ ${HOLDER[$j]} == "$k" ]] && sessions=$((sessions + 1)); done
+  sessions=${MADE[$k]:-0}
   joins=$(tb_nstat "$(conc_ns "$k")" MPTcpExtMPJoinSynRx)
   notoken=$(tb_nstat "$(conc_ns "$k")" MPTcpExtMPJoinNoTokenFound)
   xc=$(tb_counter "conc$k" express_connects)
