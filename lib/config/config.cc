@@ -611,7 +611,7 @@ constexpr std::array<Field, 3> kBindingsFields{{
      }},
 }};
 
-constexpr std::array<Field, 5> kPathFields{{
+constexpr std::array<Field, 6> kPathFields{{
     {"interface",
      [](const Where& w, Config& c, Seen&) {
        std::string name = scalar(w);
@@ -632,6 +632,7 @@ constexpr std::array<Field, 5> kPathFields{{
     {"backup", [](const Where& w, Config& c, Seen&) { c.paths.back().backup = boolean(w); }},
     {"fullmesh",
      [](const Where& w, Config& c, Seen&) { c.paths.back().fullmesh = boolean(w); }},
+    {"laminar", [](const Where& w, Config& c, Seen&) { c.paths.back().laminar = boolean(w); }},
 }};
 
 void path_item(const Where& w, Config& c, Seen& s) {

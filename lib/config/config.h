@@ -132,6 +132,7 @@ struct Config {
     bool signal = false;
     bool backup = false;
     bool fullmesh = false;
+    bool laminar = false;  // Linux 6.18: one subflow per announced address, from here
     friend bool operator==(const Path&, const Path&) = default;
   };
   std::vector<Path> paths;

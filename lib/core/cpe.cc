@@ -385,15 +385,16 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
             direct_ = h->direct;
             PEER_INFO(c.identity(), "tunnel to %s: the concentrator's own address is %s",
                       c.peer().str().c_str(), direct_.str().c_str());
-            // Joins reach that address only from fullmesh endpoints (the C flag forbids
-            // joining the balanced one): with subflow endpoints alone, one join at most,
-            // over the first uplink (measured on 6.18, docs/SCALE.md).
-            const bool meshed = std::any_of(cfg_.paths.begin(), cfg_.paths.end(),
-                                            [](const Config::Path& p) { return p.fullmesh; });
+            // Joins reach that address only from fullmesh or laminar endpoints (the C flag
+            // forbids joining the balanced one): with subflow endpoints alone, one join
+            // at most, over the first uplink (measured on 6.18, docs/SCALE.md).
+            const bool meshed =
+                std::any_of(cfg_.paths.begin(), cfg_.paths.end(),
+                            [](const Config::Path& p) { return p.fullmesh || p.laminar; });
             if (!cfg_.paths.empty() && !meshed && !warned_no_fullmesh_) {
               warned_no_fullmesh_ = true;
               LOG_WARN("the concentrator named its own address (it sits behind a load "
-                       "balancer): paths without fullmesh: true will not join it over "
+                       "balancer): paths without fullmesh or laminar will not join it over "
                        "every uplink (docs/SCALE.md)");
             }
           } else {

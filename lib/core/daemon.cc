@@ -96,11 +96,11 @@ pm::PmSettings pm_settings(const Config& c) {
   pm::PmSettings s;
   s.role = c.role == ProxyRole::Cpe ? pm::PmRole::Cpe : pm::PmRole::Concentrator;
   for (const Config::Path& p : c.paths)
-    s.paths.push_back({p.interface, p.subflow, p.signal, p.backup, p.fullmesh, {}});
+    s.paths.push_back({p.interface, p.subflow, p.signal, p.backup, p.fullmesh, p.laminar, {}});
   // The concentrator's own address is announced (ADD_ADDR) to every CPE, so that their
   // joins come to it and not to the balanced address they dialled (docs/SCALE.md).
   if (c.role == ProxyRole::Concentrator && c.concentrator.direct_address.valid())
-    s.paths.push_back({"", false, true, false, false, c.concentrator.direct_address});
+    s.paths.push_back({"", false, true, false, false, false, c.concentrator.direct_address});
   s.limits = {c.limits.subflows, c.limits.add_addr_accepted};
   return s;
 }

@@ -10,6 +10,7 @@ std::uint32_t kernel_flags(const PathConfig& p) {
   if (p.subflow) f |= kFlagSubflow;
   if (p.backup) f |= kFlagBackup;
   if (p.fullmesh) f |= kFlagFullmesh;
+  if (p.laminar) f |= kFlagLaminar;
   return f;
 }
 
@@ -20,7 +21,8 @@ std::string flags_str(std::uint32_t flags) {
   } kNames[] = {{kFlagSignal, "signal"},
                 {kFlagSubflow, "subflow"},
                 {kFlagBackup, "backup"},
-                {kFlagFullmesh, "fullmesh"}};
+                {kFlagFullmesh, "fullmesh"},
+                {kFlagLaminar, "laminar"}};
   std::string s;
   for (const auto& n : kNames) {
     if ((flags & n.bit) == 0) continue;

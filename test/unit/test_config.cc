@@ -687,6 +687,11 @@ TEST_CASE("paths and limits", "[config]") {
   CHECK_FALSE(d.paths[0].subflow);
   CHECK(d.paths[0].signal);
 
+  Config l = ok(cpe("paths:\n  - {interface: up0, laminar: true}\n"));
+  CHECK(l.paths[0].laminar);
+  CHECK(l.paths[0].subflow);
+  CHECK_FALSE(l.paths[0].fullmesh);
+
   // No default flag on the concentrator: it announces what says `signal`.
   Config k = ok(std::string(kConcHead) + "paths:\n  - interface: wan1\n    signal: true\n");
   CHECK(k.paths[0].signal);

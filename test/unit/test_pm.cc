@@ -110,6 +110,11 @@ TEST_CASE("flags, validation and limits follow the kernel's names and bounds") {
   p.fullmesh = true;
   CHECK(path_error(p) == "signal and fullmesh cannot be combined");
   CHECK_FALSE(path_error(PathConfig{}).empty());
+  PathConfig lam = sub("up1");
+  lam.laminar = true;
+  CHECK(kernel_flags(lam) == (kFlagSubflow | kFlagLaminar));
+  CHECK(flags_str(kernel_flags(lam)) == "subflow,laminar");
+  CHECK(kFlagLaminar == 32);  // MPTCP_PM_ADDR_FLAG_LAMINAR, Linux 6.18
 
   PmSettings s;
   s.paths = {sub("up0"), sub("up1")};
