@@ -518,7 +518,7 @@ constexpr std::array<Field, 3> kBindingLogFields{{
      }},
 }};
 
-constexpr std::array<Field, 12> kConcentratorFields{{
+constexpr std::array<Field, 13> kConcentratorFields{{
     {"listen",
      [](const Where& w, Config& c, Seen& s) {
        std::vector<Endpoint> listen;
@@ -542,6 +542,19 @@ constexpr std::array<Field, 12> kConcentratorFields{{
      }},
     {"reuse_port",
      [](const Where& w, Config& c, Seen&) { c.concentrator.reuse_port = boolean(w); }},
+    {"direct_address",
+     [](const Where& w, Config& c, Seen&) {
+       std::string text = scalar(w);
+       auto a = Endpoint::parse_address(text);
+       if (!a)
+         reject(w.value.Mark(), w.path + ": " + quoted(text) +
+                                    " is not an IP address (no port: the first listen "
+                                    "entry's is used)");
+       if (!a->is_unicast())
+         reject(w.value.Mark(), w.path + ": " + quoted(text) +
+                                    " is not a unicast address a CPE could connect to");
+       c.concentrator.direct_address = *a;
+     }},
     {"allow_destinations",
      [](const Where& w, Config& c, Seen&) { c.concentrator.allow_destinations = cidr_list(w); }},
     {"deny_destinations",
@@ -600,7 +613,7 @@ constexpr std::array<Field, 3> kBindingsFields{{
      }},
 }};
 
-constexpr std::array<Field, 5> kPathFields{{
+constexpr std::array<Field, 6> kPathFields{{
     {"interface",
      [](const Where& w, Config& c, Seen&) {
        std::string name = scalar(w);
@@ -621,6 +634,7 @@ constexpr std::array<Field, 5> kPathFields{{
     {"backup", [](const Where& w, Config& c, Seen&) { c.paths.back().backup = boolean(w); }},
     {"fullmesh",
      [](const Where& w, Config& c, Seen&) { c.paths.back().fullmesh = boolean(w); }},
+    {"laminar", [](const Where& w, Config& c, Seen&) { c.paths.back().laminar = boolean(w); }},
 }};
 
 void path_item(const Where& w, Config& c, Seen& s) {
@@ -1393,6 +1407,19 @@ std::string print_rules(const Config& cfg) {
   for (const auto& l : cfg.rules.lan) line("LAN", l);
   for (const auto& e : cfg.rules.exclude) line("EXCLUDE", e);
   return out;
+}
+
+Endpoint direct_endpoint(const Config& cfg) {
+  Endpoint e = cfg.concentrator.direct_address;
+  if (!e.valid() || cfg.concentrator.listen.empty()) return {};
+  e.port = cfg.concentrator.listen.front().port;
+  return e;
+}
+
+bool listens_on(const std::vector<Endpoint>& listen, const Endpoint& at) {
+  return std::any_of(listen.begin(), listen.end(), [&at](const Endpoint& l) {
+    return l.family == at.family && l.port == at.port && (l == at || l.is_unspecified());
+  });
 }
 
 std::vector<std::string> config_keys() {

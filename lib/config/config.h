@@ -55,6 +55,11 @@ struct Config {
     // addresses, one per core (docs/SCALE.md). Off by default, so that a second daemon
     // started by mistake fails with EADDRINUSE instead of taking half the sessions.
     bool reuse_port = false;
+    // This concentrator's own address when several share one behind a load balancer
+    // (docs/SCALE.md): named to CPEs in the HELLO (their express connections come here),
+    // announced with ADD_ADDR (their joins come here) and listened on, at the port of
+    // the first `listen` entry. Port 0 here; family None: unset.
+    Endpoint direct_address;
     // Destination policy (see relay/policy.h): private ranges the concentrator may relay
     // to, and ranges it must not. Text form ("10.0.0.0/8"), validated by the loader.
     std::vector<std::string> allow_destinations;
@@ -131,6 +136,7 @@ struct Config {
     bool signal = false;
     bool backup = false;
     bool fullmesh = false;
+    bool laminar = false;  // Linux 6.18: one subflow per announced address, from here
     friend bool operator==(const Path&, const Path&) = default;
   };
   std::vector<Path> paths;
@@ -269,6 +275,14 @@ ConfigResult load_rules_fragment(std::string_view yaml, std::string_view name);
 // Every key the loader accepts, dotted ("rules.mark", "paths[].interface"), in table
 // order: what docs/man/mpudp.yaml.5 is checked against.
 std::vector<std::string> config_keys();
+
+// concentrator.direct_address with the first listen entry's port (the port CPEs dial on
+// the balanced address, which their joins keep: ADD_ADDR carries no port); family None
+// when direct_address is unset.
+Endpoint direct_endpoint(const Config& cfg);
+// Whether a listen list already takes connections to `at` (the same endpoint, or the
+// unspecified address of its family on its port: IPv6 listeners are v6-only).
+bool listens_on(const std::vector<Endpoint>& listen, const Endpoint& at);
 // Re-reads the key material a Config names (psk_file, peers_file; the certificate files
 // are checked for access and left to the TLS layer to parse), for a reload that keeps
 // everything else. `name` is what errors call the configuration; an error in the peers

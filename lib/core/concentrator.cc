@@ -134,7 +134,13 @@ bool ConcentratorProxy::start(std::string* err) {
     const auto [lo, hi] = local_port_range();
     mappings_.set_sibling_ports(lo, hi);
   }
-  for (const Endpoint& at : cfg_.concentrator.listen) {
+  std::vector<Endpoint> listen = cfg_.concentrator.listen;
+  direct_ = direct_endpoint(cfg_);
+  if (direct_.valid()) {
+    if (!listens_on(listen, direct_)) listen.push_back(direct_);
+    check_join_sysctl();
+  }
+  for (const Endpoint& at : listen) {
     std::string e;
     auto l = Listener::open(
         loop_, at, cfg_.concentrator.reuse_port,
@@ -144,10 +150,28 @@ bool ConcentratorProxy::start(std::string* err) {
       return false;
     }
     LOG_INFO("concentrator: listening on %s%s", at.str().c_str(),
-             cfg_.concentrator.reuse_port ? " (shared: reuse_port)" : "");
+             at == direct_                   ? " (direct_address)"
+             : cfg_.concentrator.reuse_port ? " (shared: reuse_port)"
+                                            : "");
     listeners_.push_back(std::move(l));
   }
+  if (direct_.valid())
+    LOG_INFO("concentrator: naming %s to CPEs as this concentrator's own address",
+             direct_.str().c_str());
   return true;
+}
+
+void ConcentratorProxy::check_join_sysctl() {
+  // Per network namespace. With 1 (the default) MP_CAPABLE lacks the C flag, and CPEs
+  // also send joins to the balanced address, where the balancer hands most of them to
+  // another concentrator: they fail (MPTcpExtMPJoinNoTokenFound there) and those
+  // subflows are missing. Said, not changed: host settings are the operator's.
+  const std::string v = read_first_line("/proc/sys/net/mptcp/allow_join_initial_addr_port");
+  if (v == "1")
+    LOG_WARN("concentrator.direct_address is set but net.mptcp.allow_join_initial_addr_port "
+             "is 1: CPEs will also send joins to the balanced address, which may reach "
+             "another concentrator; set it to 0 in this network namespace "
+             "(docs/SCALE.md)");
 }
 
 std::string ConcentratorProxy::tenant_key(const Session& main) {
@@ -252,6 +276,10 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
     wire::Hello reply = s.hs.reply_hello(h.mode);
     // Echoed: the CPE (and a capture) can tell that this concentrator sends them.
     if (s.icmp) reply.capabilities |= wire::kCapIcmp;
+    if (direct_.valid()) {
+      reply.capabilities |= wire::kCapDirect;
+      reply.direct = direct_;
+    }
     if (h.mode == wire::SessionMode::Multiplexed && (h.capabilities & wire::kCapExpress) &&
         cfg_.tunnel.express) {
       // A main connection gets the token to join with (usable once its key is proved);

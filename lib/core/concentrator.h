@@ -123,6 +123,10 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
   // Where connected CPEs' tunnels come from (by session), for the destination policy.
   AddressSet cpe_addresses_;
   std::vector<std::unique_ptr<Listener>> listeners_;
+  // direct_endpoint(cfg_) as of start: listened on and named in every HELLO (kCapDirect).
+  Endpoint direct_;
+  // Warns when the kernel would still let CPEs join at the balanced address.
+  void check_join_sysctl();
   std::unordered_map<std::uint32_t, std::unique_ptr<Session>> sessions_;
   std::unordered_map<std::uint64_t, std::uint32_t> tokens_;  // express token -> main session
   std::vector<std::uint32_t> dying_;

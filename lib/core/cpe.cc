@@ -12,7 +12,12 @@ namespace {
 constexpr std::size_t kReplySockets = 1024;
 constexpr std::chrono::milliseconds kBackoffMin{200};
 constexpr std::chrono::milliseconds kBackoffMax{10000};
-// From the TCP handshake's end to the concentrator's proof of the key.
+// After an established session is lost, this many redials wait kBackoffMin (jittered)
+// before the doubling starts: with one of three concentrators dead and still in the
+// balancer's map, four quick attempts all land on it one time in 81.
+constexpr int kQuickRedials = 3;
+// From connect() to the TCP handshake's end, and again from there to the concentrator's
+// proof of the key.
 constexpr std::chrono::seconds kHandshakeDeadline{5};
 }  // namespace
 
@@ -105,13 +110,18 @@ bool CpeProxy::start(std::string* err) {
 
 std::unique_ptr<Connection> CpeProxy::open_connection(ConnectionHandler& handler,
                                                        wire::Handshake& hs, std::string* err,
-                                                       std::uint64_t express_token) {
+                                                       std::uint64_t express_token,
+                                                       const Endpoint* to) {
   const auto ka = cfg_.session_mode == SessionModeConfig::Multiplexed
                       ? ConnectionOptions::Keepalive::Probe
                       : ConnectionOptions::Keepalive::Off;
-  auto c = Connection::connect(conn_ctx(), cfg_.cpe.concentrator, connection_options(cfg_, ka),
-                               handler, err, new_transport());
+  auto c = Connection::connect(conn_ctx(), to != nullptr ? *to : cfg_.cpe.concentrator,
+                               connection_options(cfg_, ka), handler, err, new_transport());
   if (!c) return nullptr;
+  // From the connect() on, not only from the TCP handshake: a dead concentrator whose
+  // address still draws SYNs (a balancer that has not noticed) would otherwise hold the
+  // attempt for the kernel's SYN retries, two minutes. on_connected re-arms it.
+  c->start_handshake_deadline(kHandshakeDeadline);
   // Inside TLS, which has authenticated both ends before a frame leaves, the HELLO is
   // version 2 and carries no key proof; in clear text it is version 1 with the HMAC
   // handshake (or none, with auth: none).
@@ -160,7 +170,14 @@ double CpeProxy::next_backoff(std::chrono::milliseconds& b) {
 
 void CpeProxy::schedule_reconnect() {
   if (stopping_) return;
-  const double wait = next_backoff(backoff_);
+  double wait = 0;
+  if (quick_redials_ > 0) {
+    --quick_redials_;
+    std::chrono::milliseconds first{0};  // kBackoffMin, jittered; backoff_ stays put
+    wait = next_backoff(first);
+  } else {
+    wait = next_backoff(backoff_);
+  }
   LOG_INFO("reconnecting to %s in %.1f s", cfg_.cpe.concentrator.str().c_str(), wait);
   reconnect_timer_.start(wait);
 }
@@ -168,9 +185,10 @@ void CpeProxy::schedule_reconnect() {
 void CpeProxy::connect_express() {
   if (stopping_ || express_ || express_token_ == 0 || !main_ || !main_hs_.done()) return;
   std::string err;
-  express_ = open_connection(*this, express_hs_, &err, express_token_);
+  const Endpoint& to = direct_.valid() ? direct_ : cfg_.cpe.concentrator;
+  express_ = open_connection(*this, express_hs_, &err, express_token_, &to);
   if (!express_) {
-    LOG_WARN("express connection to %s: %s", cfg_.cpe.concentrator.str().c_str(), err.c_str());
+    LOG_WARN("express connection to %s: %s", to.str().c_str(), err.c_str());
     drop_express(true);
     return;
   }
@@ -361,6 +379,35 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
                     "session's; one connection it is", c.peer().str().c_str());
           express_token_ = 0;
         }
+        direct_ = {};
+        if ((h->capabilities & wire::kCapDirect) != 0) {
+          if (wire::direct_usable(h->direct, cfg_.cpe.concentrator)) {
+            direct_ = h->direct;
+            PEER_INFO(c.identity(), "tunnel to %s: the concentrator's own address is %s",
+                      c.peer().str().c_str(), direct_.str().c_str());
+            // Joins reach that address only from fullmesh or laminar endpoints (the C flag
+            // forbids joining the balanced one): with subflow endpoints alone, one join
+            // at most, over the first uplink (measured on 6.18, docs/SCALE.md).
+            const bool meshed =
+                std::any_of(cfg_.paths.begin(), cfg_.paths.end(),
+                            [](const Config::Path& p) { return p.fullmesh || p.laminar; });
+            if (!cfg_.paths.empty() && !meshed && !warned_no_fullmesh_) {
+              warned_no_fullmesh_ = true;
+              LOG_WARN("the concentrator named its own address (it sits behind a load "
+                       "balancer): paths without fullmesh or laminar will not join it over "
+                       "every uplink (docs/SCALE.md)");
+            }
+          } else {
+            // Not fatal: the express connection goes to the configured address, as
+            // with a concentrator that names none (it may land on another machine and
+            // be refused, leaving the session on one connection).
+            stats_.add(Counter::direct_address_ignored);
+            PEER_WARN(c.identity(), "tunnel to %s: ignoring the direct address %s it named "
+                      "(not a unicast address and port of the family of %s)",
+                      c.peer().str().c_str(), h->direct.str().c_str(),
+                      cfg_.cpe.concentrator.str().c_str());
+          }
+        }
       } else if (&c == express_.get() && (!offered || h->express_token != express_token_)) {
         // The concentrator no longer offers it (reconfigured): stay on the main one.
         PEER_INFO(c.identity(), "express connection to %s: not offered; one connection it is",
@@ -462,7 +509,10 @@ void CpeProxy::on_closed(Connection& c, std::string_view reason) {
       PEER_WARN(c.identity(), "tunnel to %s lost: %.*s", c.peer().str().c_str(),
                 static_cast<int>(reason.size()), reason.data());
     // The session, and with it the express connection's token, is gone on both sides.
+    // A session that was up lost its concentrator: redial quickly a few times.
+    if (main_hs_.done()) quick_redials_ = kQuickRedials;
     express_token_ = 0;
+    direct_ = {};
     drop_express(false);
     table_.forget_announcements(0);
     deferred_.destroy_later(std::move(main_));

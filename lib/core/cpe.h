@@ -51,8 +51,11 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   // proved.
   // In multiplexed mode with tunnel.express, the HELLO asks for an express token (main
   // connection, `express_token` 0) or joins the session that handed it out.
+  // `to`: the configured concentrator unless given (the express connection goes to the
+  // concentrator's direct endpoint when it named one).
   std::unique_ptr<Connection> open_connection(ConnectionHandler& handler, wire::Handshake& hs,
-                                              std::string* err, std::uint64_t express_token = 0);
+                                              std::string* err, std::uint64_t express_token = 0,
+                                              const Endpoint* to = nullptr);
   void auth_failed(Connection& c, wire::AuthFailure why);
   void connect_main();
   void schedule_reconnect();
@@ -78,6 +81,15 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   std::unique_ptr<Connection> express_;
   wire::Handshake express_hs_;
   std::uint64_t express_token_ = 0;  // offered in main_'s HELLO answer; 0: none
+  // The concentrator's own endpoint, named in main_'s HELLO answer (kCapDirect) when it
+  // sits behind a load balancer with others: the express connection goes there, where
+  // its session is, not to the balanced address. Family None: the configured address.
+  Endpoint direct_;
+  // Quick redials left after losing an established session: a balancer may still send
+  // some attempts to the concentrator that just died, each refused at once, and each new
+  // attempt (a new source port) may hash elsewhere (docs/SCALE.md).
+  int quick_redials_ = 0;
+  bool warned_no_fullmesh_ = false;  // once per process
   Timer express_timer_;
   std::chrono::milliseconds express_backoff_{0};
   wire::LogLimiter auth_log_;

@@ -96,7 +96,11 @@ pm::PmSettings pm_settings(const Config& c) {
   pm::PmSettings s;
   s.role = c.role == ProxyRole::Cpe ? pm::PmRole::Cpe : pm::PmRole::Concentrator;
   for (const Config::Path& p : c.paths)
-    s.paths.push_back({p.interface, p.subflow, p.signal, p.backup, p.fullmesh});
+    s.paths.push_back({p.interface, p.subflow, p.signal, p.backup, p.fullmesh, p.laminar, {}});
+  // The concentrator's own address is announced (ADD_ADDR) to every CPE, so that their
+  // joins come to it and not to the balanced address they dialled (docs/SCALE.md).
+  if (c.role == ProxyRole::Concentrator && c.concentrator.direct_address.valid())
+    s.paths.push_back({"", false, true, false, false, false, c.concentrator.direct_address});
   s.limits = {c.limits.subflows, c.limits.add_addr_accepted};
   return s;
 }
@@ -121,7 +125,7 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
   // False when the configured paths cannot be honoured (an interface does not exist).
   // Without a usable MPTCP path manager the proxy still runs, on what the kernel has.
   auto start_paths = [&](const Config& c) {
-    if (c.paths.empty()) return true;
+    if (pm_settings(c).paths.empty()) return true;
     auto m = std::make_unique<pm::PathManager>(lh.loop, stats, pm_settings(c));
     std::string perr;
     switch (m->start(&perr)) {
@@ -206,6 +210,11 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
       LOG_ERROR("reload refused: encryption needs a restart");
       return {false, "reload refused: encryption needs a restart"};
     }
+    // Its listener is opened at start, and sessions already named it to their CPEs.
+    if (!(next.concentrator.direct_address == proxy->config().concentrator.direct_address)) {
+      LOG_ERROR("reload refused: concentrator.direct_address needs a restart");
+      return {false, "reload refused: concentrator.direct_address needs a restart"};
+    }
     // The new keys, peers, CA and CRL are loaded before anything changes: a file that
     // does not load keeps the running ones (and the sessions they admitted).
     if (std::string why; !proxy->prepare_reload(next, &why)) {
@@ -214,7 +223,7 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
     }
     apply_log_settings(next);
     proxy->reload(next);
-    if (paths && !next.paths.empty())
+    if (paths && !pm_settings(next).paths.empty())
       paths->reload(pm_settings(next));
     else if (paths)
       paths.reset();  // removes our endpoints, restores the limits

@@ -32,13 +32,6 @@ bool word_in(const std::string& list, const std::string& word) {
   return false;
 }
 
-std::string read_line(const char* path) {
-  std::ifstream f(path);
-  std::string line;
-  std::getline(f, line);
-  return line;
-}
-
 bool capget_v3(__user_cap_data_struct (&data)[2]) {
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   std::memset(data, 0, sizeof data);
@@ -49,8 +42,8 @@ bool capget_v3(__user_cap_data_struct (&data)[2]) {
 
 HostFacts HostFacts::read() {
   HostFacts h;
-  h.allowed_congestion_control = read_line("/proc/sys/net/ipv4/tcp_allowed_congestion_control");
-  const std::string rmem = read_line("/proc/sys/net/core/rmem_max");
+  h.allowed_congestion_control = read_first_line("/proc/sys/net/ipv4/tcp_allowed_congestion_control");
+  const std::string rmem = read_first_line("/proc/sys/net/core/rmem_max");
   h.rmem_max = rmem.empty() ? 0 : std::atoll(rmem.c_str());
   return h;
 }

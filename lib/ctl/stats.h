@@ -36,6 +36,7 @@
   X(express_tx_datagrams, "datagrams queued into express connections (light flows)")        \
   X(express_connects, "express connections joined to a multiplexed session")              \
   X(express_refused, "express connections refused (token of no live session)")           \
+  X(direct_address_ignored, "direct addresses a concentrator named in its HELLO that the CPE ignored (not unicast, another family, port 0)") \
   X(tunnel_keepalives_tx, "keepalives sent")                                                \
   X(tunnel_keepalives_rx, "keepalives received")                                            \
   X(auth_failures, "tunnel connections closed for failing the key handshake")               \

@@ -55,13 +55,17 @@ Endpoint route_source(const Endpoint& remote) {
 
 std::string errno_str(int err) { return std::strerror(err); }
 
-namespace {
-// One line of /proc/sys/net/ipv4 (a namespace's TCP settings); empty when unreadable.
-std::string tcp_sysctl(const char* name) {
-  std::ifstream in(std::string("/proc/sys/net/ipv4/") + name);
+std::string read_first_line(const std::string& path) {
+  std::ifstream in(path);
   std::string line;
   std::getline(in, line);
   return line;
+}
+
+namespace {
+// One line of /proc/sys/net/ipv4 (a namespace's TCP settings); empty when unreadable.
+std::string tcp_sysctl(const char* name) {
+  return read_first_line(std::string("/proc/sys/net/ipv4/") + name);
 }
 }  // namespace
 

@@ -43,5 +43,8 @@ int set_congestion_control(int fd, const std::string& name);
 // not, naming what the kernel has (for the daemon's start and reload).
 std::string check_congestion_control(const std::string& name);
 std::string errno_str(int err);
+// The first line of a file such as /proc/sys/net/mptcp/enabled (a setting of this
+// network namespace); empty when unreadable.
+std::string read_first_line(const std::string& path);
 
 }  // namespace mpudp

@@ -154,6 +154,13 @@ bool Endpoint::is_unspecified() const {
   return valid();
 }
 
+bool Endpoint::is_unicast() const {
+  if (!valid() || is_unspecified()) return false;
+  if (is_v4())
+    return addr[0] != 0 && addr[0] < 224;  // 0/8; 224/4 multicast; 240/4 with broadcast
+  return addr[0] != 0xff;                   // ff00::/8 multicast
+}
+
 std::size_t EndpointHash::operator()(const Endpoint& e) const noexcept {
   // FNV-1a over the bytes that matter; cheap and good enough for a hash map key.
   std::uint64_t h = 1469598103934665603ull;

@@ -40,6 +40,9 @@ struct Endpoint {
   bool valid() const { return family != Family::None; }
   std::size_t addr_len() const { return is_v4() ? 4 : is_v6() ? 16 : 0; }
   bool is_unspecified() const;  // 0.0.0.0 or ::
+  // An address one host can be reached at: not unspecified, not multicast, not
+  // 0.0.0.0/8 or the IPv4 limited broadcast. Says nothing about routing.
+  bool is_unicast() const;
 
   friend bool operator==(const Endpoint& a, const Endpoint& b) {
     return a.family == b.family && a.port == b.port && a.addr == b.addr;

@@ -10,6 +10,7 @@ std::uint32_t kernel_flags(const PathConfig& p) {
   if (p.subflow) f |= kFlagSubflow;
   if (p.backup) f |= kFlagBackup;
   if (p.fullmesh) f |= kFlagFullmesh;
+  if (p.laminar) f |= kFlagLaminar;
   return f;
 }
 
@@ -20,7 +21,8 @@ std::string flags_str(std::uint32_t flags) {
   } kNames[] = {{kFlagSignal, "signal"},
                 {kFlagSubflow, "subflow"},
                 {kFlagBackup, "backup"},
-                {kFlagFullmesh, "fullmesh"}};
+                {kFlagFullmesh, "fullmesh"},
+                {kFlagLaminar, "laminar"}};
   std::string s;
   for (const auto& n : kNames) {
     if ((flags & n.bit) == 0) continue;
@@ -31,7 +33,7 @@ std::string flags_str(std::uint32_t flags) {
 }
 
 std::string path_error(const PathConfig& p) {
-  if (p.interface.empty()) return "a path needs an interface";
+  if (p.interface.empty() && !p.address.valid()) return "a path needs an interface";
   // The kernel refuses this combination (an announced address cannot also be meshed).
   if (p.signal && p.fullmesh) return "signal and fullmesh cannot be combined";
   return {};

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "net/endpoint.h"
+
 namespace mpudp::pm {
 
 struct PathConfig {
@@ -16,6 +18,12 @@ struct PathConfig {
   bool signal = false;
   bool backup = false;
   bool fullmesh = false;
+  // Linux 6.18: a subflow from this endpoint to an address the peer announces, unless a
+  // subflow already uses it (one endpoint per announced address).
+  bool laminar = false;
+  // Set (port 0): the endpoint is this address, on whichever interface holds it, and
+  // `interface` is empty. The concentrator's direct_address becomes such a path.
+  Endpoint address{};
   friend bool operator==(const PathConfig&, const PathConfig&) = default;
 };
 
@@ -40,13 +48,15 @@ inline constexpr std::uint32_t kFlagSignal = 1u << 0;
 inline constexpr std::uint32_t kFlagSubflow = 1u << 1;
 inline constexpr std::uint32_t kFlagBackup = 1u << 2;
 inline constexpr std::uint32_t kFlagFullmesh = 1u << 3;
+inline constexpr std::uint32_t kFlagLaminar = 1u << 5;  // Linux 6.18; ignored before
 // The kernel keeps at most this many subflows / accepted ADD_ADDRs (MPTCP_PM_ADDR_MAX).
 inline constexpr std::uint32_t kMaxLimit = 8;
 
 std::uint32_t kernel_flags(const PathConfig& p);
 // "subflow,backup"; "" without flags.
 std::string flags_str(std::uint32_t flags);
-// Empty when the path is acceptable; else why not (signal with fullmesh, no interface).
+// Empty when the path is acceptable; else why not (signal with fullmesh, no interface
+// and no address).
 std::string path_error(const PathConfig& p);
 
 struct Limits {

@@ -10,8 +10,11 @@ void apply_plan(Planner& planner, PmBackend& backend, Stats& stats) {
   for (const Action& a : planner.plan()) {
     std::string err;
     // A deleted endpoint may belong to a path a reload just dropped.
-    const std::string ifname =
-        a.path < planner.paths().size() ? planner.paths()[a.path].interface : "(removed path)";
+    std::string ifname = "(removed path)";
+    if (a.path < planner.paths().size()) {
+      const PathConfig& p = planner.paths()[a.path];
+      ifname = p.interface.empty() ? "direct_address" : p.interface;
+    }
     if (a.kind == Action::Kind::Del) {
       // Gone from the kernel either way: a failure means someone removed it already.
       if (backend.del_endpoint(a.id, &err)) {

@@ -41,6 +41,7 @@ void Planner::address_removed(int ifindex, const Endpoint& addr) {
 std::vector<std::string> Planner::missing_interfaces() const {
   std::vector<std::string> out;
   for (const PathConfig& p : paths_) {
+    if (p.interface.empty()) continue;  // an address path: wherever the address is
     bool found = std::any_of(links_.begin(), links_.end(),
                              [&](const auto& kv) { return kv.second.name == p.interface; });
     if (!found) out.push_back(p.interface);
@@ -50,7 +51,21 @@ std::vector<std::string> Planner::missing_interfaces() const {
 
 std::vector<std::pair<EndpointSpec, std::size_t>> Planner::desired() const {
   std::vector<std::pair<EndpointSpec, std::size_t>> out;
+  // Two paths naming one interface: the kernel holds one endpoint per address.
+  auto add = [&out](const EndpointSpec& spec, std::size_t i) {
+    bool dup = std::any_of(out.begin(), out.end(),
+                           [&](const auto& d) { return d.first.addr == spec.addr; });
+    if (!dup) out.emplace_back(spec, i);
+  };
   for (std::size_t i = 0; i < paths_.size(); ++i) {
+    if (const Endpoint& want = paths_[i].address; want.valid()) {
+      for (const auto& [ifindex, link] : links_) {
+        if (!link.up) continue;
+        for (const Addr& a : link.addrs)
+          if (a.addr == want) add(EndpointSpec{a.addr, ifindex, kernel_flags(paths_[i])}, i);
+      }
+      continue;
+    }
     for (const auto& [ifindex, link] : links_) {
       if (link.name != paths_[i].interface || !link.up) continue;
       for (Family fam : {Family::V4, Family::V6}) {
@@ -60,11 +75,7 @@ std::vector<std::pair<EndpointSpec, std::size_t>> Planner::desired() const {
           if (best == nullptr || a.rank > best->rank) best = &a;
         }
         if (best == nullptr) continue;
-        EndpointSpec spec{best->addr, ifindex, kernel_flags(paths_[i])};
-        // Two paths naming one interface: the kernel holds one endpoint per address.
-        bool dup = std::any_of(out.begin(), out.end(),
-                               [&](const auto& d) { return d.first.addr == spec.addr; });
-        if (!dup) out.emplace_back(spec, i);
+        add(EndpointSpec{best->addr, ifindex, kernel_flags(paths_[i])}, i);
       }
     }
   }

@@ -16,7 +16,8 @@ constexpr std::size_t kHelloAuthBody = kHelloBody + kNonceSize;  // ... then the
 std::size_t hello_token_at(std::uint16_t caps) {
   return (caps & kCapAuth) != 0 ? kHelloAuthBody : kHelloBody;
 }
-std::size_t hello_body(std::uint16_t caps) {
+// Where the direct endpoint sits: after the token (or whatever comes before it).
+std::size_t hello_direct_at(std::uint16_t caps) {
   return hello_token_at(caps) + ((caps & kCapExpress) != 0 ? kTokenSize : 0);
 }
 constexpr std::size_t kFlowIdSize = 4;
@@ -168,8 +169,17 @@ Decoded decode_hello(const std::uint8_t* b, std::size_t len, std::size_t total) 
     std::memcpy(h.nonce.data(), b + kHelloBody, kNonceSize);
   }
   if ((h.capabilities & kCapExpress) != 0) {
-    if (len < hello_body(h.capabilities)) return fail(DecodeStatus::BadLength);
+    if (len < hello_direct_at(h.capabilities)) return fail(DecodeStatus::BadLength);
     h.express_token = get64(b + hello_token_at(h.capabilities));
+  }
+  if ((h.capabilities & kCapDirect) != 0) {
+    // Announced, so part of the frame: a short or unknown-family endpoint is malformed.
+    const std::size_t at = hello_direct_at(h.capabilities);
+    if (len <= at) return fail(DecodeStatus::BadLength);
+    const std::size_t esize = endpoint_size_for(b[at]);
+    if (esize == 0) return fail(DecodeStatus::BadEndpoint);
+    if (len < at + esize) return fail(DecodeStatus::BadLength);
+    h.direct = get_endpoint(b + at);
   }
   return ok(h, total);
 }
@@ -219,7 +229,11 @@ BodySize body_size(const Frame& f) {
       [](const auto& v) -> BodySize {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, Hello>) {
-          return {hello_body(v.capabilities), true};
+          const std::size_t n = hello_direct_at(v.capabilities);
+          if ((v.capabilities & kCapDirect) == 0) return {n, true};
+          const std::size_t esize = endpoint_size(v.direct);
+          if (esize == 0) return {};
+          return {n + esize, true};
         } else if constexpr (std::is_same_v<T, Open>) {
           const std::size_t esize = endpoint_size(v.client);
           if (esize == 0 || v.client.family != v.remote.family) return {};
@@ -297,6 +311,10 @@ const char* to_string(IcmpKind k) {
   return "unknown";
 }
 
+bool direct_usable(const Endpoint& direct, const Endpoint& dialled) {
+  return direct.is_unicast() && direct.family == dialled.family && direct.port != 0;
+}
+
 Decoded decode(std::span<const std::uint8_t> in) {
   if (in.size() < kHeaderSize) return fail(DecodeStatus::NeedMore);
   const std::uint8_t type = in[0];
@@ -372,6 +390,8 @@ std::size_t encode(const Frame& f, std::span<std::uint8_t> out) {
             std::memcpy(body + kHelloBody, v.nonce.data(), kNonceSize);
           if ((v.capabilities & kCapExpress) != 0)
             put64(body + hello_token_at(v.capabilities), v.express_token);
+          if ((v.capabilities & kCapDirect) != 0)
+            put_endpoint(body + hello_direct_at(v.capabilities), v.direct);
         } else if constexpr (std::is_same_v<T, Open>) {
           put_header(p, Type::Open, v.has_payload ? kOpenHasPayload : 0, b.size);
           put32(body, v.flow_id);

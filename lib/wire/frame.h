@@ -75,6 +75,12 @@ inline constexpr std::uint16_t kCapExpress = 0x0002;
 // direct routing would have given. Older decoders treat an unknown frame type as a
 // protocol error, so the concentrator sends ICMP only to a CPE that set this bit.
 inline constexpr std::uint16_t kCapIcmp = 0x0004;
+// kCapDirect, from the concentrator: an endpoint (family, address, port, as in OPEN)
+// follows the express token (or what comes before it): this concentrator's own address,
+// unlike the balanced one the CPE dialled. The CPE sends its express connection there, so
+// that it reaches the machine holding its session (docs/SCALE.md). Older CPEs ignore the
+// bit and the bytes, as they ignore every unknown bit and trailing byte.
+inline constexpr std::uint16_t kCapDirect = 0x0008;
 inline constexpr std::size_t kTokenSize = 8;
 inline constexpr std::size_t kNonceSize = 32;
 inline constexpr std::size_t kMacSize = 32;  // HMAC-SHA256
@@ -107,6 +113,7 @@ struct Hello {
   std::uint16_t capabilities = 0;  // kCapAuth | kCapExpress; unknown bits are ignored
   Nonce nonce{};  // meaningful only with kCapAuth (sent and decoded only then)
   std::uint64_t express_token = 0;  // meaningful only with kCapExpress
+  Endpoint direct{};  // meaningful only with kCapDirect; the encoder refuses an invalid one
 };
 
 struct Open {
@@ -170,6 +177,11 @@ struct Decoded {
   std::size_t consumed = 0;  // bytes of input the frame took (valid when status == Ok)
   Frame frame;
 };
+
+// Whether the direct endpoint a concentrator named (kCapDirect) may take the place of
+// `dialled`, the address the CPE reached it at: a unicast address of the same family (a
+// CPE that reached the concentrator over IPv4 may have no IPv6 route) and a port.
+bool direct_usable(const Endpoint& direct, const Endpoint& dialled);
 
 // Decodes the first frame of `in`. Spans in the result point into `in`.
 Decoded decode(std::span<const std::uint8_t> in);

@@ -22,7 +22,8 @@ inline bool same_frame(const Frame& a, const Frame& b) {
     return x->version == y.version && x->role == y.role && x->mode == y.mode &&
            x->capabilities == y.capabilities &&
            ((x->capabilities & kCapAuth) == 0 || x->nonce == y.nonce) &&
-           ((x->capabilities & kCapExpress) == 0 || x->express_token == y.express_token);
+           ((x->capabilities & kCapExpress) == 0 || x->express_token == y.express_token) &&
+           ((x->capabilities & kCapDirect) == 0 || x->direct == y.direct);
   }
   if (auto* x = std::get_if<Auth>(&a)) return x->mac == std::get<Auth>(b).mac;
   if (auto* x = std::get_if<Open>(&a)) {

@@ -302,7 +302,7 @@ _tb_links_ready() {
 _tb_reap_stale() {
   local ns owner pid sfx
   for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
-    [[ $ns =~ ^mpudp-(cli|cpe|conc|srv|cli2|cpe2|flood)-([0-9]+)-[0-9a-f]+$ ]] || continue
+    [[ $ns =~ ^mpudp-(cli|cpe|conc|srv|cli2|cpe2|flood|bal)-([0-9]+)-[0-9a-f]+$ ]] || continue
     owner=${BASH_REMATCH[2]}
     _tb_gone "$owner" || continue
     sfx=${ns#mpudp-*-}

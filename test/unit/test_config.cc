@@ -187,6 +187,25 @@ TEST_CASE("one file can serve both roles", "[config]") {
   CHECK(ok(cpe("concentrator:\n  listen: []\n")).concentrator.listen.empty());
 }
 
+TEST_CASE("concentrator.direct_address: an address, the listen port, a listener if needed",
+          "[config]") {
+  auto c = ok(std::string(kConcHead) + "  direct_address: 2001:db8:100::11\n");
+  CHECK(c.concentrator.direct_address == *Endpoint::parse_address("2001:db8:100::11"));
+  CHECK(direct_endpoint(c) == *Endpoint::parse("[2001:db8:100::11]:7000"));
+  CHECK(listens_on(c.concentrator.listen, direct_endpoint(c)));  // [::]:7000 takes it
+  CHECK_FALSE(direct_endpoint(ok(std::string(kConcHead))).valid());
+  const std::vector<Endpoint> v4{*Endpoint::parse("198.18.110.11:7000")};
+  CHECK_FALSE(listens_on(v4, *Endpoint::parse("198.18.100.11:7000")));
+  CHECK(listens_on(v4, *Endpoint::parse("198.18.110.11:7000")));
+  CHECK_FALSE(listens_on(c.concentrator.listen, *Endpoint::parse("198.18.100.11:7000")));
+  CHECK(err(std::string(kConcHead) + "  direct_address: 198.18.100.11:7000\nauth: none\n") ==
+        "t.yaml:4:19: concentrator.direct_address: \"198.18.100.11:7000\" is not an IP address "
+        "(no port: the first listen entry's is used)");
+  CHECK(err(std::string(kConcHead) + "  direct_address: 224.0.0.1\nauth: none\n") ==
+        "t.yaml:4:19: concentrator.direct_address: \"224.0.0.1\" is not a unicast address a "
+        "CPE could connect to");
+}
+
 TEST_CASE("listen takes a single string", "[config]") {
   auto c = ok("role: concentrator\nconcentrator:\n  listen: 198.18.2.2:7000\n");
   REQUIRE(c.concentrator.listen.size() == 1);
@@ -668,6 +687,11 @@ TEST_CASE("paths and limits", "[config]") {
   Config d = ok(cpe("paths:\n  - interface: up0\n    subflow: false\n    signal: true\n"));
   CHECK_FALSE(d.paths[0].subflow);
   CHECK(d.paths[0].signal);
+
+  Config l = ok(cpe("paths:\n  - {interface: up0, laminar: true}\n"));
+  CHECK(l.paths[0].laminar);
+  CHECK(l.paths[0].subflow);
+  CHECK_FALSE(l.paths[0].fullmesh);
 
   // No default flag on the concentrator: it announces what says `signal`.
   Config k = ok(std::string(kConcHead) + "paths:\n  - interface: wan1\n    signal: true\n");

@@ -110,6 +110,11 @@ TEST_CASE("flags, validation and limits follow the kernel's names and bounds") {
   p.fullmesh = true;
   CHECK(path_error(p) == "signal and fullmesh cannot be combined");
   CHECK_FALSE(path_error(PathConfig{}).empty());
+  PathConfig lam = sub("up1");
+  lam.laminar = true;
+  CHECK(kernel_flags(lam) == (kFlagSubflow | kFlagLaminar));
+  CHECK(flags_str(kernel_flags(lam)) == "subflow,laminar");
+  CHECK(kFlagLaminar == 32);  // MPTCP_PM_ADDR_FLAG_LAMINAR, Linux 6.18
 
   PmSettings s;
   s.paths = {sub("up0"), sub("up1")};
@@ -134,6 +139,30 @@ TEST_CASE("start: one endpoint per path and family, link-local and other links s
   CHECK(acts[1].spec == EndpointSpec{addr("2001:db8:1::1"), 2, kFlagSubflow});
   CHECK(acts[2].spec == EndpointSpec{addr("198.18.3.1"), 3, kFlagSubflow});
   CHECK(acts[2].path == 1);
+}
+
+TEST_CASE("an address path: that address, on whichever up link holds it") {
+  PathConfig direct;
+  direct.signal = true;
+  direct.address = addr("198.18.100.11");
+  CHECK(path_error(direct).empty());
+  Planner p({direct});
+  p.link_changed(2, "wan0", true);
+  p.link_changed(4, "svc0", true);
+  p.address_added(2, addr("198.18.110.11"), true);
+  p.address_added(4, addr("198.18.100.1"), true);  // another address of the link
+  CHECK(p.missing_interfaces().empty());
+  CHECK(p.plan().empty());  // not there yet
+  p.address_added(4, addr("198.18.100.11"), false);
+  auto acts = p.plan();
+  REQUIRE(acts.size() == 1);
+  CHECK(acts[0].spec == EndpointSpec{addr("198.18.100.11"), 4, kFlagSignal});
+  p.added(acts[0].spec, 0, 5);
+  p.link_changed(4, "svc0", false);
+  acts = p.plan();
+  REQUIRE(acts.size() == 1);
+  CHECK(acts[0].kind == Action::Kind::Del);
+  CHECK(acts[0].id == 5);
 }
 
 TEST_CASE("a configured interface that does not exist is reported") {

@@ -113,17 +113,55 @@ TEST_CASE("golden bytes match docs/PROTOCOL.md in both directions", "[wire]") {
   }
 }
 
+TEST_CASE("a direct endpoint stands in for the dialled one only when usable", "[wire]") {
+  const Endpoint dialled = ep("198.18.100.1:7000");
+  CHECK(direct_usable(ep("198.18.100.11:7000"), dialled));
+  CHECK(direct_usable(ep("198.18.100.11:443"), dialled));
+  CHECK_FALSE(direct_usable(ep("[2001:db8::11]:7000"), dialled));  // the other family
+  CHECK_FALSE(direct_usable(ep("0.0.0.0:7000"), dialled));
+  CHECK_FALSE(direct_usable(ep("224.0.0.1:7000"), dialled));
+  CHECK_FALSE(direct_usable(ep("255.255.255.255:7000"), dialled));
+  CHECK_FALSE(direct_usable(ep("198.18.100.11:0"), dialled));
+  CHECK_FALSE(direct_usable(ep("[ff02::1]:7000"), ep("[2001:db8::1]:7000")));
+  CHECK(direct_usable(ep("[2001:db8::11]:7000"), ep("[2001:db8::1]:7000")));
+}
+
 TEST_CASE("every frame type round-trips", "[wire]") {
   const Bytes big(1000, 0x5a);
   SECTION("HELLO") {
     check_round_trip(Hello{kVersion, Role::Cpe, SessionMode::Multiplexed, 0});
-    check_round_trip(Hello{kVersion, Role::Concentrator, SessionMode::PerBinding, 0xbeef});
+    check_round_trip(Hello{kVersion, Role::Concentrator, SessionMode::PerBinding, 0xbee7});  // no kCapDirect: no endpoint
     Hello x{kVersion, Role::Cpe, SessionMode::Multiplexed, kCapExpress};
     x.express_token = 0x0123456789abcdefull;
     check_round_trip(x);
     x.capabilities = kCapExpress | kCapAuth;
     x.nonce.fill(0x77);
     check_round_trip(x);
+    x.capabilities = kCapExpress | kCapAuth | kCapDirect;
+    x.direct = ep("198.18.100.11:7000");
+    check_round_trip(x);
+    x.capabilities = kCapDirect;
+    x.direct = ep("[2001:db8:100::11]:443");
+    check_round_trip(x);
+  }
+  SECTION("HELLO with the direct endpoint, byte by byte (docs/PROTOCOL.md)") {
+    Hello h{kVersion, Role::Concentrator, SessionMode::Multiplexed, kCapExpress | kCapDirect};
+    h.express_token = 0x0102030405060708ull;
+    h.direct = ep("198.18.100.11:7000");
+    const Bytes want{0x01, 0x00, 0x00, 0x19, 0x4d, 0x50, 0x55, 0x44, 0x01, 0x02, 0x00,
+                     0x00, 0x00, 0x0a, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+                     0x04, 0xc6, 0x12, 0x64, 0x0b, 0x1b, 0x58};
+    CHECK(encode_vec(h) == want);
+    // An older decoder's view: the bit unknown, the endpoint trailing bytes; both ignored.
+    Bytes old = want;
+    old[13] = 0x02;
+    const Decoded d = decode(old);
+    REQUIRE(d.status == DecodeStatus::Ok);
+    CHECK(std::get<Hello>(d.frame).express_token == 0x0102030405060708ull);
+    CHECK(!std::get<Hello>(d.frame).direct.valid());
+    // Without the endpoint the frame cannot be encoded.
+    h.direct = Endpoint{};
+    CHECK(encoded_size(h) == 0);
   }
   SECTION("HELLO with the express token, byte by byte (docs/PROTOCOL.md)") {
     Hello h{kVersion, Role::Concentrator, SessionMode::Multiplexed, kCapExpress};
@@ -430,6 +468,25 @@ TEST_CASE("HELLO validation", "[wire]") {
     const Decoded d = decode(b);
     REQUIRE(d.status == DecodeStatus::Ok);
     CHECK(std::get<Hello>(d.frame).express_token == 0x0102030405060708ull);
+  }
+  SECTION("the direct bit needs a whole endpoint of a known family") {
+    Bytes b = kHelloBytes;
+    b[13] = 0x08;  // kCapDirect, and the body ends after the capabilities
+    CHECK(status_of(b) == DecodeStatus::BadLength);
+    b[3] = 11;
+    b.push_back(5);  // no such family
+    CHECK(status_of(b) == DecodeStatus::BadEndpoint);
+    b.back() = 4;
+    CHECK(status_of(b) == DecodeStatus::BadLength);
+    b[3] = 17;
+    b.insert(b.end(), {198, 18, 100, 11, 0x1b, 0x58});
+    const Decoded d = decode(b);
+    REQUIRE(d.status == DecodeStatus::Ok);
+    CHECK(std::get<Hello>(d.frame).direct == ep("198.18.100.11:7000"));
+    b[3] = 28;  // an IPv6 family byte needs 19 bytes: one short
+    b[14] = 6;
+    b.insert(b.end(), 11, 0);
+    CHECK(status_of(b) == DecodeStatus::BadLength);
   }
   SECTION("trailing bytes and the reserved byte are ignored") {
     Bytes b = kHelloBytes;
