@@ -8,6 +8,14 @@
 // longest gap went from 1.3-2.7 s to 0.5-1.1 s, its late datagrams (both directions)
 // from 169-243 to 45-126.
 //
+// Why not the path manager instead: marking the dark path's endpoint backup
+// (MPTCP_PM_CMD_SET_FLAGS, `ip mptcp endpoint change ADDR backup`) 0.7 s into the same
+// outage changed nothing measurable. New data then avoids the path, but what the dark
+// subflow already holds still waits for the kernel's reinjection, and the MP_PRIO that
+// tells the peer travels on the dark subflow itself, so the concentrator never hears of
+// it (MPTcpExtMPPrioTx 4 at the CPE, MPTcpExtMPPrioRx 2 at the concentrator: only the
+// ones sent while the path worked).
+//
 // The plan is pure (unit-tested with a fake reader); SysctlTuner writes /proc/sys.
 #pragma once
 
