@@ -50,6 +50,10 @@ constexpr std::array<Named<SessionModeConfig>, 2> kSessionModes{{
     {SessionModeConfig::Multiplexed, "multiplexed"},
     {SessionModeConfig::PerBinding, "per-binding"},
 }};
+constexpr std::array<Named<PathRecovery>, 2> kPathRecoveries{{
+    {PathRecovery::Kernel, "kernel"},
+    {PathRecovery::Fast, "fast"},
+}};
 constexpr std::array<Named<FilteringConfig>, 2> kFilterings{{
     {FilteringConfig::EndpointIndependent, "endpoint-independent"},
     {FilteringConfig::AddressDependent, "address-dependent"},
@@ -730,7 +734,7 @@ std::string congestion_control_in(const Where& w) {
   return text;
 }
 
-constexpr std::array<Field, 11> kTunnelFields{{
+constexpr std::array<Field, 12> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
@@ -775,6 +779,8 @@ constexpr std::array<Field, 11> kTunnelFields{{
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.congestion_control = congestion_control_in(w);
      }},
+    {"path_recovery",
+     [](const Where& w, Config& c, Seen&) { c.tunnel.path_recovery = one_of(w, kPathRecoveries); }},
 }};
 
 // auth's file keys all take an absolute path: a relative one would depend on the
@@ -1450,6 +1456,7 @@ std::vector<std::string> config_keys() {
 const char* to_string(ProxyRole r) { return name_of(kRoles, r); }
 const char* to_string(SessionModeConfig m) { return name_of(kSessionModes, m); }
 const char* to_string(FilteringConfig f) { return name_of(kFilterings, f); }
+const char* to_string(PathRecovery r) { return name_of(kPathRecoveries, r); }
 const char* to_string(LogLevel l) { return name_of(kLogLevels, l); }
 const char* to_string(LogTarget t) { return name_of(kLogTargets, t); }
 

@@ -27,6 +27,9 @@ enum class InterceptMode : std::uint8_t { Tproxy, Nfqueue };
 // Which remotes may reach a binding's external port (RFC 4787 section 5): any
 // (endpoint-independent), or only addresses the binding has sent to (address-dependent).
 enum class FilteringConfig : std::uint8_t { EndpointIndependent, AddressDependent };
+// tunnel.path_recovery: leave the kernel's MPTCP and TCP retransmission settings alone, or
+// set the ones that make a dark path's data move to the other paths sooner (pm/recovery.h).
+enum class PathRecovery : std::uint8_t { Kernel, Fast };
 
 struct Config {
   ProxyRole role = ProxyRole::Cpe;
@@ -242,6 +245,10 @@ struct Config {
     // queues short itself, cubic kept the bench's uplinks busier than bbr did (86-91 %
     // against 82-86 %, docs/CONFIG.md).
     std::string congestion_control;
+    // How soon MPTCP gives up waiting on a path that stopped delivering: `kernel` keeps
+    // the namespace's settings, `fast` sets three of them (pm/recovery.h) at start and
+    // puts them back at exit. Namespace-wide, so not the default.
+    PathRecovery path_recovery = PathRecovery::Kernel;
   } tunnel;
 };
 
@@ -292,6 +299,7 @@ std::optional<ConfigError> reload_auth_files(Config& cfg, std::string_view name)
 const char* to_string(ProxyRole r);
 const char* to_string(SessionModeConfig m);
 const char* to_string(FilteringConfig f);
+const char* to_string(PathRecovery r);
 const char* to_string(LogLevel l);
 const char* to_string(LogTarget t);
 const char* to_string(Config::AuthMode m);

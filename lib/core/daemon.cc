@@ -17,6 +17,7 @@
 #include "io/loop.h"
 #include "io/socket.h"
 #include "pm/path_manager.h"
+#include "pm/recovery.h"
 
 namespace mpudp {
 namespace {
@@ -150,6 +151,16 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
   }
   // Endpoints before the tunnel, so that its first connection finds every path.
   if (!start_paths(initial)) return 1;
+  // Before the first connection too: subflows read the TCP settings when they start.
+  // Declared here so that the settings are put back after the proxies are gone.
+  pm::SysctlTuner recovery;
+  auto set_recovery = [&recovery](const Config& c) {
+    if (c.tunnel.path_recovery == PathRecovery::Fast)
+      recovery.apply(pm::fast_recovery_settings());
+    else
+      recovery.restore();
+  };
+  set_recovery(initial);
   std::unique_ptr<CpeProxy> cpe;
   std::unique_ptr<ConcentratorProxy> conc;
   ProxyBase* proxy = nullptr;
@@ -222,6 +233,7 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
       return {false, "reload refused, running configuration kept: " + why};
     }
     apply_log_settings(next);
+    set_recovery(next);
     proxy->reload(next);
     if (paths && !pm_settings(next).paths.empty())
       paths->reload(pm_settings(next));

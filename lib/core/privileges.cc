@@ -66,6 +66,10 @@ std::vector<CapabilityNeed> capabilities_needed(const Config& c, const HostFacts
   if (!c.paths.empty())
     need(out, CAP_NET_ADMIN,
          "paths: the path manager adds and removes MPTCP endpoints as links change");
+  if (c.tunnel.path_recovery == PathRecovery::Fast)
+    need(out, CAP_NET_ADMIN,
+         "tunnel.path_recovery: fast puts the namespace's MPTCP and TCP settings back at exit "
+         "(and sets them on a reload)");
   const std::string& cc = c.tunnel.congestion_control;
   if (!cc.empty() && !word_in(host.allowed_congestion_control, cc))
     need(out, CAP_NET_ADMIN,

@@ -165,6 +165,7 @@ TEST_CASE("omitted keys take their defaults", "[config]") {
   CHECK(c.tunnel.express_dscp == 0);
   CHECK_FALSE(c.tunnel.limit_path_queue);
   CHECK(c.tunnel.congestion_control.empty());
+  CHECK(c.tunnel.path_recovery == PathRecovery::Kernel);
   CHECK(c.bindings.idle_timeout == d.bindings.idle_timeout);
   CHECK(c.tunnel.queue_bytes == d.tunnel.queue_bytes);
 }
@@ -300,6 +301,11 @@ TEST_CASE("durations", "[config]") {
   CHECK(err(cpe("tunnel:\n  express_dscp: EF\n")) ==
         "t.yaml:5:17: tunnel.express_dscp: \"EF\" is not a DSCP (0..63, or cs0..cs7, "
         "af11..af43, ef, va, le)");
+  CHECK(ok(cpe("tunnel:\n  path_recovery: fast\n")).tunnel.path_recovery == PathRecovery::Fast);
+  CHECK(ok(cpe("tunnel:\n  path_recovery: kernel\n")).tunnel.path_recovery ==
+        PathRecovery::Kernel);
+  CHECK(err(cpe("tunnel:\n  path_recovery: quick\n")) ==
+        "t.yaml:5:18: tunnel.path_recovery: \"quick\" is not one of kernel, fast");
   CHECK(ok(cpe("tunnel:\n  congestion_control: cubic\n")).tunnel.congestion_control == "cubic");
   CHECK(ok(cpe("tunnel:\n  congestion_control: bbr\n")).tunnel.congestion_control == "bbr");
   // The kernel's names: no spaces, paths or anything TCP_CA_NAME_MAX (16) cannot hold.

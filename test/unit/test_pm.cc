@@ -11,6 +11,7 @@
 #include "pm/path_manager.h"
 #include "pm/planner.h"
 #include "pm/pm_backend.h"
+#include "pm/recovery.h"
 
 using namespace mpudp;
 using namespace mpudp::pm;
@@ -331,4 +332,84 @@ TEST_CASE("the address monitor keeps the set equal to what rtnetlink reports", "
     CHECK(own.size() == 0);
   }
   ev_loop_destroy(loop);
+}
+
+// tunnel.path_recovery: fast (pm/recovery.h): what is written, what is put back.
+namespace {
+
+struct FakeSysctls {
+  std::map<std::string, std::string> values;
+  SysctlRead reader() {
+    return [this](const std::string& key) -> std::optional<std::string> {
+      auto it = values.find(key);
+      if (it == values.end()) return std::nullopt;
+      return it->second;
+    };
+  }
+  void write(const std::vector<SysctlChange>& changes) {
+    for (const SysctlChange& c : changes) values[c.key] = c.after;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("path recovery: the fast settings", "[pm][recovery]") {
+  const auto want = fast_recovery_settings();
+  std::map<std::string, std::string> m;
+  for (const auto& v : want) m[v.key] = v.value;
+  CHECK(m == std::map<std::string, std::string>{{"net.mptcp.stale_loss_cnt", "1"},
+                                                {"net.ipv4.tcp_thin_linear_timeouts", "1"},
+                                                {"net.ipv4.tcp_rto_min_us", "50000"}});
+  CHECK(sysctl_path("net.mptcp.stale_loss_cnt") == "/proc/sys/net/mptcp/stale_loss_cnt");
+  CHECK(sysctl_path("net.ipv4.tcp_rto_min_us") == "/proc/sys/net/ipv4/tcp_rto_min_us");
+}
+
+TEST_CASE("path recovery: applied over the kernel's defaults, then put back", "[pm][recovery]") {
+  FakeSysctls k;
+  k.values = {{"net.mptcp.stale_loss_cnt", "4"},
+              {"net.ipv4.tcp_thin_linear_timeouts", "0"},
+              {"net.ipv4.tcp_rto_min_us", "200000"}};
+  const auto defaults = k.values;
+  std::vector<std::string> missing;
+  const auto applied = plan_apply(fast_recovery_settings(), k.reader(), &missing);
+  CHECK(missing.empty());
+  REQUIRE(applied.size() == 3);
+  CHECK(applied[0].key == "net.mptcp.stale_loss_cnt");
+  CHECK(applied[0].before == "4");
+  CHECK(applied[0].after == "1");
+  k.write(applied);
+  CHECK(k.values.at("net.ipv4.tcp_rto_min_us") == "50000");
+  // A second apply finds nothing to do.
+  CHECK(plan_apply(fast_recovery_settings(), k.reader(), nullptr).empty());
+  // Putting back restores every one, last first.
+  const auto back = plan_restore(applied, k.reader());
+  REQUIRE(back.size() == 3);
+  CHECK(back[0].key == "net.ipv4.tcp_rto_min_us");
+  CHECK(back[0].after == "200000");
+  k.write(back);
+  CHECK(k.values == defaults);
+}
+
+TEST_CASE("path recovery: what was already set, missing or changed by others is left alone",
+          "[pm][recovery]") {
+  FakeSysctls k;
+  // An operator already chose stale_loss_cnt 1; this kernel has no tcp_rto_min_us (before
+  // Linux 6.11).
+  k.values = {{"net.mptcp.stale_loss_cnt", "1"}, {"net.ipv4.tcp_thin_linear_timeouts", "0"}};
+  std::vector<std::string> missing;
+  const auto applied = plan_apply(fast_recovery_settings(), k.reader(), &missing);
+  REQUIRE(applied.size() == 1);
+  CHECK(applied[0].key == "net.ipv4.tcp_thin_linear_timeouts");
+  CHECK(missing == std::vector<std::string>{"net.ipv4.tcp_rto_min_us"});
+  k.write(applied);
+  // Someone else changes it meanwhile: theirs stays at exit.
+  k.values["net.ipv4.tcp_thin_linear_timeouts"] = "0";
+  CHECK(plan_restore(applied, k.reader()).empty());
+  // And the operator's stale_loss_cnt was never ours to put back.
+  k.values["net.ipv4.tcp_thin_linear_timeouts"] = "1";
+  const auto back = plan_restore(applied, k.reader());
+  REQUIRE(back.size() == 1);
+  CHECK(back[0].key == "net.ipv4.tcp_thin_linear_timeouts");
+  k.write(back);
+  CHECK(k.values.at("net.mptcp.stale_loss_cnt") == "1");
 }
