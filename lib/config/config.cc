@@ -278,6 +278,7 @@ struct Seen {
   std::optional<YAML::Mark> binding_log_path;
   std::optional<YAML::Mark> binding_log_syslog;
   std::optional<YAML::Mark> binding_log_facility;
+  std::optional<YAML::Mark> instance_port;  // concentrator.instance_port's value
 };
 
 struct Field {
@@ -522,7 +523,7 @@ constexpr std::array<Field, 3> kBindingLogFields{{
      }},
 }};
 
-constexpr std::array<Field, 13> kConcentratorFields{{
+constexpr std::array<Field, 14> kConcentratorFields{{
     {"listen",
      [](const Where& w, Config& c, Seen& s) {
        std::vector<Endpoint> listen;
@@ -546,6 +547,11 @@ constexpr std::array<Field, 13> kConcentratorFields{{
      }},
     {"reuse_port",
      [](const Where& w, Config& c, Seen&) { c.concentrator.reuse_port = boolean(w); }},
+    {"instance_port",
+     [](const Where& w, Config& c, Seen& s) {
+       c.concentrator.instance_port = static_cast<std::uint16_t>(uint_in(w, 1, 65535));
+       s.instance_port = w.value.Mark();
+     }},
     {"direct_address",
      [](const Where& w, Config& c, Seen&) {
        std::string text = scalar(w);
@@ -1276,6 +1282,17 @@ Config validate(const std::string& text, bool read_keys, bool fragment = false) 
              "missing required key \"concentrator.listen\" (role is concentrator)");
     if (cfg.concentrator.listen.empty())
       reject(*seen.listen, "concentrator.listen: must not be empty (role is concentrator)");
+    if (const std::uint16_t ip = cfg.concentrator.instance_port; ip != 0) {
+      if (!cfg.concentrator.reuse_port)
+        reject(*seen.instance_port,
+               "concentrator.instance_port: only with concentrator.reuse_port: true (it tells "
+               "one of several daemons sharing the listen addresses from the others)");
+      for (const Endpoint& l : cfg.concentrator.listen)
+        if (l.port == ip)
+          reject(*seen.instance_port, "concentrator.instance_port: " + std::to_string(ip) +
+                                          " is a concentrator.listen port; it must be this "
+                                          "daemon's own");
+    }
   }
   // Last, so that every other mistake is reported first. Explicit on both roles: an
   // omitted key must not quietly mean an unauthenticated tunnel.

@@ -58,6 +58,10 @@ struct Config {
     // addresses, one per core (docs/SCALE.md). Off by default, so that a second daemon
     // started by mistake fails with EADDRINUSE instead of taking half the sessions.
     bool reuse_port = false;
+    // With reuse_port: this daemon's own port on the listen addresses (0: none). What
+    // must reach this daemon and not any of the host's, a multiplexed session's express
+    // connection, comes here: the HELLO names it (docs/SCALE.md, "All cores").
+    std::uint16_t instance_port = 0;
     // This concentrator's own address when several share one behind a load balancer
     // (docs/SCALE.md): named to CPEs in the HELLO (their express connections come here),
     // announced with ADD_ADDR (their joins come here) and listened on, at the port of

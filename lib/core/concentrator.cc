@@ -140,17 +140,27 @@ bool ConcentratorProxy::start(std::string* err) {
     if (!listens_on(listen, direct_)) listen.push_back(direct_);
     check_join_sysctl();
   }
-  for (const Endpoint& at : listen) {
+  // concentrator.instance_port: the same addresses at this daemon's own port, not shared.
+  const std::size_t shared = listen.size();
+  if (const std::uint16_t ip = cfg_.concentrator.instance_port; ip != 0)
+    for (std::size_t i = 0; i < shared; ++i) {
+      Endpoint own = listen[i];
+      own.port = ip;
+      if (!listens_on(listen, own)) listen.push_back(own);
+    }
+  for (std::size_t i = 0; i < listen.size(); ++i) {
+    const Endpoint& at = listen[i];
     std::string e;
     auto l = Listener::open(
-        loop_, at, cfg_.concentrator.reuse_port,
+        loop_, at, cfg_.concentrator.reuse_port && i < shared,
         [this](Fd fd, const Endpoint& peer) { on_accept(std::move(fd), peer); }, &e);
     if (!l) {
       if (err) *err = "listen " + at.str() + ": " + e;
       return false;
     }
     LOG_INFO("concentrator: listening on %s%s", at.str().c_str(),
-             at == direct_                   ? " (direct_address)"
+             at == direct_                               ? " (direct_address)"
+             : i >= shared                               ? " (instance_port)"
              : cfg_.concentrator.reuse_port ? " (shared: reuse_port)"
                                             : "");
     listeners_.push_back(std::move(l));
@@ -191,6 +201,13 @@ void ConcentratorProxy::on_accept(Fd fd, const Endpoint& peer) {
     return;
   }
   auto s = std::make_unique<Session>(*this);
+  if (cfg_.concentrator.instance_port != 0) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+      s->local = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), len)
+                     .value_or(Endpoint{});
+  }
   s->conn = Connection::adopt(conn_ctx(), std::move(fd), peer,
                               connection_options(cfg_, ConnectionOptions::Keepalive::Off), *s,
                               new_transport(cfg_.tls.accept_cleartext));
@@ -276,7 +293,14 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
     wire::Hello reply = s.hs.reply_hello(h.mode);
     // Echoed: the CPE (and a capture) can tell that this concentrator sends them.
     if (s.icmp) reply.capabilities |= wire::kCapIcmp;
-    if (direct_.valid()) {
+    if (cfg_.concentrator.instance_port != 0 && (direct_.valid() || s.local.valid())) {
+      // One of several daemons on this host: the CPE's express connection must reach
+      // this one, at its own port (on its direct address behind a balancer, else where
+      // the CPE's connection arrived).
+      reply.capabilities |= wire::kCapDirect;
+      reply.direct = direct_.valid() ? direct_ : s.local;
+      reply.direct.port = cfg_.concentrator.instance_port;
+    } else if (direct_.valid()) {
       reply.capabilities |= wire::kCapDirect;
       reply.direct = direct_;
     }

@@ -57,6 +57,9 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
     std::uint32_t joined = 0;
     // The CPE's HELLO had kCapIcmp: it takes ICMP frames.
     bool icmp = false;
+    // The address the CPE's connection arrived at (concentrator.instance_port names it
+    // back with this daemon's own port).
+    Endpoint local;
     std::uint32_t scope() const { return joined != 0 ? joined : conn->id(); }
   };
   // The express connection of main session `s` once it can carry datagrams, or null.

@@ -387,11 +387,15 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
                       c.peer().str().c_str(), direct_.str().c_str());
             // Joins reach that address only from fullmesh or laminar endpoints (the C flag
             // forbids joining the balanced one): with subflow endpoints alone, one join
-            // at most, over the first uplink (measured on 6.18, docs/SCALE.md).
-            const bool meshed =
+            // at most, over the first uplink (measured on 6.18, docs/SCALE.md). The
+            // address dialled at another port is one of several daemons of one host
+            // (concentrator.instance_port): joins go to the dialled address as always.
+            const bool same_host =
+                direct_.family == c.peer().family && direct_.addr == c.peer().addr;
+            const bool joins_ok = same_host ||
                 std::any_of(cfg_.paths.begin(), cfg_.paths.end(),
                             [](const Config::Path& p) { return p.fullmesh || p.laminar; });
-            if (!cfg_.paths.empty() && !meshed && !warned_no_fullmesh_) {
+            if (!cfg_.paths.empty() && !joins_ok && !warned_no_fullmesh_) {
               warned_no_fullmesh_ = true;
               LOG_WARN("the concentrator named its own address (it sits behind a load "
                        "balancer): paths without fullmesh or laminar will not join it over "

@@ -9,7 +9,10 @@
 # binding is in one daemon reaches a client whose binding is in the other at its public
 # mapping, and the answer comes back from that mapping; a port of the concentrator's
 # address outside the ephemeral range stays a loop. When one daemon dies, the CPE's
-# bindings it held end (session_lost) and come back at once on the survivor.
+# bindings it held end (session_lost) and come back at once on the survivor. Multiplexed
+# sessions of two CPEs (retried until they sit on different daemons): each daemon names
+# its concentrator.instance_port in the HELLO, so each CPE's express connection reaches
+# the daemon holding its session (express_connects, no express_refused).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 tb_require_root_and_tools
@@ -132,6 +135,51 @@ n2b=$(tb_counter conc2 bindings_created)
   say FAIL "conc2 bindings_created $n2 -> $n2b, expected +$PORTS"
 
 tb_stop_daemon cpe || say FAIL "cpe exit"
+tb_stop_daemon conc2 || say FAIL "conc2 exit"
+
+echo "--- multiplexed: express connections reach their own daemon at its instance_port"
+tb_add_cpe2 || exit 1
+tb_write_configs multiplexed || exit 1
+sed -i 's/^concentrator:$/concentrator:\n  reuse_port: true\n  instance_port: 7101/' "$TB_DIR/conc.yaml"
+sed -e "s|$TB_DIR/conc.sock|$TB_DIR/conc2.sock|" -e 's/instance_port: 7101/instance_port: 7102/' \
+  "$TB_DIR/conc.yaml" >"$TB_DIR/conc2.yaml"
+tb_start_daemon conc conc "$TB_DIR/conc.yaml" || exit 1
+tb_wait_log conc 'listening on 0\.0\.0\.0:7101 \(instance_port\)' 10 || fail=1
+tb_start_daemon conc2 conc "$TB_DIR/conc2.yaml" || exit 1
+tb_wait_log conc2 'listening on 0\.0\.0\.0:7102 \(instance_port\)' 10 || fail=1
+sessions_of() { tb_ctl "$1" status --json | python3 -c 'import json, sys
+print(sum(1 for c in json.load(sys.stdin)["connections"] if not c.get("express_connection")))'; }
+# The kernel hashes each CPE's main connection to a daemon: restart the second CPE until
+# the two sit on different daemons (each try is a new source port, a new hash).
+tb_start_daemon cpe cpe "$TB_DIR/cpe.yaml" || exit 1
+tb_wait_log cpe 'tunnel up' 10 || exit 1
+spread=0
+for try in 1 2 3 4 5 6 7 8; do
+  tb_start_cpe2 || exit 1
+  tb_wait_log cpe2 'tunnel up' 10 || exit 1
+  sleep 0.3
+  a=$(sessions_of conc) b=$(sessions_of conc2)
+  ((a == 1 && b == 1)) && { spread=1; break; }
+  tb_stop_daemon cpe2 >/dev/null 2>&1
+done
+((spread)) && say ok "one session on each daemon (try $try)" || say FAIL "sessions conc $a, conc2 $b after 8 tries"
+for d in cpe cpe2; do
+  tb_wait_log "$d" 'express connection.*(up|established|joined)' 10 >/dev/null 2>&1 || true
+done
+tb_cli "$TB_PROBE" --ports 3 --count 3 --sizes 64 198.18.4.2:7 || say FAIL "probe through cpe"
+tb_ns_exec cli2 "$TB_PROBE" --ports 3 --count 3 --sizes 64 198.18.4.2:7 || say FAIL "probe through cpe2"
+for d in conc conc2; do
+  xc=$(tb_counter "$d" express_connects) xr=$(tb_counter "$d" express_refused)
+  ((xc >= 1 && xr == 0)) && say ok "$d: express_connects $xc, express_refused 0" ||
+    say FAIL "$d: express_connects $xc, express_refused $xr"
+done
+grep -q 'the concentrator.s own address is 198\.18\.2\.2:710[12]' "$TB_DIR/cpe.log" &&
+  say ok "the CPE was named its daemon's own port" || say FAIL "the CPE was not named an instance port"
+! grep -q 'will not join it over every uplink' "$TB_DIR/cpe.log" "$TB_DIR/cpe2.log" &&
+  say ok "no fullmesh warning for a daemon of the same host" || say FAIL "a fullmesh warning"
+tb_stop_daemon cpe || say FAIL "cpe exit"
+tb_stop_daemon cpe2 || say FAIL "cpe2 exit"
+tb_stop_daemon conc || say FAIL "conc exit"
 tb_stop_daemon conc2 || say FAIL "conc2 exit"
 ((fail)) && exit 1
 echo "PASS: test_scale_instances"

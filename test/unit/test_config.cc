@@ -1086,4 +1086,15 @@ TEST_CASE("concentrator.reuse_port: several daemons on one address", "[config]")
   const std::string head = "role: concentrator\nauth: none\nconcentrator:\n  listen: 0.0.0.0:7000\n";
   CHECK(ok(head + "  reuse_port: true\n").concentrator.reuse_port);
   CHECK(err(head + "  reuse_port: 2\n").find("t.yaml:5:15: concentrator.reuse_port") == 0);
+  CHECK(ok(head + "  reuse_port: true\n  instance_port: 7001\n").concentrator.instance_port ==
+        7001);
+  CHECK(ok(head).concentrator.instance_port == 0);
+  CHECK(err(head + "  instance_port: 7001\n") ==
+        "t.yaml:5:18: concentrator.instance_port: only with concentrator.reuse_port: true (it "
+        "tells one of several daemons sharing the listen addresses from the others)");
+  CHECK(err(head + "  reuse_port: true\n  instance_port: 7000\n") ==
+        "t.yaml:6:18: concentrator.instance_port: 7000 is a concentrator.listen port; it must "
+        "be this daemon's own");
+  CHECK(err(head + "  reuse_port: true\n  instance_port: 0\n").find("concentrator.instance_port") !=
+        std::string::npos);
 }
