@@ -93,7 +93,7 @@
   X(tunnel_down, "no tunnel connection was up to carry it")                                 \
   X(tunnel_queue_full, "tunnel send queue full (backpressure)")                           \
   X(tunnel_queue_sojourn, "waited in a tunnel send queue past tunnel.queue_target for a tunnel.queue_interval (CoDel), or four intervals in all") \
-  X(tunnel_congested_new_flow, "new flow turned away while the tunnel queue is over half full")                             \
+  X(tunnel_congested_new_flow, "new flow turned away while the express queue is over half full and standing")                             \
   X(too_large, "datagram too large to frame")                                               \
   X(binding_refused, "no binding could be created for it")                                  \
   X(descriptor_limit, "new binding refused: descriptors at the budget (open-file limit less a reserve)") \

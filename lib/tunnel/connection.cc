@@ -323,6 +323,13 @@ void Connection::handshake_complete() {
   }
 }
 
+bool Connection::congested() const {
+  if (express_bytes() <= kExpressBytes / 2) return false;
+  if (express_sojourn_.dropping()) return true;
+  const TimePoint head = express_queue_.head_time();
+  return head != TimePoint{} && now() - head > opts_.queue_target;
+}
+
 std::uint64_t Connection::queued_datagrams() const {
   return backlog_.datagrams() + express_queue_.datagrams();
 }

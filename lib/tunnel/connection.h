@@ -208,11 +208,15 @@ class Connection {
   std::size_t buffer_bytes() const {
     return in_.capacity() + backlog_.capacity() + express_queue_.capacity();
   }
-  // The express queue is past half full: new flows are turned away so that the sparse
-  // flows already running keep the rest ("at a cap, new work is refused, old work
-  // continues"). A full backlog alone does not turn new flows away: it is the bulk
-  // flows' backlog, and a new flow's first datagram does not queue behind it.
-  bool congested() const { return express_bytes() > kExpressBytes / 2; }
+  // The express queue is past half full and standing: new flows are turned away so that
+  // the sparse flows already running keep the rest ("at a cap, new work is refused, old
+  // work continues"). Standing: its head has waited longer than tunnel.queue_target, or
+  // CoDel is dropping from it. A burst of first datagrams that the paths take within the
+  // target (a page load's 256 new flows on an idle tunnel) is no congestion: turned
+  // away, each would have waited a second for its application to send again. A full
+  // backlog alone does not turn new flows away either: it is the bulk flows' backlog,
+  // and a new flow's first datagram does not queue behind it.
+  bool congested() const;
   // Unsent bytes the kernel may hold now (0: no limit applies).
   std::size_t send_limit() const { return limit_ ? limit_->limit() : 0; }
   double send_rate() const { return limit_ ? limit_->rate() : 0; }
