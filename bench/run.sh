@@ -631,38 +631,53 @@ rss_cpe_alone() {
   log "$1: CPE alone against wiresink: $nb bindings, RSS $c0 -> $c1 KiB; $(tail -n1 "$TB_DIR/sink.log")"
 }
 
-# Instructions per datagram: both daemons under callgrind, counters zeroed once they are
-# up, CG_N echoed datagrams (each crosses each daemon twice), then a dump; the CPE's and
-# the concentrator's counts apart (conc_ir_per_datagram: the per-core cost figure of
-# docs/SCALE.md).
-sc_callgrind() {
-  [[ $1 == mpudp-* ]] || return 0
-  command -v valgrind >/dev/null || { RES[$1.ir_per_datagram]=\"no-valgrind\"; return 0; }
-  local mode=multiplexed enc=tls
-  [[ $1 == mpudp-pb* ]] && mode=per-binding
-  [[ $1 == *-clear ]] && enc=none
+# Instructions per datagram, one daemon under callgrind at a time (the other at full
+# speed, so that each count is of its own daemon under the tunnel's usual pace): zeroed once
+# it is up, CG_N echoed datagrams, then a dump. ir_per_datagram: the CPE's Ir per echoed
+# datagram (each crosses it twice: in from the LAN, back from the tunnel);
+# conc_ir_per_datagram: the concentrators' Ir (all instances) per datagram relayed (each
+# echoed one crosses them twice), the per-core cost figure of docs/SCALE.md.
+cg_side() {  # SYS MODE ENC SIDE(cpe|conc): sets CG_IR and CG_DGRAMS (not in a subshell:
+  # the testbed it builds is the run's)
+  local side=$4 wrap
   tear_down
   bench_setup || return 1
   trap bench_exit EXIT
   start_echo || return 1
-  CONC_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=$TB_DIR/cg-conc.out.%p" \
-    start_mpudp "$mode" "$enc" valgrind --tool=callgrind --callgrind-out-file="$TB_DIR/cg-cpe.out.%p" || return 1
+  wrap="valgrind --tool=callgrind --callgrind-out-file=$TB_DIR/cg-$side.out.%p"
+  if [[ $side == cpe ]]; then
+    # shellcheck disable=SC2086
+    start_mpudp "$2" "$3" $wrap || return 1
+  else
+    CONC_WRAPPER=$wrap start_mpudp "$2" "$3" || return 1
+  fi
   warm_up || return 1
-  # The recorded PIDs are valgrind's own (ip netns exec and taskset exec it). One dump
-  # each: every daemon then has one file, the counts since the zeroing.
-  local p pids="${TB_PIDS[cpe]} ${TB_PIDS[conc]} ${TB_PIDS[conc2]:-}"
-  for p in $pids; do callgrind_control -z "$p" >/dev/null 2>&1; done
+  # The recorded PIDs are valgrind's own (ip netns exec and taskset exec it); vgdb reaches
+  # them from inside their namespace. One dump each: every daemon then has one file, the
+  # counts since the zeroing.
+  local p pids="${TB_PIDS[cpe]}"
+  [[ $side == conc ]] && pids="${TB_PIDS[conc]} ${TB_PIDS[conc2]:-}"
+  for p in $pids; do tb_ns_exec "$side" callgrind_control -z "$p" >/dev/null 2>&1; done
   local out
   out=$(load --size 1200 --rate "$CG_PPS" --duration "$(fcalc "$CG_N / $CG_PPS")" --timeout 2000 "$DEST4")
-  for p in $pids; do callgrind_control -d "$p" >/dev/null 2>&1; done
+  for p in $pids; do tb_ns_exec "$side" callgrind_control -d "$p" >/dev/null 2>&1; done
   sleep 0.5
-  local ir irc n
-  n=$(jget "$out" echoed)
-  ir=$(cat "$TB_DIR"/cg-cpe.out.* 2>/dev/null | awk '/^summary:|^totals:/ { v = $2 } END { print v + 0 }')
-  irc=$(cat "$TB_DIR"/cg-conc.out.* 2>/dev/null | awk '/^summary:|^totals:/ { v += $2 } END { print v + 0 }')
-  RES[$1.ir_per_datagram]=$(fcalc "$ir / ($n > 0 ? $n : 1)")
-  RES[$1.conc_ir_per_datagram]=$(fcalc "$irc / (2 * ($n > 0 ? $n : 1))")
-  RES[$1.callgrind_datagrams]=$n
+  CG_IR=$(cat "$TB_DIR"/cg-"$side".out.* 2>/dev/null | awk '/^summary:|^totals:/ { v += $2 } END { print v + 0 }')
+  CG_DGRAMS=$(jget "$out" echoed)
+}
+
+sc_callgrind() {
+  [[ $1 == mpudp-* ]] || return 0
+  command -v valgrind >/dev/null || { RES[$1.ir_per_datagram]=\"no-valgrind\"; return 0; }
+  local mode=multiplexed enc=tls inst=1
+  [[ $1 == mpudp-pb* ]] && mode=per-binding
+  [[ $1 == *-clear ]] && enc=none
+  [[ $1 == *-2i ]] && inst=2
+  CONC_INSTANCES=$inst cg_side "$1" "$mode" "$enc" cpe || return 1
+  RES[$1.ir_per_datagram]=$(fcalc "$CG_IR / (${CG_DGRAMS:-0} > 0 ? $CG_DGRAMS : 1)")
+  RES[$1.callgrind_datagrams]=${CG_DGRAMS:-0}
+  CONC_INSTANCES=$inst cg_side "$1" "$mode" "$enc" conc || return 1
+  RES[$1.conc_ir_per_datagram]=$(fcalc "$CG_IR / (2 * (${CG_DGRAMS:-0} > 0 ? $CG_DGRAMS : 1))")
 }
 
 # How busy the whole machine is over one second while the system under test idles: the
