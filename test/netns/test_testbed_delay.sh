@@ -7,7 +7,7 @@
 #  2. path 0 at 30 ms and path 1 at 10 ms each way: round trips of ~60 ms and ~20 ms, IPv4
 #     and IPv6, each path its own;
 #  3. jitter (20 ± 8 ms) widens the spread of path 1's round trips, below 40 ms too;
-#  4. tb_path_dark 0: nothing crosses path 0 (conc's wan0 receives nothing) while path 1
+#  4. tb_path_dark 0: nothing crosses path 0 (conc's wan0 answers nothing) while path 1
 #     works; tb_path_light 0: path 0 answers again, still delayed;
 #     a burst of 20 into a path holding at most 5 (--limit 5) gets 5 through, 15 counted;
 #  5. a scheduled outage (--outage-at 1 --outage-for 1) loses the probes sent inside it,
@@ -123,13 +123,14 @@ within "path 1 p90 round trip with jitter (us)" "$p90" 44000 70000
 
 echo "--- 4. path 0 dark, then light"
 tb_path_dark 0 || exit 1
-rx0=$(tb_rx_bytes conc wan0)
+tx0=$(tb_tx_bytes conc wan0)
 read -r sent echoed p50 p99 max < <(probe 0 4 10 20)
-rx1=$(tb_rx_bytes conc wan0)
-echo "path 0 dark: sent $sent echoed $echoed; conc wan0 received $((rx1 - rx0)) bytes"
+tx1=$(tb_tx_bytes conc wan0)
+echo "path 0 dark: sent $sent echoed $echoed; conc wan0 sent $((tx1 - tx0)) bytes"
 within "path 0 echoed while dark" "$echoed" 0 0
-# 10 probes would be 1420 bytes; an ARP probe (not IP, not queued) is 42.
-within "bytes into conc over path 0 while dark" "$((rx1 - rx0))" 0 200
+# conc's delayer drops the probes as they come in, so conc answers none: 10 answers
+# would be 1420 bytes; an ARP reply (not IP, not queued) is 42.
+within "bytes out of conc over path 0 while dark" "$((tx1 - tx0))" 0 200
 read -r sent echoed p50 p99 max < <(probe 1 4 10 20)
 within "path 1 echoed while path 0 is dark" "$echoed" 10 10
 tb_path_light 0 || exit 1
@@ -138,9 +139,9 @@ echo "path 0 light: sent $sent echoed $echoed rtt_us p50 $p50"
 within "path 0 echoed after light" "$echoed" 10 10
 within "path 0 round trip after light (us)" "$p50" 60000 75000
 tb_path_clear 0 || bad "path 0's delayers did not exit cleanly"
-# The 10 probes, and perhaps a neighbour solicitation or two (conc's delayer drops only
+# The 10 probes, and perhaps a neighbour solicitation or two (cpe's delayer drops only
 # such chatter: no probe came through to be answered).
-within "path 0 cpe delayer's outage drops" "$(tb_path_summary 0 cpe outage)" 10 14
+within "path 0 conc delayer's outage drops" "$(tb_path_summary 0 conc outage)" 10 14
 grep -h '^nfqdelay: queue' "$TB_DIR"/delay0_*.log
 
 echo "--- 4b. a burst into a path that holds at most 5 packets"
@@ -150,8 +151,8 @@ echo "path 0, 20 at once, limit 5: sent $sent echoed $echoed"
 within "burst echoed through a limit of 5" "$echoed" 5 5
 tb_path_clear 0 || bad "path 0's delayers did not exit cleanly"
 # 15, and perhaps a neighbour solicitation that came while the line was full.
-within "path 0 cpe delayer's limit drops" "$(tb_path_summary 0 cpe limit)" 15 17
-within "path 0 cpe delayer's most held" "$(tb_path_summary 0 cpe max_held)" 5 5
+within "path 0 conc delayer's limit drops" "$(tb_path_summary 0 conc limit)" 15 17
+within "path 0 conc delayer's most held" "$(tb_path_summary 0 conc max_held)" 5 5
 
 echo "--- 5. scheduled outage and random loss on path 1"
 # lost_on_path1 WHAT COUNT RATE LO HI [FIELD]: COUNT probes over path 1 at RATE, of which
@@ -167,7 +168,7 @@ lost_on_path1() {
   tb_path_clear 1 || bad "path 1's delayers did not exit cleanly"
   drops=$(($(tb_path_summary 1 cpe "$6") + $(tb_path_summary 1 conc "$6")))
   within "$6 drops counted, $1" "$drops" "$lost" $((lost + 2))
-  within "replies passed by conc's delayer, $1" "$(tb_path_summary 1 conc passed)" \
+  within "replies passed by cpe's delayer, $1" "$(tb_path_summary 1 cpe passed)" \
     "$echoed" $((echoed + 2))
   grep -h '^nfqdelay: queue' "$TB_DIR"/delay1_*.log | tail -n 2
 }
