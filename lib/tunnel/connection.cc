@@ -356,6 +356,7 @@ std::int64_t Connection::kernel_room(std::size_t want) {
   }
   sampled_ = true;
   limit_->set_subflows(ps.subflows);
+  limit_->set_rtt_spread(ps.rtt_spread_us / 1e6);
   limit_->observe(ev_now(ctx_.loop), ps.sent, limited_);
   written_seen_ = written_;
   // What the transport holds (a record layer's ciphertext) is as unsent as the kernel's.

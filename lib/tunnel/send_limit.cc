@@ -21,6 +21,13 @@ void SendLimit::set_subflows(unsigned n) {
   recompute();
 }
 
+void SendLimit::set_rtt_spread(double seconds) {
+  const double s = std::clamp(seconds, 0.0, p_.max_spread_s);
+  if (s == spread_s_) return;
+  spread_s_ = s;
+  recompute();
+}
+
 void SendLimit::note_shared(double now_s) {
   const bool was = shared();
   shared_until_ = now_s + p_.shared_hold_s;
@@ -58,7 +65,8 @@ void SendLimit::observe(double now_s, std::uint64_t sent, bool backlogged) {
 
 void SendLimit::recompute() {
   const std::size_t floor = std::min(p_.min_per_subflow * subflows_, p_.ceiling);
-  const double target = shared() ? std::min(p_.target_s, p_.shared_target_s) : p_.target_s;
+  const double target =
+      shared() ? std::min(p_.target_s, p_.shared_target_s) : p_.target_s + spread_s_;
   const auto want = static_cast<std::size_t>(rate() * target);
   limit_ = std::clamp(want, floor, p_.ceiling);
 }

@@ -4,6 +4,8 @@
 #include "tunnel/mptcp_uapi.h"
 #include "tunnel/send_limit.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <ifaddrs.h>
 #include <linux/tcp.h>
 #include <net/if.h>
@@ -136,13 +138,18 @@ PathSample path_sample(int fd) {
   if (n > 0) {
     out.ok = true;
     out.subflows = static_cast<std::uint32_t>(n);
+    std::uint32_t lo = UINT32_MAX, hi = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const tcp_info& t = tcp.elems[i];
       out.sent += t.tcpi_bytes_sent;
       out.notsent += t.tcpi_notsent_bytes;
       out.path_queued += queued_in_path(std::uint64_t{t.tcpi_unacked} * t.tcpi_snd_mss,
                                         t.tcpi_rtt, t.tcpi_min_rtt);
+      if (t.tcpi_rtt == 0) continue;  // no RTT sample yet
+      lo = std::min(lo, t.tcpi_rtt);
+      hi = std::max(hi, t.tcpi_rtt);
     }
+    if (hi > lo) out.rtt_spread_us = hi - lo;
     return out;
   }
   tcp_info t{};

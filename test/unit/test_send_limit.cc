@@ -93,6 +93,24 @@ TEST_CASE("while sparse flows go ahead of a backlog, the shorter target", "[send
   CHECK(low.limit() == Approx(50e6 * 0.002).epsilon(0.05));
 }
 
+TEST_CASE("paths of unequal RTT: the difference is added to the target, not to the shared one",
+          "[send_limit]") {
+  SendLimit l({});  // 20 ms, 5 ms shared, at most 500 ms of spread
+  std::uint64_t sent = 0;
+  double t = feed(l, 0, 1.0, 12.5e6, sent, true);
+  CHECK(l.limit() == Approx(12.5e6 * 0.020).epsilon(0.05));
+  l.set_rtt_spread(0.040);  // 40 and 80 ms round trips
+  CHECK(l.limit() == Approx(12.5e6 * 0.060).epsilon(0.05));
+  l.note_shared(t);  // light flows wait behind it: they matter more than the slow path
+  CHECK(l.limit() == Approx(12.5e6 * 0.005).epsilon(0.05));
+  t = feed(l, t, 1.1, 12.5e6, sent, true);
+  CHECK(l.limit() == Approx(12.5e6 * 0.060).epsilon(0.05));
+  l.set_rtt_spread(3.0);  // a path that slow is not worth seconds of queue
+  CHECK(l.limit() == Approx(12.5e6 * 0.520).epsilon(0.05));
+  l.set_rtt_spread(-1);  // nonsense reads as none
+  CHECK(l.limit() == Approx(12.5e6 * 0.020).epsilon(0.05));
+}
+
 TEST_CASE("the limit stays within its ceiling", "[send_limit]") {
   SendLimit::Params p;
   p.ceiling = 256 * 1024;
