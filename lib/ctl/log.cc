@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <string>
 
 namespace mpudp::log {
 namespace {
@@ -39,8 +40,22 @@ void append(char* out, std::size_t cap, std::size_t* off, const char* fmt, ...) 
 void emit(Level l, std::string_view peer, const char* fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 void emit(Level l, std::string_view peer, const char* fmt, va_list ap) {
-  char message[1024];
-  std::vsnprintf(message, sizeof message, fmt, ap);
+  // Most lines fit the stack buffer; a longer one (SIGUSR1's counters as JSON, several
+  // KiB) is formatted again on the heap rather than cut, which would break its JSON.
+  // Bounded all the same, whatever a message quotes.
+  constexpr std::size_t kMaxMessage = 16 * 1024;
+  char small[1024];
+  std::string big;
+  va_list again;
+  va_copy(again, ap);
+  const int want = std::vsnprintf(small, sizeof small, fmt, ap);
+  const char* message = small;
+  if (want >= static_cast<int>(sizeof small)) {
+    big.resize(std::min<std::size_t>(static_cast<std::size_t>(want), kMaxMessage - 1) + 1);
+    std::vsnprintf(big.data(), big.size(), fmt, again);
+    message = big.c_str();
+  }
+  va_end(again);
   if (g_target == Target::Syslog) {
     const int len = static_cast<int>(std::min<std::size_t>(peer.size(), 256));
     if (peer.empty())
@@ -61,8 +76,16 @@ void emit(Level l, std::string_view peer, const char* fmt, va_list ap) {
                   t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec / 1000000);
     f.timestamp = stamp;
   }
-  char line[1400];
-  const std::size_t n = format_line(line, sizeof line, l, f, peer, message);
+  char short_line[1400];
+  std::string long_line;
+  char* line = short_line;
+  std::size_t cap = sizeof short_line;
+  if (!big.empty()) {
+    long_line.resize(big.size() + 400);  // the prefix: stamp, level, a peer of 256 at most
+    line = long_line.data();
+    cap = long_line.size();
+  }
+  const std::size_t n = format_line(line, cap - 1, l, f, peer, message);
   line[n] = '\n';
   // One write per line: lines of concurrent writers (and journald's reader) stay whole.
   std::fwrite(line, 1, n + 1, stderr);
