@@ -27,6 +27,32 @@ std::string dev_ino(int fd) {
   return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
 }
 
+// What `write` sends to stderr, with timestamps off and the level at info.
+template <typename F>
+std::string captured_stderr(F write) {
+  char path[] = "/tmp/mpudp-log-XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  unlink(path);
+  std::fflush(stderr);
+  const int saved = dup(STDERR_FILENO);
+  REQUIRE(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+  log::set_timestamps(false);
+  log::set_target(log::Target::Stderr);
+  log::set_level(log::Level::Info);
+  write();
+  std::fflush(stderr);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  log::set_timestamps(true);
+  std::string got(64 * 1024, '\0');
+  const ssize_t n = pread(fd, got.data(), got.size(), 0);
+  close(fd);
+  REQUIRE(n >= 0);
+  got.resize(static_cast<std::size_t>(n));
+  return got;
+}
+
 }  // namespace
 
 TEST_CASE("log levels map to the syslog priorities journald and syslogd file them under") {
@@ -90,66 +116,29 @@ TEST_CASE("JOURNAL_STREAM counts only when it names the descriptor's own file") 
 }
 
 TEST_CASE("lines written to stderr carry the prefix and the peer slot") {
-  // Redirect stderr into a file for the duration.
-  char path[] = "/tmp/mpudp-log-XXXXXX";
-  const int fd = mkstemp(path);
-  REQUIRE(fd >= 0);
-  unlink(path);
-  std::fflush(stderr);
-  const int saved = dup(STDERR_FILENO);
-  REQUIRE(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
-  log::set_timestamps(false);
-  log::set_priority_prefix(true);
-  log::set_target(log::Target::Stderr);
-  log::set_level(log::Level::Info);
-  PEER_WARN("198.18.2.2:7000", "tunnel to %s lost: %s", "198.18.2.2:7000", "reset");
-  LOG_INFO("plain %d", 1);
-  LOG_DEBUG("not shown");
-  PEER_DEBUG("x", "not shown either");
-  std::fflush(stderr);
-  dup2(saved, STDERR_FILENO);
-  close(saved);
-  log::set_priority_prefix(false);
-  log::set_timestamps(true);
-
-  char buf[512] = {};
-  const ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-  close(fd);
-  REQUIRE(n > 0);
-  CHECK(std::string(buf, static_cast<std::size_t>(n)) ==
+  const std::string got = captured_stderr([] {
+    log::set_priority_prefix(true);
+    PEER_WARN("198.18.2.2:7000", "tunnel to %s lost: %s", "198.18.2.2:7000", "reset");
+    LOG_INFO("plain %d", 1);
+    LOG_DEBUG("not shown");
+    PEER_DEBUG("x", "not shown either");
+    log::set_priority_prefix(false);
+  });
+  CHECK(got ==
         "<4>mpudpd[warn]: peer=198.18.2.2:7000: tunnel to 198.18.2.2:7000 lost: reset\n"
         "<6>mpudpd[info]: plain 1\n");
 }
 
 TEST_CASE("a message longer than the usual buffer is written whole, up to 16 KiB") {
-  char path[] = "/tmp/mpudp-log-XXXXXX";
-  const int fd = mkstemp(path);
-  REQUIRE(fd >= 0);
-  unlink(path);
-  std::fflush(stderr);
-  const int saved = dup(STDERR_FILENO);
-  REQUIRE(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
-  log::set_timestamps(false);
-  log::set_target(log::Target::Stderr);
-  log::set_level(log::Level::Info);
   // SIGUSR1's counters: a JSON object of several KiB that must stay parseable.
   const std::string json = "{\"a\":\"" + std::string(5000, 'x') + "\"}";
   const std::string huge(40000, 'y');
-  LOG_INFO("stats bindings=%d %s", 3, json.c_str());
-  LOG_INFO("%s", huge.c_str());
-  std::fflush(stderr);
-  dup2(saved, STDERR_FILENO);
-  close(saved);
-  log::set_timestamps(true);
-
-  std::string got(64 * 1024, '\0');
-  const ssize_t n = pread(fd, got.data(), got.size(), 0);
-  close(fd);
-  REQUIRE(n > 0);
-  got.resize(static_cast<std::size_t>(n));
+  const std::string got = captured_stderr([&] {
+    LOG_INFO("stats bindings=%d %s", 3, json.c_str());
+    LOG_INFO("%s", huge.c_str());
+  });
   const std::string first = "mpudpd[info]: stats bindings=3 " + json + "\n";
   REQUIRE(got.size() > first.size());
   CHECK(got.substr(0, first.size()) == first);
-  const std::string second = got.substr(first.size());
-  CHECK(second == "mpudpd[info]: " + std::string(16 * 1024 - 1, 'y') + "\n");
+  CHECK(got.substr(first.size()) == "mpudpd[info]: " + std::string(16 * 1024 - 1, 'y') + "\n");
 }
