@@ -390,8 +390,7 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
             // at most, over the first uplink (measured on 6.18, docs/SCALE.md). The
             // address dialled at another port is one of several daemons of one host
             // (concentrator.instance_port): joins go to the dialled address as always.
-            const bool same_host =
-                direct_.family == c.peer().family && direct_.addr == c.peer().addr;
+            const bool same_host = direct_.same_address(c.peer());
             const bool joins_ok = same_host ||
                 std::any_of(cfg_.paths.begin(), cfg_.paths.end(),
                             [](const Config::Path& p) { return p.fullmesh || p.laminar; });

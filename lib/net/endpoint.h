@@ -44,6 +44,9 @@ struct Endpoint {
   // 0.0.0.0/8 or the IPv4 limited broadcast. Says nothing about routing.
   bool is_unicast() const;
 
+  // The same host address, whatever the ports.
+  bool same_address(const Endpoint& o) const { return family == o.family && addr == o.addr; }
+
   friend bool operator==(const Endpoint& a, const Endpoint& b) {
     return a.family == b.family && a.port == b.port && a.addr == b.addr;
   }

@@ -1,18 +1,12 @@
 #include "relay/nat.h"
 
 namespace mpudp {
-namespace {
-bool same_address(const Endpoint& a, const Endpoint& b) {
-  return a.family == b.family && a.addr == b.addr;
-}
-}  // namespace
-
 bool filter_admits(FilteringConfig mode, const Binding& b, const Endpoint& from) {
   if (mode == FilteringConfig::EndpointIndependent) return true;
   // At most bindings.max_remotes flows, and only for a remote the binding has no flow
   // for yet: a scan costs less than an index kept on every flow change.
   for (const Flow& f : b.flows)
-    if (f.client_sent && same_address(f.remote, from)) return true;
+    if (f.client_sent && f.remote.same_address(from)) return true;
   return false;
 }
 

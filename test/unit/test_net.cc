@@ -42,6 +42,16 @@ TEST_CASE("parse fills family, address and port", "[endpoint]") {
   CHECK(v6->addr_len() == 16);
 }
 
+TEST_CASE("same_address compares the host address, not the port", "[endpoint]") {
+  const auto a = *Endpoint::parse("198.18.2.2:7000");
+  CHECK(a.same_address(*Endpoint::parse("198.18.2.2:7001")));
+  CHECK_FALSE(a.same_address(*Endpoint::parse("198.18.2.3:7000")));
+  // 198.18.2.2 written as an IPv6 address is another address to the kernel's sockets.
+  CHECK_FALSE(a.same_address(*Endpoint::parse("[::ffff:198.18.2.2]:7000")));
+  CHECK(Endpoint::parse("[2001:db8::1]:1")->same_address(*Endpoint::parse("[2001:db8::1]:2")));
+  CHECK_FALSE(Endpoint{}.same_address(a));
+}
+
 TEST_CASE("parse canonicalises IPv6 text", "[endpoint]") {
   auto e = Endpoint::parse("[2001:DB8:0:0::0001]:53");
   REQUIRE(e);
