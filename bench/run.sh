@@ -664,7 +664,7 @@ d={k: v - d0.get(k, 0) for k, v in d.items()}
 print(sum(d.values()), " ".join(f"{k}={v}" for k, v in sorted(d.items()) if v))' \
       "$BENCH_DIR/$side-status.json" "${AGG_DROPS0[$side]:-{\}}" 2>/dev/null) || reasons=nan
     RES[$1.${2}_${side}_dropped]=${reasons%% *}
-    log "$1/$2: $side drops: ${reasons#* }"
+    log "$1/$([[ $2 == aggd ]] && echo aggregation_delay || echo aggregation): $side drops: ${reasons#* }"
   done
 }
 
