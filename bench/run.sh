@@ -24,7 +24,7 @@
 #   ss               shadowsocks-libev ss-redir -U -> ss-server (UDP relay: UDP over UDP),
 #                    AEAD cipher chacha20-ietf-poly1305
 # Scenarios: capacity pps64 idle_rtt latency_load latency_prio aggregation churn rss_bindings
-# callgrind
+# aggregation_delay realtime callgrind
 # (bench/README.md says what each measures). Prints a table and the targets of issues 7
 # and 18, and writes JSON to --json FILE (default: bench/results-<date>.json).
 #
@@ -39,11 +39,14 @@ export MPUDP_BUILD=${MPUDP_BUILD:-$BENCH_REPO/build-bench}
 export TB_QUIET=${TB_QUIET:-1}
 # shellcheck source=../test/netns/lib.sh
 source "$BENCH_REPO/test/netns/lib.sh"
+# shellcheck source=../test/netns/delay_lib.sh
+source "$BENCH_REPO/test/netns/delay_lib.sh"
 
 LOAD=$MPUDP_BUILD/tools/udpload
 FLOOD=$MPUDP_BUILD/tools/udpflood
 SINK=$MPUDP_BUILD/tools/wiresink
 CTL=$MPUDP_BUILD/daemon/mpudpctl
+CALLPROBE=$BENCH_REPO/test/netns/callprobe.py
 LOAD_CPU=${BENCH_LOAD_CPU:-0}
 PROXY_CPU=${BENCH_PROXY_CPU:-1}
 # The kernel's own default, and what a stock Debian or OpenWrt runs: results must not
@@ -51,8 +54,11 @@ PROXY_CPU=${BENCH_PROXY_CPU:-1}
 # figures, each its own way: bench/README.md).
 BENCH_CC=${BENCH_CC-cubic}
 
+# aggregation_delay and realtime each run on a testbed of their own and leave a fresh one:
+# after the others, so that these see the system as they always did (churn's memory
+# figure counts what the scenarios before it left).
 ALL_SCENARIOS=(capacity pps64 idle_rtt latency_load latency_prio aggregation churn rss_bindings
-  callgrind)
+  aggregation_delay realtime callgrind)
 ALL_SYSTEMS=(direct mpudp-mux mpudp-mux-clear mpudp-mux-log mpudp-pb mpudp-pb-clear mpudp-pb-2i v2ray v2ray-tls ss)
 QUICK=0
 ONLY=
@@ -93,6 +99,9 @@ else
   PROBE_S=3 DRAIN_MS=1000 SEARCH_STEPS=6 IDLE_S=10 LOAD_S=15 AGG_S=12 AGG_WARM_S=2 CHURN_N=5000
   FLOOD_N=100000 FLOOD_PPS=20000 CG_N=20000 CG_PPS=2000
 fi
+# realtime: one call, the same in both modes: an outage needs a stretch before it, the
+# outage and a stretch after it to be seen at all.
+RT_CALL_S=12 RT_DARK_AT_S=4 RT_DARK_S=3
 
 log() { echo "[bench] $*" >&2; }
 declare -A RES=()    # "system.metric" -> value
@@ -111,7 +120,9 @@ print(d)' "$1" "$2" 2>/dev/null || echo nan
 # Prerequisites
 
 [[ $EUID -eq 0 ]] || { echo "bench: needs root" >&2; exit 1; }
-for f in "$LOAD" "$FLOOD" "$TB_ECHO" "$TB_DAEMON" "$CTL"; do
+need_built=("$LOAD" "$FLOOD" "$TB_ECHO" "$TB_DAEMON" "$CTL")
+has_scenario aggregation_delay || has_scenario realtime && need_built+=("$TB_NFQDELAY")
+for f in "${need_built[@]}"; do
   [[ -x $f ]] || { echo "bench: $f missing: cmake -S $BENCH_REPO -B $MPUDP_BUILD -DMPUDP_TESTS=OFF && cmake --build $MPUDP_BUILD" >&2; exit 1; }
 done
 
@@ -339,10 +350,13 @@ bench_setup() {
   done
 }
 
-bring_up() {  # SYSTEM
+# bring_up SYSTEM: a fresh testbed running SYSTEM. BRING_UP_PATHS: a function that sets up
+# the paths (delays, loss) before the system starts.
+bring_up() {
   bench_setup || return 1
   trap bench_exit EXIT
   start_echo || return 1
+  [[ -z ${BRING_UP_PATHS:-} ]] || "$BRING_UP_PATHS" || return 1
   case $1 in
     direct) tb_direct_routing ;;
     mpudp-mux) start_mpudp multiplexed tls ;;
@@ -481,11 +495,13 @@ links_tx_bytes() {  # "CPE_UPLINKS_TX CONC_WANS_TX": bytes sent on both shaped p
   echo "$(( $(tb_tx_bytes cpe up0) + $(tb_tx_bytes cpe up1) )) $(( $(tb_tx_bytes conc wan0) + $(tb_tx_bytes conc wan1) ))"
 }
 
-sc_aggregation() {
+# aggregate SYS PREFIX: the aggregation run, its figures stored as PREFIX_* (agg, aggd).
+aggregate() {
+  local p=$2
   tb_shape_uplinks 50mbit || return 1
   local a0 a1 b0 b1 out u0 u1 w0 w1 t0 t1
-  local out_f="$BENCH_DIR/agg.json"
-  [[ $1 == mpudp-* ]] && agg_drops "$1" before
+  local out_f="$BENCH_DIR/$p.json"
+  [[ $1 == mpudp-* ]] && agg_drops "$1" "$p" before
   a0=$(tb_tx_bytes cpe up0); a1=$(tb_tx_bytes cpe up1)
   load --size 1200 --mbit 150 --duration "$AGG_S" --warmup "$AGG_WARM_S" --timeout 500 \
     "$DEST4" >"$out_f" &
@@ -500,32 +516,142 @@ sc_aggregation() {
   out=$(cat "$out_f")
   b0=$(tb_tx_bytes cpe up0); b1=$(tb_tx_bytes cpe up1)
   w0=${u0% *} w1=${u1% *}
-  RES[$1.agg_link_up_mbit]=$(fcalc "($w1 - $w0) * 8 / ($t1 - $t0) / 1000000")
+  RES[$1.${p}_link_up_mbit]=$(fcalc "($w1 - $w0) * 8 / ($t1 - $t0) / 1000000")
   w0=${u0#* } w1=${u1#* }
-  RES[$1.agg_link_down_mbit]=$(fcalc "($w1 - $w0) * 8 / ($t1 - $t0) / 1000000")
-  RES[$1.agg_goodput_mbit]=$(jget "$out" goodput_mbit)
-  RES[$1.agg_steady_goodput_mbit]=$(jget "$out" steady_goodput_mbit)
-  RES[$1.agg_loss_pct]=$(jget "$out" loss_pct)
-  RES[$1.agg_reordered]=$(jget "$out" reordered)
+  RES[$1.${p}_link_down_mbit]=$(fcalc "($w1 - $w0) * 8 / ($t1 - $t0) / 1000000")
+  RES[$1.${p}_goodput_mbit]=$(jget "$out" goodput_mbit)
+  RES[$1.${p}_steady_goodput_mbit]=$(jget "$out" steady_goodput_mbit)
+  RES[$1.${p}_loss_pct]=$(jget "$out" loss_pct)
+  RES[$1.${p}_reordered]=$(jget "$out" reordered)
   local d0=$((b0 - a0)) d1=$((b1 - a1))
-  RES[$1.agg_share_up0_pct]=$(fcalc "100 * $d0 / ($d0 + $d1 + 1)")
-  RES[$1.agg_share_up1_pct]=$(fcalc "100 * $d1 / ($d0 + $d1 + 1)")
-  RES[$1.subflows]=$(tb_mptcp_max_subflows cpe)
-  RES[$1.subflow_paths]="\"$(tb_subflow_paths)\""
-  [[ $1 == mpudp-* ]] && agg_drops "$1"
+  RES[$1.${p}_share_up0_pct]=$(fcalc "100 * $d0 / ($d0 + $d1 + 1)")
+  RES[$1.${p}_share_up1_pct]=$(fcalc "100 * $d1 / ($d0 + $d1 + 1)")
+  # The subflows are the carrier's, not the scenario's: taken once, in the plain run.
+  if [[ $p == agg ]]; then
+    RES[$1.subflows]=$(tb_mptcp_max_subflows cpe)
+    RES[$1.subflow_paths]="\"$(tb_subflow_paths)\""
+  fi
+  [[ $1 == mpudp-* ]] && agg_drops "$1" "$p"
   tb_unshape_uplinks
+}
+sc_aggregation() { aggregate "$1" agg; }
+
+# delay_usable SCENARIO: what the delayers need is there; if not, says so (the scenario
+# is then skipped, not failed: tb_path_require would end the whole bench).
+delay_usable() {
+  local t
+  for t in iptables ip6tables; do
+    command -v "$t" >/dev/null || { log "$1: skipped: $t is not installed"; return 1; }
+  done
+  [[ -x $TB_NFQDELAY ]] || { log "$1: skipped: $TB_NFQDELAY is not built"; return 1; }
+}
+
+# delayed_testbed SYSTEM PATHS_FN: a fresh testbed whose paths PATHS_FN sets up before
+# SYSTEM starts. Real uplinks have their round trips from the first packet; delay added
+# under a running system leaves its long-lived connections (mpudp's, multiplexed) with the
+# min RTT of the undelayed veths, which the kernel keeps for net.ipv4.tcp_min_rtt_wlen
+# (300 s) and mpudp's limit_path_queue reads: the whole path delay then looks like queue
+# (mpudp-mux's aggd steady goodput in quick runs: 3-4 Mbit/s with the delays added under
+# it, 8 with them there from the start).
+delayed_testbed() {
+  tear_down
+  BRING_UP_PATHS=$2 bring_up "$1" && warm_up || return 1
+  sleep 1.5  # the subflows joined over the slower path, the express connection's too
+}
+
+# plain_testbed SYSTEM: a fresh testbed without delays, loss or shaping for the scenarios
+# that come after; rebuilding is what takes away every delayer, rule and queue.
+plain_testbed() { tear_down; bring_up "$1" && warm_up; }
+
+aggd_paths() { tb_path_delay 0 20 && tb_path_delay 1 40; }
+
+# Real uplinks have round trips of tens of milliseconds, unequal ones; the testbed's
+# veths have none, and a carrier's congestion control fills 2 x 50 Mbit/s far more
+# easily without them.
+sc_aggregation_delay() {
+  delay_usable aggregation_delay || return 0
+  local rc=0
+  delayed_testbed "$1" aggd_paths && aggregate "$1" aggd || rc=1
+  plain_testbed "$1" || rc=1
+  return "$rc"
+}
+
+# The call's socket exists (connected to the call echo): its first datagram is on its way.
+call_started() { [[ -n $(tb_cli ss -Hun dst "$TB_SRV4:9" 2>/dev/null) ]]; }
+
+# call_field SUMMARY DIRECTION FIELD: a figure of `callprobe.py summary`; "nan" where the
+# call gave none (null there, null in our JSON too).
+call_field() {
+  python3 -c 'import json, sys
+v = json.loads(sys.argv[1])[sys.argv[2]][sys.argv[3]]
+print("nan" if v is None else v)' "$@" 2>/dev/null || echo nan
+}
+
+# Path 0 clean, path 1 slower and lossy (each way, in both delayers).
+rt_paths() { tb_path_delay 0 20 && tb_path_delay 1 40 0 --loss 5; }
+
+# Issue 20: a call (50 datagrams/s of 160 B, timed one way each direction by
+# callprobe.py) beside a bulk flow of 150 Mbit/s into the two 50 Mbit/s paths; path 0
+# clean at 20 ms, path 1 at 40 ms losing 5 % each way, path 0 dark for RT_DARK_S in the
+# middle of the call.
+sc_realtime() {
+  delay_usable realtime || return 0
+  local rc=0 bulk_f="$BENCH_DIR/rt-bulk.json" call_f="$BENCH_DIR/rt-call.json" bulk call
+  local t_dark t_light rest sum
+  delayed_testbed "$1" rt_paths || { plain_testbed "$1"; return 1; }
+  tb_bg callecho srv taskset -c "$LOAD_CPU" python3 -u "$CALLPROBE" echo "$TB_SRV4" 9
+  if ! tb_poll 5 grep -qs ready "$TB_DIR/callecho.log"; then
+    log "$1/realtime: callprobe echo did not start"
+    plain_testbed "$1"
+    return 1
+  fi
+  tb_shape_uplinks 50mbit || rc=1
+  if ((rc == 0)); then
+    load --size 1200 --mbit 150 --duration "$(fcalc "$RT_CALL_S + 3")" --timeout 500 "$DEST4" >"$bulk_f" &
+    bulk=$!
+    sleep 1  # the bulk flow has filled the paths when the call starts, as in under_load
+    tb_cli taskset -c "$LOAD_CPU" python3 "$CALLPROBE" call "$TB_SRV4" 9 50 160 "$RT_CALL_S" 3 \
+      >"$call_f" 2>>"$BENCH_DIR/load.log" &
+    call=$!
+    # From the call's first datagram, not its launch: python starts slowly on a busy load
+    # core (over a second, seen), which would leave little of the call before the outage.
+    tb_poll 10 call_started || log "$1/realtime: the call's socket did not show up"
+    sleep "$RT_DARK_AT_S"
+    t_dark=$EPOCHREALTIME
+    tb_path_dark 0 || rc=1
+    # Going dark is confirmed through the delayers' logs, which can take a second on a
+    # busy host: the outage lasts RT_DARK_S from the signal, not from the confirmation.
+    rest=$(fcalc "$RT_DARK_S - (${EPOCHREALTIME/,/.} - ${t_dark/,/.})")
+    [[ $rest == -* ]] || sleep "$rest"
+    t_light=$EPOCHREALTIME
+    tb_path_light 0 || rc=1
+    wait "$call" || rc=1
+    wait "$bulk"
+    sum=$(python3 "$CALLPROBE" summary "$call_f" "$t_dark" "$t_light" 150 2>>"$BENCH_DIR/load.log")
+    log "$1/realtime: call $sum"
+    local k
+    for k in up down; do
+      RES[$1.rt_late_${k}_pct]=$(call_field "$sum" "$k" late_pct)
+      RES[$1.rt_${k}_p99_ms]=$(call_field "$sum" "$k" p99_ms)
+      RES[$1.rt_outage_${k}_p99_ms]=$(call_field "$sum" "$k" p99_ms_from_dark)
+    done
+    RES[$1.rt_bulk_goodput_mbit]=$(jget "$(cat "$bulk_f")" goodput_mbit)
+  fi
+  plain_testbed "$1" || rc=1
+  return "$rc"
 }
 
 # Where the aggregation run's lost datagrams went: each daemon's drops by reason during the
 # scenario (the CPE drops the offered excess on the way up; what the concentrator drops is
-# echoes lost on the way down). `agg_drops SYSTEM before` takes the counts the scenarios
-# before left; `agg_drops SYSTEM` reports the difference.
+# echoes lost on the way down). `agg_drops SYSTEM PREFIX before` takes the counts the
+# scenarios before left; `agg_drops SYSTEM PREFIX` reports the difference as
+# PREFIX_cpe_dropped and PREFIX_conc_dropped.
 declare -A AGG_DROPS0=()
-agg_drops() {
+agg_drops() {  # SYSTEM PREFIX [before]
   local side reasons
   for side in cpe conc; do
     "tb_$side" "$CTL" -s "$TB_DIR/$side.sock" status --json >"$BENCH_DIR/$side-status.json" 2>&1
-    if [[ ${2:-} == before ]]; then
+    if [[ ${3:-} == before ]]; then
       AGG_DROPS0[$side]=$(python3 -c 'import json,sys
 print(json.dumps(json.load(open(sys.argv[1]))["stats"]["drops"]))' \
         "$BENCH_DIR/$side-status.json" 2>/dev/null) || AGG_DROPS0[$side]='{}'
@@ -537,8 +663,8 @@ d0=json.loads(sys.argv[2])
 d={k: v - d0.get(k, 0) for k, v in d.items()}
 print(sum(d.values()), " ".join(f"{k}={v}" for k, v in sorted(d.items()) if v))' \
       "$BENCH_DIR/$side-status.json" "${AGG_DROPS0[$side]:-{\}}" 2>/dev/null) || reasons=nan
-    RES[$1.agg_${side}_dropped]=${reasons%% *}
-    log "$1/aggregation: $side drops: ${reasons#* }"
+    RES[$1.${2}_${side}_dropped]=${reasons%% *}
+    log "$1/$([[ $2 == aggd ]] && echo aggregation_delay || echo aggregation): $side drops: ${reasons#* }"
   done
 }
 
@@ -805,10 +931,14 @@ metrics=(host_busy_pct host_nice_pct capacity_mbit capacity_pps cpu_s_per_gbit p
   idle_rtt6_p50_us idle_rtt6_p99_us load_rtt_p50_us load_rtt_p99_us load_probe_loss_pct
   load_bulk_goodput_mbit prio_rtt_p50_us prio_rtt_p99_us prio_probe_loss_pct
   prio_bulk_goodput_mbit agg_goodput_mbit agg_steady_goodput_mbit agg_link_up_mbit
-  agg_link_down_mbit agg_loss_pct agg_cpe_dropped agg_conc_dropped agg_reordered agg_share_up0_pct agg_share_up1_pct subflows subflow_paths churn_flows_per_s churn_failed
+  agg_link_down_mbit agg_loss_pct agg_cpe_dropped agg_conc_dropped agg_reordered agg_share_up0_pct agg_share_up1_pct subflows subflow_paths
+  aggd_goodput_mbit aggd_steady_goodput_mbit aggd_link_up_mbit aggd_link_down_mbit aggd_loss_pct
+  aggd_cpe_dropped aggd_conc_dropped aggd_reordered aggd_share_up0_pct aggd_share_up1_pct churn_flows_per_s churn_failed
   churn_first_reply_p50_us churn_first_reply_p99_us pss_after_churn_kib procs_after_churn bindings_cpe
   bindings_conc nofile_hard_limit rss_per_binding_cpe_b rss_per_binding_conc_b bindings_cpe_alone
-  rss_per_binding_cpe_alone_b ir_per_datagram conc_cpu_us_per_dgram conc_ir_per_datagram bindings_per_instance binding_log_lines)
+  rss_per_binding_cpe_alone_b ir_per_datagram conc_cpu_us_per_dgram conc_ir_per_datagram bindings_per_instance binding_log_lines
+  rt_late_up_pct rt_late_down_pct rt_up_p99_ms rt_down_p99_ms rt_outage_up_p99_ms rt_outage_down_p99_ms
+  rt_bulk_goodput_mbit)
 mode_label=full
 ((QUICK)) && mode_label="QUICK (short runs; not reference figures)"
 ((ROUNDS > 1)) && mode_label+=", medians of $ROUNDS rounds"

@@ -15,6 +15,10 @@
 #                                          LIGHT (time.time() values; bash's
 #                                          $EPOCHREALTIME), the slow one being SLOW_MS:
 #                                          one JSON object (see outage())
+#   callprobe.py summary CALL_JSON DARK LIGHT DEADLINE_MS
+#                                          the call as a user hears it (bench/run.sh's
+#                                          realtime scenario): one JSON object (see
+#                                          summary())
 #
 # The JSON has "start" (time.time() of the first send), "interval" (s) and "d": one
 # [t_send, up_s, down_s] per datagram in sequence order, times relative to "start", with
@@ -144,8 +148,44 @@ def outage(d, dark, light, fast_ms, slow_ms, late_ms=150):
     return out
 
 
+def p99(xs):
+    """Nearest-rank 99th percentile, None for no values."""
+    xs = sorted(xs)
+    return xs[max(0, -(-99 * len(xs) // 100) - 1)] if xs else None
+
+
+def summary(d, dark, light, deadline_ms=150):
+    """Per direction: "late_pct", the share of all datagrams not delivered within
+    DEADLINE_MS one way (a voice or video frame that late is as good as lost, so the never
+    delivered count alike); "lost", those never delivered; the p99 one-way delay in ms of
+    the delivered ones sent before DARK ("p99_ms": both paths up) and of those sent from
+    DARK on ("p99_ms_from_dark": the outage and the recovery after it); "late_after_light",
+    datagrams sent a second or more after LIGHT that were still late (a carrier that has
+    not recovered)."""
+    start = d["start"]
+    dark -= start
+    light -= start
+    rows = d["d"]
+    out = {"sent": len(rows), "dark_at_s": round(dark, 3), "dark_s": round(light - dark, 3)}
+    ms = lambda x: None if x is None else round(x * 1000, 1)
+    for k, name in ((1, "up"), (2, "down")):
+        late = lambda r: r[k] is None or r[k] > deadline_ms / 1000.0
+        out[name] = {
+            "late_pct": round(100.0 * sum(1 for r in rows if late(r)) / max(1, len(rows)), 2),
+            "lost": sum(1 for r in rows if r[k] is None),
+            "p99_ms": ms(p99([r[k] for r in rows if r[0] < dark and r[k] is not None])),
+            "p99_ms_from_dark": ms(p99([r[k] for r in rows if r[0] >= dark and r[k] is not None])),
+            "late_after_light": sum(1 for r in rows if r[0] >= light + 1 and late(r)),
+        }
+    return out
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "outage":
+    if sys.argv[1] == "summary":
+        a = sys.argv
+        print(json.dumps(summary(json.load(open(a[2])), float(a[3]), float(a[4]),
+                                 float(a[5]) if len(a) > 5 else 150)))
+    elif sys.argv[1] == "outage":
         a = sys.argv
         print(json.dumps(outage(json.load(open(a[2])), float(a[3]), float(a[4]), float(a[5]),
                                 float(a[6]), float(a[7]) if len(a) > 7 else 150)))
