@@ -52,7 +52,7 @@ class SendLimit {
   // start (monotonic), `backlogged` that bytes were waiting for room under the limit.
   void observe(double now_s, std::uint64_t sent, bool backlogged);
   void set_subflows(unsigned n);
-  // The slowest subflow's smoothed RTT less the fastest one's, in seconds. Added to the
+  // The slowest subflow's minimum RTT less the fastest one's, in seconds. Added to the
   // target (not to the shared one), up to max_spread_s: the kernel's scheduler gives a
   // subflow data while its bytes queued (in flight and unsent) last no longer, at its
   // pacing rate, than the others' (the shortest "linger time"). The slower path's queue

@@ -145,9 +145,13 @@ PathSample path_sample(int fd) {
       out.notsent += t.tcpi_notsent_bytes;
       out.path_queued += queued_in_path(std::uint64_t{t.tcpi_unacked} * t.tcpi_snd_mss,
                                         t.tcpi_rtt, t.tcpi_min_rtt);
-      if (t.tcpi_rtt == 0) continue;  // no RTT sample yet
-      lo = std::min(lo, t.tcpi_rtt);
-      hi = std::max(hi, t.tcpi_rtt);
+      // The paths' own round trips (the least seen), not the smoothed ones: those include
+      // the queues the subflows' congestion control keeps, and under an overload the
+      // difference of two bottlenecks' queues (seconds at 4 Mbit/s) would let the limit
+      // queue that much more unsent data (test_tunnel_sojourn: round trips of 1.8 s).
+      if (t.tcpi_min_rtt == 0) continue;  // no RTT sample yet
+      lo = std::min(lo, t.tcpi_min_rtt);
+      hi = std::max(hi, t.tcpi_min_rtt);
     }
     if (hi > lo) out.rtt_spread_us = hi - lo;
     return out;

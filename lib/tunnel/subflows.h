@@ -40,7 +40,7 @@ struct PathSample {
   std::uint64_t notsent = 0;
   // In flight but waiting in the paths' queues (queued_in_path, summed over subflows).
   std::uint64_t path_queued = 0;
-  // The slowest subflow's smoothed RTT less the fastest one's (0 with one subflow):
+  // The slowest subflow's minimum RTT less the fastest one's (0 with one subflow):
   // SendLimit::set_rtt_spread says why it matters.
   std::uint32_t rtt_spread_us = 0;
 };
