@@ -259,8 +259,20 @@ void BindingTable::forget_announcements(std::uint32_t scope) {
       f.express_conn = 0;
       f.sent_main = false;
       f.sent_express = false;
+      f.copy_known = 0;
+      // The peer's side of the session is new: its copies count from the start again.
+      f.copy_seq = 0;
+      f.copies_seen = DedupWindow{};
     }
   }
+}
+
+void BindingTable::forget_copy_slot(std::uint32_t scope, unsigned slot) {
+  auto it = scope_heads_.find(scope);
+  if (it == scope_heads_.end()) return;
+  const auto keep = static_cast<std::uint8_t>(~(1u << slot));
+  for (Binding* b = it->second; b != nullptr; b = b->scope_next_)
+    for (Flow& f : b->flows) f.copy_known &= keep;
 }
 
 void BindingTable::scope_unlink(Binding& b) {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "binding/clock.h"
+#include "binding/dedup_window.h"
 #include "net/endpoint.h"
 #include "net/express_meter.h"
 #include "net/queue_mark.h"
@@ -54,6 +55,12 @@ struct Flow {
   static constexpr std::uint32_t kKnownEverywhere = 0xffffffffu;
   QueueMark mark;       // the main connection's business (fair queueing)
   ExpressMeter meter;   // light enough for the express connection?
+  // Redundant delivery (tunnel.copies): the sequence number of the last datagram this
+  // side sent in copies, the copies the peer sent that were delivered, and the copy
+  // carriers (bit = slot) this side announced the flow on.
+  std::uint32_t copy_seq = 0;
+  std::uint8_t copy_known = 0;
+  DedupWindow copies_seen;
 };
 
 enum class RemoveReason : std::uint8_t {
@@ -185,6 +192,9 @@ class BindingTable {
   void for_each(const std::function<void(const Binding&)>& fn) const;
   // Clears `announced` on every flow of a scope (its connection was replaced).
   void forget_announcements(std::uint32_t scope);
+  // A copy carrier (slot, a bit of Flow::copy_known) of the scope was replaced: its flows
+  // are announced on the new one again.
+  void forget_copy_slot(std::uint32_t scope, unsigned slot);
 
  private:
   struct Key {

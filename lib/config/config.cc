@@ -623,7 +623,7 @@ constexpr std::array<Field, 3> kBindingsFields{{
      }},
 }};
 
-constexpr std::array<Field, 6> kPathFields{{
+constexpr std::array<Field, 7> kPathFields{{
     {"interface",
      [](const Where& w, Config& c, Seen&) {
        std::string name = scalar(w);
@@ -645,6 +645,7 @@ constexpr std::array<Field, 6> kPathFields{{
     {"fullmesh",
      [](const Where& w, Config& c, Seen&) { c.paths.back().fullmesh = boolean(w); }},
     {"laminar", [](const Where& w, Config& c, Seen&) { c.paths.back().laminar = boolean(w); }},
+    {"copies", [](const Where& w, Config& c, Seen&) { c.paths.back().copies = boolean(w); }},
 }};
 
 void path_item(const Where& w, Config& c, Seen& s) {
@@ -740,7 +741,7 @@ std::string congestion_control_in(const Where& w) {
   return text;
 }
 
-constexpr std::array<Field, 12> kTunnelFields{{
+constexpr std::array<Field, 14> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
@@ -781,6 +782,11 @@ constexpr std::array<Field, 12> kTunnelFields{{
      }},
     {"express_dscp",
      [](const Where& w, Config& c, Seen&) { c.tunnel.express_dscp = dscp_in(w); }},
+    {"copies", [](const Where& w, Config& c, Seen&) { c.tunnel.copies = boolean(w); }},
+    {"copy_rate",
+     [](const Where& w, Config& c, Seen&) {
+       c.tunnel.copy_rate = static_cast<std::uint32_t>(rate_in(w, 64000, 1000000000));
+     }},
     {"congestion_control",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.congestion_control = congestion_control_in(w);

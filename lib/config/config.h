@@ -144,6 +144,10 @@ struct Config {
     bool backup = false;
     bool fullmesh = false;
     bool laminar = false;  // Linux 6.18: one subflow per announced address, from here
+    // With tunnel.copies, whether this uplink gets a copy carrier: unset, every path but
+    // a backup one (a metered LTE uplink carries copies only when asked).
+    std::optional<bool> copies;
+    bool carries_copies() const { return copies.value_or(!backup); }
     friend bool operator==(const Path&, const Path&) = default;
   };
   std::vector<Path> paths;
@@ -243,6 +247,16 @@ struct Config {
     // (0: unmarked; IPv4 tunnels only, the kernel's MPTCP has no IPV6_TCLASS).
     int express_priority = 6;
     int express_dscp = 0;
+    // Redundant delivery (multiplexed sessions, with express): the CPE opens one plain TCP
+    // carrier per uplink (paths[], bound to its interface) and sends each datagram of a
+    // light flow on every one, numbered; the receiver delivers the first copy. The
+    // concentrator copies the replies the same way. Both sides must enable it; read at
+    // connection time. Off by default: it multiplies the light flows' uplink bytes.
+    bool copies = false;
+    // Each carrier's budget for copies (bytes/s; bursts of a quarter second of it): past
+    // it, a datagram skips that carrier (it still goes on the others, or on the express
+    // connection when none has room).
+    std::uint32_t copy_rate = 125000;
     // The subflows' TCP congestion control (TCP_CONGESTION on the MPTCP socket, which the
     // kernel passes to every subflow, joins included); empty: the system's default
     // (net.ipv4.tcp_congestion_control). With limit_path_queue, which keeps the paths'

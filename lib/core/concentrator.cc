@@ -314,6 +314,9 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
       if (h.express_token == 0)
         s.token = c.tls() != nullptr ? express_token_of(*c.tls()) : wire::random_token();
       reply.express_token = h.express_token == 0 ? s.token : h.express_token;
+      // Offered on a main connection, echoed to a carrier: this side takes copies.
+      if (cfg_.tunnel.copies && (h.express_token == 0 || (h.capabilities & wire::kCapCopy)))
+        reply.capabilities |= wire::kCapCopy;
     }
     c.send(reply);
     if (s.hs.authenticating()) c.send(wire::Auth{s.hs.proof()});
@@ -326,13 +329,15 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
       const wire::Hello& h = s.hs.peer_hello();
       if (s.mode == wire::SessionMode::Multiplexed) {
         if ((h.capabilities & wire::kCapExpress) && h.express_token != 0 &&
-            cfg_.tunnel.express && !join_express(s, c))
+            cfg_.tunnel.express &&
+            !((h.capabilities & wire::kCapCopy) ? join_carrier(s, c) : join_express(s, c)))
           return;
         if (s.token != 0) tokens_[s.token] = c.id();
         c.set_options(connection_options(cfg_, ConnectionOptions::Keepalive::Expect));
       }
       PEER_INFO(c.identity(), "session %u from %s: %s over %s, %s", c.id(), c.peer().str().c_str(),
                 s.mode == wire::SessionMode::PerBinding ? "per-binding"
+                : s.carrier                             ? "copy carrier"
                 : s.joined != 0                         ? "express connection"
                                                         : "multiplexed",
                 c.is_mptcp() ? "MPTCP" : "TCP",
@@ -354,6 +359,7 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
       send_reset(c, d->flow_id, wire::ResetReason::UnknownFlow);
       return;
     }
+    if (d->sequenced && !first_copy(c, *f, *d)) return;
     table_.touch(*b);
     f->client_sent = true;
     if (f->hairpin)
@@ -374,7 +380,8 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
   }
 }
 
-bool ConcentratorProxy::join_express(Session& s, Connection& c) {
+ConcentratorProxy::Session* ConcentratorProxy::joinable(Session& s, Connection& c,
+                                                        Counter refused, const char* what) {
   const std::uint64_t token = s.hs.peer_hello().express_token;
   auto it = tokens_.find(token);
   Session* main = it == tokens_.end() ? nullptr : session_of(it->second);
@@ -387,15 +394,21 @@ bool ConcentratorProxy::join_express(Session& s, Connection& c) {
                          (mine != nullptr && theirs != nullptr &&
                           mine->identity() == theirs->identity());
   if (main == nullptr || !main->conn->open() || !same_peer) {
-    stats_.add(Counter::express_refused);
-    PEER_WARN(c.identity(), "session %u from %s: express connection refused: %s", c.id(),
-              c.peer().str().c_str(),
+    stats_.add(refused);
+    PEER_WARN(c.identity(), "session %u from %s: %s refused: %s", c.id(),
+              c.peer().str().c_str(), what,
               main == nullptr || !main->conn->open() ? "unknown token"
                                                      : "the token belongs to another identity");
     c.close();
     end_session_later(c.id());
-    return false;
+    return nullptr;
   }
+  return main;
+}
+
+bool ConcentratorProxy::join_express(Session& s, Connection& c) {
+  Session* main = joinable(s, c, Counter::express_refused, "express connection");
+  if (main == nullptr) return false;
   // A CPE dials a new express connection only once it has lost the one before, which
   // this side may not have noticed yet (its keepalive deadline is a minute): the new one
   // replaces it.
@@ -411,6 +424,55 @@ bool ConcentratorProxy::join_express(Session& s, Connection& c) {
   c.make_express();
   stats_.add(Counter::express_connects);
   return true;
+}
+
+bool ConcentratorProxy::join_carrier(Session& s, Connection& c) {
+  if (!cfg_.tunnel.copies) {
+    // The HELLO answer did not echo the bit: the CPE closes it too.
+    stats_.add(Counter::copy_carrier_refused);
+    c.close();
+    end_session_later(c.id());
+    return false;
+  }
+  Session* main = joinable(s, c, Counter::copy_carrier_refused, "copy carrier");
+  if (main == nullptr) return false;
+  // A free slot; with none, the oldest carrier goes (the CPE redials a carrier only once
+  // it lost it, which this side may not have noticed yet).
+  std::size_t slot = main->carriers.size();
+  for (std::size_t i = 0; i < main->carriers.size() && slot == main->carriers.size(); ++i)
+    if (main->carriers[i] == 0 || session_of(main->carriers[i]) == nullptr) slot = i;
+  if (slot == main->carriers.size()) {
+    slot = static_cast<std::size_t>(
+        std::min_element(main->carriers.begin(), main->carriers.end()) - main->carriers.begin());
+    if (Session* old = session_of(main->carriers[slot])) {
+      LOG_INFO("session %u: copy carrier %u replaces %u", main->conn->id(), c.id(),
+               old->conn->id());
+      old->joined = 0;
+      old->conn->close();
+      end_session_later(old->conn->id());
+    }
+  }
+  main->carriers[slot] = c.id();
+  // Flows announced on the carrier that had the slot are announced on this one again.
+  table_.forget_copy_slot(main->conn->id(), static_cast<unsigned>(slot));
+  s.joined = main->conn->id();
+  s.carrier = true;
+  s.slot = static_cast<unsigned>(slot);
+  c.make_carrier("");
+  stats_.add(Counter::copy_carrier_connects);
+  return true;
+}
+
+std::size_t ConcentratorProxy::copy_lanes(const Session& s,
+                                          std::array<CopyLane, kMaxCopyCarriers>& out) {
+  std::size_t n = 0;
+  for (std::uint32_t id : s.carriers) {
+    if (id == 0) continue;
+    Session* k = session_of(id);
+    if (k != nullptr && k->carrier && k->conn->open())
+      out[n++] = CopyLane{k->conn.get(), &k->budget, k->slot};
+  }
+  return n;
 }
 
 Connection* ConcentratorProxy::express_of(const Session& s) {
@@ -582,7 +644,10 @@ void ConcentratorProxy::deliver(Binding& b, const Endpoint& from,
     // The client's answers to it must be hairpinned too, not sent to our own address.
     f->hairpin = hairpinned;
   }
-  if (!tunnel_datagram(*s->conn, express_of(*s), b, *f, payload)) return;
+  std::array<CopyLane, kMaxCopyCarriers> lanes;
+  const std::size_t n = copy_lanes(*s, lanes);
+  if (!tunnel_datagram(*s->conn, express_of(*s), b, *f, payload, std::span(lanes.data(), n)))
+    return;
   // Outbound traffic always refreshes the mapping (RFC 4787 REQ-6); inbound as set.
   if (cfg_.concentrator.refresh_on_inbound) table_.touch(b);
   b.downstream.datagrams++;
@@ -695,8 +760,13 @@ void ConcentratorProxy::reap_sessions() {
       // An express connection goes with its main session; the main one loses its
       // express connection and carries everything again.
       if (s.express != 0) dying_.push_back(s.express);
+      for (std::uint32_t k : s.carriers)
+        if (k != 0) dying_.push_back(k);
       if (s.joined != 0)
-        if (Session* m = session_of(s.joined); m != nullptr && m->express == scope) m->express = 0;
+        if (Session* m = session_of(s.joined); m != nullptr) {
+          if (m->express == scope) m->express = 0;
+          if (s.carrier && m->carriers[s.slot] == scope) m->carriers[s.slot] = 0;
+        }
       s.conn->close();
       table_.remove_scope(scope, RemoveReason::SessionLost);
       deferred_.destroy_later(std::move(it->second));

@@ -2,6 +2,8 @@
 // replies back through the session that owns the binding.
 #pragma once
 
+#include <array>
+
 #include <deque>
 #include <memory>
 #include <string>
@@ -55,6 +57,13 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
     std::uint64_t token = 0;
     std::uint32_t express = 0;
     std::uint32_t joined = 0;
+    // Redundant delivery (tunnel.copies): a main session holds the ids of the copy
+    // carriers that joined it (0: free slot; the slot is the bit in Flow::copy_known); a
+    // carrier, its slot and its budget for copies (tunnel.copy_rate).
+    std::array<std::uint32_t, kMaxCopyCarriers> carriers{};
+    bool carrier = false;
+    unsigned slot = 0;
+    ExpressMeter budget;
     // The CPE's HELLO had kCapIcmp: it takes ICMP frames.
     bool icmp = false;
     // The address the CPE's connection arrived at (concentrator.instance_port names it
@@ -66,6 +75,13 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
   Connection* express_of(const Session& s);
   // Joins express session `s` to the main session its HELLO names; false if refused.
   bool join_express(Session& s, Connection& c);
+  // The main session the express or carrier session `s` names with its token, if `c`
+  // may join it (same identity); null, logged, counted as `refused` and closed if not.
+  Session* joinable(Session& s, Connection& c, Counter refused, const char* what);
+  // Joins copy carrier `s` to the main session its HELLO names; false if refused.
+  bool join_carrier(Session& s, Connection& c);
+  // The carriers of main session `s` that can take copies now, in `out`; how many.
+  std::size_t copy_lanes(const Session& s, std::array<CopyLane, kMaxCopyCarriers>& out);
   // Logs (rate-limited), counts and closes a session that failed the handshake.
   void reject_session(Connection& c, wire::AuthFailure why, std::string_view detail);
   wire::LogLimiter auth_log_;

@@ -41,6 +41,35 @@ struct CpeProxy::BindingConn final : BindingEdge, ConnectionHandler {
   wire::Handshake hs;
 };
 
+// Redundant delivery: one uplink's copy carrier. It hears its connection's events and
+// passes them on with its handshake; it outlives the connection (redials).
+struct CpeProxy::Carrier final : ConnectionHandler {
+  Carrier(CpeProxy& p, unsigned s, std::string ifname)
+      : proxy(p), slot(s), interface(std::move(ifname)),
+        timer(p.loop_, [this] { proxy.connect_carrier(*this); }) {}
+  void on_connected(Connection& c) override {
+    c.start_handshake_deadline(kHandshakeDeadline);
+  }
+  void on_secured(Connection& c) override { proxy.on_secured(c); }
+  void on_frame(Connection& c, const wire::Frame& f) override {
+    proxy.on_tunnel_frame(c, hs, f);
+  }
+  void on_frames_done(Connection&) override { proxy.sends_.flush(); }
+  void on_closed(Connection&, std::string_view reason) override {
+    proxy.on_carrier_closed(*this, reason);
+  }
+
+  CpeProxy& proxy;
+  unsigned slot;          // its bit in Flow::copy_known
+  std::string interface;  // the uplink it is bound to
+  std::unique_ptr<Connection> conn;
+  wire::Handshake hs;
+  Timer timer;
+  std::chrono::milliseconds backoff{0};
+  ExpressMeter budget;    // tunnel.copy_rate
+  bool warned = false;    // a failing uplink is logged once until it comes up
+};
+
 CpeProxy::CpeProxy(Loop* loop, const Config& cfg, Stats& stats)
     : ProxyBase(loop, cfg, stats),
       // Cached sockets must leave room under the descriptor budget (OpenWrt's limit can
@@ -111,12 +140,14 @@ bool CpeProxy::start(std::string* err) {
 std::unique_ptr<Connection> CpeProxy::open_connection(ConnectionHandler& handler,
                                                        wire::Handshake& hs, std::string* err,
                                                        std::uint64_t express_token,
-                                                       const Endpoint* to) {
+                                                       const Endpoint* to,
+                                                       const std::string* device) {
   const auto ka = cfg_.session_mode == SessionModeConfig::Multiplexed
                       ? ConnectionOptions::Keepalive::Probe
                       : ConnectionOptions::Keepalive::Off;
   auto c = Connection::connect(conn_ctx(), to != nullptr ? *to : cfg_.cpe.concentrator,
-                               connection_options(cfg_, ka), handler, err, new_transport());
+                               connection_options(cfg_, ka), handler, err, new_transport(),
+                               device != nullptr ? *device : std::string());
   if (!c) return nullptr;
   // From the connect() on, not only from the TCP handshake: a dead concentrator whose
   // address still draws SYNs (a balancer that has not noticed) would otherwise hold the
@@ -140,6 +171,7 @@ std::unique_ptr<Connection> CpeProxy::open_connection(ConnectionHandler& handler
   if (cfg_.session_mode == SessionModeConfig::Multiplexed && cfg_.tunnel.express) {
     hello.capabilities |= wire::kCapExpress;
     hello.express_token = express_token;
+    if (device != nullptr) hello.capabilities |= wire::kCapCopy;
   }
   // Only a CPE that can send the errors asks for them.
   if (icmp_) hello.capabilities |= wire::kCapIcmp;
@@ -203,6 +235,73 @@ void CpeProxy::drop_express(bool again) {
   express_timer_.stop();
   if (again && !stopping_ && express_token_ != 0 && main_ && main_hs_.done())
     express_timer_.start(next_backoff(express_backoff_));
+}
+
+void CpeProxy::connect_carriers() {
+  if (stopping_ || !copy_offered_) return;
+  if (carriers_.empty()) {
+    for (const Config::Path& p : cfg_.paths) {
+      if (!p.carries_copies() || carriers_.size() == kMaxCopyCarriers) continue;
+      carriers_.push_back(std::make_unique<Carrier>(
+          *this, static_cast<unsigned>(carriers_.size()), p.interface));
+    }
+    if (carriers_.empty())
+      LOG_WARN("tunnel.copies: no path carries copies (paths[] lists no uplink, or only "
+               "backup ones without copies: true): light flows keep to the express connection");
+  }
+  for (auto& k : carriers_) connect_carrier(*k);
+}
+
+void CpeProxy::connect_carrier(Carrier& k) {
+  if (stopping_ || k.conn || !copy_offered_ || express_token_ == 0 || !main_ ||
+      !main_hs_.done())
+    return;
+  std::string err;
+  const Endpoint& to = direct_.valid() ? direct_ : cfg_.cpe.concentrator;
+  k.conn = open_connection(k, k.hs, &err, express_token_, &to, &k.interface);
+  if (!k.conn) {
+    if (!k.warned)
+      LOG_WARN("copy carrier over %s to %s: %s", k.interface.c_str(), to.str().c_str(),
+               err.c_str());
+    k.warned = true;
+    drop_carrier(k, true);
+    return;
+  }
+  k.conn->make_carrier(k.interface);
+}
+
+void CpeProxy::drop_carrier(Carrier& k, bool again) {
+  if (k.conn) {
+    k.conn->close();
+    deferred_.destroy_later(std::move(k.conn));
+  }
+  k.timer.stop();
+  if (again && !stopping_ && copy_offered_ && main_ && main_hs_.done())
+    k.timer.start(next_backoff(k.backoff));
+}
+
+void CpeProxy::on_carrier_closed(Carrier& k, std::string_view reason) {
+  if (!k.conn) return;
+  const bool tls_logged = log_tls_failure(*k.conn, "copy carrier to " + k.conn->peer().str());
+  if (!tls_logged && !k.warned)
+    PEER_WARN(k.conn->identity(), "copy carrier over %s to %s lost: %.*s", k.interface.c_str(),
+              k.conn->peer().str().c_str(), static_cast<int>(reason.size()), reason.data());
+  k.warned = true;
+  drop_carrier(k, true);
+}
+
+CpeProxy::Carrier* CpeProxy::carrier_of(const Connection& c) {
+  for (auto& k : carriers_)
+    if (k->conn.get() == &c) return k.get();
+  return nullptr;
+}
+
+std::size_t CpeProxy::copy_lanes(std::array<CopyLane, kMaxCopyCarriers>& out) {
+  std::size_t n = 0;
+  for (auto& k : carriers_)
+    if (k->conn && k->conn->open() && k->hs.done())
+      out[n++] = CopyLane{k->conn.get(), &k->budget, k->slot};
+  return n;
 }
 
 Connection* CpeProxy::connection_for(Binding& b) {
@@ -288,7 +387,9 @@ void CpeProxy::send_upstream(Connection& c, Binding& b, Flow& f,
   // Light flows take the express connection once its own handshake is done.
   Connection* express =
       express_ && express_hs_.done() && &c == main_.get() ? express_.get() : nullptr;
-  if (!tunnel_datagram(c, express, b, f, payload)) return;
+  std::array<CopyLane, kMaxCopyCarriers> lanes;
+  const std::size_t n = &c == main_.get() ? copy_lanes(lanes) : 0;
+  if (!tunnel_datagram(c, express, b, f, payload, std::span(lanes.data(), n))) return;
   b.upstream.datagrams++;
   b.upstream.bytes += payload.size();
 }
@@ -349,6 +450,7 @@ void CpeProxy::auth_failed(Connection& c, wire::AuthFailure why) {
 void CpeProxy::on_frame(Connection& c, const wire::Frame& frame) {
   if (&c == main_.get()) on_tunnel_frame(c, main_hs_, frame);
   else if (&c == express_.get()) on_tunnel_frame(c, express_hs_, frame);
+  // carriers' frames come through their Carrier
 }
 
 void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::Frame& frame) {
@@ -371,6 +473,7 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
       const bool offered = (h->capabilities & wire::kCapExpress) != 0 && h->express_token != 0;
       if (&c == main_.get()) {
         express_token_ = offered && cfg_.tunnel.express ? h->express_token : 0;
+        copy_offered_ = (h->capabilities & wire::kCapCopy) != 0 && cfg_.tunnel.copies;
         // Inside TLS the token is the main session's exporter value, which the
         // concentrator derives the same way: one that differs is not from our session.
         if (express_token_ != 0 && c.tls() != nullptr &&
@@ -379,6 +482,11 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
                     "session's; one connection it is", c.peer().str().c_str());
           express_token_ = 0;
         }
+        if (express_token_ == 0) copy_offered_ = false;
+        if (cfg_.tunnel.copies && !copy_offered_)
+          PEER_WARN(c.identity(), "tunnel.copies: the concentrator at %s does not take copy "
+                    "carriers (tunnel.copies off there, or express): no redundant delivery",
+                    c.peer().str().c_str());
         direct_ = {};
         if ((h->capabilities & wire::kCapDirect) != 0) {
           if (wire::direct_usable(h->direct, cfg_.cpe.concentrator)) {
@@ -418,6 +526,13 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
         express_token_ = 0;
         drop_express(false);
         return;
+      } else if (Carrier* k = carrier_of(c);
+                 k != nullptr && (!offered || h->express_token != express_token_ ||
+                                  (h->capabilities & wire::kCapCopy) == 0)) {
+        PEER_WARN(c.identity(), "copy carrier over %s to %s: not taken; no copies on it",
+                  k->interface.c_str(), c.peer().str().c_str());
+        drop_carrier(*k, false);
+        return;
       }
     }
     if (step == wire::Handshake::Step::Authenticated &&
@@ -432,6 +547,13 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
       if (&c == main_.get()) {
         backoff_ = std::chrono::milliseconds(0);
         connect_express();
+        connect_carriers();
+      } else if (Carrier* k = carrier_of(c)) {
+        k->backoff = std::chrono::milliseconds(0);
+        k->warned = false;
+        stats_.add(Counter::copy_carrier_connects);
+        PEER_INFO(c.identity(), "copy carrier up to %s over %s", c.peer().str().c_str(),
+                  k->interface.c_str());
       } else if (&c == express_.get()) {
         express_backoff_ = std::chrono::milliseconds(0);
         PEER_INFO(c.identity(), "express connection up to %s over %s", c.peer().str().c_str(),
@@ -451,6 +573,7 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
         stats_.add(Counter::resets_tx);
       return;
     }
+    if (d->sequenced && !first_copy(c, *f, *d)) return;
     deliver(*b, f->remote, d->payload);
   } else if (const auto* o = std::get_if<wire::Open>(&frame)) {
     // A remote the client has not sent to answered through the concentrator's mapping.
@@ -517,6 +640,9 @@ void CpeProxy::on_closed(Connection& c, std::string_view reason) {
     express_token_ = 0;
     direct_ = {};
     drop_express(false);
+    copy_offered_ = false;
+    for (auto& k : carriers_) drop_carrier(*k, false);
+    carriers_.clear();
     table_.forget_announcements(0);
     deferred_.destroy_later(std::move(main_));
     schedule_reconnect();
@@ -550,6 +676,8 @@ void CpeProxy::on_binding_removed(Binding& b, RemoveReason why) {
 void CpeProxy::for_each_connection(const std::function<void(Connection&)>& fn) const {
   if (main_) fn(*main_);
   if (express_) fn(*express_);
+  for (const auto& k : carriers_)
+    if (k->conn) fn(*k->conn);
   table_.for_each([&fn](const Binding& b) {
     if (const auto* edge = static_cast<const BindingConn*>(b.edge.get()); edge && edge->conn)
       fn(*edge->conn);
@@ -563,6 +691,10 @@ void CpeProxy::shutdown() {
   table_.remove_scope(0, RemoveReason::Shutdown);
   if (express_ && express_->open()) express_->flush();  // what light flows queued last
   drop_express(false);
+  for (auto& k : carriers_) {
+    if (k->conn && k->conn->open()) k->conn->flush();
+    drop_carrier(*k, false);
+  }
   if (main_) {
     main_->flush();
     main_->close();

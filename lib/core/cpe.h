@@ -2,6 +2,7 @@
 // the client from the original destination.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <random>
 #include <string>
@@ -27,6 +28,7 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
 
  private:
   struct BindingConn;
+  struct Carrier;
 
   void on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
                        std::span<const std::uint8_t> payload) override;
@@ -55,13 +57,25 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   // concentrator's direct endpoint when it named one).
   std::unique_ptr<Connection> open_connection(ConnectionHandler& handler, wire::Handshake& hs,
                                               std::string* err, std::uint64_t express_token = 0,
-                                              const Endpoint* to = nullptr);
+                                              const Endpoint* to = nullptr,
+                                              const std::string* device = nullptr);
   void auth_failed(Connection& c, wire::AuthFailure why);
   void connect_main();
   void schedule_reconnect();
   void connect_express();
   // The express connection goes (closed by us or lost); redial it later if `again`.
   void drop_express(bool again);
+  // Redundant delivery (tunnel.copies, once the concentrator offered it): a copy carrier
+  // per uplink that carries copies (paths[], Config::Path::carries_copies), each a plain
+  // TCP connection bound to its interface that joins the session with the express token.
+  void connect_carriers();
+  void connect_carrier(Carrier& k);
+  // The carrier's connection goes; redialled later if `again`.
+  void drop_carrier(Carrier& k, bool again);
+  void on_carrier_closed(Carrier& k, std::string_view reason);
+  Carrier* carrier_of(const Connection& c);
+  // The carriers that can take copies now, in `out`; how many.
+  std::size_t copy_lanes(std::array<CopyLane, kMaxCopyCarriers>& out);
   // The next wait of a doubling, jittered backoff (200 ms .. 10 s) kept in `b`, in s.
   double next_backoff(std::chrono::milliseconds& b);
   void send_upstream(Connection& c, Binding& b, Flow& f, std::span<const std::uint8_t> payload);
@@ -90,6 +104,8 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   // attempt (a new source port) may hash elsewhere (docs/SCALE.md).
   int quick_redials_ = 0;
   bool warned_no_fullmesh_ = false;  // once per process
+  std::vector<std::unique_ptr<Carrier>> carriers_;
+  bool copy_offered_ = false;  // main_'s HELLO answer had kCapCopy (and tunnel.copies)
   Timer express_timer_;
   std::chrono::milliseconds express_backoff_{0};
   wire::LogLimiter auth_log_;

@@ -197,6 +197,11 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
   }
   w.key("mptcp").value(c.is_mptcp());
   w.key("express_connection").value(c.express);
+  w.key("copy_carrier").value(c.carrier);
+  if (c.carrier) {
+    w.key("carrier_interface").value(c.carrier_interface);
+    w.key("first_arrivals").value(c.first_arrivals);
+  }
   w.key("queued_bytes").value(static_cast<std::uint64_t>(c.queued_bytes()));
   w.key("express_bytes").value(static_cast<std::uint64_t>(c.express_bytes()));
   w.key("queued_datagrams").value(c.queued_datagrams());
@@ -226,7 +231,8 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
 }
 
 bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Binding& b,
-                                Flow& f, std::span<const std::uint8_t> payload) {
+                                Flow& f, std::span<const std::uint8_t> payload,
+                                std::span<CopyLane> carriers) {
   if (payload.size() > wire::kMaxDataPayload) {
     stats_.drop(Drop::too_large);
     return false;
@@ -236,6 +242,7 @@ bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Bin
   const auto now_ms = static_cast<std::uint32_t>(
       static_cast<std::uint64_t>(ev_now(loop_) * 1000.0) & 0xffffffffu);
   const bool light = f.meter.light(now_ms, payload.size(), cfg_.tunnel.express_rate);
+  if (light && !carriers.empty() && send_copies(carriers, b, f, payload, now_ms)) return true;
   const bool use_express = express != nullptr && light;
   Connection& c = use_express ? *express : main;
   // Fair queueing among the flows sharing a multiplexed main connection (a per-binding
@@ -260,7 +267,8 @@ bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Bin
       // A flow moving to the other connection is announced there again (an OPEN for a
       // known pair is harmless), so its DATA never arrives before its OPEN; it is still
       // one flow.
-      if (!f.announced && f.express_conn == 0) stats_.add(Counter::flows_opened);
+      if (!f.announced && f.express_conn == 0 && f.copy_seq == 0)
+        stats_.add(Counter::flows_opened);
       if (use_express)
         f.express_conn = c.id();
       else
@@ -277,6 +285,45 @@ bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Bin
     stats_.drop(Drop::tunnel_queue_full);
   }
   return ok;
+}
+
+bool ProxyBase::send_copies(std::span<CopyLane> carriers, const Binding& b, Flow& f,
+                            std::span<const std::uint8_t> payload, std::uint32_t now_ms) {
+  if (payload.size() + wire::kSeqSize > wire::kMaxDataPayload) return false;
+  // The same number on every copy: the receiver delivers whichever arrives first. A flow
+  // the peer began (kKnownEverywhere) needs no OPEN; one of ours is announced on each
+  // carrier before its first copy there, as TCP keeps the two in order on it.
+  const wire::Data copy{f.id, payload, true, f.copy_seq + 1};
+  const std::size_t cost = payload.size() + wire::kDataOverhead + wire::kSeqSize;
+  std::uint64_t sent = 0;
+  for (CopyLane& lane : carriers) {
+    if (!lane.budget->light(now_ms, cost, cfg_.tunnel.copy_rate)) {
+      stats_.add(Counter::copies_skipped);
+      continue;
+    }
+    const auto bit = static_cast<std::uint8_t>(1u << lane.slot);
+    if (f.express_conn != Flow::kKnownEverywhere && (f.copy_known & bit) == 0) {
+      if (!lane.conn->send(wire::Open{f.id, b.client, f.remote, false, {}})) continue;
+      f.copy_known |= bit;
+    }
+    if (lane.conn->send(copy)) ++sent;
+  }
+  if (sent == 0) return false;  // the express or main connection takes it instead
+  if (f.copy_seq == 0 && !f.announced && f.express_conn == 0)
+    stats_.add(Counter::flows_opened);
+  ++f.copy_seq;
+  stats_.add(Counter::copies_tx, sent);
+  stats_.add(Counter::duplicates_tx, sent - 1);
+  return true;
+}
+
+bool ProxyBase::first_copy(Connection& c, Flow& f, const wire::Data& d) {
+  if (f.copies_seen.accept(d.seq) == DedupWindow::Verdict::Duplicate) {
+    stats_.add(Counter::duplicates_dropped);
+    return false;
+  }
+  ++c.first_arrivals;
+  return true;
 }
 
 void ProxyBase::send_close(Connection* main, Connection* express, const Binding& b,

@@ -25,6 +25,17 @@
 
 namespace mpudp {
 
+// One copy carrier as the data path sees it: an open connection whose handshake is
+// done, its budget (tunnel.copy_rate) and its slot, the bit of Flow::copy_known that
+// says the flow was announced on it.
+struct CopyLane {
+  Connection* conn = nullptr;
+  ExpressMeter* budget = nullptr;
+  unsigned slot = 0;
+};
+// At most this many carriers per session (a bit each in Flow::copy_known).
+inline constexpr std::size_t kMaxCopyCarriers = 8;
+
 BindingLimits binding_limits(const Config& cfg);
 ConnectionOptions connection_options(const Config& cfg, ConnectionOptions::Keepalive role);
 wire::SessionMode wire_mode(SessionModeConfig m);
@@ -75,8 +86,11 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   // on that connection (with the datagram inside when it fits), DATA after that. false
   // when it was dropped (counted here). `main` carries the session; `express`, when not
   // null, is its express connection, which light flows take (see Flow::meter).
+  // With `carriers` (redundant delivery, tunnel.copies), a light flow's datagram goes
+  // instead on every carrier whose copy_rate budget has room, numbered (sequenced DATA),
+  // and on main or express only when none took it.
   bool tunnel_datagram(Connection& main, Connection* express, const Binding& b, Flow& f,
-                       std::span<const std::uint8_t> payload);
+                       std::span<const std::uint8_t> payload, std::span<CopyLane> carriers = {});
   // Tells the peer that multiplexed binding `b` is gone (expired, evicted, shutdown; other
   // removals the peer knows of already): a CLOSE on each connection that carried the
   // binding's frames, behind them, or on `main` when none did. One CLOSE on main alone
@@ -84,6 +98,13 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   // bring the binding back at the peer) and lets the peer see a new binding's OPEN on
   // express before the CLOSE of the binding evicted for it.
   void send_close(Connection* main, Connection* express, const Binding& b, RemoveReason why);
+  // The copies of a light flow's datagram, one on each carrier with budget left; false
+  // when none took it (the caller sends it the usual way).
+  bool send_copies(std::span<CopyLane> carriers, const Binding& b, Flow& f,
+                   std::span<const std::uint8_t> payload, std::uint32_t now_ms);
+  // A sequenced DATA (a copy) of flow `f` came in on `c`: true if it is the first copy of
+  // its number and is to be delivered; a later one is counted and dropped.
+  bool first_copy(Connection& c, Flow& f, const wire::Data& d);
   ConnectionContext conn_ctx() { return {loop_, deferred_, flusher_, stats_, &clock_}; }
   // The transport of a new tunnel connection: TLS with the current context, or null
   // (clear text) with encryption: none.

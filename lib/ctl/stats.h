@@ -36,6 +36,12 @@
   X(express_tx_datagrams, "datagrams queued into express connections (light flows)")        \
   X(express_connects, "express connections joined to a multiplexed session")              \
   X(express_refused, "express connections refused (token of no live session)")           \
+  X(copy_carrier_connects, "copy carriers (one per uplink, tunnel.copies) joined to a session") \
+  X(copy_carrier_refused, "copy carriers refused (token of no live session, or copies off)") \
+  X(copies_tx, "copies of light flows' datagrams queued on copy carriers, the first included") \
+  X(duplicates_tx, "copies beyond the first one of each datagram (the redundancy's cost)") \
+  X(duplicates_dropped, "copies received after the first one of their datagram, dropped") \
+  X(copies_skipped, "copies not sent: the carrier's tunnel.copy_rate budget was spent") \
   X(direct_address_ignored, "direct addresses a concentrator named in its HELLO that the CPE ignored (not unicast, another family, port 0)") \
   X(tunnel_keepalives_tx, "keepalives sent")                                                \
   X(tunnel_keepalives_rx, "keepalives received")                                            \
@@ -93,6 +99,7 @@
   X(tunnel_down, "no tunnel connection was up to carry it")                                 \
   X(tunnel_queue_full, "tunnel send queue full (backpressure)")                           \
   X(tunnel_queue_sojourn, "waited in a tunnel send queue past tunnel.queue_target for a tunnel.queue_interval (CoDel), or four intervals in all") \
+  X(copy_queue_sojourn, "copies (tunnel.copies) that waited on their carrier past the same bound, its uplink stalled: the datagram is lost only if all its copies were") \
   X(tunnel_congested_new_flow, "new flow turned away while the express queue is over half full and standing")                             \
   X(too_large, "datagram too large to frame")                                               \
   X(binding_refused, "no binding could be created for it")                                  \

@@ -85,13 +85,17 @@ std::unique_ptr<Connection> Connection::connect(const ConnectionContext& ctx,
                                                 const Endpoint& peer,
                                                 const ConnectionOptions& opts,
                                                 ConnectionHandler& handler, std::string* err,
-                                                std::unique_ptr<Transport> transport) {
+                                                std::unique_ptr<Transport> transport,
+                                                const std::string& device) {
   bool mptcp = true;
-  Fd fd = make_tunnel_socket(family_to_af(peer.family), &mptcp);
+  Fd fd = device.empty() ? make_tunnel_socket(family_to_af(peer.family), &mptcp)
+                         : make_carrier_socket(family_to_af(peer.family), device);
   if (!fd) {
-    if (err) *err = "socket: " + errno_str(errno);
+    if (err) *err = (device.empty() ? "socket: " : "socket on " + device + ": ") +
+                    errno_str(errno);
     return nullptr;
   }
+  if (!device.empty()) mptcp = false;
   tune_tunnel_socket(fd.get(), opts.congestion_control);
   sockaddr_storage ss;
   socklen_t len = peer.to_sockaddr(ss);
@@ -179,6 +183,12 @@ void Connection::make_express() {
   mark(true);
 }
 
+void Connection::make_carrier(std::string interface) {
+  carrier = true;
+  carrier_interface = std::move(interface);
+  mark(true);
+}
+
 void Connection::mark(bool with_tos, bool reset) {
   set_express_marks(fd_.get(), peer_, opts_.express_priority, opts_.express_dscp, with_tos,
                     reset);
@@ -186,7 +196,7 @@ void Connection::mark(bool with_tos, bool reset) {
 
 void Connection::set_options(const ConnectionOptions& opts) {
   const bool same_target = limit_ && opts.target_delay == opts_.target_delay;
-  const bool remark = express && fd_ && (opts.express_priority != opts_.express_priority ||
+  const bool remark = (express || carrier) && fd_ && (opts.express_priority != opts_.express_priority ||
                                          opts.express_dscp != opts_.express_dscp);
   const bool new_ca = fd_ && opts.congestion_control != opts_.congestion_control;
   opts_ = opts;
@@ -402,7 +412,9 @@ void Connection::drop_stale(TimePoint t) {
       ++dropped;
     }
   }
-  if (dropped > 0) ctx_.stats.drop(Drop::tunnel_queue_sojourn, dropped);
+  // A stalled carrier's copies are not the datagrams' loss: their other copies went on.
+  if (dropped > 0)
+    ctx_.stats.drop(carrier ? Drop::copy_queue_sojourn : Drop::tunnel_queue_sojourn, dropped);
 }
 
 void Connection::write_out(std::int64_t room) {
@@ -628,7 +640,8 @@ void Connection::on_keepalive_timer() {
     }
     return;
   }
-  if (express && opts_.express_dscp != 0 && opts_.express_priority != 0) mark(false);
+  if ((express || carrier) && opts_.express_dscp != 0 && opts_.express_priority != 0)
+    mark(false);
   const double period = std::chrono::duration<double>(opts_.keepalive).count();
   const double silent = ev_now(ctx_.loop) - last_rx_;
   if (opts_.keepalive_role == ConnectionOptions::Keepalive::Probe) {

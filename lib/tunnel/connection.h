@@ -135,12 +135,14 @@ class Connection {
   enum class State : std::uint8_t { Connecting, Open, Closed };
 
   // Starts a non-blocking connect. nullptr with `err` set when no socket could be made.
-  // `transport` null: clear text (PlainTransport).
+  // `transport` null: clear text (PlainTransport). With a `device`, a plain TCP
+  // connection bound to that interface (SO_BINDTODEVICE): a copy carrier, one path.
   static std::unique_ptr<Connection> connect(const ConnectionContext& ctx,
                                              const Endpoint& peer,
                                              const ConnectionOptions& opts,
                                              ConnectionHandler& handler, std::string* err,
-                                             std::unique_ptr<Transport> transport = nullptr);
+                                             std::unique_ptr<Transport> transport = nullptr,
+                                             const std::string& device = {});
   static std::unique_ptr<Connection> adopt(const ConnectionContext& ctx, Fd fd,
                                            const Endpoint& peer,
                                            const ConnectionOptions& opts,
@@ -233,6 +235,14 @@ class Connection {
 
   // The express connection of a multiplexed session (light flows only); for status.
   bool express = false;
+  // A copy carrier (tunnel.copies): the interface it is bound to on the CPE ("" on the
+  // concentrator, which knows it by its peer address), and the sequenced datagrams whose
+  // first copy came on it: which uplink carries the calls.
+  bool carrier = false;
+  std::string carrier_interface;
+  std::uint64_t first_arrivals = 0;
+  // Makes this a copy carrier and marks its packets as an express connection's.
+  void make_carrier(std::string interface);
   // Makes this the express connection and marks its packets (options' express_priority
   // and express_dscp), for every subflow: MPTCP copies both to the subflows it has and
   // the ones it opens later.

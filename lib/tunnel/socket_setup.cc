@@ -32,6 +32,18 @@ Fd make_tunnel_socket(int af, bool* mptcp) {
   return fd;
 }
 
+Fd make_carrier_socket(int af, const std::string& device) {
+  Fd fd = make_socket(af, SOCK_STREAM, IPPROTO_TCP);
+  if (!fd) return fd;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, device.c_str(),
+                   static_cast<socklen_t>(device.size())) != 0) {
+    const int e = errno;
+    fd = Fd();
+    errno = e;
+  }
+  return fd;
+}
+
 void apply_congestion_control(int fd, const std::string& name) {
   if (int err = set_congestion_control(fd, name); err != 0 && !g_logged_ca_error) {
     g_logged_ca_error = true;

@@ -19,6 +19,11 @@ inline constexpr int kNotsentLowat = 64 * 1024;
 // MPTCP (said once in the log; `*mptcp` false then). Invalid with errno set on failure.
 Fd make_tunnel_socket(int af, bool* mptcp);
 
+// A plain TCP socket bound to interface `device` (SO_BINDTODEVICE): the kernel routes it
+// out of that uplink only, with that uplink's address, whatever the routing table
+// prefers, so that each copy carrier stays on its path. Invalid with errno set.
+Fd make_carrier_socket(int af, const std::string& device);
+
 // TCP_NODELAY, TCP_NOTSENT_LOWAT and, unless `congestion_control` is empty, that
 // congestion control (apply_congestion_control).
 void tune_tunnel_socket(int fd, const std::string& congestion_control);

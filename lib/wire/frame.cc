@@ -118,8 +118,10 @@ DecodeStatus check_header(std::uint8_t type, std::uint8_t flags, std::size_t len
       if ((flags & ~kOpenHasPayload) != 0) return DecodeStatus::BadFlags;
       return len >= kOpenMinBody ? DecodeStatus::Ok : DecodeStatus::BadLength;
     case static_cast<std::uint8_t>(Type::Data):
-      if (flags != 0) return DecodeStatus::BadFlags;
-      return len >= kFlowIdSize ? DecodeStatus::Ok : DecodeStatus::BadLength;
+      if ((flags & ~kDataSequenced) != 0) return DecodeStatus::BadFlags;
+      return len >= kFlowIdSize + ((flags & kDataSequenced) != 0 ? kSeqSize : 0)
+                 ? DecodeStatus::Ok
+                 : DecodeStatus::BadLength;
     case static_cast<std::uint8_t>(Type::Close):
       if (flags != 0) return DecodeStatus::BadFlags;
       return len == kEndpointV4 + 1 || len == kEndpointV6 + 1 ? DecodeStatus::Ok
@@ -244,8 +246,9 @@ BodySize body_size(const Frame& f) {
           if (n > kMaxBody) return {};
           return {n, true};
         } else if constexpr (std::is_same_v<T, Data>) {
-          if (v.payload.size() > kMaxDataPayload) return {};
-          return {kFlowIdSize + v.payload.size(), true};
+          const std::size_t head = kFlowIdSize + (v.sequenced ? kSeqSize : 0);
+          if (head + v.payload.size() > kMaxBody) return {};
+          return {head + v.payload.size(), true};
         } else if constexpr (std::is_same_v<T, Close>) {
           const std::size_t esize = endpoint_size(v.client);
           if (esize == 0) return {};
@@ -333,7 +336,13 @@ Decoded decode(std::span<const std::uint8_t> in) {
     case Type::Data: {
       Data d;
       d.flow_id = get32(b);
-      d.payload = std::span<const std::uint8_t>(b + kFlowIdSize, len - kFlowIdSize);
+      std::size_t head = kFlowIdSize;
+      if ((flags & kDataSequenced) != 0) {
+        d.sequenced = true;
+        d.seq = get32(b + kFlowIdSize);
+        head += kSeqSize;
+      }
+      d.payload = std::span<const std::uint8_t>(b + head, len - head);
       return ok(d, total);
     }
     case Type::Close:
@@ -400,10 +409,14 @@ std::size_t encode(const Frame& f, std::span<std::uint8_t> out) {
           // memcpy with a null source is UB even for 0 bytes; an empty span may be null.
           if (!v.payload.empty()) std::memcpy(q, v.payload.data(), v.payload.size());
         } else if constexpr (std::is_same_v<T, Data>) {
-          put_header(p, Type::Data, 0, b.size);
+          put_header(p, Type::Data, v.sequenced ? kDataSequenced : 0, b.size);
           put32(body, v.flow_id);
-          if (!v.payload.empty())
-            std::memcpy(body + kFlowIdSize, v.payload.data(), v.payload.size());
+          std::uint8_t* q = body + kFlowIdSize;
+          if (v.sequenced) {
+            put32(q, v.seq);
+            q += kSeqSize;
+          }
+          if (!v.payload.empty()) std::memcpy(q, v.payload.data(), v.payload.size());
         } else if constexpr (std::is_same_v<T, Close>) {
           put_header(p, Type::Close, 0, b.size);
           std::uint8_t* q = put_endpoint(body, v.client);

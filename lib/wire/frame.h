@@ -54,6 +54,11 @@ enum class Role : std::uint8_t { Cpe = 1, Concentrator = 2 };
 // Frame flags, by type.
 inline constexpr std::uint8_t kOpenHasPayload = 0x01;
 inline constexpr std::uint8_t kKeepaliveReplyRequested = 0x01;
+// DATA with a per-flow sequence number (u32, after the flow id): one copy of a datagram
+// sent on every uplink's carrier (kCapCopy); the receiver delivers the first copy of
+// each number. Sent only to a peer that set kCapCopy: older decoders refuse the flag.
+inline constexpr std::uint8_t kDataSequenced = 0x01;
+inline constexpr std::size_t kSeqSize = 4;
 
 // Whether the frame whose header starts at `p` carries a datagram (DATA, or OPEN with its
 // flow's first datagram); same conditions as frame_size.
@@ -81,6 +86,12 @@ inline constexpr std::uint16_t kCapIcmp = 0x0004;
 // that it reaches the machine holding its session (docs/SCALE.md). Older CPEs ignore the
 // bit and the bytes, as they ignore every unknown bit and trailing byte.
 inline constexpr std::uint16_t kCapDirect = 0x0008;
+// kCapCopy (multiplexed mode, with kCapExpress): redundant delivery. From the concentrator
+// on a main connection: it takes copy carriers. From the CPE on a connection that joins
+// with the express token: this is a copy carrier, one per uplink, bound to that path;
+// the concentrator echoes the bit. Only carriers carry sequenced DATA (kDataSequenced),
+// in both directions.
+inline constexpr std::uint16_t kCapCopy = 0x0010;
 inline constexpr std::size_t kTokenSize = 8;
 inline constexpr std::size_t kNonceSize = 32;
 inline constexpr std::size_t kMacSize = 32;  // HMAC-SHA256
@@ -127,6 +138,8 @@ struct Open {
 struct Data {
   std::uint32_t flow_id = 0;
   std::span<const std::uint8_t> payload;  // points into the decoded buffer
+  bool sequenced = false;  // kDataSequenced: `seq` is on the wire
+  std::uint32_t seq = 0;
 };
 
 struct Close {

@@ -33,7 +33,8 @@ inline bool same_frame(const Frame& a, const Frame& b) {
   }
   if (auto* x = std::get_if<Data>(&a)) {
     auto& y = std::get<Data>(b);
-    return x->flow_id == y.flow_id && same_bytes(x->payload, y.payload);
+    return x->flow_id == y.flow_id && x->sequenced == y.sequenced && x->seq == y.seq &&
+           same_bytes(x->payload, y.payload);
   }
   if (auto* x = std::get_if<Close>(&a)) {
     auto& y = std::get<Close>(b);

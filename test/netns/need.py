@@ -9,7 +9,10 @@ def need(cond, what):
     print(("ok   " if cond else "FAIL ") + what)
     ok = ok and cond
 def conns(name, express):
-    return [c for c in d[name]["connections"] if c["express_connection"] == express]
+    return [c for c in d[name]["connections"]
+            if c["express_connection"] == express and not c.get("copy_carrier")]
+def carriers(name):
+    return [c for c in d[name]["connections"] if c.get("copy_carrier")]
 def counter(name, key):
     return d[name]["stats"]["counters"][key]
 def balance(label, status):
@@ -17,8 +20,11 @@ def balance(label, status):
     in a tunnel connection (docs/CONTROL.md); `status` is its `mpudpctl status --json`."""
     c, dr = status["stats"]["counters"], status["stats"]["drops"]
     taken = c["lan_rx_datagrams"] + c["wan_rx_datagrams"] + c["tunnel_rx_datagrams"]
-    passed = c["tunnel_tx_datagrams"] + c["wan_tx_datagrams"] + c["lan_tx_datagrams"]
-    dropped = sum(dr.values())
+    # Redundant delivery: a datagram sent in N copies is N tunnel datagrams, N - 1 of them
+    # duplicates; a copy that came after the first is dropped as a duplicate, not a loss.
+    passed = (c["tunnel_tx_datagrams"] - c.get("duplicates_tx", 0) + c["wan_tx_datagrams"] +
+              c["lan_tx_datagrams"])
+    dropped = sum(dr.values()) + c.get("duplicates_dropped", 0)
     queued = sum(x["queued_datagrams"] for x in status["connections"])
     need(taken == passed + dropped + queued,
          f"{label}: taken in {taken} = passed on {passed} + dropped {dropped} "

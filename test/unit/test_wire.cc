@@ -61,6 +61,8 @@ const Bytes kOpenV6Bytes{
     0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x35};
 const Bytes kDataBytes{0x03, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x01,
                        0xde, 0xad, 0xbe, 0xef};
+const Bytes kDataSeqBytes{0x03, 0x01, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x01,
+                          0x00, 0x01, 0x00, 0x02, 0xde, 0xad, 0xbe, 0xef};
 const Bytes kCloseBytes{0x04, 0x00, 0x00, 0x08, 0x04, 0xc0,
                         0xa8, 0x01, 0x0a, 0x9c, 0x40, 0x01};
 const Bytes kResetBytes{0x05, 0x00, 0x00, 0x05, 0x80, 0x00, 0x00, 0x01, 0x01};
@@ -78,6 +80,7 @@ Frame golden_open_v6() {
   return Open{0x80000002u, ep("[2001:db8::10]:40000"), ep("[2001:db8:1::7]:53"), false, {}};
 }
 Frame golden_data() { return Data{1, kPayload}; }
+Frame golden_data_seq() { return Data{1, kPayload, true, 0x00010002u}; }
 Frame golden_close() { return Close{ep("192.168.1.10:40000"), CloseReason::Idle}; }
 Frame golden_reset() { return Reset{0x80000001u, ResetReason::UnknownFlow}; }
 Frame golden_keepalive() { return Keepalive{true}; }
@@ -94,6 +97,7 @@ std::vector<Golden> goldens() {
           {"OPEN v4", golden_open_v4(), kOpenV4Bytes},
           {"OPEN v6", golden_open_v6(), kOpenV6Bytes},
           {"DATA", golden_data(), kDataBytes},
+          {"DATA sequenced", golden_data_seq(), kDataSeqBytes},
           {"CLOSE", golden_close(), kCloseBytes},
           {"RESET", golden_reset(), kResetBytes},
           {"KEEPALIVE", golden_keepalive(), kKeepaliveBytes},
@@ -185,6 +189,8 @@ TEST_CASE("every frame type round-trips", "[wire]") {
     check_round_trip(Data{0, {}});
     check_round_trip(Data{0xffffffffu, kPayload});
     check_round_trip(Data{42, big});
+    check_round_trip(Data{0, {}, true, 0});
+    check_round_trip(Data{7, kPayload, true, 0xffffffffu});
   }
   SECTION("CLOSE") {
     for (auto r : {CloseReason::Unspecified, CloseReason::Idle, CloseReason::Evicted,
@@ -218,6 +224,21 @@ TEST_CASE("size limits", "[wire]") {
     CHECK(encoded_size(Data{9, over}) == 0);
     Bytes out(kMaxFrame + 16);
     CHECK(encode(Data{9, over}, out) == 0);
+    // The sequence number takes 4 of those bytes.
+    const Bytes seq_max(kMaxDataPayload - kSeqSize, 0x33);
+    CHECK(encoded_size(Data{9, seq_max, true, 1}) == kMaxFrame);
+    CHECK(encoded_size(Data{9, payload, true, 1}) == 0);
+  }
+  SECTION("a sequenced DATA too short for its sequence number is refused") {
+    const Bytes b{0x03, 0x01, 0x00, 0x07, 0, 0, 0, 1, 0, 0, 0};
+    CHECK(decode(b).status == DecodeStatus::BadLength);
+    const Bytes ok_empty{0x03, 0x01, 0x00, 0x08, 0, 0, 0, 1, 0, 0, 0, 9};
+    const Decoded d = decode(ok_empty);
+    REQUIRE(d.status == DecodeStatus::Ok);
+    const auto& data = std::get<Data>(d.frame);
+    CHECK(data.sequenced);
+    CHECK(data.seq == 9);
+    CHECK(data.payload.empty());
   }
   SECTION("OPEN with the largest payload, IPv6 and IPv4") {
     const Endpoint c6 = ep("[2001:db8::10]:40000");
@@ -511,7 +532,8 @@ TEST_CASE("flag bits a type does not define", "[wire]") {
   CHECK(with_flags(kHelloBytes, 0x01) == DecodeStatus::BadFlags);
   CHECK(with_flags(kOpenV4Bytes, 0x03) == DecodeStatus::BadFlags);
   CHECK(with_flags(kOpenV4Bytes, 0x80) == DecodeStatus::BadFlags);
-  CHECK(with_flags(kDataBytes, 0x01) == DecodeStatus::BadFlags);
+  CHECK(with_flags(kDataBytes, 0x02) == DecodeStatus::BadFlags);
+  CHECK(with_flags(kDataSeqBytes, 0x03) == DecodeStatus::BadFlags);
   CHECK(with_flags(kCloseBytes, 0x01) == DecodeStatus::BadFlags);
   CHECK(with_flags(kResetBytes, 0x80) == DecodeStatus::BadFlags);
   CHECK(with_flags(kKeepaliveBytes, 0x02) == DecodeStatus::BadFlags);
