@@ -330,6 +330,13 @@ TEST_CASE("durations", "[config]") {
         "t.yaml:5:17: tunnel.express_rate: 10kbit is out of range (64kbit..1gbit)");
   CHECK(err(cpe("tunnel:\n  express_rate: 99999999999999999999gbit\n")).find("tunnel.express_rate") !=
         std::string::npos);
+  CHECK_FALSE(ok(cpe("tunnel:\n")).tunnel.copies);
+  CHECK(ok(cpe("tunnel:\n  copies: true\n")).tunnel.copies);
+  CHECK(ok(cpe("tunnel:\n")).tunnel.copy_rate == 125000);
+  CHECK(ok(cpe("tunnel:\n  copy_rate: 2mbit\n")).tunnel.copy_rate == 250000);
+  CHECK(err(cpe("tunnel:\n  copy_rate: 10kbit\n")) ==
+        "t.yaml:5:14: tunnel.copy_rate: 10kbit is out of range (64kbit..1gbit)");
+  CHECK(err(cpe("tunnel:\n  copies: twice\n")).find("tunnel.copies") != std::string::npos);
   CHECK(err(cpe("tunnel:\n  express_priority: 7\n")) ==
         "t.yaml:5:21: tunnel.express_priority: 7 is out of range (0..6)");
   CHECK(err(cpe("tunnel:\n  express: maybe\n")) ==
@@ -693,6 +700,17 @@ TEST_CASE("paths and limits", "[config]") {
   Config d = ok(cpe("paths:\n  - interface: up0\n    subflow: false\n    signal: true\n"));
   CHECK_FALSE(d.paths[0].subflow);
   CHECK(d.paths[0].signal);
+
+  // Copies on every uplink but a backup one, unless it says so.
+  Config cp = ok(cpe("paths:\n  - {interface: up0}\n  - {interface: lte0, backup: true}\n"
+                     "  - {interface: sat0, backup: true, copies: true}\n"
+                     "  - {interface: up1, copies: false}\n"));
+  CHECK(cp.paths[0].carries_copies());
+  CHECK_FALSE(cp.paths[1].carries_copies());
+  CHECK(cp.paths[2].carries_copies());
+  CHECK_FALSE(cp.paths[3].carries_copies());
+  CHECK(err(cpe("paths:\n  - {interface: up0, copies: 2}\n")).find("paths[0].copies") !=
+        std::string::npos);
 
   Config l = ok(cpe("paths:\n  - {interface: up0, laminar: true}\n"));
   CHECK(l.paths[0].laminar);

@@ -1,6 +1,7 @@
 // ProxyBase::tunnel_datagram with an express connection: light flows go express, heavy
 // ones main, and a flow is announced with OPEN on a connection before its first DATA
-// there, whichever connection it used before (docs/PROTOCOL.md, "Express connection").
+// there, whichever connection it used before (docs/PROTOCOL.md, "Express connection");
+// with copy carriers, light flows go in numbered copies on each (tunnel.copies).
 #include <catch2/catch.hpp>
 
 #include <sys/socket.h>
@@ -28,6 +29,7 @@ struct TestProxy final : ProxyBase {
   using ProxyBase::table_;
   using ProxyBase::send_close;
   using ProxyBase::tunnel_datagram;
+  using ProxyBase::first_copy;
   // The table's observer is this class: empty the table while it still exists.
   ~TestProxy() override { table_.remove_scope(0, RemoveReason::Shutdown); }
   std::vector<Connection*> conns;  // what for_each_connection shows
@@ -78,6 +80,29 @@ struct Pipe {
 };
 
 using F = std::vector<std::pair<wire::Type, std::uint32_t>>;
+
+// What reached a carrier: "OPEN 1" and "DATA 1#seq" (sequenced) or "DATA 1" lines.
+std::vector<std::string> copies_on(Pipe& pipe) {
+  std::uint8_t buf[65536];
+  for (ssize_t n; (n = ::recv(pipe.peer, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
+    pipe.got.insert(pipe.got.end(), buf, buf + n);
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  for (;;) {
+    const wire::Decoded d = wire::decode(std::span(pipe.got).subspan(at));
+    if (d.status != wire::DecodeStatus::Ok) break;
+    if (const auto* o = std::get_if<wire::Open>(&d.frame)) {
+      out.push_back("OPEN " + std::to_string(o->flow_id) + (o->has_payload ? "+" : ""));
+    } else if (const auto* x = std::get_if<wire::Data>(&d.frame)) {
+      out.push_back("DATA " + std::to_string(x->flow_id) +
+                    (x->sequenced ? "#" + std::to_string(x->seq) : ""));
+    }
+    at += d.consumed;
+  }
+  pipe.got.erase(pipe.got.begin(), pipe.got.begin() + static_cast<std::ptrdiff_t>(at));
+  return out;
+}
+using S = std::vector<std::string>;
 
 std::string show(const F& f) {
   std::string s;
@@ -235,4 +260,93 @@ TEST_CASE_METHOD(Fixture, "a reload applies the tunnel options to the live conne
   INFO(taken << " datagrams taken");
   CHECK(taken * 1200 <= 64 * 1024);  // the loop did not run: nothing went to the kernel
   CHECK(taken >= 50);
+}
+
+TEST_CASE_METHOD(Fixture, "light flows go in numbered copies on every carrier with budget",
+                 "[copies]") {
+  Pipe c0{p, h}, c1{p, h};
+  ExpressMeter b0, b1;
+  CopyLane lanes[] = {{c0.conn.get(), &b0, 0}, {c1.conn.get(), &b1, 1}};
+  Binding* b = p.table_.create(0, *Endpoint::parse("198.18.0.2:4000"));
+  REQUIRE(b != nullptr);
+  auto flow = [&](std::uint32_t id) -> Flow& { return *b->find_flow_id(id); };
+  REQUIRE(p.table_.add_flow(*b, *Endpoint::parse("198.18.4.2:5060"), 1) != nullptr);
+  const std::vector<std::uint8_t> small(160, 1), big(1200, 2);
+  auto send = [&](std::uint32_t id, const std::vector<std::uint8_t>& d) {
+    return p.tunnel_datagram(*main.conn, express.conn.get(), *b, flow(id), d, lanes);
+  };
+
+  SECTION("each carrier: the flow announced once, then every datagram with one number") {
+    for (int i = 0; i < 3; ++i) REQUIRE(send(1, small));
+    run();
+    const S want{"OPEN 1", "DATA 1#1", "DATA 1#2", "DATA 1#3"};
+    CHECK(copies_on(c0) == want);
+    CHECK(copies_on(c1) == want);
+    CHECK(main.frames().empty());
+    CHECK(express.frames().empty());
+    CHECK(stats.get(Counter::copies_tx) == 6);
+    CHECK(stats.get(Counter::duplicates_tx) == 3);
+    CHECK(stats.get(Counter::flows_opened) == 1);
+  }
+  SECTION("a flow the peer began is known on every carrier: no OPEN") {
+    flow(1).express_conn = Flow::kKnownEverywhere;
+    REQUIRE(send(1, small));
+    run();
+    CHECK(copies_on(c0) == S{"DATA 1#1"});
+    CHECK(copies_on(c1) == S{"DATA 1#1"});
+  }
+  SECTION("a carrier whose budget is spent is skipped; with none left, express takes it") {
+    const auto now_ms = static_cast<std::uint32_t>(
+        static_cast<std::uint64_t>(ev_now(lo.loop) * 1000.0) & 0xffffffffu);
+    // The bucket overdrawn: a whole burst's worth taken, then more.
+    b1.light(now_ms, 1 << 20, cfg.tunnel.copy_rate);
+    REQUIRE_FALSE(b1.light(now_ms, 1, cfg.tunnel.copy_rate));
+    REQUIRE(send(1, small));
+    run();
+    CHECK(copies_on(c0) == S{"OPEN 1", "DATA 1#1"});
+    CHECK(copies_on(c1).empty());
+    CHECK(stats.get(Counter::copies_skipped) == 1);
+    CHECK(stats.get(Counter::duplicates_tx) == 0);
+    b0.light(now_ms, 1 << 20, cfg.tunnel.copy_rate);
+    REQUIRE_FALSE(b0.light(now_ms, 1, cfg.tunnel.copy_rate));
+    REQUIRE(send(1, small));
+    run();
+    CHECK(copies_on(c0).empty());
+    CHECK(express.frames() == F{{kOpen, 1}});  // the datagram rides inside the OPEN
+    CHECK(stats.get(Counter::flows_opened) == 1);
+  }
+  SECTION("a heavy flow is never copied") {
+    REQUIRE(p.table_.add_flow(*b, *Endpoint::parse("198.18.4.2:443"), 2) != nullptr);
+    const std::size_t burst = ExpressMeter::burst(cfg.tunnel.express_rate) / big.size();
+    for (std::size_t i = 0; i < burst + 5; ++i) REQUIRE(send(2, big));
+    run();
+    CHECK(copies_on(c0).size() == burst + 1);  // its OPEN, then the light start
+    CHECK(main.frames().size() == 5);  // an OPEN with the first datagram inside, 4 DATA
+  }
+  SECTION("a replaced carrier's slot is forgotten: the flow is announced on it again") {
+    REQUIRE(send(1, small));
+    run();
+    copies_on(c0);
+    copies_on(c1);
+    p.table_.forget_copy_slot(0, 1);
+    REQUIRE(send(1, small));
+    run();
+    CHECK(copies_on(c0) == S{"DATA 1#2"});
+    CHECK(copies_on(c1) == S{"OPEN 1", "DATA 1#2"});
+  }
+  SECTION("the receiver delivers the first copy of a number and counts the others") {
+    const auto copy = [](std::uint32_t seq) { return wire::Data{1, {}, true, seq}; };
+    CHECK(p.first_copy(*c1.conn, flow(1), copy(7)));
+    CHECK_FALSE(p.first_copy(*c0.conn, flow(1), copy(7)));
+    CHECK(p.first_copy(*c0.conn, flow(1), copy(9)));
+    CHECK(p.first_copy(*c0.conn, flow(1), copy(8)));  // late, but the first of its number
+    CHECK_FALSE(p.first_copy(*c1.conn, flow(1), copy(8)));
+    CHECK_FALSE(p.first_copy(*c1.conn, flow(1), copy(9)));
+    CHECK(c0.conn->first_arrivals == 2);
+    CHECK(c1.conn->first_arrivals == 1);
+    CHECK(stats.get(Counter::duplicates_dropped) == 3);
+    // A new session on the peer's side numbers from the start again.
+    p.table_.forget_announcements(0);
+    CHECK(p.first_copy(*c1.conn, flow(1), copy(1)));
+  }
 }
