@@ -14,6 +14,8 @@
 #   mpudp-pb-clear   the same, encryption: none on both sides
 #   mpudp-mux-log    mpudp-mux with the operator's binding log to a file
 #                    (concentrator.binding_log.path): what the log costs (issue 19)
+#   mpudp-copies     mpudp-mux with tunnel.copies on both sides and the CPE's paths up0 and
+#                    up1: light flows in copies over a plain TCP carrier per uplink (issue 20)
 #   mpudp-pb-2i      mpudp-pb with two concentrator daemons sharing the listen address
 #                    (concentrator.reuse_port, docs/SCALE.md), both on the proxy core:
 #                    what a second instance costs (issue 19)
@@ -59,7 +61,7 @@ BENCH_CC=${BENCH_CC-cubic}
 # figure counts what the scenarios before it left).
 ALL_SCENARIOS=(capacity pps64 idle_rtt latency_load latency_prio aggregation churn rss_bindings
   aggregation_delay realtime callgrind)
-ALL_SYSTEMS=(direct mpudp-mux mpudp-mux-clear mpudp-mux-log mpudp-pb mpudp-pb-clear mpudp-pb-2i v2ray v2ray-tls ss)
+ALL_SYSTEMS=(direct mpudp-mux mpudp-mux-clear mpudp-mux-log mpudp-copies mpudp-pb mpudp-pb-clear mpudp-pb-2i v2ray v2ray-tls ss)
 QUICK=0
 ONLY=
 SYSTEMS=
@@ -240,6 +242,17 @@ start_mpudp() {  # MODE ENCRYPTION [WRAPPER...] (wrapper for the CPE daemon, e.g
   tb_tproxy_rules || return 1
   write_mpudp_configs "$mode" "$enc" || return 1
   ((n > 1)) && sed -i 's/^concentrator:$/concentrator:\n  reuse_port: true/' "$TB_DIR/conc.yaml"
+  if [[ ${COPIES:-0} == 1 ]]; then
+    local f
+    for f in "$TB_DIR/cpe.yaml" "$TB_DIR/conc.yaml"; do
+      if grep -q '^tunnel:$' "$f"; then
+        sed -i 's/^tunnel:$/tunnel:\n  copies: true/' "$f"
+      else
+        printf 'tunnel:\n  copies: true\n' >>"$f"
+      fi
+    done
+    printf 'paths:\n  - interface: up0\n  - interface: up1\n' >>"$TB_DIR/cpe.yaml"
+  fi
   [[ ${CONC_BINDING_LOG:-0} == 1 ]] &&
     sed -i "s|^concentrator:\$|concentrator:\n  binding_log: {path: $TB_DIR/bindings.log}|" "$TB_DIR/conc.yaml"
   for ((i = 1; i <= n; i++)); do
@@ -364,6 +377,7 @@ bring_up() {
     mpudp-pb) start_mpudp per-binding tls ;;
     mpudp-pb-clear) start_mpudp per-binding none ;;
     mpudp-mux-log) CONC_BINDING_LOG=1 start_mpudp multiplexed tls ;;
+    mpudp-copies) COPIES=1 start_mpudp multiplexed tls ;;
     mpudp-pb-2i) CONC_INSTANCES=2 start_mpudp per-binding tls ;;
     v2ray) start_v2ray v2ray none ;;
     v2ray-tls) start_v2ray v2ray-tls tls ;;
@@ -642,6 +656,18 @@ sc_realtime() {
       RES[$1.rt_outage_${k}_p99_ms]=$(call_field "$sum" "$k" p99_ms_from_dark)
     done
     RES[$1.rt_bulk_goodput_mbit]=$(jget "$(cat "$bulk_f")" goodput_mbit)
+    # The redundancy's cost: copies beyond the first that left (not those a dark carrier
+    # held until the sojourn bound dropped them), per datagram of the call, each way: the
+    # CPE's upstream, the concentrator's downstream. A bulk flow's start is light too.
+    if [[ $1 == mpudp-copies ]]; then
+      for k in cpe conc; do
+        "tb_$k" "$CTL" -s "$TB_DIR/$k.sock" status --json >"$BENCH_DIR/rt-$k-status.json" 2>/dev/null
+        RES[$1.rt_${k}_duplicates_per_call_dgram]=$(python3 -c 'import json, sys
+s = json.load(open(sys.argv[1]))["stats"]
+extra = s["counters"]["duplicates_tx"] - s["drops"].get("copy_queue_sojourn", 0)
+print(round(extra / (50 * float(sys.argv[2])), 3))' "$BENCH_DIR/rt-$k-status.json" "$RT_CALL_S" 2>/dev/null || echo nan)
+      done
+    fi
   fi
   plain_testbed "$1" || rc=1
   return "$rc"
@@ -944,7 +970,7 @@ metrics=(host_busy_pct host_nice_pct capacity_mbit capacity_pps cpu_s_per_gbit p
   bindings_conc nofile_hard_limit rss_per_binding_cpe_b rss_per_binding_conc_b bindings_cpe_alone
   rss_per_binding_cpe_alone_b ir_per_datagram conc_cpu_us_per_dgram conc_ir_per_datagram bindings_per_instance binding_log_lines
   rt_late_up_pct rt_late_down_pct rt_up_p99_ms rt_down_p99_ms rt_outage_up_p99_ms rt_outage_down_p99_ms
-  rt_bulk_goodput_mbit)
+  rt_bulk_goodput_mbit rt_cpe_duplicates_per_call_dgram rt_conc_duplicates_per_call_dgram)
 mode_label=full
 ((QUICK)) && mode_label="QUICK (short runs; not reference figures)"
 ((ROUNDS > 1)) && mode_label+=", medians of $ROUNDS rounds"
@@ -1041,6 +1067,17 @@ ratio() {
   ratio "conc CPU us/datagram mpudp-pb-2i / mpudp-pb" mpudp-pb-2i conc_cpu_us_per_dgram mpudp-pb conc_cpu_us_per_dgram info
   ratio "capacity mpudp-mux-log / mpudp-mux (binding log on/off)" mpudp-mux-log capacity_mbit mpudp-mux capacity_mbit ">=" 0.95
   ratio "churn flows/s mpudp-mux-log / mpudp-mux" mpudp-mux-log churn_flows_per_s mpudp-mux churn_flows_per_s ">=" 0.95
+  # Issue 20: the call across a lossy and a failing uplink, with and without copies.
+  RATIO_ISSUE=20
+  echo
+  echo "issue 20 (realtime: a call beside 150 Mbit/s of bulk, path 1 lossy, path 0 dark 3 s):"
+  for k in up down; do
+    ratio "call late $k % mpudp-copies / 0.1 %" mpudp-copies rt_late_${k}_pct = 0.1 "<=" 1
+    ratio "call late $k % mpudp-copies / mpudp-mux" mpudp-copies rt_late_${k}_pct mpudp-mux rt_late_${k}_pct info
+  done
+  ratio "bulk goodput mpudp-copies / mpudp-mux" mpudp-copies rt_bulk_goodput_mbit mpudp-mux rt_bulk_goodput_mbit ">=" 0.97
+  ratio "copies per call datagram, cpe / (paths - 1)" mpudp-copies rt_cpe_duplicates_per_call_dgram = 1 "<=" 1
+  ratio "copies per call datagram, conc / (paths - 1)" mpudp-copies rt_conc_duplicates_per_call_dgram = 1 "<=" 1
   echo "each system ran at its own time: host_busy_pct (and host_nice_pct) say how busy other work kept the machine when it started"
 } >"$BENCH_DIR/ratios.txt"
 cat "$BENCH_DIR/ratios.txt"

@@ -95,11 +95,19 @@ void print_status(const Value& s) {
   const auto& conns = s["connections"].array();
   std::printf("tunnel connections: %zu\n", conns.size());
   for (const Value& c : conns) {
-    std::printf("  #%-5.0f %-24s %-10s %s%s%s  queued %s\n", c["id"].number(),
+    // A copy carrier is plain TCP on purpose (one uplink each), not a fallback.
+    const bool carrier = c["copy_carrier"].boolean();
+    std::string kind = carrier ? ", copy carrier" : "";
+    if (carrier && !c["carrier_interface"].string().empty())
+      kind += " over " + c["carrier_interface"].string();
+    if (carrier)
+      kind += ", " + std::to_string(static_cast<std::uint64_t>(c["first_arrivals"].number())) +
+              " first copies";
+    std::printf("  #%-5.0f %-24s %-10s %s%s%s%s  queued %s\n", c["id"].number(),
                 c["peer"].string().c_str(), c["state"].string().c_str(),
                 c["mptcp"].boolean() ? "MPTCP" : "TCP",
-                c["mptcp"].boolean() ? "" : " (fallback)",
-                c["express_connection"].boolean() ? ", express" : "",
+                c["mptcp"].boolean() || carrier ? "" : " (fallback)",
+                c["express_connection"].boolean() ? ", express" : "", kind.c_str(),
                 human_bytes(c["queued_bytes"].number()).c_str());
     print_subflows(c);
   }

@@ -269,6 +269,7 @@ struct Seen {
   std::optional<YAML::Mark> encryption;  // the `encryption` value
   std::optional<YAML::Mark> accept_cleartext;
   bool target_delay = false;           // tunnel.target_delay written in the file
+  std::optional<YAML::Mark> copies;          // tunnel.copies' value
   std::optional<YAML::Mark> queue_target;    // tunnel.queue_target's value
   std::optional<YAML::Mark> queue_interval;  // tunnel.queue_interval's value
   std::optional<YAML::Mark> rules_mark;    // rules.mark's value, checked against the mask
@@ -782,7 +783,11 @@ constexpr std::array<Field, 14> kTunnelFields{{
      }},
     {"express_dscp",
      [](const Where& w, Config& c, Seen&) { c.tunnel.express_dscp = dscp_in(w); }},
-    {"copies", [](const Where& w, Config& c, Seen&) { c.tunnel.copies = boolean(w); }},
+    {"copies",
+     [](const Where& w, Config& c, Seen& s) {
+       c.tunnel.copies = boolean(w);
+       s.copies = w.value.Mark();
+     }},
     {"copy_rate",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.copy_rate = static_cast<std::uint32_t>(rate_in(w, 64000, 1000000000));
@@ -1279,6 +1284,10 @@ Config validate(const std::string& text, bool read_keys, bool fragment = false) 
                "): CoDel drops once the wait stayed above the target for an interval");
   if (cfg.tunnel.limit_path_queue && !seen.target_delay)
     cfg.tunnel.target_delay = Config::Tunnel::kPathQueueTargetDelay;
+  // Carriers join a session with the express connection's token.
+  if (cfg.tunnel.copies && (cfg.session_mode != SessionModeConfig::Multiplexed || !cfg.tunnel.express))
+    reject(*seen.copies, "tunnel.copies: needs session_mode: multiplexed and tunnel.express: "
+                         "true (copy carriers join the session as the express connection does)");
   if (cfg.role == ProxyRole::Cpe && !seen.cpe_concentrator)
     reject(seen.cpe_key.value_or(*seen.role),
            "missing required key \"cpe.concentrator\" (role is cpe)");

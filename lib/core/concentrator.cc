@@ -436,12 +436,15 @@ bool ConcentratorProxy::join_carrier(Session& s, Connection& c) {
   }
   Session* main = joinable(s, c, Counter::copy_carrier_refused, "copy carrier");
   if (main == nullptr) return false;
-  // A free slot; with none, the oldest carrier goes (the CPE redials a carrier only once
-  // it lost it, which this side may not have noticed yet).
-  std::size_t slot = main->carriers.size();
-  for (std::size_t i = 0; i < main->carriers.size() && slot == main->carriers.size(); ++i)
+  // A free slot; with none, the oldest carrier goes. A carrier the CPE lost and redialled
+  // keeps its slot here until this side notices (keepalives, a minute): its copies are
+  // dropped meanwhile (copy_queue_sojourn), the other carriers still carry them. Not
+  // replaced by address: two uplinks behind one NAT address would replace each other.
+  const std::size_t none = main->carriers.size();
+  std::size_t slot = none;
+  for (std::size_t i = 0; i < main->carriers.size() && slot == none; ++i)
     if (main->carriers[i] == 0 || session_of(main->carriers[i]) == nullptr) slot = i;
-  if (slot == main->carriers.size()) {
+  if (slot == none) {
     slot = static_cast<std::size_t>(
         std::min_element(main->carriers.begin(), main->carriers.end()) - main->carriers.begin());
     if (Session* old = session_of(main->carriers[slot])) {
@@ -722,7 +725,9 @@ void ConcentratorProxy::on_binding_removed(Binding& b, RemoveReason why) {
     }
     return;
   }
-  send_close(s->conn.get(), express_of(*s), b, why);
+  std::array<CopyLane, kMaxCopyCarriers> lanes;
+  const std::size_t n = copy_lanes(*s, lanes);
+  send_close(s->conn.get(), express_of(*s), b, why, std::span(lanes.data(), n));
 }
 
 void ConcentratorProxy::quarantine(std::unique_ptr<BindingEdge> sock) {

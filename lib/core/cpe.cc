@@ -531,6 +531,7 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
                                   (h->capabilities & wire::kCapCopy) == 0)) {
         PEER_WARN(c.identity(), "copy carrier over %s to %s: not taken; no copies on it",
                   k->interface.c_str(), c.peer().str().c_str());
+        stats_.add(Counter::copy_carrier_refused);
         drop_carrier(*k, false);
         return;
       }
@@ -670,7 +671,10 @@ void CpeProxy::on_binding_removed(Binding& b, RemoveReason why) {
     deferred_.destroy_later(std::move(b.edge));
     return;
   }
-  send_close(main_.get(), express_ && express_hs_.done() ? express_.get() : nullptr, b, why);
+  std::array<CopyLane, kMaxCopyCarriers> lanes;
+  const std::size_t n = copy_lanes(lanes);
+  send_close(main_.get(), express_ && express_hs_.done() ? express_.get() : nullptr, b, why,
+             std::span(lanes.data(), n));
 }
 
 void CpeProxy::for_each_connection(const std::function<void(Connection&)>& fn) const {

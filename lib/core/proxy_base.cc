@@ -327,7 +327,7 @@ bool ProxyBase::first_copy(Connection& c, Flow& f, const wire::Data& d) {
 }
 
 void ProxyBase::send_close(Connection* main, Connection* express, const Binding& b,
-                           RemoveReason why) {
+                           RemoveReason why, std::span<CopyLane> carriers) {
   wire::CloseReason reason;
   switch (why) {
     case RemoveReason::Expired: reason = wire::CloseReason::Idle; break;
@@ -347,6 +347,13 @@ void ProxyBase::send_close(Connection* main, Connection* express, const Binding&
   const wire::Close close{b.client, reason};
   if (on_express && express->send(close)) stats_.add(Counter::closes_tx);
   if (on_main && main->send(close)) stats_.add(Counter::closes_tx);
+  // Behind the copies too: an OPEN still queued on a stalled carrier must not bring the
+  // binding back at the peer after the CLOSE on main.
+  std::uint8_t announced = 0;
+  for (const Flow& f : b.flows) announced |= f.copy_known;
+  for (CopyLane& lane : carriers)
+    if ((announced & (1u << lane.slot)) != 0 && lane.conn->send(close))
+      stats_.add(Counter::closes_tx);
 }
 
 bool ProxyBase::count_rx_datagram(const wire::Frame& f) {

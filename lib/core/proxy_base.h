@@ -97,7 +97,9 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   // could overtake frames still queued on the express connection (an OPEN there would
   // bring the binding back at the peer) and lets the peer see a new binding's OPEN on
   // express before the CLOSE of the binding evicted for it.
-  void send_close(Connection* main, Connection* express, const Binding& b, RemoveReason why);
+  // With `carriers`, also on each copy carrier the binding's flows were announced on.
+  void send_close(Connection* main, Connection* express, const Binding& b, RemoveReason why,
+                  std::span<CopyLane> carriers = {});
   // The copies of a light flow's datagram, one on each carrier with budget left; false
   // when none took it (the caller sends it the usual way).
   bool send_copies(std::span<CopyLane> carriers, const Binding& b, Flow& f,

@@ -337,6 +337,9 @@ TEST_CASE("durations", "[config]") {
   CHECK(err(cpe("tunnel:\n  copy_rate: 10kbit\n")) ==
         "t.yaml:5:14: tunnel.copy_rate: 10kbit is out of range (64kbit..1gbit)");
   CHECK(err(cpe("tunnel:\n  copies: twice\n")).find("tunnel.copies") != std::string::npos);
+  CHECK(err(cpe("tunnel:\n  copies: true\n  express: false\n")) ==
+        "t.yaml:5:11: tunnel.copies: needs session_mode: multiplexed and tunnel.express: true "
+        "(copy carriers join the session as the express connection does)");
   CHECK(err(cpe("tunnel:\n  express_priority: 7\n")) ==
         "t.yaml:5:21: tunnel.express_priority: 7 is out of range (0..6)");
   CHECK(err(cpe("tunnel:\n  express: maybe\n")) ==

@@ -96,6 +96,8 @@ std::vector<std::string> copies_on(Pipe& pipe) {
     } else if (const auto* x = std::get_if<wire::Data>(&d.frame)) {
       out.push_back("DATA " + std::to_string(x->flow_id) +
                     (x->sequenced ? "#" + std::to_string(x->seq) : ""));
+    } else if (std::holds_alternative<wire::Close>(d.frame)) {
+      out.push_back("CLOSE");
     }
     at += d.consumed;
   }
@@ -322,6 +324,18 @@ TEST_CASE_METHOD(Fixture, "light flows go in numbered copies on every carrier wi
     run();
     CHECK(copies_on(c0).size() == burst + 1);  // its OPEN, then the light start
     CHECK(main.frames().size() == 5);  // an OPEN with the first datagram inside, 4 DATA
+  }
+  SECTION("a CLOSE follows the copies on each carrier the binding was announced on") {
+    REQUIRE(send(1, small));
+    run();
+    copies_on(c0);
+    copies_on(c1);
+    p.table_.forget_copy_slot(0, 1);  // as if carrier 1 were new: nothing of it there
+    p.send_close(main.conn.get(), express.conn.get(), *b, RemoveReason::Expired, lanes);
+    run();
+    CHECK(copies_on(c0) == S{"CLOSE"});
+    CHECK(copies_on(c1).empty());
+    CHECK(main.frames() == F{{kClose, 0}});
   }
   SECTION("a replaced carrier's slot is forgotten: the flow is announced on it again") {
     REQUIRE(send(1, small));
