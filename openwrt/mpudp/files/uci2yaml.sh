@@ -23,11 +23,12 @@
 #     idle_timeout, max_bindings, max_remotes -> bindings.idle_timeout, .max, .max_remotes
 #     keepalive, queue_bytes, queue_target, queue_interval, target_delay,
 #       limit_path_queue (boolean), express (boolean),
-#       express_priority, express_dscp, express_rate, congestion_control -> tunnel.*
+#       express_priority, express_dscp, express_rate, congestion_control,
+#       copies (boolean), copy_rate -> tunnel.*
 #     limit_subflows, limit_add_addr_accepted -> limits.subflows, limits.add_addr_accepted
 #     enabled, user: read by the init script only
 #   config path (one per uplink, in order) -> one paths: entry
-#     interface (Linux device name), subflow, signal, backup, fullmesh (booleans);
+#     interface (Linux device name), subflow, signal, backup, fullmesh, copies (booleans);
 #     network (logical network: wan, wwan): the init script adds its device as interface
 # Unknown options and section types are errors, like unknown keys in the YAML: a typo
 # must not silently leave a default in force. Values are written as YAML double-quoted
@@ -128,6 +129,7 @@ translate() {
         "express:tunnel.express:b express_priority:tunnel.express_priority:s " \
         "express_dscp:tunnel.express_dscp:s express_rate:tunnel.express_rate:s " \
         "congestion_control:tunnel.congestion_control:s " \
+        "copies:tunnel.copies:b copy_rate:tunnel.copy_rate:s " \
         "limit_subflows:limits.subflows:s " \
         "limit_add_addr_accepted:limits.add_addr_accepted:s enabled::- user::-", spec, " ")
       for (i = 1; i <= n; i++) {
@@ -136,8 +138,8 @@ translate() {
       }
       nopts = n
       nsecs = split("auth nfqueue rules cpe concentrator bindings tunnel paths limits", order, " ")
-      split("interface subflow signal backup fullmesh network", pf, " ")
-      for (i = 1; i <= 6; i++) pathopt[pf[i]] = 1
+      split("interface subflow signal backup fullmesh network copies", pf, " ")
+      for (i = 1; i <= 7; i++) pathopt[pf[i]] = 1
       npaths = 0; nmain = 0; out = ""
     }
     {
@@ -175,7 +177,7 @@ translate() {
         for (i = 1; i <= n; i++) val[opt, i] = vals[i]
       } else {
         if (!(opt in pathopt))
-          fail(name ": unknown option \"" opt "\" (interface, network, subflow, signal, backup, fullmesh)")
+          fail(name ": unknown option \"" opt "\" (interface, network, subflow, signal, backup, fullmesh, copies)")
         if (n != 1) fail(name ": \"" opt "\" takes one value, not a list")
         pval[sec, opt] = opt == "interface" || opt == "network" ? vals[1] : bool(vals[1], name)
       }
@@ -222,8 +224,8 @@ translate() {
               fail("mpudp." sec ": network \"" pval[sec, "network"] "\" has no device (is it up?)")
             if (!((sec, "interface") in pval)) fail("mpudp." sec ": path without option interface or network")
             emit("  - interface: " q(pval[sec, "interface"]))
-            for (f = 2; f <= 5; f++)
-              if ((sec, pf[f]) in pval) emit("    " pf[f] ": " pval[sec, pf[f]])
+            for (f = 2; f <= 7; f++)
+              if (f != 6 && (sec, pf[f]) in pval) emit("    " pf[f] ": " pval[sec, pf[f]])
           }
         } else if (order[s] != "auth") {
           section(order[s])
