@@ -335,6 +335,7 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
         if (s.token != 0) tokens_[s.token] = c.id();
         c.set_options(connection_options(cfg_, ConnectionOptions::Keepalive::Expect));
       }
+      c.report_fallback();
       PEER_INFO(c.identity(), "session %u from %s: %s over %s, %s", c.id(), c.peer().str().c_str(),
                 s.mode == wire::SessionMode::PerBinding ? "per-binding"
                 : s.carrier                             ? "copy carrier"

@@ -123,7 +123,9 @@ std::unique_ptr<Connection> Connection::adopt(const ConnectionContext& ctx, Fd f
   tune_tunnel_socket(fd.get(), opts.congestion_control);
   std::unique_ptr<Connection> c(
       new Connection(ctx, std::move(fd), peer, opts, handler, false, std::move(transport)));
-  c->check_fallback();
+  // Reported once the peer's HELLO said what the connection is (report_fallback): a CPE's
+  // copy carrier arrives as plain TCP on purpose.
+  c->check_fallback(false);
   c->secured_ = c->transport_->ready();
   return c;
 }
@@ -187,6 +189,7 @@ void Connection::make_carrier(std::string interface) {
   carrier = true;
   carrier_interface = std::move(interface);
   mark(true);
+  if (!mptcp_) tune_carrier_socket(fd_.get());
 }
 
 void Connection::mark(bool with_tos, bool reset) {
@@ -533,10 +536,18 @@ void Connection::on_connect_done() {
   if (state_ == State::Open && (queued_bytes() > 0 || transport_->unsent() > 0)) flush();
 }
 
-void Connection::check_fallback() {
+void Connection::check_fallback(bool report) {
   if (!mptcp_) return;
   if (!mptcp_fell_back(fd_.get())) return;
   mptcp_ = false;
+  fallback_unreported_ = true;
+  if (report) report_fallback();
+}
+
+void Connection::report_fallback() {
+  if (!fallback_unreported_) return;
+  fallback_unreported_ = false;
+  if (carrier) return;
   ctx_.stats.add(Counter::tunnel_fallbacks);
   if (!g_logged_fallback) {
     PEER_WARN(identity_,

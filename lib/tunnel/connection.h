@@ -243,6 +243,9 @@ class Connection {
   std::uint64_t first_arrivals = 0;
   // Makes this a copy carrier and marks its packets as an express connection's.
   void make_carrier(std::string interface);
+  // An accepted connection whose handshake said what it is: a fallback to plain TCP is
+  // counted (tunnel_fallbacks) and logged now, unless it is a copy carrier.
+  void report_fallback();
   // Makes this the express connection and marks its packets (options' express_priority
   // and express_dscp), for every subflow: MPTCP copies both to the subflows it has and
   // the ones it opens later.
@@ -280,7 +283,10 @@ class Connection {
       trim_timer_.start(std::chrono::duration<double>(opts_.trim_after).count());
   }
   void on_trim_timer();
-  void check_fallback();
+  // Whether MPTCP fell back to TCP; counted and logged now, or with `report` false (an
+  // accepted connection) at report_fallback().
+  void check_fallback(bool report = true);
+  bool fallback_unreported_ = false;
   void shut();
   void update_watch();
 

@@ -15,6 +15,10 @@ namespace {
 bool g_logged_no_mptcp = false;
 bool g_logged_ca_error = false;
 bool g_logged_mark_error = false;
+bool g_logged_carrier_error = false;
+// linux/tcp.h of 6.15 and later; Debian 12's headers predate them.
+constexpr int kTcpRtoMinUs = 45;
+constexpr int kTcpDelackMaxUs = 46;
 }  // namespace
 
 Fd make_tunnel_socket(int af, bool* mptcp) {
@@ -42,6 +46,21 @@ Fd make_carrier_socket(int af, const std::string& device) {
     errno = e;
   }
   return fd;
+}
+
+void tune_carrier_socket(int fd) {
+  const struct {
+    int opt, value;
+    const char* name;
+  } settings[] = {{TCP_THIN_LINEAR_TIMEOUTS, 1, "TCP_THIN_LINEAR_TIMEOUTS"},
+                  {kTcpRtoMinUs, 50000, "TCP_RTO_MIN_US"},
+                  {kTcpDelackMaxUs, 5000, "TCP_DELACK_MAX_US"}};
+  for (const auto& s : settings)
+    if (int err = set_int_opt(fd, IPPROTO_TCP, s.opt, s.value); err != 0 && !g_logged_carrier_error) {
+      g_logged_carrier_error = true;
+      LOG_INFO("copy carriers: %s: %s; they keep the kernel's timers", s.name,
+               errno_str(err).c_str());
+    }
 }
 
 void apply_congestion_control(int fd, const std::string& name) {

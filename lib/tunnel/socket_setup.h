@@ -24,6 +24,16 @@ Fd make_tunnel_socket(int af, bool* mptcp);
 // prefers, so that each copy carrier stays on its path. Invalid with errno set.
 Fd make_carrier_socket(int af, const std::string& device);
 
+// A copy carrier's timers, at both ends: it carries a few datagrams a second per call,
+// too few for three duplicate ACKs, so a lost segment is found by the retransmission
+// timer or RACK, both floored by settings made for bulk: RTO floor 50 ms instead of
+// 200 (TCP_RTO_MIN_US), linear timeouts while thin (TCP_THIN_LINEAR_TIMEOUTS: a path
+// back from an outage is retried every RTO, not after a backed-off one), ACKs within
+// 5 ms (TCP_DELACK_MAX_US) so the sender learns of a loss sooner. MPTCP sockets refuse
+// them (pm/recovery.h sets the namespace's instead); a kernel before 6.15 lacks two,
+// logged once: the carrier still works, with the defaults.
+void tune_carrier_socket(int fd);
+
 // TCP_NODELAY, TCP_NOTSENT_LOWAT and, unless `congestion_control` is empty, that
 // congestion control (apply_congestion_control).
 void tune_tunnel_socket(int fd, const std::string& congestion_control);

@@ -196,6 +196,9 @@ for side, other in (("cpe", "conc"), ("conc", "cpe")):
     need(len(firsts) == 2 and all(v > 0 for v in firsts.values()),
          f"copies, {side}: first copies arrived on both carriers: {firsts}")
     balance(side, st)
+need(counter("end-conc-$run", "tunnel_fallbacks") == 0,
+     f"copies: the carriers (plain TCP on purpose) are no fallback at the concentrator: "
+     f"tunnel_fallbacks {counter('end-conc-$run', 'tunnel_fallbacks')}")
 PY
   else
     # The kernel alone takes path 0 back at its subflow's next retransmission, whose
