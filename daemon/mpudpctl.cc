@@ -97,12 +97,15 @@ void print_status(const Value& s) {
   for (const Value& c : conns) {
     // A copy carrier is plain TCP on purpose (one uplink each), not a fallback.
     const bool carrier = c["copy_carrier"].boolean();
-    std::string kind = carrier ? ", copy carrier" : "";
-    if (carrier && !c["carrier_interface"].string().empty())
-      kind += " over " + c["carrier_interface"].string();
-    if (carrier)
-      kind += ", " + std::to_string(static_cast<std::uint64_t>(c["first_arrivals"].number())) +
-              " first copies";
+    std::string kind;
+    if (carrier) {
+      kind.append(", copy carrier");
+      if (const std::string dev = c["carrier_interface"].string(); !dev.empty())
+        kind.append(" over ").append(dev);
+      kind.append(", ")
+          .append(std::to_string(static_cast<std::uint64_t>(c["first_arrivals"].number())))
+          .append(" first copies");
+    }
     std::printf("  #%-5.0f %-24s %-10s %s%s%s%s  queued %s\n", c["id"].number(),
                 c["peer"].string().c_str(), c["state"].string().c_str(),
                 c["mptcp"].boolean() ? "MPTCP" : "TCP",
