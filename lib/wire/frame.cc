@@ -118,7 +118,10 @@ DecodeStatus check_header(std::uint8_t type, std::uint8_t flags, std::size_t len
       if ((flags & ~kOpenHasPayload) != 0) return DecodeStatus::BadFlags;
       return len >= kOpenMinBody ? DecodeStatus::Ok : DecodeStatus::BadLength;
     case static_cast<std::uint8_t>(Type::Data):
-      if ((flags & ~kDataSequenced) != 0) return DecodeStatus::BadFlags;
+      if ((flags & ~(kDataSequenced | kDataCopyBack)) != 0) return DecodeStatus::BadFlags;
+      // Copying back is a property of copies: a plain DATA with the bit is malformed.
+      if ((flags & kDataCopyBack) != 0 && (flags & kDataSequenced) == 0)
+        return DecodeStatus::BadFlags;
       return len >= kFlowIdSize + ((flags & kDataSequenced) != 0 ? kSeqSize : 0)
                  ? DecodeStatus::Ok
                  : DecodeStatus::BadLength;
@@ -246,6 +249,7 @@ BodySize body_size(const Frame& f) {
           if (n > kMaxBody) return {};
           return {n, true};
         } else if constexpr (std::is_same_v<T, Data>) {
+          if (v.copy_back && !v.sequenced) return {};  // the receiver would refuse it
           const std::size_t head = kFlowIdSize + (v.sequenced ? kSeqSize : 0);
           if (head + v.payload.size() > kMaxBody) return {};
           return {head + v.payload.size(), true};
@@ -339,6 +343,7 @@ Decoded decode(std::span<const std::uint8_t> in) {
       std::size_t head = kFlowIdSize;
       if ((flags & kDataSequenced) != 0) {
         d.sequenced = true;
+        d.copy_back = (flags & kDataCopyBack) != 0;
         d.seq = get32(b + kFlowIdSize);
         head += kSeqSize;
       }
@@ -409,7 +414,8 @@ std::size_t encode(const Frame& f, std::span<std::uint8_t> out) {
           // memcpy with a null source is UB even for 0 bytes; an empty span may be null.
           if (!v.payload.empty()) std::memcpy(q, v.payload.data(), v.payload.size());
         } else if constexpr (std::is_same_v<T, Data>) {
-          put_header(p, Type::Data, v.sequenced ? kDataSequenced : 0, b.size);
+          put_header(p, Type::Data,
+                     v.sequenced ? kDataSequenced | (v.copy_back ? kDataCopyBack : 0) : 0, b.size);
           put32(body, v.flow_id);
           std::uint8_t* q = body + kFlowIdSize;
           if (v.sequenced) {

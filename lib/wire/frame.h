@@ -58,6 +58,10 @@ inline constexpr std::uint8_t kKeepaliveReplyRequested = 0x01;
 // sent on every uplink's carrier (kCapCopy); the receiver delivers the first copy of
 // each number. Sent only to a peer that set kCapCopy: older decoders refuse the flag.
 inline constexpr std::uint8_t kDataSequenced = 0x01;
+// With kDataSequenced only, from the CPE: the flow is in one of its copy classes
+// (cpe.copy_classes), so the concentrator copies its replies too, whatever their rate.
+// The concentrator has no classes of its own: a LAN host or a DSCP means nothing there.
+inline constexpr std::uint8_t kDataCopyBack = 0x02;
 inline constexpr std::size_t kSeqSize = 4;
 
 // Whether the frame whose header starts at `p` carries a datagram (DATA, or OPEN with its
@@ -140,6 +144,7 @@ struct Data {
   std::span<const std::uint8_t> payload;  // points into the decoded buffer
   bool sequenced = false;  // kDataSequenced: `seq` is on the wire
   std::uint32_t seq = 0;
+  bool copy_back = false;  // kDataCopyBack (sequenced only)
 };
 
 struct Close {

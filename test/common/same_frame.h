@@ -34,6 +34,7 @@ inline bool same_frame(const Frame& a, const Frame& b) {
   if (auto* x = std::get_if<Data>(&a)) {
     auto& y = std::get<Data>(b);
     return x->flow_id == y.flow_id && x->sequenced == y.sequenced && x->seq == y.seq &&
+           x->copy_back == y.copy_back &&
            same_bytes(x->payload, y.payload);
   }
   if (auto* x = std::get_if<Close>(&a)) {

@@ -63,6 +63,9 @@ const Bytes kDataBytes{0x03, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x01,
                        0xde, 0xad, 0xbe, 0xef};
 const Bytes kDataSeqBytes{0x03, 0x01, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x01,
                           0x00, 0x01, 0x00, 0x02, 0xde, 0xad, 0xbe, 0xef};
+// The same with 0x02, copy back (a flow in one of the CPE's copy classes).
+const Bytes kDataCopyBackBytes{0x03, 0x03, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x01,
+                               0x00, 0x01, 0x00, 0x02, 0xde, 0xad, 0xbe, 0xef};
 const Bytes kCloseBytes{0x04, 0x00, 0x00, 0x08, 0x04, 0xc0,
                         0xa8, 0x01, 0x0a, 0x9c, 0x40, 0x01};
 const Bytes kResetBytes{0x05, 0x00, 0x00, 0x05, 0x80, 0x00, 0x00, 0x01, 0x01};
@@ -81,6 +84,7 @@ Frame golden_open_v6() {
 }
 Frame golden_data() { return Data{1, kPayload}; }
 Frame golden_data_seq() { return Data{1, kPayload, true, 0x00010002u}; }
+Frame golden_data_copy_back() { return Data{1, kPayload, true, 0x00010002u, true}; }
 Frame golden_close() { return Close{ep("192.168.1.10:40000"), CloseReason::Idle}; }
 Frame golden_reset() { return Reset{0x80000001u, ResetReason::UnknownFlow}; }
 Frame golden_keepalive() { return Keepalive{true}; }
@@ -98,6 +102,7 @@ std::vector<Golden> goldens() {
           {"OPEN v6", golden_open_v6(), kOpenV6Bytes},
           {"DATA", golden_data(), kDataBytes},
           {"DATA sequenced", golden_data_seq(), kDataSeqBytes},
+          {"DATA sequenced, copy back", golden_data_copy_back(), kDataCopyBackBytes},
           {"CLOSE", golden_close(), kCloseBytes},
           {"RESET", golden_reset(), kResetBytes},
           {"KEEPALIVE", golden_keepalive(), kKeepaliveBytes},
@@ -228,6 +233,8 @@ TEST_CASE("size limits", "[wire]") {
     const Bytes seq_max(kMaxDataPayload - kSeqSize, 0x33);
     CHECK(encoded_size(Data{9, seq_max, true, 1}) == kMaxFrame);
     CHECK(encoded_size(Data{9, payload, true, 1}) == 0);
+    // A plain DATA with copy back would be refused by the receiver: never written.
+    CHECK(encoded_size(Data{9, seq_max, false, 0, true}) == 0);
   }
   SECTION("a sequenced DATA too short for its sequence number is refused") {
     const Bytes b{0x03, 0x01, 0x00, 0x07, 0, 0, 0, 1, 0, 0, 0};
@@ -533,7 +540,10 @@ TEST_CASE("flag bits a type does not define", "[wire]") {
   CHECK(with_flags(kOpenV4Bytes, 0x03) == DecodeStatus::BadFlags);
   CHECK(with_flags(kOpenV4Bytes, 0x80) == DecodeStatus::BadFlags);
   CHECK(with_flags(kDataBytes, 0x02) == DecodeStatus::BadFlags);
-  CHECK(with_flags(kDataSeqBytes, 0x03) == DecodeStatus::BadFlags);
+  CHECK(with_flags(kDataSeqBytes, 0x05) == DecodeStatus::BadFlags);
+  // Copy back is a property of copies: never on a plain DATA.
+  CHECK(with_flags(kDataSeqBytes, 0x03) == DecodeStatus::Ok);
+  CHECK(with_flags(kDataSeqBytes, 0x02) == DecodeStatus::BadFlags);
   CHECK(with_flags(kCloseBytes, 0x01) == DecodeStatus::BadFlags);
   CHECK(with_flags(kResetBytes, 0x80) == DecodeStatus::BadFlags);
   CHECK(with_flags(kKeepaliveBytes, 0x02) == DecodeStatus::BadFlags);
