@@ -270,6 +270,7 @@ struct Seen {
   std::optional<YAML::Mark> accept_cleartext;
   bool target_delay = false;           // tunnel.target_delay written in the file
   std::optional<YAML::Mark> copies;          // tunnel.copies' value
+  std::optional<YAML::Mark> copy_classes;    // cpe.copy_classes' key
   std::optional<YAML::Mark> queue_target;    // tunnel.queue_target's value
   std::optional<YAML::Mark> queue_interval;  // tunnel.queue_interval's value
   std::optional<YAML::Mark> rules_mark;    // rules.mark's value, checked against the mask
@@ -464,7 +465,42 @@ constexpr std::array<Field, 9> kRulesFields{{
      }},
 }};
 
-constexpr std::array<Field, 3> kCpeFields{{
+int dscp_in(const Where& w);
+
+// A port (5060) or an inclusive range of them (3478-3481).
+PortRange port_range_in(const Where& w) {
+  const std::string text = scalar(w);
+  const std::string_view t = text;
+  const auto dash = t.find('-');
+  const auto lo = parse_digits(t.substr(0, dash));
+  const auto hi = dash == std::string_view::npos ? lo : parse_digits(t.substr(dash + 1));
+  if (!lo || !hi || *lo == 0 || *hi > 65535 || *lo > *hi)
+    reject(w.value.Mark(), w.path + ": " + quoted(text) +
+                               " is not a port or a range of ports (5060, 3478-3481; 1..65535)");
+  return {static_cast<std::uint16_t>(*lo), static_cast<std::uint16_t>(*hi)};
+}
+
+constexpr std::array<Field, 3> kCopyClassFields{{
+    {"dscp",
+     [](const Where& w, Config& c, Seen&) {
+       each_item(w, [&c](const Where& item) {
+         c.cpe.copy_classes.dscp |= std::uint64_t{1} << dscp_in(item);
+       });
+     }},
+    {"ports",
+     [](const Where& w, Config& c, Seen&) {
+       each_item(w, [&c](const Where& item) {
+         c.cpe.copy_classes.ports.push_back(port_range_in(item));
+       });
+     }},
+    {"hosts",
+     [](const Where& w, Config& c, Seen&) {
+       for (const std::string& text : cidr_list(w))
+         c.cpe.copy_classes.hosts.push_back(*Cidr::parse(text));
+     }},
+}};
+
+constexpr std::array<Field, 4> kCpeFields{{
     {"tproxy_port",
      [](const Where& w, Config& c, Seen&) {
        c.cpe.tproxy_port = static_cast<std::uint16_t>(uint_in(w, 1, 65535));
@@ -477,6 +513,11 @@ constexpr std::array<Field, 3> kCpeFields{{
     {"max_bindings_per_host",
      [](const Where& w, Config& c, Seen&) {
        c.cpe.max_bindings_per_host = static_cast<std::size_t>(uint_in(w, 0, 10000000));
+     }},
+    {"copy_classes",
+     [](const Where& w, Config& c, Seen& s) {
+       s.copy_classes = w.key_mark;
+       walk(w.value, w.path, kCopyClassFields, c, s);
      }},
 }};
 
@@ -691,8 +732,11 @@ int dscp_in(const Where& w) {
   std::string text = scalar(w);
   if (!text.empty() && text.front() >= '0' && text.front() <= '9')
     return static_cast<int>(uint_in(w, 0, 63));
+  // RFCs and router UIs write the names in capitals (EF, AF41).
+  std::string lower = text;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   for (const auto& n : kDscpNames)
-    if (text == n.name) return n.value;
+    if (lower == n.name) return n.value;
   reject(w.value.Mark(), w.path + ": " + quoted(text) +
                              " is not a DSCP (0..63, or cs0..cs7, af11..af43, ef, va, le)");
 }
@@ -1288,6 +1332,9 @@ Config validate(const std::string& text, bool read_keys, bool fragment = false) 
   if (cfg.tunnel.copies && (cfg.session_mode != SessionModeConfig::Multiplexed || !cfg.tunnel.express))
     reject(*seen.copies, "tunnel.copies: needs session_mode: multiplexed and tunnel.express: "
                          "true (copy carriers join the session as the express connection does)");
+  if (seen.copy_classes && !cfg.cpe.copy_classes.empty() && !cfg.tunnel.copies)
+    reject(*seen.copy_classes, "cpe.copy_classes: needs tunnel.copies: true (a class says which "
+                               "flows are copied, copies says that there are copies)");
   if (cfg.role == ProxyRole::Cpe && !seen.cpe_concentrator)
     reject(seen.cpe_key.value_or(*seen.role),
            "missing required key \"cpe.concentrator\" (role is cpe)");
@@ -1467,7 +1514,8 @@ std::vector<std::string> config_keys() {
   };
   const Section sections[] = {
       {"auth", kAuthFields},       {"encryption", kEncryptionFields}, {"nfqueue", kNfqueueFields},   {"rules", kRulesFields},
-      {"cpe", kCpeFields},         {"concentrator", kConcentratorFields},
+      {"cpe", kCpeFields},         {"cpe.copy_classes", kCopyClassFields},
+      {"concentrator", kConcentratorFields},
       {"concentrator.binding_log", kBindingLogFields},
       {"bindings", kBindingsFields}, {"tunnel", kTunnelFields},   {"paths[]", kPathFields},
       {"limits", kLimitsFields},

@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "net/copy_classes.h"
 #include "net/endpoint.h"
 
 namespace mpudp {
@@ -50,6 +51,10 @@ struct Config {
     // Bindings one LAN host (client address) may hold: a host cycling source ports then
     // evicts its own oldest bindings, not other hosts'. 0: no cap below bindings.max.
     std::size_t max_bindings_per_host = 0;
+    // With tunnel.copies: flows copied on every uplink whatever their rate (still within
+    // each carrier's tunnel.copy_rate), and their replies too (net/copy_classes.h).
+    // Classes set by the flow's ends apply to flows that begin after a reload.
+    CopyClasses copy_classes;
   } cpe;
 
   struct Concentrator {

@@ -298,8 +298,10 @@ TEST_CASE("durations", "[config]") {
   CHECK(ok(cpe("tunnel:\n  express_priority: 0\n")).tunnel.express_priority == 0);
   CHECK(err(cpe("tunnel:\n  express_dscp: 64\n")) ==
         "t.yaml:5:17: tunnel.express_dscp: 64 is out of range (0..63)");
-  CHECK(err(cpe("tunnel:\n  express_dscp: EF\n")) ==
-        "t.yaml:5:17: tunnel.express_dscp: \"EF\" is not a DSCP (0..63, or cs0..cs7, "
+  // Names in capitals, as RFCs and router UIs write them.
+  CHECK(ok(cpe("tunnel:\n  express_dscp: EF\n")).tunnel.express_dscp == 46);
+  CHECK(err(cpe("tunnel:\n  express_dscp: EX\n")) ==
+        "t.yaml:5:17: tunnel.express_dscp: \"EX\" is not a DSCP (0..63, or cs0..cs7, "
         "af11..af43, ef, va, le)");
   CHECK(ok(cpe("tunnel:\n  path_recovery: fast\n")).tunnel.path_recovery == PathRecovery::Fast);
   CHECK(ok(cpe("tunnel:\n  path_recovery: kernel\n")).tunnel.path_recovery ==
@@ -344,6 +346,41 @@ TEST_CASE("durations", "[config]") {
         "t.yaml:5:21: tunnel.express_priority: 7 is out of range (0..6)");
   CHECK(err(cpe("tunnel:\n  express: maybe\n")) ==
         "t.yaml:5:12: tunnel.express: \"maybe\" is not true or false");
+}
+
+TEST_CASE("cpe.copy_classes", "[config]") {
+  const std::string copies = "tunnel:\n  copies: true\n";
+  auto classes = [&](std::string_view body) {
+    return cpe("  copy_classes:\n" + std::string(body) + copies);
+  };
+  const Config c = ok(classes("    dscp: [EF, af41, 40]\n    ports: [5060, 3478-3481]\n"
+                              "    hosts: [198.18.1.7, \"2001:db8:1::/64\"]\n"));
+  const auto& k = c.cpe.copy_classes;
+  CHECK(k.dscp == ((std::uint64_t{1} << 46) | (std::uint64_t{1} << 34) | (std::uint64_t{1} << 40)));
+  REQUIRE(k.ports.size() == 2);
+  CHECK(k.ports[0] == mpudp::PortRange{5060, 5060});
+  CHECK(k.ports[1] == mpudp::PortRange{3478, 3481});
+  REQUIRE(k.hosts.size() == 2);
+  CHECK(k.hosts[0].str() == "198.18.1.7/32");
+  CHECK(k.hosts[1].str() == "2001:db8:1::/64");
+  CHECK(ok(cpe(copies)).cpe.copy_classes.empty());
+  // A single value is a list of one, as everywhere in the file.
+  CHECK(ok(classes("    ports: 5060\n")).cpe.copy_classes.ports.size() == 1);
+  CHECK(err(classes("    ports: [0]\n")) ==
+        "t.yaml:5:13: cpe.copy_classes.ports[0]: \"0\" is not a port or a range of ports (5060, "
+        "3478-3481; 1..65535)");
+  CHECK(err(classes("    ports: [3481-3478]\n")).find("\"3481-3478\" is not a port") !=
+        std::string::npos);
+  CHECK(err(classes("    ports: [70000]\n")).find("\"70000\" is not a port") != std::string::npos);
+  CHECK(err(classes("    ports: [50-]\n")).find("\"50-\" is not a port") != std::string::npos);
+  CHECK(err(classes("    dscp: [expedited]\n")).find("cpe.copy_classes.dscp[0]: \"expedited\" is "
+                                                  "not a DSCP") != std::string::npos);
+  CHECK(err(classes("    hosts: [lan]\n")).find("cpe.copy_classes.hosts[0]: \"lan\" is not an "
+                                              "address") != std::string::npos);
+  CHECK(err(classes("    protocol: udp\n")).find("protocol") != std::string::npos);
+  CHECK(err(cpe("  copy_classes:\n    dscp: ef\n")) ==
+        "t.yaml:4:3: cpe.copy_classes: needs tunnel.copies: true (a class says which flows are "
+        "copied, copies says that there are copies)");
 }
 
 TEST_CASE("integers", "[config]") {

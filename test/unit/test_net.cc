@@ -7,6 +7,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "net/copy_classes.h"
 #include "net/endpoint.h"
 
 using mpudp::Endpoint;
@@ -249,4 +250,32 @@ TEST_CASE("express meter: light flows stay light, bulk turns heavy and comes bac
     CHECK(light < 50);
     CHECK_FALSE(last);
   }
+}
+
+TEST_CASE("copy classes match a flow by its ends or a datagram's DSCP", "[copy_classes]") {
+  using mpudp::CopyClasses;
+  auto e = [](const char* text) { return *Endpoint::parse(text); };
+  CopyClasses c;
+  CHECK(c.empty());
+  CHECK_FALSE(c.matches(e("198.18.1.7:40000"), e("198.18.9.1:5060")));
+  CHECK_FALSE(c.matches_dscp(46));
+  c.ports = {{5060, 5060}, {3478, 3481}};
+  c.hosts = {*mpudp::Cidr::parse("198.18.1.64/26"), *mpudp::Cidr::parse("2001:db8:1::5")};
+  c.dscp = std::uint64_t{1} << 46;
+  CHECK_FALSE(c.empty());
+  // The server's port, or the client's own (a console's fixed port).
+  CHECK(c.matches(e("198.18.1.7:40000"), e("198.18.9.1:5060")));
+  CHECK(c.matches(e("198.18.1.7:3481"), e("198.18.9.1:443")));
+  CHECK(c.matches(e("198.18.1.7:40000"), e("198.18.9.1:3478")));
+  CHECK_FALSE(c.matches(e("198.18.1.7:40000"), e("198.18.9.1:3482")));
+  CHECK_FALSE(c.matches(e("198.18.1.7:40000"), e("198.18.9.1:5061")));
+  // The LAN host, by prefix, either family.
+  CHECK(c.matches(e("198.18.1.100:40000"), e("198.18.9.1:443")));
+  CHECK_FALSE(c.matches(e("198.18.1.63:40000"), e("198.18.9.1:443")));
+  CHECK(c.matches(e("[2001:db8:1::5]:40000"), e("[2001:db8:9::1]:443")));
+  CHECK_FALSE(c.matches(e("[2001:db8:1::6]:40000"), e("[2001:db8:9::1]:443")));
+  CHECK(c.matches_dscp(46));
+  CHECK_FALSE(c.matches_dscp(0));
+  CHECK_FALSE(c.matches_dscp(34));
+  CHECK_FALSE(c.matches_dscp(64));  // not a DSCP: never shifted past the mask
 }
