@@ -26,7 +26,7 @@ struct Echo final : LanSink {
   ReplySockets* transparent = nullptr;
   SendBatch* sends = nullptr;
   void on_lan_datagram(const Endpoint& client, const Endpoint& dst,
-                       std::span<const std::uint8_t> payload) override {
+                       std::span<const std::uint8_t> payload, std::uint8_t) override {
     const auto r = raw->send(dst, client, payload);
     if (r == RawReplies::Result::TooBig) {
       transparent->send(dst, client, payload, nullptr, nullptr);

@@ -60,6 +60,9 @@ struct Flow {
   // carriers (bit = slot) this side announced the flow on.
   std::uint32_t copy_seq = 0;
   std::uint8_t copy_known = 0;
+  // Copied whatever its rate: at the CPE, a flow in one of cpe.copy_classes; at the
+  // concentrator, one whose last copy from the CPE asked for it (wire::kDataCopyBack).
+  bool copy_class = false;
   DedupWindow copies_seen;
 };
 

@@ -360,6 +360,10 @@ void ConcentratorProxy::on_frame(Session& s, Connection& c, const wire::Frame& f
       send_reset(c, d->flow_id, wire::ResetReason::UnknownFlow);
       return;
     }
+    // The CPE's copies say whether the replies are copied whatever their rate (its
+    // class). Its plain DATA says nothing: a classed flow past the carriers' budgets
+    // goes plain for a while and stays in its class.
+    if (d->sequenced) f->copy_class = d->copy_back;
     if (d->sequenced && !first_copy(c, *f, *d)) return;
     table_.touch(*b);
     f->client_sent = true;

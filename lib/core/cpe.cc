@@ -311,7 +311,7 @@ Connection* CpeProxy::connection_for(Binding& b) {
 }
 
 void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
-                               std::span<const std::uint8_t> payload) {
+                               std::span<const std::uint8_t> payload, std::uint8_t dscp) {
   if (client.family != orig_dst.family) {
     stats_.drop(Drop::family_mismatch);
     return;
@@ -363,7 +363,13 @@ void CpeProxy::on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
       stats_.drop(Drop::remote_limit);
       return;
     }
+    f->copy_class = cfg_.tunnel.copies && cfg_.cpe.copy_classes.matches(client, orig_dst);
   }
+  // A marked datagram puts its whole flow in the class: a phone marks its voice EF, and
+  // its few unmarked ones (a re-INVITE, STUN) belong to the same call.
+  if (dscp != 0 && !f->copy_class && cfg_.tunnel.copies &&
+      cfg_.cpe.copy_classes.matches_dscp(dscp))
+    f->copy_class = true;
   send_upstream(*c, *b, *f, payload);
 }
 

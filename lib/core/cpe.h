@@ -31,7 +31,7 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   struct Carrier;
 
   void on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
-                       std::span<const std::uint8_t> payload) override;
+                       std::span<const std::uint8_t> payload, std::uint8_t dscp) override;
   // ConnectionHandler of the main and express connections, told apart by identity; a
   // per-binding connection is heard by its BindingConn, which comes here with its own.
   void on_connected(Connection& c) override;

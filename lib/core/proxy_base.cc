@@ -242,7 +242,11 @@ bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Bin
   const auto now_ms = static_cast<std::uint32_t>(
       static_cast<std::uint64_t>(ev_now(loop_) * 1000.0) & 0xffffffffu);
   const bool light = f.meter.light(now_ms, payload.size(), cfg_.tunnel.express_rate);
-  if (light && !carriers.empty() && send_copies(carriers, b, f, payload, now_ms)) return true;
+  // A flow in a copy class is copied whatever its rate; past the carriers' budgets it
+  // takes the connection its rate says, as any other flow.
+  if ((light || f.copy_class) && !carriers.empty() &&
+      send_copies(carriers, b, f, payload, now_ms))
+    return true;
   const bool use_express = express != nullptr && light;
   Connection& c = use_express ? *express : main;
   // Fair queueing among the flows sharing a multiplexed main connection (a per-binding
@@ -293,7 +297,10 @@ bool ProxyBase::send_copies(std::span<CopyLane> carriers, const Binding& b, Flow
   // The same number on every copy: the receiver delivers whichever arrives first. A flow
   // the peer began (kKnownEverywhere) needs no OPEN; one of ours is announced on each
   // carrier before its first copy there, as TCP keeps the two in order on it.
-  const wire::Data copy{f.id, payload, true, f.copy_seq + 1};
+  // The CPE asks for the replies of its classed flows to be copied too (the concentrator
+  // knows no classes); a concentrator's copies ask nothing.
+  const wire::Data copy{f.id, payload, true, f.copy_seq + 1,
+                        f.copy_class && cfg_.role == ProxyRole::Cpe};
   const std::size_t cost = payload.size() + wire::kDataOverhead + wire::kSeqSize;
   std::uint64_t sent = 0;
   for (CopyLane& lane : carriers) {

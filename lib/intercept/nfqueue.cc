@@ -175,7 +175,7 @@ void NfqueueIntercept::handle(const nlmsghdr* nlh) {
     return;
   }
   stats_.add(Counter::lan_rx_bytes, d->payload.size());
-  sink_.on_lan_datagram(d->src, d->dst, d->payload);
+  sink_.on_lan_datagram(d->src, d->dst, d->payload, d->dscp);
 }
 
 void NfqueueIntercept::send_verdicts() {

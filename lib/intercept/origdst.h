@@ -5,12 +5,15 @@
 
 #include <sys/socket.h>
 
+#include <cstdint>
 #include <optional>
 
 #include "net/endpoint.h"
 
 namespace mpudp {
 
-std::optional<Endpoint> parse_origdst(const msghdr& msg);
+// With `dscp`, also the datagram's DSCP from IP_TOS / IPV6_TCLASS (IP_RECVTOS /
+// IPV6_RECVTCLASS on), 0 when the message carries none.
+std::optional<Endpoint> parse_origdst(const msghdr& msg, std::uint8_t* dscp = nullptr);
 
 }  // namespace mpudp

@@ -96,7 +96,9 @@ std::optional<UdpDatagram> parse_v4(std::span<const std::uint8_t> p, ParseError*
   std::memcpy(src.addr.data(), p.data() + 12, 4);
   std::memcpy(dst.addr.data(), p.data() + 16, 4);
   // Bytes after `total` are link-layer padding, not ours.
-  return parse_udp_header(p.subspan(ihl, total - ihl), src, dst, why);
+  auto d = parse_udp_header(p.subspan(ihl, total - ihl), src, dst, why);
+  if (d) d->dscp = static_cast<std::uint8_t>(p[1] >> 2);
+  return d;
 }
 
 std::optional<UdpDatagram> parse_v6(std::span<const std::uint8_t> p, ParseError* why) {
@@ -114,8 +116,12 @@ std::optional<UdpDatagram> parse_v6(std::span<const std::uint8_t> p, ParseError*
   auto rest = p.subspan(kIpv6HeaderLen, plen);
   for (int i = 0; i <= kMaxExtHeaders; ++i) {
     switch (next) {
-      case kProtoUdp:
-        return parse_udp_header(rest, src, dst, why);
+      case kProtoUdp: {
+        auto d = parse_udp_header(rest, src, dst, why);
+        // Traffic class: the low nibble of byte 0 and the high one of byte 1.
+        if (d) d->dscp = static_cast<std::uint8_t>(((p[0] & 0x0f) << 2) | (p[1] >> 6));
+        return d;
+      }
       case kHopByHop:
       case kRouting:
       case kDestOpts: {

@@ -16,6 +16,7 @@ struct UdpDatagram {
   Endpoint src;  // the LAN client
   Endpoint dst;  // the original destination
   std::span<const std::uint8_t> payload;
+  std::uint8_t dscp = 0;  // the upper six bits of the TOS / traffic class byte
 };
 
 enum class ParseError : std::uint8_t {

@@ -32,11 +32,15 @@ std::unique_ptr<TproxySocket> TproxySocket::open(Loop* loop, Family family,
       return fail("IPV6_TRANSPARENT (needs CAP_NET_ADMIN)", e);
     if (int e = set_int_opt(fd.get(), SOL_IPV6, IPV6_RECVORIGDSTADDR, 1))
       return fail("IPV6_RECVORIGDSTADDR", e);
+    // The DSCP a phone or console marked its packets with (cpe.copy_classes).
+    if (int e = set_int_opt(fd.get(), SOL_IPV6, IPV6_RECVTCLASS, 1))
+      return fail("IPV6_RECVTCLASS", e);
   } else {
     if (int e = set_int_opt(fd.get(), SOL_IP, IP_TRANSPARENT, 1))
       return fail("IP_TRANSPARENT (needs CAP_NET_ADMIN)", e);
     if (int e = set_int_opt(fd.get(), SOL_IP, IP_RECVORIGDSTADDR, 1))
       return fail("IP_RECVORIGDSTADDR", e);
+    if (int e = set_int_opt(fd.get(), SOL_IP, IP_RECVTOS, 1)) return fail("IP_RECVTOS", e);
   }
   // Bursts from many LAN clients arrive between two loop iterations; 208 KiB (rmem_max's
   // default) is 30 ms of a 60 Mbit/s flow, less than one scheduling hiccup on a busy router.
@@ -77,12 +81,13 @@ void TproxySocket::on_readable() {
       }
       const auto client = Endpoint::from_sockaddr(batch_.source(static_cast<std::size_t>(i)),
                                                   batch_.source_len(static_cast<std::size_t>(i)));
-      const auto dst = parse_origdst(batch_.header(static_cast<std::size_t>(i)));
+      std::uint8_t dscp = 0;
+      const auto dst = parse_origdst(batch_.header(static_cast<std::size_t>(i)), &dscp);
       if (!client || !dst) {
         stats_.drop(Drop::no_origdst);
         continue;
       }
-      sink_.on_lan_datagram(*client, *dst, payload);
+      sink_.on_lan_datagram(*client, *dst, payload, dscp);
     }
     if (n < static_cast<int>(RecvBatch::kSlots)) return;
   }

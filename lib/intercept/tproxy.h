@@ -23,8 +23,9 @@ namespace mpudp {
 class LanSink {
  public:
   virtual ~LanSink() = default;
+  // `dscp`: the datagram's DSCP as the client marked it (0: unmarked).
   virtual void on_lan_datagram(const Endpoint& client, const Endpoint& orig_dst,
-                               std::span<const std::uint8_t> payload) = 0;
+                               std::span<const std::uint8_t> payload, std::uint8_t dscp) = 0;
 };
 
 class TproxySocket {

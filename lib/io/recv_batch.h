@@ -18,7 +18,7 @@ class RecvBatch {
  public:
   static constexpr std::size_t kSlots = 16;
   static constexpr std::size_t kSlotBytes = 65536;  // any UDP datagram fits
-  static constexpr std::size_t kControlBytes = 128;  // IP(V6)_ORIGDSTADDR, SO_RXQ_OVFL
+  static constexpr std::size_t kControlBytes = 128;  // IP(V6)_ORIGDSTADDR, SO_RXQ_OVFL, TOS
 
   RecvBatch();
   // recvmmsg(MSG_DONTWAIT); returns the count (0 when nothing is waiting), -1 on error

@@ -522,7 +522,8 @@ tb_write_psk() {
 tb_psk_hex() { tr -d '\n' <"${1:-$TB_DIR/psk}"; }
 
 # tb_write_configs MODE [IDLE]: $TB_DIR/cpe.yaml and $TB_DIR/conc.yaml; TB_CPE_EXTRA (YAML
-# text) is appended to cpe.yaml, TB_CONC_EXTRA to conc.yaml. Both daemons authenticate
+# text) is appended to cpe.yaml, TB_CONC_EXTRA to conc.yaml; TB_CPE_KEYS (indented by
+# two spaces) goes inside cpe.yaml's `cpe:` section. Both daemons authenticate
 # with the key in $TB_DIR/psk (written once per testbed); TB_CPE_AUTH / TB_CONC_AUTH
 # replace the `auth:` value of one side (e.g. "none", or "{psk_file: /other}").
 tb_write_configs() {
@@ -539,6 +540,7 @@ session_mode: $mode
 cpe:
   tproxy_port: ${TB_TPROXY_PORT:-5555}
   concentrator: "198.18.2.2:$TB_CONC_PORT"
+${TB_CPE_KEYS:-}
 bindings:
   idle_timeout: $idle
 auth: ${TB_CPE_AUTH:-{psk_file: \"$TB_DIR/psk\"\}}

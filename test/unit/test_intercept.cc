@@ -63,6 +63,37 @@ TEST_CASE("IPv4 original destination is read from IP_ORIGDSTADDR") {
   CHECK(ep->str() == "198.18.4.2:7");
 }
 
+TEST_CASE("the DSCP comes with the original destination, from IP_TOS / IPV6_TCLASS") {
+  SECTION("IPv4: the TOS byte, before the destination as the kernel writes them") {
+    Control c;
+    const std::uint8_t tos = 0xb8 | 0x02;  // EF, ECN ECT(0)
+    c.add(SOL_IP, IP_TOS, &tos, sizeof tos);
+    auto sa = sin4("198.18.4.2", 7);
+    c.add(SOL_IP, IP_ORIGDSTADDR, &sa, sizeof sa);
+    std::uint8_t dscp = 99;
+    REQUIRE(parse_origdst(c.msg, &dscp));
+    CHECK(dscp == 46);
+  }
+  SECTION("IPv6: the traffic class, an int") {
+    Control c;
+    const int tclass = 34 << 2;  // af41
+    c.add(SOL_IPV6, IPV6_TCLASS, &tclass, sizeof tclass);
+    auto sa = sin6("2001:db8:4::2", 443);
+    c.add(SOL_IPV6, IPV6_ORIGDSTADDR, &sa, sizeof sa);
+    std::uint8_t dscp = 99;
+    REQUIRE(parse_origdst(c.msg, &dscp));
+    CHECK(dscp == 34);
+  }
+  SECTION("none in the message: unmarked") {
+    Control c;
+    auto sa = sin4("198.18.4.2", 7);
+    c.add(SOL_IP, IP_ORIGDSTADDR, &sa, sizeof sa);
+    std::uint8_t dscp = 99;
+    REQUIRE(parse_origdst(c.msg, &dscp));
+    CHECK(dscp == 0);
+  }
+}
+
 TEST_CASE("IPv6 original destination is read from IPV6_ORIGDSTADDR") {
   Control c;
   auto sa = sin6("2001:db8:4::2", 443);

@@ -85,6 +85,23 @@ TEST_CASE("build_udp then parse_udp round trip, both families") {
   }
 }
 
+TEST_CASE("parse_udp reads the DSCP the client marked, both families") {
+  // cpe.copy_classes matches it: EF (46) is 0xb8 in the TOS byte, split across the
+  // first two bytes of an IPv6 header.
+  auto v4 = build("198.18.0.2:1234", "198.18.4.2:53", "x");
+  v4[1] = 0xb8 | 0x01;  // ECN bits are not the DSCP
+  auto d4 = parse_udp(v4);
+  REQUIRE(d4);
+  CHECK(d4->dscp == 46);
+  auto v6 = build("[2001:db8::2]:5353", "[2001:db8:4::2]:443", "x");
+  v6[0] = static_cast<std::uint8_t>(0x60 | (0xb8 >> 4));
+  v6[1] = static_cast<std::uint8_t>(((0xb8 & 0x0f) << 4) | (v6[1] & 0x0f));
+  auto d6 = parse_udp(v6);
+  REQUIRE(d6);
+  CHECK(d6->dscp == 46);
+  CHECK(parse_udp(build("198.18.0.2:1234", "198.18.4.2:53", "x"))->dscp == 0);
+}
+
 TEST_CASE("build_udp refuses what does not fit") {
   std::vector<std::uint8_t> small(30);
   const std::uint8_t pl[4] = {1, 2, 3, 4};

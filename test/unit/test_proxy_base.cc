@@ -101,6 +101,7 @@ std::vector<std::string> copies_on(Pipe& pipe) {
     } else if (const auto* x = std::get_if<wire::Data>(&d.frame)) {
       line.append("DATA ").append(std::to_string(x->flow_id));
       if (x->sequenced) line.append("#").append(std::to_string(x->seq));
+      if (x->copy_back) line.append("^");
       out.push_back(line);
     } else if (std::holds_alternative<wire::Close>(d.frame)) {
       out.push_back("CLOSE");
@@ -289,7 +290,7 @@ TEST_CASE_METHOD(Fixture, "light flows go in numbered copies on every carrier wi
     run();
     const S want{"OPEN 1", "DATA 1#1", "DATA 1#2", "DATA 1#3"};
     CHECK(copies_on(c0) == want);
-    CHECK(copies_on(c1) == want);
+    CHECK(copies_on(c1) == want);  // no ^: not in a class, replies copied by their rate
     CHECK(main.frames().empty());
     CHECK(express.frames().empty());
     CHECK(stats.get(Counter::copies_tx) == 6);
@@ -330,6 +331,30 @@ TEST_CASE_METHOD(Fixture, "light flows go in numbered copies on every carrier wi
     run();
     CHECK(copies_on(c0).size() == burst + 1);  // its OPEN, then the light start
     CHECK(main.frames().size() == 5);  // an OPEN with the first datagram inside, 4 DATA
+  }
+  SECTION("a flow in a copy class is copied whatever its rate, replies asked for too") {
+    REQUIRE(p.table_.add_flow(*b, *Endpoint::parse("198.18.4.2:3478"), 2) != nullptr);
+    flow(2).copy_class = true;
+    const std::size_t burst = ExpressMeter::burst(cfg.tunnel.express_rate) / big.size();
+    for (std::size_t i = 0; i < burst + 5; ++i) REQUIRE(send(2, big));
+    run();
+    const S got = copies_on(c0);
+    REQUIRE(got.size() == burst + 6);  // its OPEN, then every datagram
+    CHECK(got.back() == "DATA 2#" + std::to_string(burst + 5) + "^");
+    CHECK(copies_on(c1) == got);
+    CHECK(main.frames().empty());
+    // Past the carriers' budgets it goes the way its rate says: heavy, main.
+    const auto now_ms = static_cast<std::uint32_t>(
+        static_cast<std::uint64_t>(ev_now(lo.loop) * 1000.0) & 0xffffffffu);
+    b0.light(now_ms, 1 << 20, cfg.tunnel.copy_rate);
+    b1.light(now_ms, 1 << 20, cfg.tunnel.copy_rate);
+    REQUIRE(send(2, big));
+    run();
+    CHECK(main.frames() == F{{kOpen, 2}});
+    // The budgets spent, a light flow takes express.
+    REQUIRE(send(1, small));
+    run();
+    CHECK(express.frames() == F{{kOpen, 1}});
   }
   SECTION("a CLOSE follows the copies on each carrier the binding was announced on") {
     REQUIRE(send(1, small));
