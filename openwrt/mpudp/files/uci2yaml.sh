@@ -18,6 +18,7 @@
 #     list lan, backend, ipv6 (boolean), mark, mask, table, pref, fail, list exclude
 #       -> rules.*
 #     tproxy_port, concentrator, max_bindings_per_host -> cpe.*
+#     list copy_dscp, list copy_port, list copy_host -> cpe.copy_classes.dscp, .ports, .hosts
 #     list listen, list allow_destinations, list deny_destinations, max_sessions,
 #       max_bindings_per_cpe -> concentrator.*
 #     idle_timeout, max_bindings, max_remotes -> bindings.idle_timeout, .max, .max_remotes
@@ -117,6 +118,8 @@ translate() {
         "table:rules.table:s pref:rules.pref:s exclude:rules.exclude:l " \
         "tproxy_port:cpe.tproxy_port:s concentrator:cpe.concentrator:s " \
         "max_bindings_per_host:cpe.max_bindings_per_host:s " \
+        "copy_dscp:cpe.copy_classes.dscp:l copy_port:cpe.copy_classes.ports:l " \
+        "copy_host:cpe.copy_classes.hosts:l " \
         "listen:concentrator.listen:l allow_destinations:concentrator.allow_destinations:l " \
         "deny_destinations:concentrator.deny_destinations:l " \
         "max_sessions:concentrator.max_sessions:s " \
@@ -184,9 +187,11 @@ translate() {
     }
     function emit(s) { out = out s "\n" }
     function value_of(opt) { return kind[opt] == "b" ? val[opt, 1] : q(val[opt, 1]) }
-    # Every set option whose key is in section SEC ("" for top-level keys).
-    function section(sec,   i, o, k, j, head) {
-      head = 0
+    # Every set option whose key is in section SEC ("" for top-level keys); a key one
+    # level deeper (cpe.copy_classes.dscp) goes under the heading of its subsection, written
+    # once (such options are next to each other in spec).
+    function section(sec,   i, o, k, j, head, subsec, lastsubsec, ind) {
+      head = 0; lastsubsec = ""
       for (i = 1; i <= nopts; i++) {
         o = opts[i]; k = key[o]
         if (!(o in cnt) || kind[o] == "-") continue
@@ -194,11 +199,19 @@ translate() {
         else if (index(k, sec ".") != 1) continue
         else k = substr(k, length(sec) + 2)
         if (sec != "" && !head) { emit(sec ":"); head = 1 }
+        ind = sec == "" ? "" : "  "
+        subsec = ""
+        if (sec != "" && index(k, ".")) {
+          subsec = substr(k, 1, index(k, ".") - 1); k = substr(k, index(k, ".") + 1)
+          if (subsec != lastsubsec) emit(ind subsec ":")
+          ind = ind "  "
+        }
+        lastsubsec = subsec
         if (kind[o] == "l") {
-          emit((sec == "" ? "" : "  ") k ":")
-          for (j = 1; j <= cnt[o]; j++) emit((sec == "" ? "  " : "    ") "- " q(val[o, j]))
+          emit(ind k ":")
+          for (j = 1; j <= cnt[o]; j++) emit(ind "  - " q(val[o, j]))
         } else {
-          emit((sec == "" ? "" : "  ") k ": " value_of(o))
+          emit(ind k ": " value_of(o))
         }
       }
     }
