@@ -471,8 +471,12 @@ bool ConcentratorProxy::join_carrier(Session& s, Connection& c) {
   return true;
 }
 
-std::size_t ConcentratorProxy::copy_lanes(const Session& s,
-                                          std::array<CopyLane, kMaxCopyCarriers>& out) {
+std::size_t ConcentratorProxy::copy_lanes_for(const Binding& b, CopyLanes& out) {
+  const Session* s = session_of(b.scope);
+  return s != nullptr ? copy_lanes(*s, out) : 0;
+}
+
+std::size_t ConcentratorProxy::copy_lanes(const Session& s, CopyLanes& out) {
   std::size_t n = 0;
   for (std::uint32_t id : s.carriers) {
     if (id == 0) continue;
@@ -652,10 +656,7 @@ void ConcentratorProxy::deliver(Binding& b, const Endpoint& from,
     // The client's answers to it must be hairpinned too, not sent to our own address.
     f->hairpin = hairpinned;
   }
-  std::array<CopyLane, kMaxCopyCarriers> lanes;
-  const std::size_t n = copy_lanes(*s, lanes);
-  if (!tunnel_datagram(*s->conn, express_of(*s), b, *f, payload, std::span(lanes.data(), n)))
-    return;
+  if (!tunnel_datagram(*s->conn, express_of(*s), b, *f, payload)) return;
   // Outbound traffic always refreshes the mapping (RFC 4787 REQ-6); inbound as set.
   if (cfg_.concentrator.refresh_on_inbound) table_.touch(b);
   b.downstream.datagrams++;
@@ -730,7 +731,7 @@ void ConcentratorProxy::on_binding_removed(Binding& b, RemoveReason why) {
     }
     return;
   }
-  std::array<CopyLane, kMaxCopyCarriers> lanes;
+  CopyLanes lanes;
   const std::size_t n = copy_lanes(*s, lanes);
   send_close(s->conn.get(), express_of(*s), b, why, std::span(lanes.data(), n));
 }

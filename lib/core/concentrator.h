@@ -81,7 +81,8 @@ class ConcentratorProxy final : public ProxyBase, public RemoteSink {
   // Joins copy carrier `s` to the main session its HELLO names; false if refused.
   bool join_carrier(Session& s, Connection& c);
   // The carriers of main session `s` that can take copies now, in `out`; how many.
-  std::size_t copy_lanes(const Session& s, std::array<CopyLane, kMaxCopyCarriers>& out);
+  std::size_t copy_lanes(const Session& s, CopyLanes& out);
+  std::size_t copy_lanes_for(const Binding& b, CopyLanes& out) override;
   // Logs (rate-limited), counts and closes a session that failed the handshake.
   void reject_session(Connection& c, wire::AuthFailure why, std::string_view detail);
   wire::LogLimiter auth_log_;

@@ -296,7 +296,9 @@ CpeProxy::Carrier* CpeProxy::carrier_of(const Connection& c) {
   return nullptr;
 }
 
-std::size_t CpeProxy::copy_lanes(std::array<CopyLane, kMaxCopyCarriers>& out) {
+// Every binding's the same: the session's carriers (none in per-binding mode, where
+// tunnel.copies is refused).
+std::size_t CpeProxy::copy_lanes_for(const Binding&, CopyLanes& out) {
   std::size_t n = 0;
   for (auto& k : carriers_)
     if (k->conn && k->conn->open() && k->hs.done())
@@ -393,9 +395,7 @@ void CpeProxy::send_upstream(Connection& c, Binding& b, Flow& f,
   // Light flows take the express connection once its own handshake is done.
   Connection* express =
       express_ && express_hs_.done() && &c == main_.get() ? express_.get() : nullptr;
-  std::array<CopyLane, kMaxCopyCarriers> lanes;
-  const std::size_t n = &c == main_.get() ? copy_lanes(lanes) : 0;
-  if (!tunnel_datagram(c, express, b, f, payload, std::span(lanes.data(), n))) return;
+  if (!tunnel_datagram(c, express, b, f, payload)) return;
   b.upstream.datagrams++;
   b.upstream.bytes += payload.size();
 }
@@ -677,8 +677,8 @@ void CpeProxy::on_binding_removed(Binding& b, RemoveReason why) {
     deferred_.destroy_later(std::move(b.edge));
     return;
   }
-  std::array<CopyLane, kMaxCopyCarriers> lanes;
-  const std::size_t n = copy_lanes(lanes);
+  CopyLanes lanes;
+  const std::size_t n = copy_lanes_for(b, lanes);
   send_close(main_.get(), express_ && express_hs_.done() ? express_.get() : nullptr, b, why,
              std::span(lanes.data(), n));
 }

@@ -75,7 +75,7 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   void on_carrier_closed(Carrier& k, std::string_view reason);
   Carrier* carrier_of(const Connection& c);
   // The carriers that can take copies now, in `out`; how many.
-  std::size_t copy_lanes(std::array<CopyLane, kMaxCopyCarriers>& out);
+  std::size_t copy_lanes_for(const Binding& b, CopyLanes& out) override;
   // The next wait of a doubling, jittered backoff (200 ms .. 10 s) kept in `b`, in s.
   double next_backoff(std::chrono::milliseconds& b);
   void send_upstream(Connection& c, Binding& b, Flow& f, std::span<const std::uint8_t> payload);

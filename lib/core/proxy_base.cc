@@ -231,8 +231,7 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
 }
 
 bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Binding& b,
-                                Flow& f, std::span<const std::uint8_t> payload,
-                                std::span<CopyLane> carriers) {
+                                Flow& f, std::span<const std::uint8_t> payload) {
   if (payload.size() > wire::kMaxDataPayload) {
     stats_.drop(Drop::too_large);
     return false;
@@ -244,9 +243,11 @@ bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Bin
   const bool light = f.meter.light(now_ms, payload.size(), cfg_.tunnel.express_rate);
   // A flow in a copy class is copied whatever its rate; past the carriers' budgets it
   // takes the connection its rate says, as any other flow.
-  if ((light || f.copy_class) && !carriers.empty() &&
-      send_copies(carriers, b, f, payload, now_ms))
-    return true;
+  if (light || f.copy_class) {
+    CopyLanes lanes;
+    const std::size_t n = copy_lanes_for(b, lanes);
+    if (n != 0 && send_copies(std::span(lanes.data(), n), b, f, payload, now_ms)) return true;
+  }
   const bool use_express = express != nullptr && light;
   Connection& c = use_express ? *express : main;
   // Fair queueing among the flows sharing a multiplexed main connection (a per-binding

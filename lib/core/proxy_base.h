@@ -3,6 +3,7 @@
 // expiry timer, and the bookkeeping of removals.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -35,6 +36,7 @@ struct CopyLane {
 };
 // At most this many carriers per session (a bit each in Flow::copy_known).
 inline constexpr std::size_t kMaxCopyCarriers = 8;
+using CopyLanes = std::array<CopyLane, kMaxCopyCarriers>;
 
 BindingLimits binding_limits(const Config& cfg);
 ConnectionOptions connection_options(const Config& cfg, ConnectionOptions::Keepalive role);
@@ -86,11 +88,15 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   // on that connection (with the datagram inside when it fits), DATA after that. false
   // when it was dropped (counted here). `main` carries the session; `express`, when not
   // null, is its express connection, which light flows take (see Flow::meter).
-  // With `carriers` (redundant delivery, tunnel.copies), a light flow's datagram goes
-  // instead on every carrier whose copy_rate budget has room, numbered (sequenced DATA),
-  // and on main or express only when none took it.
+  // With copy carriers (redundant delivery, tunnel.copies; copy_lanes_for), a light
+  // flow's datagram, or a classed flow's, goes instead on every carrier whose copy_rate
+  // budget has room, numbered (sequenced DATA), and on main or express only when none
+  // took it.
   bool tunnel_datagram(Connection& main, Connection* express, const Binding& b, Flow& f,
-                       std::span<const std::uint8_t> payload, std::span<CopyLane> carriers = {});
+                       std::span<const std::uint8_t> payload);
+  // The copy carriers of binding `b`'s session, into `out`; how many. Asked only for a
+  // datagram that may be copied, so bulk datagrams never pay for the lookup.
+  virtual std::size_t copy_lanes_for(const Binding& b, CopyLanes& out) = 0;
   // Tells the peer that multiplexed binding `b` is gone (expired, evicted, shutdown; other
   // removals the peer knows of already): a CLOSE on each connection that carried the
   // binding's frames, behind them, or on `main` when none did. One CLOSE on main alone

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -37,6 +38,12 @@ struct TestProxy final : ProxyBase {
     for (Connection* c : conns) fn(*c);
   }
   void on_binding_removed(Binding&, RemoveReason) override {}
+  // The copy carriers every binding's datagrams may take (none unless a test sets them).
+  std::vector<CopyLane> lanes;
+  std::size_t copy_lanes_for(const Binding&, CopyLanes& out) override {
+    std::copy(lanes.begin(), lanes.end(), out.begin());
+    return lanes.size();
+  }
 };
 
 struct LoopOwner {
@@ -275,14 +282,15 @@ TEST_CASE_METHOD(Fixture, "light flows go in numbered copies on every carrier wi
                  "[copies]") {
   Pipe c0{p, h}, c1{p, h};
   ExpressMeter b0, b1;
-  CopyLane lanes[] = {{c0.conn.get(), &b0, 0}, {c1.conn.get(), &b1, 1}};
+  p.lanes = {{c0.conn.get(), &b0, 0}, {c1.conn.get(), &b1, 1}};
+  std::span<CopyLane> lanes(p.lanes);
   Binding* b = p.table_.create(0, *Endpoint::parse("198.18.0.2:4000"));
   REQUIRE(b != nullptr);
   auto flow = [&](std::uint32_t id) -> Flow& { return *b->find_flow_id(id); };
   REQUIRE(p.table_.add_flow(*b, *Endpoint::parse("198.18.4.2:5060"), 1) != nullptr);
   const std::vector<std::uint8_t> small(160, 1), big(1200, 2);
   auto send = [&](std::uint32_t id, const std::vector<std::uint8_t>& d) {
-    return p.tunnel_datagram(*main.conn, express.conn.get(), *b, flow(id), d, lanes);
+    return p.tunnel_datagram(*main.conn, express.conn.get(), *b, flow(id), d);
   };
 
   SECTION("each carrier: the flow announced once, then every datagram with one number") {
