@@ -99,12 +99,13 @@ void print_status(const Value& s) {
     const bool carrier = c["copy_carrier"].boolean();
     std::string kind;
     if (carrier) {
-      kind.append(", copy carrier");
+      kind.append(c["copy_spare"].boolean() ? ", spare copy carrier" : ", copy carrier");
       if (const std::string dev = c["carrier_interface"].string(); !dev.empty())
         kind.append(" over ").append(dev);
       kind.append(", ")
           .append(std::to_string(static_cast<std::uint64_t>(c["first_arrivals"].number())))
           .append(" first copies");
+      if (c["stalled"].boolean()) kind.append(", stalled");
     }
     std::printf("  #%-5.0f %-24s %-10s %s%s%s%s  queued %s\n", c["id"].number(),
                 c["peer"].string().c_str(), c["state"].string().c_str(),

@@ -786,7 +786,7 @@ std::string congestion_control_in(const Where& w) {
   return text;
 }
 
-constexpr std::array<Field, 14> kTunnelFields{{
+constexpr std::array<Field, 15> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
@@ -836,6 +836,8 @@ constexpr std::array<Field, 14> kTunnelFields{{
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.copy_rate = static_cast<std::uint32_t>(rate_in(w, 64000, 1000000000));
      }},
+    {"copy_spares",
+     [](const Where& w, Config& c, Seen&) { c.tunnel.copy_spares = boolean(w); }},
     {"congestion_control",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.congestion_control = congestion_control_in(w);

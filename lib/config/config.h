@@ -262,6 +262,11 @@ struct Config {
     // it, a datagram skips that carrier (it still goes on the others, or on the express
     // connection when none has room).
     std::uint32_t copy_rate = 125000;
+    // With copies, a second carrier per uplink (the CPE's; the concentrator follows the
+    // CPE's HELLO) that takes copies only while another carrier is stalled: during an
+    // outage the surviving uplink then sends each datagram on two connections, and a
+    // loss on it no longer waits for TCP's retransmission. Idle otherwise.
+    bool copy_spares = true;
     // The subflows' TCP congestion control (TCP_CONGESTION on the MPTCP socket, which the
     // kernel passes to every subflow, joins included); empty: the system's default
     // (net.ipv4.tcp_congestion_control). With limit_path_queue, which keeps the paths'

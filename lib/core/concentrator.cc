@@ -467,6 +467,7 @@ bool ConcentratorProxy::join_carrier(Session& s, Connection& c) {
   s.carrier = true;
   s.slot = static_cast<unsigned>(slot);
   c.make_carrier("");
+  c.spare = (s.hs.peer_hello().capabilities & wire::kCapCopySpare) != 0;
   stats_.add(Counter::copy_carrier_connects);
   return true;
 }
@@ -482,7 +483,7 @@ std::size_t ConcentratorProxy::copy_lanes(const Session& s, CopyLanes& out) {
     if (id == 0) continue;
     Session* k = session_of(id);
     if (k != nullptr && k->carrier && k->conn->open())
-      out[n++] = CopyLane{k->conn.get(), &k->budget, k->slot};
+      out[n++] = CopyLane{k->conn.get(), &k->budget, k->slot, k->conn->spare, k->conn->stalled()};
   }
   return n;
 }

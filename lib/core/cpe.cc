@@ -44,8 +44,8 @@ struct CpeProxy::BindingConn final : BindingEdge, ConnectionHandler {
 // Redundant delivery: one uplink's copy carrier. It hears its connection's events and
 // passes them on with its handshake; it outlives the connection (redials).
 struct CpeProxy::Carrier final : ConnectionHandler {
-  Carrier(CpeProxy& p, unsigned s, std::string ifname)
-      : proxy(p), slot(s), interface(std::move(ifname)),
+  Carrier(CpeProxy& p, unsigned s, std::string ifname, bool is_spare)
+      : proxy(p), slot(s), interface(std::move(ifname)), spare(is_spare),
         timer(p.loop_, [this] { proxy.connect_carrier(*this); }) {}
   void on_connected(Connection& c) override {
     c.start_handshake_deadline(kHandshakeDeadline);
@@ -62,6 +62,7 @@ struct CpeProxy::Carrier final : ConnectionHandler {
   CpeProxy& proxy;
   unsigned slot;          // its bit in Flow::copy_known
   std::string interface;  // the uplink it is bound to
+  bool spare;             // the uplink's second carrier (tunnel.copy_spares)
   std::unique_ptr<Connection> conn;
   wire::Handshake hs;
   Timer timer;
@@ -141,7 +142,8 @@ std::unique_ptr<Connection> CpeProxy::open_connection(ConnectionHandler& handler
                                                        wire::Handshake& hs, std::string* err,
                                                        std::uint64_t express_token,
                                                        const Endpoint* to,
-                                                       const std::string* device) {
+                                                       const std::string* device,
+                                                       bool spare) {
   const auto ka = cfg_.session_mode == SessionModeConfig::Multiplexed
                       ? ConnectionOptions::Keepalive::Probe
                       : ConnectionOptions::Keepalive::Off;
@@ -172,6 +174,7 @@ std::unique_ptr<Connection> CpeProxy::open_connection(ConnectionHandler& handler
     hello.capabilities |= wire::kCapExpress;
     hello.express_token = express_token;
     if (device != nullptr) hello.capabilities |= wire::kCapCopy;
+    if (spare) hello.capabilities |= wire::kCapCopySpare;
   }
   // Only a CPE that can send the errors asks for them.
   if (icmp_) hello.capabilities |= wire::kCapIcmp;
@@ -240,10 +243,15 @@ void CpeProxy::drop_express(bool again) {
 void CpeProxy::connect_carriers() {
   if (stopping_ || !copy_offered_) return;
   if (carriers_.empty()) {
-    for (const Config::Path& p : cfg_.paths) {
-      if (!p.carries_copies() || carriers_.size() == kMaxCopyCarriers) continue;
-      carriers_.push_back(std::make_unique<Carrier>(
-          *this, static_cast<unsigned>(carriers_.size()), p.interface));
+    // Every uplink's carrier first, then their spares while slots are left: with more
+    // than four uplinks the spares are what goes without.
+    for (const bool spare : {false, true}) {
+      if (spare && !cfg_.tunnel.copy_spares) break;
+      for (const Config::Path& p : cfg_.paths) {
+        if (!p.carries_copies() || carriers_.size() == kMaxCopyCarriers) continue;
+        carriers_.push_back(std::make_unique<Carrier>(
+            *this, static_cast<unsigned>(carriers_.size()), p.interface, spare));
+      }
     }
     if (carriers_.empty())
       LOG_WARN("tunnel.copies: no path carries copies (paths[] lists no uplink, or only "
@@ -258,7 +266,7 @@ void CpeProxy::connect_carrier(Carrier& k) {
     return;
   std::string err;
   const Endpoint& to = direct_.valid() ? direct_ : cfg_.cpe.concentrator;
-  k.conn = open_connection(k, k.hs, &err, express_token_, &to, &k.interface);
+  k.conn = open_connection(k, k.hs, &err, express_token_, &to, &k.interface, k.spare);
   if (!k.conn) {
     if (!k.warned)
       LOG_WARN("copy carrier over %s to %s: %s", k.interface.c_str(), to.str().c_str(),
@@ -268,6 +276,7 @@ void CpeProxy::connect_carrier(Carrier& k) {
     return;
   }
   k.conn->make_carrier(k.interface);
+  k.conn->spare = k.spare;
 }
 
 void CpeProxy::drop_carrier(Carrier& k, bool again) {
@@ -302,7 +311,7 @@ std::size_t CpeProxy::copy_lanes_for(const Binding&, CopyLanes& out) {
   std::size_t n = 0;
   for (auto& k : carriers_)
     if (k->conn && k->conn->open() && k->hs.done())
-      out[n++] = CopyLane{k->conn.get(), &k->budget, k->slot};
+      out[n++] = CopyLane{k->conn.get(), &k->budget, k->slot, k->spare, k->conn->stalled()};
   return n;
 }
 
@@ -559,8 +568,8 @@ void CpeProxy::on_tunnel_frame(Connection& c, wire::Handshake& hs, const wire::F
         k->backoff = std::chrono::milliseconds(0);
         k->warned = false;
         stats_.add(Counter::copy_carrier_connects);
-        PEER_INFO(c.identity(), "copy carrier up to %s over %s", c.peer().str().c_str(),
-                  k->interface.c_str());
+        PEER_INFO(c.identity(), "%scopy carrier up to %s over %s", k->spare ? "spare " : "",
+                  c.peer().str().c_str(), k->interface.c_str());
       } else if (&c == express_.get()) {
         express_backoff_ = std::chrono::milliseconds(0);
         PEER_INFO(c.identity(), "express connection up to %s over %s", c.peer().str().c_str(),

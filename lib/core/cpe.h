@@ -54,11 +54,13 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   // In multiplexed mode with tunnel.express, the HELLO asks for an express token (main
   // connection, `express_token` 0) or joins the session that handed it out.
   // `to`: the configured concentrator unless given (the express connection goes to the
-  // concentrator's direct endpoint when it named one).
+  // concentrator's direct endpoint when it named one). With `device`, a copy carrier
+  // bound to that interface; `spare`, its uplink's spare (tunnel.copy_spares).
   std::unique_ptr<Connection> open_connection(ConnectionHandler& handler, wire::Handshake& hs,
                                               std::string* err, std::uint64_t express_token = 0,
                                               const Endpoint* to = nullptr,
-                                              const std::string* device = nullptr);
+                                              const std::string* device = nullptr,
+                                              bool spare = false);
   void auth_failed(Connection& c, wire::AuthFailure why);
   void connect_main();
   void schedule_reconnect();

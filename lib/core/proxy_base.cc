@@ -201,6 +201,8 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
   if (c.carrier) {
     w.key("carrier_interface").value(c.carrier_interface);
     w.key("first_arrivals").value(c.first_arrivals);
+    w.key("copy_spare").value(c.spare);
+    w.key("stalled").value(c.stalled());
   }
   w.key("queued_bytes").value(static_cast<std::uint64_t>(c.queued_bytes()));
   w.key("express_bytes").value(static_cast<std::uint64_t>(c.express_bytes()));
@@ -303,8 +305,18 @@ bool ProxyBase::send_copies(std::span<CopyLane> carriers, const Binding& b, Flow
   const wire::Data copy{f.id, payload, true, f.copy_seq + 1,
                         f.copy_class && cfg_.role == ProxyRole::Cpe};
   const std::size_t cost = payload.size() + wire::kDataOverhead + wire::kSeqSize;
-  std::uint64_t sent = 0;
+  std::uint64_t sent = 0, on_spares = 0;
+  // A carrier whose path went dark gets nothing (it would only queue); the spares then
+  // take copies too, so the surviving uplinks send each datagram on two connections
+  // whose losses are independent, and a loss there waits for no retransmission.
+  bool dark = false;
+  for (const CopyLane& lane : carriers) dark = dark || (lane.stalled && !lane.spare);
   for (CopyLane& lane : carriers) {
+    if (lane.spare && !dark) continue;
+    if (lane.stalled) {
+      stats_.add(Counter::copies_stalled);
+      continue;
+    }
     if (!lane.budget->light(now_ms, cost, cfg_.tunnel.copy_rate)) {
       stats_.add(Counter::copies_skipped);
       continue;
@@ -314,7 +326,10 @@ bool ProxyBase::send_copies(std::span<CopyLane> carriers, const Binding& b, Flow
       if (!lane.conn->send(wire::Open{f.id, b.client, f.remote, false, {}})) continue;
       f.copy_known |= bit;
     }
-    if (lane.conn->send(copy)) ++sent;
+    if (lane.conn->send(copy)) {
+      ++sent;
+      if (lane.spare) ++on_spares;
+    }
   }
   if (sent == 0) return false;  // the express or main connection takes it instead
   if (f.copy_seq == 0 && !f.announced && f.express_conn == 0)
@@ -322,6 +337,7 @@ bool ProxyBase::send_copies(std::span<CopyLane> carriers, const Binding& b, Flow
   ++f.copy_seq;
   stats_.add(Counter::copies_tx, sent);
   stats_.add(Counter::duplicates_tx, sent - 1);
+  stats_.add(Counter::spare_copies_tx, on_spares);
   return true;
 }
 

@@ -33,6 +33,8 @@ struct CopyLane {
   Connection* conn = nullptr;
   ExpressMeter* budget = nullptr;
   unsigned slot = 0;
+  bool spare = false;    // its uplink's spare: used only while another carrier is stalled
+  bool stalled = false;  // Connection::stalled(): its path dark, not used
 };
 // At most this many carriers per session (a bit each in Flow::copy_known).
 inline constexpr std::size_t kMaxCopyCarriers = 8;

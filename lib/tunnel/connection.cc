@@ -2,6 +2,7 @@
 
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -190,6 +191,18 @@ void Connection::make_carrier(std::string interface) {
   carrier_interface = std::move(interface);
   mark(true);
   if (!mptcp_) tune_carrier_socket(fd_.get());
+}
+
+bool Connection::stalled() const {
+  constexpr double kStallCheckInterval = 0.010;
+  const double now = ev_now(ctx_.loop);
+  if (now - stall_checked_ < kStallCheckInterval) return stalled_;
+  stall_checked_ = now;
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  stalled_ = fd_ && ::getsockopt(fd_.get(), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+             carrier_stalled(ti.tcpi_ca_state, ti.tcpi_retransmits, ti.tcpi_unacked);
+  return stalled_;
 }
 
 void Connection::mark(bool with_tos, bool reset) {

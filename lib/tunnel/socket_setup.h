@@ -3,6 +3,7 @@
 // that what the kernel is told about it is in one place.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "io/fd.h"
@@ -33,6 +34,17 @@ Fd make_carrier_socket(int af, const std::string& device);
 // them (pm/recovery.h sets the namespace's instead); a kernel before 6.15 lacks two,
 // logged once: the carrier still works, with the defaults.
 void tune_carrier_socket(int fd);
+
+// Whether a copy carrier is stalled, from its TCP_INFO: data outstanding and TCP
+// retransmitting on timeout (its congestion state Loss, or a timeout retransmission not
+// yet acknowledged), i.e. its path delivered nothing for a whole RTO (RACK's and the tail
+// loss probe's repairs of a lossy path do neither). The data path then stops sending
+// copies on it and uses the spares (tunnel.copy_spares), until it delivers again.
+inline bool carrier_stalled(std::uint8_t ca_state, std::uint8_t retransmits,
+                            std::uint32_t unacked) {
+  constexpr std::uint8_t kCaLoss = 4;  // TCP_CA_Loss
+  return unacked > 0 && (ca_state == kCaLoss || retransmits > 0);
+}
 
 // TCP_NODELAY, TCP_NOTSENT_LOWAT and, unless `congestion_control` is empty, that
 // congestion control (apply_congestion_control).

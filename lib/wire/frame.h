@@ -96,6 +96,12 @@ inline constexpr std::uint16_t kCapDirect = 0x0008;
 // the concentrator echoes the bit. Only carriers carry sequenced DATA (kDataSequenced),
 // in both directions.
 inline constexpr std::uint16_t kCapCopy = 0x0010;
+// kCapCopySpare, from the CPE with kCapCopy: this carrier is its uplink's spare, a second
+// TCP connection on the same path that carries copies only while another carrier is
+// stalled (its path dark), so that the surviving path sends each datagram twice, on two
+// connections whose losses are independent. Older concentrators ignore the bit and use
+// the spare like any carrier.
+inline constexpr std::uint16_t kCapCopySpare = 0x0020;
 inline constexpr std::size_t kTokenSize = 8;
 inline constexpr std::size_t kNonceSize = 32;
 inline constexpr std::size_t kMacSize = 32;  // HMAC-SHA256

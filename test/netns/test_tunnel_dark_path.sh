@@ -26,7 +26,9 @@
 #  3. tunnel.copies on both daemons (redundant delivery, kernel's recovery settings): a
 #     plain TCP carrier per uplink, the call on both; the copy on path 1 carries it
 #     through the outage: at most 10 late in all, no gap over 400 ms, duplicates dropped
-#     on both sides and first copies counted on both carriers. Measured: 0 late, 36 ms.
+#     on both sides and first copies counted on both carriers; path 0's carrier stalls
+#     in the outage and the spares (tunnel.copy_spares) take its copies. Measured: 0
+#     late, 36 ms.
 #
 # Environment, for measuring rather than testing (docs/CONFIG.md has the numbers):
 # DARK_RUNS ("kernel fast copies": which runs), DARK_SYSCTL ("net.mptcp.stale_loss_cnt=1 ...",
@@ -94,6 +96,8 @@ outage() {
   if [[ $run == copies ]]; then
     tb_wait_log cpe "copy carrier up to .* over up0" 10 || return 1
     tb_wait_log cpe "copy carrier up to .* over up1" 10 || return 1
+    tb_wait_log cpe "spare copy carrier up to .* over up0" 10 || return 1
+    tb_wait_log cpe "spare copy carrier up to .* over up1" 10 || return 1
   fi
   tb_wait_subflows cpe 2 10 || return 1
   sleep 1.5  # the express connection's second subflow
@@ -101,10 +105,11 @@ outage() {
   if [[ $run == copies ]]; then
     tb_check "$TB_DIR/status-$run.json" <<PY
 ks = carriers("status-$run")
-need(sorted(k["carrier_interface"] for k in ks) == ["up0", "up1"] and
-     all(k["state"] == "open" and not k["mptcp"] for k in ks),
-     f"copies: a plain TCP carrier on each uplink: "
-     f"{[(k['carrier_interface'], k['state'], k['mptcp']) for k in ks]}")
+need(sorted((k["carrier_interface"], k["copy_spare"]) for k in ks) ==
+     [("up0", False), ("up0", True), ("up1", False), ("up1", True)] and
+     all(k["state"] == "open" and not k["mptcp"] and not k["stalled"] for k in ks),
+     f"copies: a plain TCP carrier and a spare on each uplink: "
+     f"{[(k['carrier_interface'], k['copy_spare'], k['state'], k['mptcp']) for k in ks]}")
 PY
   fi
   tb_check "$TB_DIR/status-$run.json" <<PY
@@ -192,9 +197,15 @@ for side, other in (("cpe", "conc"), ("conc", "cpe")):
     dup = counter(f"end-{side}-$run", "duplicates_dropped")
     sent = counter(f"end-{other}-$run", "duplicates_tx")
     need(dup > 0 and dup <= sent, f"copies, {side}: {dup} duplicates dropped of {sent} sent")
-    firsts = {k["carrier_interface"] or k["peer"]: k["first_arrivals"] for k in carriers(f"end-{side}-$run")}
+    firsts = {k["carrier_interface"] or k["peer"]: k["first_arrivals"]
+              for k in carriers(f"end-{side}-$run") if not k["copy_spare"]}
     need(len(firsts) == 2 and all(v > 0 for v in firsts.values()),
-         f"copies, {side}: first copies arrived on both carriers: {firsts}")
+         f"copies, {side}: first copies arrived on both uplinks' carriers: {firsts}")
+    # Path 0 dark: its carrier stalled (TCP's timer fired), got no more copies, and the
+    # spares took them meanwhile.
+    stalled, spared = counter(f"end-{side}-$run", "copies_stalled"), counter(f"end-{side}-$run", "spare_copies_tx")
+    need(stalled > 0 and spared > 0,
+         f"copies, {side}: a stalled carrier skipped ({stalled} copies) and spares used ({spared})")
     balance(side, st)
 need(counter("end-conc-$run", "tunnel_fallbacks") == 0,
      f"copies: the carriers (plain TCP on purpose) are no fallback at the concentrator: "

@@ -336,6 +336,10 @@ TEST_CASE("durations", "[config]") {
   CHECK(ok(cpe("tunnel:\n  copies: true\n")).tunnel.copies);
   CHECK(ok(cpe("tunnel:\n")).tunnel.copy_rate == 125000);
   CHECK(ok(cpe("tunnel:\n  copy_rate: 2mbit\n")).tunnel.copy_rate == 250000);
+  CHECK(ok(cpe("tunnel:\n")).tunnel.copy_spares);
+  CHECK_FALSE(ok(cpe("tunnel:\n  copy_spares: false\n")).tunnel.copy_spares);
+  CHECK(err(cpe("tunnel:\n  copy_spares: 2\n")) ==
+        "t.yaml:5:16: tunnel.copy_spares: \"2\" is not true or false");
   CHECK(err(cpe("tunnel:\n  copy_rate: 10kbit\n")) ==
         "t.yaml:5:14: tunnel.copy_rate: 10kbit is out of range (64kbit..1gbit)");
   CHECK(err(cpe("tunnel:\n  copies: twice\n")).find("tunnel.copies") != std::string::npos);

@@ -16,6 +16,7 @@
 #include "io/loop.h"
 #include "io/socket.h"
 #include "tunnel/connection.h"
+#include "tunnel/socket_setup.h"
 #include "wire/frame.h"
 
 using namespace mpudp;
@@ -517,4 +518,16 @@ TEST_CASE("a page load's reply burst fits the queue; its bound still holds",
   CHECK(r.conn->queued_bytes() <= ConnectionOptions{}.queue_bytes + wire::kMaxFrame);
   CHECK(r.conn->queued_bytes() + 1208 > ConnectionOptions{}.queue_bytes);
   CHECK(r.stats.get(Drop::tunnel_queue_sojourn) == 0);
+}
+
+TEST_CASE("a carrier is stalled when TCP retransmits on timeout with data outstanding",
+          "[connection][copies]") {
+  using mpudp::carrier_stalled;
+  constexpr std::uint8_t kOpen = 0, kRecovery = 3, kLoss = 4;
+  CHECK_FALSE(carrier_stalled(kOpen, 0, 0));
+  CHECK_FALSE(carrier_stalled(kOpen, 0, 3));      // in flight, acknowledged as it goes
+  CHECK_FALSE(carrier_stalled(kRecovery, 0, 3));  // a lossy path: RACK repairs it
+  CHECK(carrier_stalled(kLoss, 0, 1));            // the retransmission timer fired
+  CHECK(carrier_stalled(kOpen, 2, 1));            // timeouts not yet acknowledged
+  CHECK_FALSE(carrier_stalled(kLoss, 1, 0));      // nothing outstanding: delivered again
 }
