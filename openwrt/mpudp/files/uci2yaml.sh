@@ -25,7 +25,7 @@
 #     keepalive, queue_bytes, queue_target, queue_interval, target_delay,
 #       limit_path_queue (boolean), express (boolean),
 #       express_priority, express_dscp, express_rate, congestion_control,
-#       copies (boolean), copy_rate -> tunnel.*
+#       copies (boolean), copy_rate, copy_spares (boolean) -> tunnel.*
 #     limit_subflows, limit_add_addr_accepted -> limits.subflows, limits.add_addr_accepted
 #     enabled, user: read by the init script only
 #   config path (one per uplink, in order) -> one paths: entry
@@ -132,7 +132,7 @@ translate() {
         "express:tunnel.express:b express_priority:tunnel.express_priority:s " \
         "express_dscp:tunnel.express_dscp:s express_rate:tunnel.express_rate:s " \
         "congestion_control:tunnel.congestion_control:s " \
-        "copies:tunnel.copies:b copy_rate:tunnel.copy_rate:s " \
+        "copies:tunnel.copies:b copy_rate:tunnel.copy_rate:s copy_spares:tunnel.copy_spares:b " \
         "limit_subflows:limits.subflows:s " \
         "limit_add_addr_accepted:limits.add_addr_accepted:s enabled::- user::-", spec, " ")
       for (i = 1; i <= n; i++) {
