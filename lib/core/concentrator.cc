@@ -482,8 +482,17 @@ std::size_t ConcentratorProxy::copy_lanes(const Session& s, CopyLanes& out) {
   for (std::uint32_t id : s.carriers) {
     if (id == 0) continue;
     Session* k = session_of(id);
-    if (k != nullptr && k->carrier && k->conn->open())
-      out[n++] = CopyLane{k->conn.get(), &k->budget, k->slot, k->conn->spare, k->conn->stalled()};
+    if (k == nullptr || !k->carrier || !k->conn->open()) continue;
+    // Carriers from one address are taken for one uplink (CopyLane::path).
+    std::uint8_t path = static_cast<std::uint8_t>(n);
+    for (std::size_t j = 0; j < n; ++j)
+      if (out[j].conn->peer().same_address(k->conn->peer())) {
+        path = out[j].path;
+        break;
+      }
+    out[n] = CopyLane{k->conn.get(), &k->budget, k->slot, k->conn->spare, k->conn->stalled(),
+                      path};
+    ++n;
   }
   return n;
 }

@@ -44,8 +44,8 @@ struct CpeProxy::BindingConn final : BindingEdge, ConnectionHandler {
 // Redundant delivery: one uplink's copy carrier. It hears its connection's events and
 // passes them on with its handshake; it outlives the connection (redials).
 struct CpeProxy::Carrier final : ConnectionHandler {
-  Carrier(CpeProxy& p, unsigned s, std::string ifname, bool is_spare)
-      : proxy(p), slot(s), interface(std::move(ifname)), spare(is_spare),
+  Carrier(CpeProxy& p, unsigned s, std::string ifname, bool is_spare, std::uint8_t uplink)
+      : proxy(p), slot(s), interface(std::move(ifname)), spare(is_spare), path(uplink),
         timer(p.loop_, [this] { proxy.connect_carrier(*this); }) {}
   void on_connected(Connection& c) override {
     c.start_handshake_deadline(kHandshakeDeadline);
@@ -63,6 +63,7 @@ struct CpeProxy::Carrier final : ConnectionHandler {
   unsigned slot;          // its bit in Flow::copy_known
   std::string interface;  // the uplink it is bound to
   bool spare;             // the uplink's second carrier (tunnel.copy_spares)
+  std::uint8_t path;      // the uplink's place in paths[]
   std::unique_ptr<Connection> conn;
   wire::Handshake hs;
   Timer timer;
@@ -247,10 +248,13 @@ void CpeProxy::connect_carriers() {
     // than four uplinks the spares are what goes without.
     for (const bool spare : {false, true}) {
       if (spare && !cfg_.tunnel.copy_spares) break;
-      for (const Config::Path& p : cfg_.paths) {
+      for (std::size_t i = 0; i < cfg_.paths.size(); ++i) {
+        const Config::Path& p = cfg_.paths[i];
         if (!p.carries_copies() || carriers_.size() == kMaxCopyCarriers) continue;
-        carriers_.push_back(std::make_unique<Carrier>(
-            *this, static_cast<unsigned>(carriers_.size()), p.interface, spare));
+        carriers_.push_back(std::make_unique<Carrier>(*this,
+                                                      static_cast<unsigned>(carriers_.size()),
+                                                      p.interface, spare,
+                                                      static_cast<std::uint8_t>(i)));
       }
     }
     if (carriers_.empty())
@@ -311,7 +315,8 @@ std::size_t CpeProxy::copy_lanes_for(const Binding&, CopyLanes& out) {
   std::size_t n = 0;
   for (auto& k : carriers_)
     if (k->conn && k->conn->open() && k->hs.done())
-      out[n++] = CopyLane{k->conn.get(), &k->budget, k->slot, k->spare, k->conn->stalled()};
+      out[n++] = CopyLane{k->conn.get(), &k->budget, k->slot, k->spare, k->conn->stalled(),
+                          k->path};
   return n;
 }
 

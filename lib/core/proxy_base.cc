@@ -309,10 +309,13 @@ bool ProxyBase::send_copies(std::span<CopyLane> carriers, const Binding& b, Flow
   // A carrier whose path went dark gets nothing (it would only queue); the spares then
   // take copies too, so the surviving uplinks send each datagram on two connections
   // whose losses are independent, and a loss there waits for no retransmission.
-  bool dark = false;
-  for (const CopyLane& lane : carriers) dark = dark || (lane.stalled && !lane.spare);
+  // Only the spares of other uplinks than the dark ones: the dark uplink's spare would
+  // queue into the same outage. A bit per uplink (at most 8 carriers, so 8 uplinks).
+  std::uint32_t dark = 0;
+  for (const CopyLane& lane : carriers)
+    if (lane.stalled && !lane.spare) dark |= 1u << (lane.path & 31u);
   for (CopyLane& lane : carriers) {
-    if (lane.spare && !dark) continue;
+    if (lane.spare && (dark == 0 || (dark & (1u << (lane.path & 31u))) != 0)) continue;
     if (lane.stalled) {
       stats_.add(Counter::copies_stalled);
       continue;

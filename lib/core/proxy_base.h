@@ -35,6 +35,11 @@ struct CopyLane {
   unsigned slot = 0;
   bool spare = false;    // its uplink's spare: used only while another carrier is stalled
   bool stalled = false;  // Connection::stalled(): its path dark, not used
+  // Which uplink it runs over, as far as this side can tell: a spare is of no use while
+  // the stalled carrier is its own uplink's. The CPE knows (its paths' order); the
+  // concentrator goes by the carriers' addresses (one per uplink, unless a NAT hides
+  // them behind one: then no spare is used, which costs nothing but the spares' help).
+  std::uint8_t path = 0;
 };
 // At most this many carriers per session (a bit each in Flow::copy_known).
 inline constexpr std::size_t kMaxCopyCarriers = 8;
