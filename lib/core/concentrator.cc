@@ -500,7 +500,10 @@ std::size_t ConcentratorProxy::copy_lanes(const Session& s, CopyLanes& out) {
 Connection* ConcentratorProxy::express_of(const Session& s) {
   if (s.express == 0) return nullptr;
   Session* x = session_of(s.express);
-  return x != nullptr && x->conn->open() ? x->conn.get() : nullptr;
+  // One the CPE has lost may look open here for seconds yet: with its subflows reset
+  // it delivers nothing, and the CPE, which sends its light flows on the main connection
+  // until its new one joins, hears the replies there.
+  return x != nullptr && x->conn->open() && !x->conn->pathless() ? x->conn.get() : nullptr;
 }
 
 void ConcentratorProxy::reject_session(Connection& c, wire::AuthFailure why,

@@ -407,8 +407,10 @@ bool CpeProxy::lan_destination_ok(const Endpoint& client, const Endpoint& orig_d
 void CpeProxy::send_upstream(Connection& c, Binding& b, Flow& f,
                              std::span<const std::uint8_t> payload) {
   // Light flows take the express connection once its own handshake is done.
-  Connection* express =
-      express_ && express_hs_.done() && &c == main_.get() ? express_.get() : nullptr;
+  Connection* express = express_ && express_hs_.done() && &c == main_.get() &&
+                                !express_->pathless()
+                            ? express_.get()
+                            : nullptr;
   if (!tunnel_datagram(c, express, b, f, payload)) return;
   b.upstream.datagrams++;
   b.upstream.bytes += payload.size();

@@ -193,16 +193,34 @@ void Connection::make_carrier(std::string interface) {
   if (!mptcp_) tune_carrier_socket(fd_.get());
 }
 
-bool Connection::stalled() const {
-  constexpr double kStallCheckInterval = 0.010;
+void Connection::probe_paths() const {
+  constexpr double kProbeInterval = 0.010;
   const double now = ev_now(ctx_.loop);
-  if (now - stall_checked_ < kStallCheckInterval) return stalled_;
-  stall_checked_ = now;
+  if (now - paths_checked_ < kProbeInterval) return;
+  paths_checked_ = now;
+  stalled_ = pathless_ = false;
+  if (!fd_) return;
+  // An MPTCP connection whose subflows the peer reset (an uplink gone, a middlebox
+  // flushing its state) stays open, waiting for a join: what it is given waits with it,
+  // until the keepalives give it up seconds later.
+  if (mptcp_ && state_ == State::Open && live_subflows(fd_.get()) == 0) {
+    stalled_ = pathless_ = true;
+    return;
+  }
   tcp_info ti{};
   socklen_t len = sizeof ti;
-  stalled_ = fd_ && ::getsockopt(fd_.get(), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+  stalled_ = ::getsockopt(fd_.get(), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
              carrier_stalled(ti.tcpi_ca_state, ti.tcpi_retransmits, ti.tcpi_unacked);
+}
+
+bool Connection::stalled() const {
+  probe_paths();
   return stalled_;
+}
+
+bool Connection::pathless() const {
+  probe_paths();
+  return pathless_;
 }
 
 void Connection::mark(bool with_tos, bool reset) {

@@ -244,9 +244,12 @@ class Connection {
   // A spare carrier (tunnel.copy_spares): its uplink's second one, used only while
   // another carrier is stalled.
   bool spare = false;
-  // A carrier stalled, as carrier_stalled() (tunnel/socket_setup.h) reads its TCP_INFO;
-  // read at most every 10 ms, so the data path may ask per datagram.
+  // A carrier stalled, as carrier_stalled() (tunnel/socket_setup.h) reads its TCP_INFO,
+  // or pathless(); read at most every 10 ms, so the data path may ask per datagram.
   bool stalled() const;
+  // An open MPTCP connection with no subflow left: it delivers nothing until one joins,
+  // so light flows take the main connection meanwhile. Cached as stalled().
+  bool pathless() const;
   // Makes this a copy carrier and marks its packets as an express connection's.
   void make_carrier(std::string interface);
   // An accepted connection whose handshake said what it is: a fallback to plain TCP is
@@ -332,8 +335,11 @@ class Connection {
   std::uint64_t held_at_ = 0;
   std::size_t held_len_ = 0;
   double last_rx_ = 0;
-  mutable double stall_checked_ = -1.0;  // stalled()'s cache
+  // stalled()'s and pathless()'s cache, refreshed by probe_paths() every 10 ms.
+  void probe_paths() const;
+  mutable double paths_checked_ = -1.0;
   mutable bool stalled_ = false;
+  mutable bool pathless_ = false;
   int keepalives_unanswered_ = 0;
 
   std::vector<std::uint8_t> in_;

@@ -169,4 +169,21 @@ PathSample path_sample(int fd) {
   return out;
 }
 
+int live_subflows(int fd) {
+  static thread_local SubflowBuf<tcp_info> tcp;
+  std::memset(&tcp.hdr, 0, sizeof tcp.hdr);
+  tcp.hdr.size_subflow_data = sizeof(mptcp_subflow_data);
+  tcp.hdr.size_user = sizeof(tcp_info);
+  socklen_t len = sizeof tcp;
+  if (::getsockopt(fd, SOL_MPTCP, MPTCP_TCPINFO, &tcp, &len) != 0 || tcp.hdr.size_kernel == 0)
+    return -1;
+  const std::size_t n = std::min<std::size_t>(
+      {tcp.hdr.num_subflows, (len - sizeof(mptcp_subflow_data)) / sizeof(tcp_info), kMaxSubflows});
+  // The initial subflow stays listed after a reset, closed, until the connection ends.
+  constexpr std::uint8_t kTcpEstablished = 1;  // the kernel's TCP_ESTABLISHED
+  int live = 0;
+  for (std::size_t i = 0; i < n; ++i) live += tcp.elems[i].tcpi_state == kTcpEstablished;
+  return live;
+}
+
 }  // namespace mpudp

@@ -46,4 +46,9 @@ struct PathSample {
 };
 PathSample path_sample(int fd);
 
+// How many of the MPTCP socket's subflows are established now (0: the peer reset them
+// all, and the connection holds what it is given until one joins again); -1 when the
+// kernel cannot say (no SOL_MPTCP options). One getsockopt into a reused buffer.
+int live_subflows(int fd);
+
 }  // namespace mpudp
