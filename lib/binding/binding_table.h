@@ -100,6 +100,9 @@ struct Binding {
   TimePoint last_active{};
   DirectionStats upstream;    // client -> remote
   DirectionStats downstream;  // remote -> client
+  // Copies beyond the first this side sent of the binding's datagrams (tunnel.copies):
+  // the CPE's upstream, the concentrator's downstream. What redundancy costs per client.
+  std::uint64_t duplicates_tx = 0;
   std::unique_ptr<BindingEdge> edge;
 
   Flow* find_flow(const Endpoint& remote);

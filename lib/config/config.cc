@@ -836,8 +836,20 @@ constexpr std::array<Field, 15> kTunnelFields{{
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.copy_rate = static_cast<std::uint32_t>(rate_in(w, 64000, 1000000000));
      }},
+    // true and false as when it was a switch (one spare, none), or how many per uplink.
     {"copy_spares",
-     [](const Where& w, Config& c, Seen&) { c.tunnel.copy_spares = boolean(w); }},
+     [](const Where& w, Config& c, Seen&) {
+       const std::string text = scalar(w);
+       if (!parse_digits(text)) {
+         if (text != "true" && text != "yes" && text != "on" && text != "false" &&
+             text != "no" && text != "off")
+           reject(w.value.Mark(), w.path + ": " + quoted(text) +
+                                      " is not true, false or a number of spares (0..3)");
+         c.tunnel.copy_spares = boolean(w) ? 1 : 0;
+         return;
+       }
+       c.tunnel.copy_spares = static_cast<unsigned>(uint_in(w, 0, Config::Tunnel::kMaxCopySpares));
+     }},
     {"congestion_control",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.congestion_control = congestion_control_in(w);

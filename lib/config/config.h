@@ -211,6 +211,8 @@ struct Config {
     static constexpr std::chrono::milliseconds kDefaultTargetDelay{20};
     // Unsent plus what waits in the paths' queues, which every flow on the path shares.
     static constexpr std::chrono::milliseconds kPathQueueTargetDelay{5};
+    // Spares per uplink: with two uplinks, four carriers on each fill the 8 slots.
+    static constexpr unsigned kMaxCopySpares = 3;
     // Multiplexed sessions send a keepalive after this much silence and give the
     // connection up after three keepalives go unanswered.
     std::chrono::milliseconds keepalive = std::chrono::seconds(15);
@@ -262,11 +264,12 @@ struct Config {
     // it, a datagram skips that carrier (it still goes on the others, or on the express
     // connection when none has room).
     std::uint32_t copy_rate = 125000;
-    // With copies, a second carrier per uplink (the CPE's; the concentrator follows the
-    // CPE's HELLO) that takes copies only while another carrier is stalled: during an
-    // outage the surviving uplink then sends each datagram on two connections, and a
-    // loss on it no longer waits for TCP's retransmission. Idle otherwise.
-    bool copy_spares = true;
+    // With copies, spare carriers per uplink (the CPE's; the concentrator follows the
+    // CPE's HELLOs) that take copies only while another carrier is stalled: during an
+    // outage the surviving uplink then sends each datagram on 1 + copy_spares
+    // connections, and a loss on one of them no longer waits for TCP's retransmission.
+    // Idle otherwise. true in the file is 1, false 0.
+    unsigned copy_spares = 1;
     // The subflows' TCP congestion control (TCP_CONGESTION on the MPTCP socket, which the
     // kernel passes to every subflow, joins included); empty: the system's default
     // (net.ipv4.tcp_congestion_control). With limit_path_queue, which keeps the paths'

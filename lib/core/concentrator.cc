@@ -491,7 +491,7 @@ std::size_t ConcentratorProxy::copy_lanes(const Session& s, CopyLanes& out) {
         break;
       }
     out[n] = CopyLane{k->conn.get(), &k->budget, k->slot, k->conn->spare, k->conn->stalled(),
-                      path};
+                      path, k->conn->recovering()};
     ++n;
   }
   return n;

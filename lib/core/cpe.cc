@@ -62,7 +62,7 @@ struct CpeProxy::Carrier final : ConnectionHandler {
   CpeProxy& proxy;
   unsigned slot;          // its bit in Flow::copy_known
   std::string interface;  // the uplink it is bound to
-  bool spare;             // the uplink's second carrier (tunnel.copy_spares)
+  bool spare;             // one of its uplink's spares (tunnel.copy_spares)
   std::uint8_t path;      // the uplink's place in paths[]
   std::unique_ptr<Connection> conn;
   wire::Handshake hs;
@@ -244,10 +244,10 @@ void CpeProxy::drop_express(bool again) {
 void CpeProxy::connect_carriers() {
   if (stopping_ || !copy_offered_) return;
   if (carriers_.empty()) {
-    // Every uplink's carrier first, then their spares while slots are left: with more
-    // than four uplinks the spares are what goes without.
-    for (const bool spare : {false, true}) {
-      if (spare && !cfg_.tunnel.copy_spares) break;
+    // Every uplink's carrier first, then a round of spares per tunnel.copy_spares while
+    // slots are left: with more than four uplinks the spares are what goes without.
+    for (unsigned round = 0; round <= cfg_.tunnel.copy_spares; ++round) {
+      const bool spare = round > 0;
       for (std::size_t i = 0; i < cfg_.paths.size(); ++i) {
         const Config::Path& p = cfg_.paths[i];
         if (!p.carries_copies() || carriers_.size() == kMaxCopyCarriers) continue;
@@ -316,7 +316,7 @@ std::size_t CpeProxy::copy_lanes_for(const Binding&, CopyLanes& out) {
   for (auto& k : carriers_)
     if (k->conn && k->conn->open() && k->hs.done())
       out[n++] = CopyLane{k->conn.get(), &k->budget, k->slot, k->spare, k->conn->stalled(),
-                          k->path};
+                          k->path, k->conn->recovering()};
   return n;
 }
 

@@ -55,7 +55,7 @@ class CpeProxy final : public ProxyBase, public LanSink, public ConnectionHandle
   // connection, `express_token` 0) or joins the session that handed it out.
   // `to`: the configured concentrator unless given (the express connection goes to the
   // concentrator's direct endpoint when it named one). With `device`, a copy carrier
-  // bound to that interface; `spare`, its uplink's spare (tunnel.copy_spares).
+  // bound to that interface; `spare`, one of its uplink's spares (tunnel.copy_spares).
   std::unique_ptr<Connection> open_connection(ConnectionHandler& handler, wire::Handshake& hs,
                                               std::string* err, std::uint64_t express_token = 0,
                                               const Endpoint* to = nullptr,

@@ -171,6 +171,7 @@ std::string ProxyBase::bindings_json() const {
     w.key("up_bytes").value(b.upstream.bytes);
     w.key("down_datagrams").value(b.downstream.datagrams);
     w.key("down_bytes").value(b.downstream.bytes);
+    w.key("duplicates_tx").value(b.duplicates_tx);
     w.end_object();
   });
   w.end_array();
@@ -232,7 +233,7 @@ void ProxyBase::write_connection(json::Writer& w, const Connection& c) const {
   w.end_object();
 }
 
-bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Binding& b,
+bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, Binding& b,
                                 Flow& f, std::span<const std::uint8_t> payload) {
   if (payload.size() > wire::kMaxDataPayload) {
     stats_.drop(Drop::too_large);
@@ -294,7 +295,7 @@ bool ProxyBase::tunnel_datagram(Connection& main, Connection* express, const Bin
   return ok;
 }
 
-bool ProxyBase::send_copies(std::span<CopyLane> carriers, const Binding& b, Flow& f,
+bool ProxyBase::send_copies(std::span<CopyLane> carriers, Binding& b, Flow& f,
                             std::span<const std::uint8_t> payload, std::uint32_t now_ms) {
   if (payload.size() + wire::kSeqSize > wire::kMaxDataPayload) return false;
   // The same number on every copy: the receiver delivers whichever arrives first. A flow
@@ -311,9 +312,12 @@ bool ProxyBase::send_copies(std::span<CopyLane> carriers, const Binding& b, Flow
   // whose losses are independent, and a loss there waits for no retransmission.
   // Only the spares of other uplinks than the dark ones: the dark uplink's spare would
   // queue into the same outage. A bit per uplink (at most 8 carriers, so 8 uplinks).
+  // One recovering from a stall takes copies again but keeps the spares on for a while:
+  // its window starts again from one segment behind a backlog to repeat, and a call
+  // behind it on the lossy survivor alone would wait (seen 1.2 s after the outage).
   std::uint32_t dark = 0;
   for (const CopyLane& lane : carriers)
-    if (lane.stalled && !lane.spare) dark |= 1u << (lane.path & 31u);
+    if ((lane.stalled || lane.recovering) && !lane.spare) dark |= 1u << (lane.path & 31u);
   for (CopyLane& lane : carriers) {
     if (lane.spare && (dark == 0 || (dark & (1u << (lane.path & 31u))) != 0)) continue;
     if (lane.stalled) {
@@ -340,6 +344,7 @@ bool ProxyBase::send_copies(std::span<CopyLane> carriers, const Binding& b, Flow
   ++f.copy_seq;
   stats_.add(Counter::copies_tx, sent);
   stats_.add(Counter::duplicates_tx, sent - 1);
+  b.duplicates_tx += sent - 1;
   stats_.add(Counter::spare_copies_tx, on_spares);
   return true;
 }

@@ -40,6 +40,9 @@ struct CopyLane {
   // concentrator goes by the carriers' addresses (one per uplink, unless a NAT hides
   // them behind one: then no spare is used, which costs nothing but the spares' help).
   std::uint8_t path = 0;
+  // Connection::recovering(): delivering again after a stall, but still slow (a window
+  // of one segment, a backlog to repeat): it takes copies, and the spares still help.
+  bool recovering = false;
 };
 // At most this many carriers per session (a bit each in Flow::copy_known).
 inline constexpr std::size_t kMaxCopyCarriers = 8;
@@ -99,7 +102,7 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
   // flow's datagram, or a classed flow's, goes instead on every carrier whose copy_rate
   // budget has room, numbered (sequenced DATA), and on main or express only when none
   // took it.
-  bool tunnel_datagram(Connection& main, Connection* express, const Binding& b, Flow& f,
+  bool tunnel_datagram(Connection& main, Connection* express, Binding& b, Flow& f,
                        std::span<const std::uint8_t> payload);
   // The copy carriers of binding `b`'s session, into `out`; how many. Asked only for a
   // datagram that may be copied, so bulk datagrams never pay for the lookup.
@@ -115,7 +118,7 @@ class ProxyBase : public BindingObserver, public SendBatch::Report {
                   std::span<CopyLane> carriers = {});
   // The copies of a light flow's datagram, one on each carrier with budget left; false
   // when none took it (the caller sends it the usual way).
-  bool send_copies(std::span<CopyLane> carriers, const Binding& b, Flow& f,
+  bool send_copies(std::span<CopyLane> carriers, Binding& b, Flow& f,
                    std::span<const std::uint8_t> payload, std::uint32_t now_ms);
   // A sequenced DATA (a copy) of flow `f` came in on `c`: true if it is the first copy of
   // its number and is to be delivered; a later one is counted and dropped.

@@ -205,12 +205,19 @@ void Connection::probe_paths() const {
   // until the keepalives give it up seconds later.
   if (mptcp_ && state_ == State::Open && live_subflows(fd_.get()) == 0) {
     stalled_ = pathless_ = true;
+    stalled_at_ = now;
     return;
   }
   tcp_info ti{};
   socklen_t len = sizeof ti;
-  stalled_ = ::getsockopt(fd_.get(), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-             carrier_stalled(ti.tcpi_ca_state, ti.tcpi_retransmits, ti.tcpi_unacked);
+  if (::getsockopt(fd_.get(), IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return;
+  if (ti.tcpi_unacked == 0) all_acked_at_ = now;
+  const auto idle_ms = static_cast<std::uint32_t>(
+      std::min((now - all_acked_at_) * 1000.0, 1e9));
+  stalled_ = carrier_stalled(CarrierSample{ti.tcpi_ca_state, ti.tcpi_retransmits,
+                                           ti.tcpi_unacked, ti.tcpi_rtt,
+                                           std::min(ti.tcpi_last_ack_recv, idle_ms)});
+  if (stalled_) stalled_at_ = now;
 }
 
 bool Connection::stalled() const {
@@ -221,6 +228,12 @@ bool Connection::stalled() const {
 bool Connection::pathless() const {
   probe_paths();
   return pathless_;
+}
+
+bool Connection::recovering() const {
+  constexpr double kRecoveryHold = 1.0;
+  probe_paths();
+  return !stalled_ && ev_now(ctx_.loop) - stalled_at_ < kRecoveryHold;
 }
 
 void Connection::mark(bool with_tos, bool reset) {

@@ -241,7 +241,7 @@ class Connection {
   bool carrier = false;
   std::string carrier_interface;
   std::uint64_t first_arrivals = 0;
-  // A spare carrier (tunnel.copy_spares): its uplink's second one, used only while
+  // A spare carrier (tunnel.copy_spares): one of its uplink's extra ones, used only while
   // another carrier is stalled.
   bool spare = false;
   // A carrier stalled, as carrier_stalled() (tunnel/socket_setup.h) reads its TCP_INFO,
@@ -250,6 +250,9 @@ class Connection {
   // An open MPTCP connection with no subflow left: it delivers nothing until one joins,
   // so light flows take the main connection meanwhile. Cached as stalled().
   bool pathless() const;
+  // Was stalled() within the last second and is not now: it delivers again, but from a
+  // window of one segment. Cached as stalled().
+  bool recovering() const;
   // Makes this a copy carrier and marks its packets as an express connection's.
   void make_carrier(std::string interface);
   // An accepted connection whose handshake said what it is: a fallback to plain TCP is
@@ -340,6 +343,8 @@ class Connection {
   mutable double paths_checked_ = -1.0;
   mutable bool stalled_ = false;
   mutable bool pathless_ = false;
+  mutable double all_acked_at_ = 0;  // the last probe that saw nothing in flight
+  mutable double stalled_at_ = -1e9;  // the last probe that found it stalled
   int keepalives_unanswered_ = 0;
 
   std::vector<std::uint8_t> in_;

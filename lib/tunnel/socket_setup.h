@@ -35,15 +35,34 @@ Fd make_carrier_socket(int af, const std::string& device);
 // logged once: the carrier still works, with the defaults.
 void tune_carrier_socket(int fd);
 
-// Whether a copy carrier is stalled, from its TCP_INFO: data outstanding and TCP
-// retransmitting on timeout (its congestion state Loss, or a timeout retransmission not
-// yet acknowledged), i.e. its path delivered nothing for a whole RTO (RACK's and the tail
-// loss probe's repairs of a lossy path do neither). The data path then stops sending
-// copies on it and uses the spares (tunnel.copy_spares), until it delivers again.
-inline bool carrier_stalled(std::uint8_t ca_state, std::uint8_t retransmits,
-                            std::uint32_t unacked) {
+// What carrier_stalled() reads of a copy carrier's TCP_INFO, and how long its data has
+// gone unacknowledged.
+struct CarrierSample {
+  std::uint8_t ca_state = 0;     // tcpi_ca_state
+  std::uint8_t retransmits = 0;  // tcpi_retransmits: timeout retransmissions not acked
+  std::uint32_t unacked = 0;     // tcpi_unacked: segments in flight
+  std::uint32_t srtt_us = 0;     // tcpi_rtt
+  // Since the peer last acknowledged anything (tcpi_last_ack_recv), or since the carrier
+  // was last seen with nothing in flight if that is later (an idle spare's first copy
+  // must not count its idle time).
+  std::uint32_t unacked_for_ms = 0;
+};
+
+// Whether a copy carrier is stalled: data outstanding and either TCP retransmitting on
+// timeout (its congestion state Loss, or a timeout retransmission not yet acknowledged)
+// or no ACK at all for two round trips plus the 40 ms a receiver may delay its ACK. A
+// path that goes dark is seen by the second test within 2 RTT + 40 ms, while TCP's
+// retransmission timer fires after RTT + 200 ms at the earliest, often twice that with
+// the variance of a loaded path. A lossy path that works keeps sending ACKs (SACKs for
+// what came after a loss), so RACK's and the tail loss probe's repairs count as neither.
+// The data path then stops sending copies on it and uses the spares
+// (tunnel.copy_spares), until it delivers again.
+inline bool carrier_stalled(const CarrierSample& s) {
   constexpr std::uint8_t kCaLoss = 4;  // TCP_CA_Loss
-  return unacked > 0 && (ca_state == kCaLoss || retransmits > 0);
+  constexpr std::uint32_t kDelayedAckMs = 40;  // TCP_DELACK_MIN
+  if (s.unacked == 0) return false;
+  if (s.ca_state == kCaLoss || s.retransmits > 0) return true;
+  return s.srtt_us != 0 && s.unacked_for_ms > 2 * (s.srtt_us / 1000) + kDelayedAckMs;
 }
 
 // TCP_NODELAY, TCP_NOTSENT_LOWAT and, unless `congestion_control` is empty, that

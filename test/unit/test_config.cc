@@ -336,10 +336,16 @@ TEST_CASE("durations", "[config]") {
   CHECK(ok(cpe("tunnel:\n  copies: true\n")).tunnel.copies);
   CHECK(ok(cpe("tunnel:\n")).tunnel.copy_rate == 125000);
   CHECK(ok(cpe("tunnel:\n  copy_rate: 2mbit\n")).tunnel.copy_rate == 250000);
-  CHECK(ok(cpe("tunnel:\n")).tunnel.copy_spares);
-  CHECK_FALSE(ok(cpe("tunnel:\n  copy_spares: false\n")).tunnel.copy_spares);
-  CHECK(err(cpe("tunnel:\n  copy_spares: 2\n")) ==
-        "t.yaml:5:16: tunnel.copy_spares: \"2\" is not true or false");
+  CHECK(ok(cpe("tunnel:\n")).tunnel.copy_spares == 1);
+  CHECK(ok(cpe("tunnel:\n  copy_spares: false\n")).tunnel.copy_spares == 0);
+  CHECK(ok(cpe("tunnel:\n  copy_spares: true\n")).tunnel.copy_spares == 1);
+  CHECK(ok(cpe("tunnel:\n  copy_spares: 3\n")).tunnel.copy_spares == 3);
+  CHECK(ok(cpe("tunnel:\n  copy_spares: 0\n")).tunnel.copy_spares == 0);
+  CHECK(err(cpe("tunnel:\n  copy_spares: 4\n")) ==
+        "t.yaml:5:16: tunnel.copy_spares: 4 is out of range (0..3)");
+  CHECK(err(cpe("tunnel:\n  copy_spares: twice\n")) ==
+        "t.yaml:5:16: tunnel.copy_spares: \"twice\" is not true, false or a number of spares "
+        "(0..3)");
   CHECK(err(cpe("tunnel:\n  copy_rate: 10kbit\n")) ==
         "t.yaml:5:14: tunnel.copy_rate: 10kbit is out of range (64kbit..1gbit)");
   CHECK(err(cpe("tunnel:\n  copies: twice\n")).find("tunnel.copies") != std::string::npos);

@@ -520,14 +520,23 @@ TEST_CASE("a page load's reply burst fits the queue; its bound still holds",
   CHECK(r.stats.get(Drop::tunnel_queue_sojourn) == 0);
 }
 
-TEST_CASE("a carrier is stalled when TCP retransmits on timeout with data outstanding",
-          "[connection][copies]") {
+TEST_CASE("a carrier is stalled when its data goes unacknowledged past 2 RTT + 40 ms, "
+          "or TCP retransmits on timeout", "[connection][copies]") {
   using mpudp::carrier_stalled;
+  using mpudp::CarrierSample;
   constexpr std::uint8_t kOpen = 0, kRecovery = 3, kLoss = 4;
-  CHECK_FALSE(carrier_stalled(kOpen, 0, 0));
-  CHECK_FALSE(carrier_stalled(kOpen, 0, 3));      // in flight, acknowledged as it goes
-  CHECK_FALSE(carrier_stalled(kRecovery, 0, 3));  // a lossy path: RACK repairs it
-  CHECK(carrier_stalled(kLoss, 0, 1));            // the retransmission timer fired
-  CHECK(carrier_stalled(kOpen, 2, 1));            // timeouts not yet acknowledged
-  CHECK_FALSE(carrier_stalled(kLoss, 1, 0));      // nothing outstanding: delivered again
+  constexpr std::uint32_t k40ms = 40000;  // srtt
+  CHECK_FALSE(carrier_stalled(CarrierSample{kOpen, 0, 0, k40ms, 0}));
+  // In flight, acknowledged as it goes.
+  CHECK_FALSE(carrier_stalled(CarrierSample{kOpen, 0, 3, k40ms, 20}));
+  // A lossy path: RACK repairs it, and SACKs keep coming meanwhile.
+  CHECK_FALSE(carrier_stalled(CarrierSample{kRecovery, 0, 3, k40ms, 30}));
+  // Dark: nothing acknowledged for 2 x 40 + 40 ms; up to that, a delayed ACK.
+  CHECK_FALSE(carrier_stalled(CarrierSample{kOpen, 0, 2, k40ms, 120}));
+  CHECK(carrier_stalled(CarrierSample{kOpen, 0, 2, k40ms, 121}));
+  CHECK_FALSE(carrier_stalled(CarrierSample{kOpen, 0, 2, 0, 5000}));  // no RTT sample yet
+  CHECK(carrier_stalled(CarrierSample{kLoss, 0, 1, k40ms, 0}));   // the timer fired
+  CHECK(carrier_stalled(CarrierSample{kOpen, 2, 1, k40ms, 0}));   // timeouts not yet acked
+  // Nothing outstanding: delivered again, however long ago the last ACK came.
+  CHECK_FALSE(carrier_stalled(CarrierSample{kLoss, 1, 0, k40ms, 9000}));
 }

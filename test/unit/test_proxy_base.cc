@@ -303,6 +303,7 @@ TEST_CASE_METHOD(Fixture, "light flows go in numbered copies on every carrier wi
     CHECK(express.frames().empty());
     CHECK(stats.get(Counter::copies_tx) == 6);
     CHECK(stats.get(Counter::duplicates_tx) == 3);
+    CHECK(b->duplicates_tx == 3);  // the binding's own share of the cost
     CHECK(stats.get(Counter::flows_opened) == 1);
   }
   SECTION("a flow the peer began is known on every carrier: no OPEN") {
@@ -324,6 +325,7 @@ TEST_CASE_METHOD(Fixture, "light flows go in numbered copies on every carrier wi
     CHECK(copies_on(c1).empty());
     CHECK(stats.get(Counter::copies_skipped) == 1);
     CHECK(stats.get(Counter::duplicates_tx) == 0);
+    CHECK(b->duplicates_tx == 0);
     b0.light(now_ms, 1 << 20, cfg.tunnel.copy_rate);
     REQUIRE_FALSE(b0.light(now_ms, 1, cfg.tunnel.copy_rate));
     REQUIRE(send(1, small));
@@ -388,19 +390,47 @@ TEST_CASE_METHOD(Fixture, "light flows go in numbered copies on every carrier wi
     CHECK(stats.get(Counter::copies_stalled) == 1);
     CHECK(stats.get(Counter::spare_copies_tx) == 1);
     CHECK(stats.get(Counter::duplicates_tx) == 1 + 1);  // still one beyond the first
-    // A stalled spare alone calls for no spares: uplink 0 is back.
+    CHECK(b->duplicates_tx == 1 + 1);
+    // Uplink 0 delivers again but is recovering: its carrier takes copies, and uplink
+    // 1's spare still does.
     p.lanes[0].stalled = false;
-    p.lanes[3].stalled = true;
+    p.lanes[0].recovering = true;
     REQUIRE(send(1, small));
     run();
     CHECK(copies_on(c0) == S{"DATA 1#3"});
     CHECK(copies_on(c1) == S{"DATA 1#3"});
+    CHECK(copies_on(s0).empty());
+    CHECK(copies_on(s1) == S{"DATA 1#3"});
+    // A stalled spare alone calls for no spares: uplink 0 is back.
+    p.lanes[0].recovering = false;
+    p.lanes[3].stalled = true;
+    REQUIRE(send(1, small));
+    run();
+    CHECK(copies_on(c0) == S{"DATA 1#4"});
+    CHECK(copies_on(c1) == S{"DATA 1#4"});
     CHECK(copies_on(s1).empty());
     // Every carrier stalled: the express connection takes the datagram.
     for (CopyLane& l : p.lanes) l.stalled = true;
     REQUIRE(send(1, small));
     run();
     CHECK(express.frames() == F{{kOpen, 1}});
+  }
+  SECTION("with several spares per uplink (copy_spares: 2), every one of a surviving uplink") {
+    Pipe s0{p, h}, s1{p, h}, t1{p, h};
+    ExpressMeter bs0, bs1, bt1;
+    p.lanes[1].path = 1;
+    p.lanes.push_back({s0.conn.get(), &bs0, 2, true, false, 0});
+    p.lanes.push_back({s1.conn.get(), &bs1, 3, true, false, 1});
+    p.lanes.push_back({t1.conn.get(), &bt1, 4, true, false, 1});
+    p.lanes[0].stalled = true;
+    REQUIRE(send(1, small));
+    run();
+    CHECK(copies_on(c1) == S{"OPEN 1", "DATA 1#1"});
+    CHECK(copies_on(s1) == S{"OPEN 1", "DATA 1#1"});
+    CHECK(copies_on(t1) == S{"OPEN 1", "DATA 1#1"});
+    CHECK(copies_on(s0).empty());
+    CHECK(stats.get(Counter::spare_copies_tx) == 2);
+    CHECK(b->duplicates_tx == 2);
   }
   SECTION("a CLOSE follows the copies on each carrier the binding was announced on") {
     REQUIRE(send(1, small));

@@ -25,7 +25,7 @@
 #     keepalive, queue_bytes, queue_target, queue_interval, target_delay,
 #       limit_path_queue (boolean), express (boolean),
 #       express_priority, express_dscp, express_rate, congestion_control,
-#       copies (boolean), copy_rate, copy_spares (boolean) -> tunnel.*
+#       copies (boolean), copy_rate, copy_spares (a count or a boolean) -> tunnel.*
 #     limit_subflows, limit_add_addr_accepted -> limits.subflows, limits.add_addr_accepted
 #     enabled, user: read by the init script only
 #   config path (one per uplink, in order) -> one paths: entry
@@ -107,7 +107,8 @@ translate() {
       fail(where ": \"" s "\" is not a boolean (1/0, on/off, yes/no, true/false)")
     }
     BEGIN {
-      # option:yaml.key:kind (s scalar, l list, b boolean, - init script only), in output
+      # option:yaml.key:kind (s scalar, l list, b boolean, c count or boolean, - init script
+      # only), in output
       # order within each section; sections in the order of `order`.
       n = split("auth:auth:s psk_file:auth.psk_file:s " \
         "role:role:s log_level:log_level:s control_socket:control_socket:s " \
@@ -132,7 +133,7 @@ translate() {
         "express:tunnel.express:b express_priority:tunnel.express_priority:s " \
         "express_dscp:tunnel.express_dscp:s express_rate:tunnel.express_rate:s " \
         "congestion_control:tunnel.congestion_control:s " \
-        "copies:tunnel.copies:b copy_rate:tunnel.copy_rate:s copy_spares:tunnel.copy_spares:b " \
+        "copies:tunnel.copies:b copy_rate:tunnel.copy_rate:s copy_spares:tunnel.copy_spares:c " \
         "limit_subflows:limits.subflows:s " \
         "limit_add_addr_accepted:limits.add_addr_accepted:s enabled::- user::-", spec, " ")
       for (i = 1; i <= n; i++) {
@@ -175,7 +176,8 @@ translate() {
       if (stype[sec] == "mpudp") {
         if (!(opt in key)) fail(name ": unknown option \"" opt "\"")
         if (n != 1 && kind[opt] != "l") fail(name ": \"" opt "\" takes one value, not a list")
-        if (kind[opt] == "b") vals[1] = bool(vals[1], name)
+        if (kind[opt] == "b" || (kind[opt] == "c" && vals[1] !~ /^[0-9]+$/))
+          vals[1] = bool(vals[1], name)
         cnt[opt] = n
         for (i = 1; i <= n; i++) val[opt, i] = vals[i]
       } else {
@@ -186,7 +188,7 @@ translate() {
       }
     }
     function emit(s) { out = out s "\n" }
-    function value_of(opt) { return kind[opt] == "b" ? val[opt, 1] : q(val[opt, 1]) }
+    function value_of(opt) { return kind[opt] == "b" || kind[opt] == "c" ? val[opt, 1] : q(val[opt, 1]) }
     # Every set option whose key is in section SEC ("" for top-level keys); a key one
     # level deeper (cpe.copy_classes.dscp) goes under the heading of its subsection, written
     # once (such options are next to each other in spec).
