@@ -34,7 +34,9 @@
 # Environment: MPUDP_BUILD (default <repo>/build-bench; built with `cmake --build`),
 # BENCH_LOAD_CPU (0) and BENCH_PROXY_CPU (1): cores for load+echo and for the proxies,
 # BENCH_CC (cubic): the TCP congestion control of every testbed namespace, every system
-# alike (empty: the host's default, which new namespaces inherit).
+# alike (empty: the host's default, which new namespaces inherit); BENCH_COPY_SPARES:
+# tunnel.copy_spares of mpudp-copies' CPE (unset: the default); BENCH_CALL_DIR: where
+# realtime keeps each call's per-datagram times (unset: not kept).
 set -u
 
 BENCH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -253,6 +255,9 @@ start_mpudp() {  # MODE ENCRYPTION [WRAPPER...] (wrapper for the CPE daemon, e.g
       fi
     done
     printf 'paths:\n  - interface: up0\n  - interface: up1\n' >>"$TB_DIR/cpe.yaml"
+    # BENCH_COPY_SPARES: tunnel.copy_spares for the CPE (the default otherwise).
+    [[ -n ${BENCH_COPY_SPARES:-} ]] &&
+      sed -i "s/^  copies: true\$/  copies: true\n  copy_spares: $BENCH_COPY_SPARES/" "$TB_DIR/cpe.yaml"
   fi
   [[ ${CONC_BINDING_LOG:-0} == 1 ]] &&
     sed -i "s|^concentrator:\$|concentrator:\n  binding_log: {path: $TB_DIR/bindings.log}|" "$TB_DIR/conc.yaml"
@@ -649,24 +654,40 @@ sc_realtime() {
     wait "$call" || rc=1
     wait "$bulk"
     sum=$(python3 "$CALLPROBE" summary "$call_f" "$t_dark" "$t_light" 150 2>>"$BENCH_DIR/load.log")
+    # BENCH_CALL_DIR: keep each call's datagram times (and the outage's) for a post-mortem.
+    if [[ -n ${BENCH_CALL_DIR:-} ]]; then
+      mkdir -p "$BENCH_CALL_DIR" &&
+        python3 -c 'import json, sys
+d = json.load(open(sys.argv[1])); d["dark"], d["light"] = float(sys.argv[2]), float(sys.argv[3])
+json.dump(d, open(sys.argv[4], "w"))' "$call_f" "$t_dark" "$t_light" \
+          "$BENCH_CALL_DIR/$1-$(date +%H%M%S).json" || log "$1/realtime: call not kept"
+    fi
     log "$1/realtime: call $sum"
     local k
     for k in up down; do
       RES[$1.rt_late_${k}_pct]=$(call_field "$sum" "$k" late_pct)
       RES[$1.rt_${k}_p99_ms]=$(call_field "$sum" "$k" p99_ms)
       RES[$1.rt_outage_${k}_p99_ms]=$(call_field "$sum" "$k" p99_ms_from_dark)
+      RES[$1.rt_outage_detected_${k}_p99_ms]=$(call_field "$sum" "$k" p99_ms_outage)
     done
     RES[$1.rt_bulk_goodput_mbit]=$(jget "$(cat "$bulk_f")" goodput_mbit)
-    # The redundancy's cost: copies beyond the first that left (not those a dark carrier
-    # held until the sojourn bound dropped them), per datagram of the call, each way: the
-    # CPE's upstream, the concentrator's downstream. A bulk flow's start is light too.
+    # The redundancy's cost, per datagram of the call, each way (the CPE's upstream, the
+    # concentrator's downstream): the copies beyond the first of the call's own binding
+    # (the issue's bound: its own rate per extra path), and of every flow, less those a
+    # dark carrier held until the sojourn bound dropped them (a bulk flow's start is light
+    # too, and copied).
     if [[ $1 == mpudp-copies ]]; then
       for k in cpe conc; do
         "tb_$k" "$CTL" -s "$TB_DIR/$k.sock" status --json >"$BENCH_DIR/rt-$k-status.json" 2>/dev/null
+        "tb_$k" "$CTL" -s "$TB_DIR/$k.sock" bindings --json >"$BENCH_DIR/rt-$k-bindings.json" 2>/dev/null
         RES[$1.rt_${k}_duplicates_per_call_dgram]=$(python3 -c 'import json, sys
 s = json.load(open(sys.argv[1]))["stats"]
 extra = s["counters"]["duplicates_tx"] - s["drops"].get("copy_queue_sojourn", 0)
 print(round(extra / (50 * float(sys.argv[2])), 3))' "$BENCH_DIR/rt-$k-status.json" "$RT_CALL_S" 2>/dev/null || echo nan)
+        RES[$1.rt_${k}_call_duplicates_per_dgram]=$(python3 -c 'import json, sys
+call = [b for b in json.load(open(sys.argv[1]))["bindings"] if sys.argv[3] in b["remotes"]]
+print(round(sum(b["duplicates_tx"] for b in call) / (50 * float(sys.argv[2])), 3))' \
+          "$BENCH_DIR/rt-$k-bindings.json" "$RT_CALL_S" "$TB_SRV4:9" 2>/dev/null || echo nan)
       done
     fi
   fi
@@ -1087,8 +1108,14 @@ ratio() {
     ratio "call late $k % mpudp-copies / mpudp-mux" mpudp-copies rt_late_${k}_pct mpudp-mux rt_late_${k}_pct info
   done
   ratio "bulk goodput mpudp-copies / mpudp-mux" mpudp-copies rt_bulk_goodput_mbit mpudp-mux rt_bulk_goodput_mbit ">=" 0.97
-  ratio "copies per call datagram, cpe / (paths - 1)" mpudp-copies rt_cpe_duplicates_per_call_dgram = 1 "<=" 1
-  ratio "copies per call datagram, conc / (paths - 1)" mpudp-copies rt_conc_duplicates_per_call_dgram = 1 "<=" 1
+  for k in up down; do
+    ratio "call p99 $k both paths mpudp-copies / (20 + 10 ms)" mpudp-copies rt_${k}_p99_ms = 30 "<=" 1
+    ratio "call p99 $k outage after detection mpudp-copies / (40 + 20 ms)" mpudp-copies rt_outage_detected_${k}_p99_ms = 60 "<=" 1
+  done
+  ratio "call's own copies per datagram, cpe / (paths - 1)" mpudp-copies rt_cpe_call_duplicates_per_dgram = 1 "<=" 1
+  ratio "call's own copies per datagram, conc / (paths - 1)" mpudp-copies rt_conc_call_duplicates_per_dgram = 1 "<=" 1
+  ratio "all flows' copies per call datagram, cpe / (paths - 1)" mpudp-copies rt_cpe_duplicates_per_call_dgram = 1 info
+  ratio "all flows' copies per call datagram, conc / (paths - 1)" mpudp-copies rt_conc_duplicates_per_call_dgram = 1 info
   for m in mpudp-mux mpudp-copies; do
     ratio "burst churn flows/s $m / direct" "$m" burst_churn_flows_per_s direct burst_churn_flows_per_s ">=" 0.5
   done

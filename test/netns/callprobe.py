@@ -154,14 +154,16 @@ def p99(xs):
     return xs[max(0, -(-99 * len(xs) // 100) - 1)] if xs else None
 
 
-def summary(d, dark, light, deadline_ms=150):
+def summary(d, dark, light, deadline_ms=150, detect_s=0.5):
     """Per direction: "late_pct", the share of all datagrams not delivered within
     DEADLINE_MS one way (a voice or video frame that late is as good as lost, so the never
     delivered count alike); "lost", those never delivered; the p99 one-way delay in ms of
-    the delivered ones sent before DARK ("p99_ms": both paths up) and of those sent from
-    DARK on ("p99_ms_from_dark": the outage and the recovery after it); "late_after_light",
-    datagrams sent a second or more after LIGHT that were still late (a carrier that has
-    not recovered)."""
+    the delivered ones sent before DARK ("p99_ms": both paths up), of those sent from
+    DARK on ("p99_ms_from_dark": the outage and the recovery after it) and of those sent
+    during the outage once DETECT_S has passed ("p99_ms_outage": the issue's "after the
+    detection bound"; a carrier is judged stalled after one retransmission timeout, RTT
+    plus TCP's 200 ms floor); "late_after_light", datagrams sent a second or more after
+    LIGHT that were still late (a carrier that has not recovered)."""
     start = d["start"]
     dark -= start
     light -= start
@@ -175,6 +177,8 @@ def summary(d, dark, light, deadline_ms=150):
             "lost": sum(1 for r in rows if r[k] is None),
             "p99_ms": ms(p99([r[k] for r in rows if r[0] < dark and r[k] is not None])),
             "p99_ms_from_dark": ms(p99([r[k] for r in rows if r[0] >= dark and r[k] is not None])),
+            "p99_ms_outage": ms(p99([r[k] for r in rows
+                                     if dark + detect_s <= r[0] < light and r[k] is not None])),
             "late_after_light": sum(1 for r in rows if r[0] >= light + 1 and late(r)),
         }
     return out
