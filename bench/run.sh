@@ -1002,7 +1002,9 @@ metrics=(host_busy_pct host_nice_pct capacity_mbit capacity_pps cpu_s_per_gbit p
   bindings_conc nofile_hard_limit rss_per_binding_cpe_b rss_per_binding_conc_b bindings_cpe_alone
   rss_per_binding_cpe_alone_b ir_per_datagram conc_cpu_us_per_dgram conc_ir_per_datagram bindings_per_instance binding_log_lines
   rt_late_up_pct rt_late_down_pct rt_up_p99_ms rt_down_p99_ms rt_outage_up_p99_ms rt_outage_down_p99_ms
-  rt_bulk_goodput_mbit rt_cpe_duplicates_per_call_dgram rt_conc_duplicates_per_call_dgram)
+  rt_outage_detected_up_p99_ms rt_outage_detected_down_p99_ms rt_bulk_goodput_mbit
+  rt_cpe_duplicates_per_call_dgram rt_conc_duplicates_per_call_dgram rt_cpe_call_duplicates_per_dgram
+  rt_conc_call_duplicates_per_dgram)
 mode_label=full
 ((QUICK)) && mode_label="QUICK (short runs; not reference figures)"
 ((ROUNDS > 1)) && mode_label+=", medians of $ROUNDS rounds"
