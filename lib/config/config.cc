@@ -354,10 +354,16 @@ std::vector<std::string> cidr_list(const Where& w) {
   return out;
 }
 
-bool boolean(const Where& w) {
-  const std::string text = scalar(w);
+// The words a boolean key takes; nullopt for any other text.
+std::optional<bool> boolean_word(std::string_view text) {
   if (text == "true" || text == "yes" || text == "on") return true;
   if (text == "false" || text == "no" || text == "off") return false;
+  return std::nullopt;
+}
+
+bool boolean(const Where& w) {
+  const std::string text = scalar(w);
+  if (auto b = boolean_word(text)) return *b;
   reject(w.value.Mark(), w.path + ": " + quoted(text) + " is not true or false");
 }
 
@@ -840,15 +846,15 @@ constexpr std::array<Field, 15> kTunnelFields{{
     {"copy_spares",
      [](const Where& w, Config& c, Seen&) {
        const std::string text = scalar(w);
-       if (!parse_digits(text)) {
-         if (text != "true" && text != "yes" && text != "on" && text != "false" &&
-             text != "no" && text != "off")
-           reject(w.value.Mark(), w.path + ": " + quoted(text) +
-                                      " is not true, false or a number of spares (0..3)");
-         c.tunnel.copy_spares = boolean(w) ? 1 : 0;
-         return;
+       if (parse_digits(text)) {
+         c.tunnel.copy_spares =
+             static_cast<unsigned>(uint_in(w, 0, Config::Tunnel::kMaxCopySpares));
+       } else if (auto b = boolean_word(text)) {
+         c.tunnel.copy_spares = *b ? 1 : 0;
+       } else {
+         reject(w.value.Mark(), w.path + ": " + quoted(text) +
+                                    " is not true, false or a number of spares (0..3)");
        }
-       c.tunnel.copy_spares = static_cast<unsigned>(uint_in(w, 0, Config::Tunnel::kMaxCopySpares));
      }},
     {"congestion_control",
      [](const Where& w, Config& c, Seen&) {
