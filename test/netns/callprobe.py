@@ -15,10 +15,15 @@
 #                                          LIGHT (time.time() values; bash's
 #                                          $EPOCHREALTIME), the slow one being SLOW_MS:
 #                                          one JSON object (see outage())
-#   callprobe.py summary CALL_JSON DARK LIGHT DEADLINE_MS
+#   callprobe.py summary CALL_JSON DARK LIGHT DEADLINE_MS [PAUSES_JSON]
 #                                          the call as a user hears it (bench/run.sh's
 #                                          realtime scenario): one JSON object (see
 #                                          summary())
+#   callprobe.py pauses SECONDS            watch for SECONDS whether this process gets
+#                                          the CPU every few ms; the times it did not for
+#                                          40 ms or more (a virtual machine paused by its
+#                                          host: every process on it stops alike), as a
+#                                          JSON list of [from, to] time.time() values
 #
 # The JSON has "start" (time.time() of the first send), "interval" (s) and "d": one
 # [t_send, up_s, down_s] per datagram in sequence order, times relative to "start", with
@@ -148,13 +153,29 @@ def outage(d, dark, light, fast_ms, slow_ms, late_ms=150):
     return out
 
 
+def pauses(seconds, tick=0.005, least=0.040):
+    """Stretches of LEAST or more in which a sleep of TICK did not return: the machine
+    (or this process's CPU) was taken away, and every other process on it waited too."""
+    out = []
+    end = time.monotonic() + seconds
+    last = time.monotonic()
+    while last < end:
+        time.sleep(tick)
+        now = time.monotonic()
+        if now - last >= least + tick:
+            wall = time.time()
+            out.append([round(wall - (now - last), 4), round(wall, 4)])
+        last = now
+    return out
+
+
 def p99(xs):
     """Nearest-rank 99th percentile, None for no values."""
     xs = sorted(xs)
     return xs[max(0, -(-99 * len(xs) // 100) - 1)] if xs else None
 
 
-def summary(d, dark, light, deadline_ms=150, detect_s=0.5):
+def summary(d, dark, light, deadline_ms=150, detect_s=0.5, paused=()):
     """Per direction: "late_pct", the share of all datagrams not delivered within
     DEADLINE_MS one way (a voice or video frame that late is as good as lost, so the never
     delivered count alike); "lost", those never delivered; the p99 one-way delay in ms of
@@ -163,12 +184,28 @@ def summary(d, dark, light, deadline_ms=150, detect_s=0.5):
     during the outage once DETECT_S has passed ("p99_ms_outage": the issue's "after the
     detection bound"; a carrier is judged stalled after one retransmission timeout, RTT
     plus TCP's 200 ms floor); "late_after_light", datagrams sent a second or more after
-    LIGHT that were still late (a carrier that has not recovered)."""
+    LIGHT that were still late (a carrier that has not recovered).
+    PAUSED: the host's pauses (pauses()): "pauses" counts those during the call, and
+    "unpaused" has the same figures again without the datagrams a pause may have held
+    (sent from DEADLINE_MS before a pause to its end; in both directions, as the pause
+    stopped the sender, the proxies and the echo alike), so that what the proxies did
+    is told apart from what the machine under them did."""
     start = d["start"]
     dark -= start
     light -= start
     rows = d["d"]
     out = {"sent": len(rows), "dark_at_s": round(dark, 3), "dark_s": round(light - dark, 3)}
+    span = [(a - start - deadline_ms / 1000.0, b - start) for a, b in paused
+            if b >= start and a - start <= rows[-1][0] + 1] if rows else []
+    out["pauses"] = len(span)
+    out.update(figures(rows, dark, light, deadline_ms, detect_s))
+    clear = [r for r in rows if not any(a <= r[0] <= b for a, b in span)]
+    out["unpaused"] = dict(sent=len(clear), **figures(clear, dark, light, deadline_ms, detect_s))
+    return out
+
+
+def figures(rows, dark, light, deadline_ms, detect_s):
+    out = {}
     ms = lambda x: None if x is None else round(x * 1000, 1)
     for k, name in ((1, "up"), (2, "down")):
         late = lambda r: r[k] is None or r[k] > deadline_ms / 1000.0
@@ -188,7 +225,10 @@ if __name__ == "__main__":
     if sys.argv[1] == "summary":
         a = sys.argv
         print(json.dumps(summary(json.load(open(a[2])), float(a[3]), float(a[4]),
-                                 float(a[5]) if len(a) > 5 else 150)))
+                                 float(a[5]) if len(a) > 5 else 150,
+                                 paused=json.load(open(a[6])) if len(a) > 6 else ())))
+    elif sys.argv[1] == "pauses":
+        print(json.dumps(pauses(float(sys.argv[2]))))
     elif sys.argv[1] == "outage":
         a = sys.argv
         print(json.dumps(outage(json.load(open(a[2])), float(a[3]), float(a[4]), float(a[5]),
