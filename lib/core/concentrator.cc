@@ -491,7 +491,7 @@ std::size_t ConcentratorProxy::copy_lanes(const Session& s, CopyLanes& out) {
         break;
       }
     out[n] = CopyLane{k->conn.get(), &k->budget, k->slot, k->conn->spare, k->conn->stalled(),
-                      path, k->conn->recovering()};
+                      path, k->conn->recovering(), k->conn->exposure()};
     ++n;
   }
   return n;

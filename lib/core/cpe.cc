@@ -316,7 +316,7 @@ std::size_t CpeProxy::copy_lanes_for(const Binding&, CopyLanes& out) {
   for (auto& k : carriers_)
     if (k->conn && k->conn->open() && k->hs.done())
       out[n++] = CopyLane{k->conn.get(), &k->budget, k->slot, k->spare, k->conn->stalled(),
-                          k->path, k->conn->recovering()};
+                          k->path, k->conn->recovering(), k->conn->exposure()};
   return n;
 }
 

@@ -307,23 +307,11 @@ bool ProxyBase::send_copies(std::span<CopyLane> carriers, Binding& b, Flow& f,
                         f.copy_class && cfg_.role == ProxyRole::Cpe};
   const std::size_t cost = payload.size() + wire::kDataOverhead + wire::kSeqSize;
   std::uint64_t sent = 0, on_spares = 0;
-  // A carrier whose path went dark gets nothing (it would only queue); the spares then
-  // take copies too, so the surviving uplinks send each datagram on two connections
-  // whose losses are independent, and a loss there waits for no retransmission.
-  // Only the spares of other uplinks than the dark ones: the dark uplink's spare would
-  // queue into the same outage. A bit per uplink (at most 8 carriers, so 8 uplinks).
-  // One recovering from a stall takes copies again but keeps the spares on for a while:
-  // its window starts again from one segment behind a backlog to repeat, and a call
-  // behind it on the lossy survivor alone would wait (seen 1.2 s after the outage).
-  std::uint32_t dark = 0;
-  for (const CopyLane& lane : carriers)
-    if ((lane.stalled || lane.recovering) && !lane.spare) dark |= 1u << (lane.path & 31u);
-  for (CopyLane& lane : carriers) {
-    if (lane.spare && (dark == 0 || (dark & (1u << (lane.path & 31u))) != 0)) continue;
-    if (lane.stalled) {
-      stats_.add(Counter::copies_stalled);
-      continue;
-    }
+  const CopyPlan plan = plan_copies(carriers);
+  stats_.add(Counter::copies_stalled, carriers.size() - plan.tries);
+  for (std::size_t i = 0; i < plan.tries && sent < plan.wanted; ++i) {
+    if (i >= plan.dark_from && sent > 0) break;
+    CopyLane& lane = carriers[plan.order[i]];
     if (!lane.budget->light(now_ms, cost, cfg_.tunnel.copy_rate)) {
       stats_.add(Counter::copies_skipped);
       continue;

@@ -11,6 +11,7 @@
 
 #include "binding/binding_table.h"
 #include "config/config.h"
+#include "core/copy_plan.h"
 #include "ctl/json.h"
 #include "ctl/log.h"
 #include "ctl/metrics.h"
@@ -25,28 +26,6 @@
 #include "wire/frame.h"
 
 namespace mpudp {
-
-// One copy carrier as the data path sees it: an open connection whose handshake is
-// done, its budget (tunnel.copy_rate) and its slot, the bit of Flow::copy_known that
-// says the flow was announced on it.
-struct CopyLane {
-  Connection* conn = nullptr;
-  ExpressMeter* budget = nullptr;
-  unsigned slot = 0;
-  bool spare = false;    // its uplink's spare: used only while another carrier is stalled
-  bool stalled = false;  // Connection::stalled(): its path dark, not used
-  // Which uplink it runs over, as far as this side can tell: a spare is of no use while
-  // the stalled carrier is its own uplink's. The CPE knows (its paths' order); the
-  // concentrator goes by the carriers' addresses (one per uplink, unless a NAT hides
-  // them behind one: then no spare is used, which costs nothing but the spares' help).
-  std::uint8_t path = 0;
-  // Connection::recovering(): delivering again after a stall, but still slow (a window
-  // of one segment, a backlog to repeat): it takes copies, and the spares still help.
-  bool recovering = false;
-};
-// At most this many carriers per session (a bit each in Flow::copy_known).
-inline constexpr std::size_t kMaxCopyCarriers = 8;
-using CopyLanes = std::array<CopyLane, kMaxCopyCarriers>;
 
 BindingLimits binding_limits(const Config& cfg);
 ConnectionOptions connection_options(const Config& cfg, ConnectionOptions::Keepalive role);

@@ -42,8 +42,8 @@
   X(duplicates_tx, "copies beyond the first one of each datagram (the redundancy's cost)") \
   X(duplicates_dropped, "copies received after the first one of their datagram, dropped") \
   X(copies_skipped, "copies not sent: the carrier's tunnel.copy_rate budget was spent") \
-  X(copies_stalled, "copies not sent: the carrier was stalled (its path dark: TCP retransmitting on timeout)") \
-  X(spare_copies_tx, "copies queued on spare carriers while another carrier was stalled") \
+  X(copies_stalled, "carriers passed over for a copy: stalled (its path dark, or TCP retransmitting on timeout)") \
+  X(spare_copies_tx, "copies queued on spare carriers (tunnel.copy_spares)") \
   X(direct_address_ignored, "direct addresses a concentrator named in its HELLO that the CPE ignored (not unicast, another family, port 0)") \
   X(tunnel_keepalives_tx, "keepalives sent")                                                \
   X(tunnel_keepalives_rx, "keepalives received")                                            \

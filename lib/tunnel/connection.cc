@@ -199,6 +199,8 @@ void Connection::probe_paths() const {
   if (now - paths_checked_ < kProbeInterval) return;
   paths_checked_ = now;
   stalled_ = pathless_ = false;
+  exposure_ = 0;
+  frames_since_probe_ = 0;
   if (!fd_) return;
   // An MPTCP connection whose subflows the peer reset (an uplink gone, a middlebox
   // flushing its state) stays open, waiting for a join: what it is given waits with it,
@@ -214,9 +216,11 @@ void Connection::probe_paths() const {
   if (ti.tcpi_unacked == 0) all_acked_at_ = now;
   const auto idle_ms = static_cast<std::uint32_t>(
       std::min((now - all_acked_at_) * 1000.0, 1e9));
-  stalled_ = carrier_stalled(CarrierSample{ti.tcpi_ca_state, ti.tcpi_retransmits,
-                                           ti.tcpi_unacked, ti.tcpi_rtt,
-                                           std::min(ti.tcpi_last_ack_recv, idle_ms)});
+  const CarrierSample sample{ti.tcpi_ca_state, ti.tcpi_retransmits, ti.tcpi_unacked,
+                             ti.tcpi_rtt, std::min(ti.tcpi_last_ack_recv, idle_ms),
+                             ti.tcpi_sacked, ti.tcpi_lost, ti.tcpi_snd_cwnd};
+  stalled_ = carrier_stalled(sample);
+  exposure_ = carrier_exposure(sample);
   if (stalled_) stalled_at_ = now;
 }
 
@@ -228,6 +232,11 @@ bool Connection::stalled() const {
 bool Connection::pathless() const {
   probe_paths();
   return pathless_;
+}
+
+std::uint32_t Connection::exposure() const {
+  probe_paths();
+  return exposure_ + frames_since_probe_;
 }
 
 bool Connection::recovering() const {
@@ -309,6 +318,7 @@ void Connection::commit(std::size_t n, QueueMark* mark) {
     if (mark != nullptr) mark->backlog_end = backlog_.tail_pos();
   }
   reserved_express_ = false;
+  ++frames_since_probe_;
   ctx_.stats.add(Counter::tunnel_tx_frames);
   ctx_.flusher.schedule(this);
 }

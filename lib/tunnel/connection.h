@@ -241,8 +241,9 @@ class Connection {
   bool carrier = false;
   std::string carrier_interface;
   std::uint64_t first_arrivals = 0;
-  // A spare carrier (tunnel.copy_spares): one of its uplink's extra ones, used only while
-  // another carrier is stalled.
+  // A spare carrier (tunnel.copy_spares): one of its uplink's extra ones, for the data
+  // path to choose among (core/copy_plan.h) and to carry more copies while an uplink is
+  // dark.
   bool spare = false;
   // A carrier stalled, as carrier_stalled() (tunnel/socket_setup.h) reads its TCP_INFO,
   // or pathless(); read at most every 10 ms, so the data path may ask per datagram.
@@ -253,6 +254,11 @@ class Connection {
   // Was stalled() within the last second and is not now: it delivers again, but from a
   // window of one segment. Cached as stalled().
   bool recovering() const;
+  // carrier_exposure() (tunnel/socket_setup.h) of its last probe, plus a segment for each
+  // frame given to it since (frames queued in this loop turn are flushed at its end; a
+  // window that holds them back shows as a full window at the next probe):
+  // the data path's choice of carrier for a copy, lower is better.
+  std::uint32_t exposure() const;
   // Makes this a copy carrier and marks its packets as an express connection's.
   void make_carrier(std::string interface);
   // An accepted connection whose handshake said what it is: a fallback to plain TCP is
@@ -345,6 +351,8 @@ class Connection {
   mutable bool pathless_ = false;
   mutable double all_acked_at_ = 0;  // the last probe that saw nothing in flight
   mutable double stalled_at_ = -1e9;  // the last probe that found it stalled
+  mutable std::uint32_t exposure_ = 0;
+  mutable std::uint32_t frames_since_probe_ = 0;
   int keepalives_unanswered_ = 0;
 
   std::vector<std::uint8_t> in_;

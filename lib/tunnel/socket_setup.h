@@ -3,6 +3,7 @@
 // that what the kernel is told about it is in one place.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -46,6 +47,9 @@ struct CarrierSample {
   // was last seen with nothing in flight if that is later (an idle spare's first copy
   // must not count its idle time).
   std::uint32_t unacked_for_ms = 0;
+  std::uint32_t sacked = 0;         // tcpi_sacked: segments the peer has beyond a hole
+  std::uint32_t lost = 0;           // tcpi_lost: segments judged lost, not yet repaired
+  std::uint32_t cwnd = 0;           // tcpi_snd_cwnd: 0 when unknown
 };
 
 // Whether a copy carrier is stalled: data outstanding and either TCP retransmitting on
@@ -55,14 +59,32 @@ struct CarrierSample {
 // retransmission timer fires after RTT + 200 ms at the earliest, often twice that with
 // the variance of a loaded path. A lossy path that works keeps sending ACKs (SACKs for
 // what came after a loss), so RACK's and the tail loss probe's repairs count as neither.
-// The data path then stops sending copies on it and uses the spares
-// (tunnel.copy_spares), until it delivers again.
+// The data path then sends no copies on it until it delivers again, and once half an
+// uplink's carriers are stalled it takes that uplink as dark (core/copy_plan.h).
 inline bool carrier_stalled(const CarrierSample& s) {
   constexpr std::uint8_t kCaLoss = 4;  // TCP_CA_Loss
   constexpr std::uint32_t kDelayedAckMs = 40;  // TCP_DELACK_MIN
   if (s.unacked == 0) return false;
   if (s.ca_state == kCaLoss || s.retransmits > 0) return true;
   return s.srtt_us != 0 && s.unacked_for_ms > 2 * (s.srtt_us / 1000) + kDelayedAckMs;
+}
+
+// How many segments a datagram given to this carrier now may wait behind, as far as
+// TCP_INFO tells: the data path puts each copy on the carrier that scores least. A
+// carrier is ordered: a copy behind a lost segment waits for its repair, a round trip
+// or more, and is late to a call. So a carrier that knows of a hole (SACKs past it, a
+// segment marked lost, a recovery under way) or whose window is full is far
+// worse than any carrier without; among those, each segment in flight is a further
+// chance of a loss not yet seen. Spreading a call's copies over several carriers per
+// uplink this way keeps few segments in flight on each.
+inline constexpr std::uint32_t kExposureBlocked = 1u << 16;
+inline std::uint32_t carrier_exposure(const CarrierSample& s) {
+  constexpr std::uint8_t kCaDisorder = 1, kCaRecovery = 3, kCaLoss = 4;
+  const std::uint32_t flight = std::min<std::uint32_t>(s.unacked, kExposureBlocked - 1);
+  const bool hole = s.ca_state == kCaDisorder || s.ca_state == kCaRecovery ||
+                    s.ca_state == kCaLoss || s.sacked > 0 || s.lost > 0;
+  const bool window_full = s.cwnd != 0 && s.unacked >= s.cwnd;
+  return hole || window_full ? kExposureBlocked + flight : flight;
 }
 
 // TCP_NODELAY, TCP_NOTSENT_LOWAT and, unless `congestion_control` is empty, that

@@ -540,3 +540,33 @@ TEST_CASE("a carrier is stalled when its data goes unacknowledged past 2 RTT + 4
   // Nothing outstanding: delivered again, however long ago the last ACK came.
   CHECK_FALSE(carrier_stalled(CarrierSample{kLoss, 1, 0, k40ms, 9000}));
 }
+
+TEST_CASE("a carrier's exposure: segments in flight, far worse with a hole known or a "
+          "full window", "[connection][copies]") {
+  using mpudp::carrier_exposure;
+  using mpudp::CarrierSample;
+  using mpudp::kExposureBlocked;
+  constexpr std::uint8_t kOpen = 0, kDisorder = 1, kCwr = 2, kRecovery = 3, kLoss = 4;
+  auto sample = [](std::uint8_t state, std::uint32_t unacked) {
+    CarrierSample s{state, 0, unacked, 40000, 0};
+    s.cwnd = 10;
+    return s;
+  };
+  CHECK(carrier_exposure(sample(kOpen, 0)) == 0);
+  CHECK(carrier_exposure(sample(kOpen, 3)) == 3);
+  CHECK(carrier_exposure(sample(kCwr, 3)) == 3);  // ECN's reduction: no hole
+  CHECK(carrier_exposure(sample(kDisorder, 3)) == kExposureBlocked + 3);
+  CHECK(carrier_exposure(sample(kRecovery, 1)) == kExposureBlocked + 1);
+  CHECK(carrier_exposure(sample(kLoss, 1)) == kExposureBlocked + 1);
+  CarrierSample s = sample(kOpen, 4);
+  s.sacked = 1;  // the peer has data past a hole
+  CHECK(carrier_exposure(s) == kExposureBlocked + 4);
+  s = sample(kOpen, 4);
+  s.lost = 1;
+  CHECK(carrier_exposure(s) == kExposureBlocked + 4);
+  CHECK(carrier_exposure(sample(kOpen, 10)) == kExposureBlocked + 10);  // window full
+  s = sample(kOpen, 10);
+  s.cwnd = 0;  // unknown: in flight only
+  CHECK(carrier_exposure(s) == 10);
+  CHECK(carrier_exposure(sample(kOpen, 9)) < carrier_exposure(sample(kDisorder, 0)));
+}

@@ -366,7 +366,7 @@ TEST_CASE_METHOD(Fixture, "light flows go in numbered copies on every carrier wi
     run();
     CHECK(express.frames() == F{{kOpen, 1}});
   }
-  SECTION("spares carry copies only while another uplink's carrier is stalled") {
+  SECTION("one copy per uplink, on its carrier with the least to wait behind") {
     Pipe s0{p, h}, s1{p, h};
     ExpressMeter bs0, bs1;
     p.lanes[1].path = 1;
@@ -378,59 +378,55 @@ TEST_CASE_METHOD(Fixture, "light flows go in numbered copies on every carrier wi
     CHECK(copies_on(c1) == S{"OPEN 1", "DATA 1#1"});
     CHECK(copies_on(s0).empty());
     CHECK(copies_on(s1).empty());
-    // Uplink 0 dark: its carrier stalls and gets nothing; uplink 1's spare takes a copy,
-    // uplink 0's (into the same outage) does not.
+    // Uplink 1's primary has segments in flight, its spare none: the spare takes it.
+    p.lanes[1].exposure = 2;
+    REQUIRE(send(1, small));
+    run();
+    CHECK(copies_on(c0) == S{"DATA 1#2"});
+    CHECK(copies_on(c1).empty());
+    CHECK(copies_on(s1) == S{"OPEN 1", "DATA 1#2"});
+    CHECK(stats.get(Counter::spare_copies_tx) == 1);
+    CHECK(b->duplicates_tx == 1 + 1);
+    // Uplink 0 dark: its carrier stalls and gets nothing, nor does its idle spare (into
+    // the same outage); both of uplink 1's carriers take one. Still one beyond the first.
     p.lanes[0].stalled = true;
     REQUIRE(send(1, small));
     run();
     CHECK(copies_on(c0).empty());
-    CHECK(copies_on(c1) == S{"DATA 1#2"});
     CHECK(copies_on(s0).empty());
-    CHECK(copies_on(s1) == S{"OPEN 1", "DATA 1#2"});
+    CHECK(copies_on(c1) == S{"DATA 1#3"});
+    CHECK(copies_on(s1) == S{"DATA 1#3"});
     CHECK(stats.get(Counter::copies_stalled) == 1);
-    CHECK(stats.get(Counter::spare_copies_tx) == 1);
-    CHECK(stats.get(Counter::duplicates_tx) == 1 + 1);  // still one beyond the first
-    CHECK(b->duplicates_tx == 1 + 1);
-    // Uplink 0 delivers again but is recovering: its carrier takes copies, and uplink
-    // 1's spare still does.
+    CHECK(b->duplicates_tx == 1 + 1 + 1);
+    // Uplink 0 delivers again but its carrier is recovering: its spare, clean, is taken.
     p.lanes[0].stalled = false;
     p.lanes[0].recovering = true;
     REQUIRE(send(1, small));
     run();
-    CHECK(copies_on(c0) == S{"DATA 1#3"});
-    CHECK(copies_on(c1) == S{"DATA 1#3"});
-    CHECK(copies_on(s0).empty());
-    CHECK(copies_on(s1) == S{"DATA 1#3"});
-    // A stalled spare alone calls for no spares: uplink 0 is back.
-    p.lanes[0].recovering = false;
-    p.lanes[3].stalled = true;
-    REQUIRE(send(1, small));
-    run();
-    CHECK(copies_on(c0) == S{"DATA 1#4"});
-    CHECK(copies_on(c1) == S{"DATA 1#4"});
-    CHECK(copies_on(s1).empty());
+    CHECK(copies_on(c0).empty());
+    CHECK(copies_on(s0) == S{"OPEN 1", "DATA 1#4"});
+    CHECK(copies_on(c1).empty());
+    CHECK(copies_on(s1) == S{"DATA 1#4"});
     // Every carrier stalled: the express connection takes the datagram.
     for (CopyLane& l : p.lanes) l.stalled = true;
     REQUIRE(send(1, small));
     run();
     CHECK(express.frames() == F{{kOpen, 1}});
   }
-  SECTION("with several spares per uplink (copy_spares: 2), every one of a surviving uplink") {
-    Pipe s0{p, h}, s1{p, h}, t1{p, h};
-    ExpressMeter bs0, bs1, bt1;
+  SECTION("a spent budget passes the copy to the next carrier in the plan") {
+    Pipe s1{p, h};
+    ExpressMeter bs1;
     p.lanes[1].path = 1;
-    p.lanes.push_back({s0.conn.get(), &bs0, 2, true, false, 0});
-    p.lanes.push_back({s1.conn.get(), &bs1, 3, true, false, 1});
-    p.lanes.push_back({t1.conn.get(), &bt1, 4, true, false, 1});
-    p.lanes[0].stalled = true;
+    p.lanes.push_back({s1.conn.get(), &bs1, 2, true, false, 1});
+    const auto now_ms = static_cast<std::uint32_t>(
+        static_cast<std::uint64_t>(ev_now(lo.loop) * 1000.0) & 0xffffffffu);
+    b1.light(now_ms, 1 << 20, cfg.tunnel.copy_rate);
     REQUIRE(send(1, small));
     run();
-    CHECK(copies_on(c1) == S{"OPEN 1", "DATA 1#1"});
+    CHECK(copies_on(c0) == S{"OPEN 1", "DATA 1#1"});
+    CHECK(copies_on(c1).empty());
     CHECK(copies_on(s1) == S{"OPEN 1", "DATA 1#1"});
-    CHECK(copies_on(t1) == S{"OPEN 1", "DATA 1#1"});
-    CHECK(copies_on(s0).empty());
-    CHECK(stats.get(Counter::spare_copies_tx) == 2);
-    CHECK(b->duplicates_tx == 2);
+    CHECK(stats.get(Counter::copies_skipped) == 1);
   }
   SECTION("a CLOSE follows the copies on each carrier the binding was announced on") {
     REQUIRE(send(1, small));
