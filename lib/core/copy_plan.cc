@@ -28,16 +28,18 @@ CopyPlan plan_copies(std::span<const CopyLane> lanes) {
   std::uint32_t dark = 0;
   for (unsigned u = 0; u < 32; ++u)
     if (stalled[u] != 0 && 2u * stalled[u] >= carriers[u]) dark |= 1u << u;
-  // Every uplink that still has a carrier dark: none is better known than another.
+  // Every uplink with a carrier left is dark: none is known to be better than another.
   if ((usable & ~dark) == 0) dark = 0;
-  plan.wanted = std::max<std::size_t>({1, primaries, static_cast<std::size_t>(std::popcount(uplinks))});
+  const auto paths = static_cast<std::size_t>(std::popcount(uplinks));
+  plan.wanted = std::max<std::size_t>({1, primaries, paths});
   for (std::size_t i = 0; i < n; ++i)
     if (!lanes[i].stalled) plan.order[plan.tries++] = static_cast<std::uint8_t>(i);
   auto best = [&](std::uint8_t a, std::uint8_t b) {
     return std::tuple(lanes[a].recovering, lanes[a].exposure, a) <
            std::tuple(lanes[b].recovering, lanes[b].exposure, b);
   };
-  const auto first = plan.order.begin(), last = first + static_cast<std::ptrdiff_t>(plan.tries);
+  const auto first = plan.order.begin();
+  const auto last = first + static_cast<std::ptrdiff_t>(plan.tries);
   std::sort(first, last, best);
   // Each carrier's place among its uplink's, so the uplinks take turns: every uplink's
   // best, then every uplink's second best, and so on.

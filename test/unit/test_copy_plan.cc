@@ -5,12 +5,13 @@
 #include <vector>
 
 #include "core/copy_plan.h"
+#include "tunnel/socket_setup.h"
 
 using mpudp::CopyLane;
 using mpudp::plan_copies;
 
-// What tunnel/socket_setup.h scores a carrier that knows of a hole: far above any in flight.
-constexpr std::uint32_t kBlocked = 1u << 16;
+// A carrier that knows of a hole: scored far above any number in flight.
+constexpr std::uint32_t kBlocked = mpudp::kExposureBlocked;
 
 namespace {
 
