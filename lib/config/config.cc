@@ -792,7 +792,7 @@ std::string congestion_control_in(const Where& w) {
   return text;
 }
 
-constexpr std::array<Field, 15> kTunnelFields{{
+constexpr std::array<Field, 16> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
@@ -820,6 +820,17 @@ constexpr std::array<Field, 15> kTunnelFields{{
      }},
     {"limit_path_queue",
      [](const Where& w, Config& c, Seen&) { c.tunnel.limit_path_queue = boolean(w); }},
+    {"receive_buffer",
+     [](const Where& w, Config& c, Seen&) {
+       using T = Config::Tunnel;
+       const std::uint64_t v = uint_in(w, 0, T::kMaxReceiveBuffer);
+       if (v != 0 && v < T::kMinReceiveBuffer)
+         reject(w.value.Mark(), w.path + ": " + std::to_string(v) +
+                                    " is neither 0 (the kernel's autotuning) nor in " +
+                                    std::to_string(T::kMinReceiveBuffer) + ".." +
+                                    std::to_string(T::kMaxReceiveBuffer));
+       c.tunnel.receive_buffer = static_cast<std::size_t>(v);
+     }},
     {"express", [](const Where& w, Config& c, Seen&) { c.tunnel.express = boolean(w); }},
     {"express_rate",
      [](const Where& w, Config& c, Seen&) {

@@ -240,6 +240,17 @@ struct Config {
     // (DSL, fibre, cable); on LTE or satellite it reads jitter as queue and slows the
     // tunnel down. Off by default.
     bool limit_path_queue = false;
+    // Each tunnel socket's receive buffer (SO_RCVBUF, forced past net.core.rmem_max when
+    // the daemon may), which bounds the window the peer may send into; 0 leaves it to
+    // the kernel's autotuning. Why fixed: autotuning starts a connection at
+    // net.ipv4.tcp_rmem's default (a 64 KiB window) and MPTCP grows it late; a bulk
+    // flow into 2 x 50 Mbit/s then sent into a closed window and, when the window
+    // update did not come, both paths stood idle for 0.4-0.7 s at a time during the
+    // first seconds (bench aggregation; docs/CONFIG.md). Read at connection time.
+    static constexpr std::size_t kDefaultReceiveBuffer = 4 * 1024 * 1024;
+    static constexpr std::size_t kMinReceiveBuffer = 64 * 1024;
+    static constexpr std::size_t kMaxReceiveBuffer = 64 * 1024 * 1024;
+    std::size_t receive_buffer = kDefaultReceiveBuffer;
     // Multiplexed sessions: a second connection for light flows, so that a call's
     // datagrams never wait behind (or for the retransmissions of) bulk data in the main
     // connection's byte stream. Both sides must allow it; read at connection time.

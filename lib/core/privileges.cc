@@ -80,6 +80,14 @@ std::vector<CapabilityNeed> capabilities_needed(const Config& c, const HostFacts
          "net.core.rmem_max " + std::to_string(host.rmem_max) +
              " is below the relay sockets' receive buffer of " + std::to_string(kRelayRcvbuf) +
              " bytes (SO_RCVBUFFORCE)");
+  // The CPE keeps CAP_NET_ADMIN anyway; a concentrator without it would have each tunnel
+  // socket's buffer capped at rmem_max, and fixed there, below what autotuning reaches.
+  if (c.role == ProxyRole::Concentrator &&
+      static_cast<long long>(c.tunnel.receive_buffer) > host.rmem_max)
+    need(out, CAP_NET_ADMIN,
+         "tunnel.receive_buffer " + std::to_string(c.tunnel.receive_buffer) +
+             " is above net.core.rmem_max " + std::to_string(host.rmem_max) +
+             " (SO_RCVBUFFORCE)");
   if (c.role == ProxyRole::Concentrator)
     for (const Endpoint& at : c.concentrator.listen)
       if (at.port < kPrivilegedPortEnd)

@@ -97,7 +97,7 @@ std::unique_ptr<Connection> Connection::connect(const ConnectionContext& ctx,
     return nullptr;
   }
   if (!device.empty()) mptcp = false;
-  tune_tunnel_socket(fd.get(), opts.congestion_control);
+  tune_tunnel_socket(fd.get(), opts.congestion_control, opts.receive_buffer);
   sockaddr_storage ss;
   socklen_t len = peer.to_sockaddr(ss);
   bool connecting = true;
@@ -121,7 +121,7 @@ std::unique_ptr<Connection> Connection::adopt(const ConnectionContext& ctx, Fd f
                                               const ConnectionOptions& opts,
                                               ConnectionHandler& handler,
                                               std::unique_ptr<Transport> transport) {
-  tune_tunnel_socket(fd.get(), opts.congestion_control);
+  tune_tunnel_socket(fd.get(), opts.congestion_control, opts.receive_buffer);
   std::unique_ptr<Connection> c(
       new Connection(ctx, std::move(fd), peer, opts, handler, false, std::move(transport)));
   // Reported once the peer's HELLO said what the connection is (report_fallback): a CPE's

@@ -91,6 +91,7 @@ tunnel:
   express_dscp: ef
   express_rate: 3mbit
   limit_path_queue: true
+  receive_buffer: 65536
 )");
   CHECK(c.role == ProxyRole::Cpe);
   CHECK(c.log_level == LogLevel::Debug);
@@ -110,6 +111,7 @@ tunnel:
   CHECK(c.tunnel.express_dscp == 46);
   CHECK(c.tunnel.express_rate == 375000);
   CHECK(c.tunnel.limit_path_queue);
+  CHECK(c.tunnel.receive_buffer == 65536);
   CHECK(c.concentrator.listen.empty());
 }
 
@@ -165,6 +167,7 @@ TEST_CASE("omitted keys take their defaults", "[config]") {
   CHECK(c.tunnel.express_dscp == 0);
   CHECK_FALSE(c.tunnel.limit_path_queue);
   CHECK(c.tunnel.congestion_control.empty());
+  CHECK(c.tunnel.receive_buffer == 4194304);
   CHECK(c.tunnel.path_recovery == PathRecovery::Kernel);
   CHECK(c.bindings.idle_timeout == d.bindings.idle_timeout);
   CHECK(c.tunnel.queue_bytes == d.tunnel.queue_bytes);
@@ -415,6 +418,17 @@ TEST_CASE("integers", "[config]") {
         "t.yaml:5:16: bindings.max_remotes: 4097 is out of range (1..4096)");
   CHECK(err(cpe("tunnel:\n  queue_bytes: 16383\n")) ==
         "t.yaml:5:16: tunnel.queue_bytes: 16383 is out of range (16384..67108864)");
+  // 0 hands the buffer back to autotuning; a fixed one below 64 KiB would shrink the
+  // window below autotuning's own start.
+  CHECK(ok(cpe("tunnel:\n  receive_buffer: 0\n")).tunnel.receive_buffer == 0);
+  CHECK(ok(cpe("tunnel:\n  receive_buffer: 67108864\n")).tunnel.receive_buffer == 67108864);
+  CHECK(err(cpe("tunnel:\n  receive_buffer: 65535\n")) ==
+        "t.yaml:5:19: tunnel.receive_buffer: 65535 is neither 0 (the kernel's autotuning) nor "
+        "in 65536..67108864");
+  CHECK(err(cpe("tunnel:\n  receive_buffer: 67108865\n")) ==
+        "t.yaml:5:19: tunnel.receive_buffer: 67108865 is out of range (0..67108864)");
+  CHECK(err(cpe("tunnel:\n  receive_buffer: 4MiB\n")) ==
+        "t.yaml:5:19: tunnel.receive_buffer: \"4MiB\" is not a whole number");
   CHECK(err("role: cpe\ncpe:\n  concentrator: 198.18.2.2:7000\n  tproxy_port: 65536\n") ==
         "t.yaml:4:16: cpe.tproxy_port: 65536 is out of range (1..65535)");
   CHECK(err("role: cpe\ncpe:\n  concentrator: 198.18.2.2:7000\n  tproxy_port: 0\n") ==

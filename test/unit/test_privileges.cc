@@ -84,10 +84,20 @@ TEST_CASE("a concentrator keeps what its configuration and host make it use") {
   // SO_RCVBUFFORCE for the relay sockets when rmem_max is below their buffer.
   HostFacts small = roomy();
   small.rmem_max = 212992;
-  auto rb = capabilities_needed(load(kConc), small);
+  auto rb = capabilities_needed(load(kConc + "tunnel:\n  receive_buffer: 0\n"), small);
   REQUIRE(rb.size() == 1);
   CHECK(rb[0].cap == CAP_NET_ADMIN);
   CHECK(rb[0].why.find("rmem_max 212992") != std::string::npos);
+  // The tunnel sockets' fixed receive buffer, forced past rmem_max too.
+  auto tb = capabilities_needed(load(kConc + "tunnel:\n  receive_buffer: 4194304\n"), roomy());
+  CHECK(tb.empty());
+  tb = capabilities_needed(load(kConc + "tunnel:\n  receive_buffer: 4194305\n"), roomy());
+  REQUIRE(tb.size() == 1);
+  CHECK(tb[0].cap == CAP_NET_ADMIN);
+  CHECK(tb[0].why == "tunnel.receive_buffer 4194305 is above net.core.rmem_max 4194304 "
+                     "(SO_RCVBUFFORCE)");
+  // One entry per capability, with the first reason found.
+  CHECK(capabilities_needed(load(kConc), small).size() == 1);
 }
 
 TEST_CASE("keep_only_capabilities leaves exactly the kept ones that were held") {

@@ -23,7 +23,7 @@
 #       max_bindings_per_cpe -> concentrator.*
 #     idle_timeout, max_bindings, max_remotes -> bindings.idle_timeout, .max, .max_remotes
 #     keepalive, queue_bytes, queue_target, queue_interval, target_delay,
-#       limit_path_queue (boolean), express (boolean),
+#       limit_path_queue (boolean), receive_buffer, express (boolean),
 #       express_priority, express_dscp, express_rate, congestion_control,
 #       copies (boolean), copy_rate, copy_spares (a count or a boolean) -> tunnel.*
 #     limit_subflows, limit_add_addr_accepted -> limits.subflows, limits.add_addr_accepted
@@ -130,6 +130,7 @@ translate() {
         "queue_bytes:tunnel.queue_bytes:s queue_target:tunnel.queue_target:s " \
         "queue_interval:tunnel.queue_interval:s target_delay:tunnel.target_delay:s " \
         "limit_path_queue:tunnel.limit_path_queue:b " \
+        "receive_buffer:tunnel.receive_buffer:s " \
         "express:tunnel.express:b express_priority:tunnel.express_priority:s " \
         "express_dscp:tunnel.express_dscp:s express_rate:tunnel.express_rate:s " \
         "congestion_control:tunnel.congestion_control:s " \
