@@ -53,6 +53,10 @@ while kill -0 "$bulk" 2>/dev/null; do  # the CPE's queues while the overload las
   sleep 0.2
   "$MPUDP_BUILD/daemon/mpudpctl" -s "$TB_DIR/cpe.sock" status --json >"$TB_DIR/busy$n.json" &&
     n=$((n + 1))
+  # What MPTCP did meanwhile, shown if the round trips fail (a stalled byte stream).
+  for ns in cpe conc; do
+    { echo "== $ns at $n"; tb_ns_exec "$ns" ss -Mtin; } >>"$TB_DIR/ss-$ns.txt" 2>&1
+  done
 done
 wait "$bulk" || fail=1
 cat "$TB_DIR/bulk.err"
@@ -80,6 +84,14 @@ need(bulk["rtt_us"]["p50"] < 1.8e6,
      f"(p99 {bulk['rtt_us']['p99'] / 1e3:.0f} ms)")
 balance("CPE", cpe)
 PY
+if ((fail)); then
+  for ns in cpe conc; do
+    echo "== $ns: MPTCP counters"
+    tb_ns_exec "$ns" env NSTAT_HISTORY=/dev/null nstat -asz | grep -E '^MPTcpExt' | awk '$2 > 0'
+    echo "== $ns: sockets during the overload (every 0.2 s)"
+    cat "$TB_DIR/ss-$ns.txt"
+  done
+fi
 tb_unshape_uplinks
 tb_stop_proxies || fail=1
 ((fail)) && exit 1
