@@ -246,7 +246,8 @@ struct Config {
     // net.ipv4.tcp_rmem's default (a 64 KiB window) and MPTCP grows it late; a bulk
     // flow into 2 x 50 Mbit/s then sent into a closed window and, when the window
     // update did not come, both paths stood idle for 0.4-0.7 s at a time during the
-    // first seconds (bench aggregation; docs/CONFIG.md). Read at connection time.
+    // first seconds (bench aggregation; docs/CONFIG.md). Set once the peer has
+    // authenticated; read at connection time.
     static constexpr std::size_t kDefaultReceiveBuffer = 4 * 1024 * 1024;
     static constexpr std::size_t kMinReceiveBuffer = 64 * 1024;
     static constexpr std::size_t kMaxReceiveBuffer = 64 * 1024 * 1024;

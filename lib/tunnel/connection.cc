@@ -97,7 +97,7 @@ std::unique_ptr<Connection> Connection::connect(const ConnectionContext& ctx,
     return nullptr;
   }
   if (!device.empty()) mptcp = false;
-  tune_tunnel_socket(fd.get(), opts.congestion_control, opts.receive_buffer);
+  tune_tunnel_socket(fd.get(), opts.congestion_control);
   sockaddr_storage ss;
   socklen_t len = peer.to_sockaddr(ss);
   bool connecting = true;
@@ -121,7 +121,7 @@ std::unique_ptr<Connection> Connection::adopt(const ConnectionContext& ctx, Fd f
                                               const ConnectionOptions& opts,
                                               ConnectionHandler& handler,
                                               std::unique_ptr<Transport> transport) {
-  tune_tunnel_socket(fd.get(), opts.congestion_control, opts.receive_buffer);
+  tune_tunnel_socket(fd.get(), opts.congestion_control);
   std::unique_ptr<Connection> c(
       new Connection(ctx, std::move(fd), peer, opts, handler, false, std::move(transport)));
   // Reported once the peer's HELLO said what the connection is (report_fallback): a CPE's
@@ -381,6 +381,7 @@ void Connection::handshake_complete() {
   handshake_timer_.stop();
   if (!handshake_done_) {
     handshake_done_ = true;
+    apply_receive_buffer(fd_.get(), opts_.receive_buffer);
     express_from_ = backlog_.tail_pos();
     // What waited for the handshake (a TLS or key exchange over a long RTT) has not
     // waited in a queue that could drain: its sojourn starts now.

@@ -114,7 +114,8 @@ struct ConnectionOptions {
   // tunnel.congestion_control: the subflows' TCP congestion control; empty leaves the
   // system's default (and restores it when a reload empties it).
   std::string congestion_control;
-  // tunnel.receive_buffer: SO_RCVBUF of the connection's socket; 0 keeps autotuning.
+  // tunnel.receive_buffer: SO_RCVBUF of the connection's socket once the handshake is
+  // complete (apply_receive_buffer); 0 keeps autotuning.
   std::size_t receive_buffer = 0;
   // A queue buffer a burst grew past kKeepBytes is given back when found empty this
   // long after it grew (and looked at again after as long while it is in use), so that a

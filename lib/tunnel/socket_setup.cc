@@ -71,16 +71,18 @@ void apply_congestion_control(int fd, const std::string& name) {
   }
 }
 
-void tune_tunnel_socket(int fd, const std::string& congestion_control,
-                        std::size_t receive_buffer) {
+void tune_tunnel_socket(int fd, const std::string& congestion_control) {
   set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
   if (int err = set_int_opt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, kNotsentLowat))
     LOG_DEBUG("TCP_NOTSENT_LOWAT not supported here: %s", errno_str(err).c_str());
   if (!congestion_control.empty()) apply_congestion_control(fd, congestion_control);
+}
+
+void apply_receive_buffer(int fd, std::size_t bytes) {
   // Not the default's autotuning (config.h, Tunnel::receive_buffer): on the MPTCP socket
-  // the kernel applies it to every subflow, joins included. Without the right to force
-  // it, net.core.rmem_max caps it, and the kernel still doubles what it grants.
-  if (receive_buffer != 0) set_burst_rcvbuf(fd, static_cast<int>(receive_buffer));
+  // the kernel applies it to every subflow, those there and later joins. Without the
+  // right to force it, net.core.rmem_max caps it; the kernel doubles what it grants.
+  if (bytes != 0) set_burst_rcvbuf(fd, static_cast<int>(bytes));
 }
 
 void set_express_marks(int fd, const Endpoint& peer, int priority, int dscp, bool with_tos,

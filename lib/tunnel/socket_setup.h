@@ -87,11 +87,15 @@ inline std::uint32_t carrier_exposure(const CarrierSample& s) {
   return hole || window_full ? kExposureBlocked + flight : flight;
 }
 
-// TCP_NODELAY, TCP_NOTSENT_LOWAT, unless `congestion_control` is empty that congestion
-// control (apply_congestion_control), and unless `receive_buffer` is 0 that receive
-// buffer (tunnel.receive_buffer; forced past net.core.rmem_max when the daemon may).
-void tune_tunnel_socket(int fd, const std::string& congestion_control,
-                        std::size_t receive_buffer);
+// TCP_NODELAY, TCP_NOTSENT_LOWAT and, unless `congestion_control` is empty, that
+// congestion control (apply_congestion_control).
+void tune_tunnel_socket(int fd, const std::string& congestion_control);
+
+// tunnel.receive_buffer (0: leave autotuning), forced past net.core.rmem_max when the
+// daemon may. Only once the peer has authenticated: the buffer also bounds what the
+// kernel keeps of data that arrived out of order, and before that a stranger could make
+// it hold the whole buffer per connection; autotuning starts at tcp_rmem's default.
+void apply_receive_buffer(int fd, std::size_t bytes);
 
 // tunnel.congestion_control for the socket and its subflows. The daemon checked the name
 // at start and reload; a failure here is logged once and leaves the default, which still

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tunnel.receive_buffer fixes each tunnel socket's receive buffer instead of autotuning:
-# - by default 4 MiB (the kernel grants twice what is asked: rb8388608 in ss -m), on the
-#   MPTCP socket at both ends and on every one of its subflows, the join over the second
-#   uplink included;
+# - by default 4 MiB (the kernel grants twice what is asked: rb8388608 in ss -m), set once
+#   the handshake is complete, on the MPTCP socket at both ends and on every one of its
+#   subflows, the join over the second uplink included;
 # - 0 leaves the kernel's autotuning (the buffer starts at net.ipv4.tcp_rmem's default),
 #   and a smaller value is used as given; datagrams cross either way.
 set -u
