@@ -14,16 +14,19 @@ tb_setup || exit 1
 tb_tproxy_rules || exit 1
 tb_start_echo || exit 1
 
-# Two names other than the namespaces' default, so that neither can pass by accident.
+# Two names other than the namespaces' default, so that neither can pass by accident. The
+# daemon sets its own on each socket (TCP_CONGESTION), so any that the kernel has will do:
+# one that net.ipv4.tcp_allowed_congestion_control leaves out (a namespace cannot make it
+# its default) needs CAP_NET_ADMIN, which the daemon then keeps (core/privileges.cc).
 default=$(tb_cpe sysctl -n net.ipv4.tcp_congestion_control)
+read -ra available < <(tb_cpe sysctl -n net.ipv4.tcp_available_congestion_control)
 others=()
-for ca in reno cubic bbr htcp vegas; do
-  [[ $ca != "$default" ]] && tb_cpe sh -c "sysctl -qw net.ipv4.tcp_congestion_control=$ca" 2>/dev/null &&
-    others+=("$ca")
+for ca in "${available[@]}"; do
+  [[ $ca != "$default" ]] && others+=("$ca")
   ((${#others[@]} == 2)) && break
 done
-tb_cpe sysctl -qw net.ipv4.tcp_congestion_control="$default"
-((${#others[@]} == 2)) || { echo "SKIP: fewer than two congestion controls besides $default"; exit 4; }
+((${#others[@]} == 2)) ||
+  { echo "SKIP: this kernel has fewer than two congestion controls besides $default: ${available[*]}"; exit 4; }
 cpe_ca=${others[0]} conc_ca=${others[1]}
 echo "default $default; CPE $cpe_ca, concentrator $conc_ca"
 
