@@ -364,8 +364,17 @@ bench_setup() {
   for ns in "$TB_NS_CLI" "$TB_NS_CPE" "$TB_NS_CONC" "$TB_NS_SRV"; do
     # A namespace may only pick an algorithm the host allows (or any, with CAP_NET_ADMIN
     # over the host): where it may not, say so and what it may pick.
-    ip netns exec "$ns" sysctl -qw net.ipv4.tcp_congestion_control="$BENCH_CC" 2>/dev/null ||
-      { echo "bench: congestion control $BENCH_CC not available in a namespace here (host allows: $(sysctl -n net.ipv4.tcp_allowed_congestion_control)); set BENCH_CC" >&2; return 1; }
+    ip netns exec "$ns" sysctl -qw net.ipv4.tcp_congestion_control="$BENCH_CC" 2>/dev/null && continue
+    local allowed available
+    allowed=$(sysctl -n net.ipv4.tcp_allowed_congestion_control)
+    available=$(sysctl -n net.ipv4.tcp_available_congestion_control)
+    if [[ " $available " == *" $BENCH_CC "* ]]; then
+      # The kernel has it; only the host's list keeps namespaces from choosing it.
+      echo "bench: congestion control $BENCH_CC is not in the host's net.ipv4.tcp_allowed_congestion_control ($allowed), so a namespace cannot choose it: widen that list in the host's namespace (sysctl -w net.ipv4.tcp_allowed_congestion_control=\"$allowed $BENCH_CC\"), or set BENCH_CC" >&2
+    else
+      echo "bench: congestion control $BENCH_CC is not in this kernel (net.ipv4.tcp_available_congestion_control: $available); set BENCH_CC" >&2
+    fi
+    return 1
   done
 }
 
