@@ -792,7 +792,7 @@ std::string congestion_control_in(const Where& w) {
   return text;
 }
 
-constexpr std::array<Field, 16> kTunnelFields{{
+constexpr std::array<Field, 17> kTunnelFields{{
     {"keepalive",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.keepalive = duration_in(w, std::chrono::seconds(1), std::chrono::hours(1));
@@ -870,6 +870,12 @@ constexpr std::array<Field, 16> kTunnelFields{{
     {"congestion_control",
      [](const Where& w, Config& c, Seen&) {
        c.tunnel.congestion_control = congestion_control_in(w);
+     }},
+    {"copy_congestion_control",
+     [](const Where& w, Config& c, Seen&) {
+       // "" is a choice too: the carriers run what the tunnel's connections run.
+       c.tunnel.copy_congestion_control =
+           scalar(w).empty() ? std::string() : congestion_control_in(w);
      }},
     {"path_recovery",
      [](const Where& w, Config& c, Seen&) { c.tunnel.path_recovery = one_of(w, kPathRecoveries); }},

@@ -18,6 +18,7 @@
 #include "io/socket.h"
 #include "pm/path_manager.h"
 #include "pm/recovery.h"
+#include "tunnel/socket_setup.h"
 
 namespace mpudp {
 namespace {
@@ -106,6 +107,21 @@ pm::PmSettings pm_settings(const Config& c) {
   return s;
 }
 
+// tunnel.copy_congestion_control where copies are on: a name the file gives must exist
+// (the answer is why not); the default (bbr) may be missing, as on a router without its
+// module: the carriers then run the tunnel's, said once here.
+std::string check_copy_congestion_control(const Config& c) {
+  const std::string& name = c.tunnel.copy_congestion_control_name();
+  if (!c.tunnel.copies || name.empty()) return {};
+  std::string why = check_congestion_control(name);
+  if (why.empty() || c.tunnel.copy_congestion_control) return why;
+  LOG_WARN("tunnel.copy_congestion_control (default %s): %s; copy carriers run the tunnel's "
+           "congestion control, and a call waits longer on a lossy uplink (docs/CONFIG.md)",
+           name.c_str(), why.c_str());
+  mark_copy_congestion_control_missing(name);
+  return {};
+}
+
 }  // namespace
 
 int run_daemon(const Config& initial, const DaemonOptions& opts) {
@@ -147,6 +163,10 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
   if (std::string why = check_congestion_control(initial.tunnel.congestion_control);
       !why.empty()) {
     LOG_ERROR("tunnel.congestion_control: %s", why.c_str());
+    return 1;
+  }
+  if (std::string why = check_copy_congestion_control(initial); !why.empty()) {
+    LOG_ERROR("tunnel.copy_congestion_control: %s", why.c_str());
     return 1;
   }
   // Endpoints before the tunnel, so that its first connection finds every path.
@@ -216,6 +236,11 @@ int run_daemon(const Config& initial, const DaemonOptions& opts) {
       LOG_ERROR("reload refused: tunnel.congestion_control: %s", why.c_str());
       return {false, "reload refused, running configuration kept: tunnel.congestion_control: " +
                          why};
+    }
+    if (std::string why = check_copy_congestion_control(next); !why.empty()) {
+      LOG_ERROR("reload refused: tunnel.copy_congestion_control: %s", why.c_str());
+      return {false,
+              "reload refused, running configuration kept: tunnel.copy_congestion_control: " + why};
     }
     if (next.encryption != proxy->config().encryption) {
       LOG_ERROR("reload refused: encryption needs a restart");

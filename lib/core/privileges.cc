@@ -75,6 +75,11 @@ std::vector<CapabilityNeed> capabilities_needed(const Config& c, const HostFacts
     need(out, CAP_NET_ADMIN,
          "tunnel.congestion_control \"" + cc +
              "\" is not in net.ipv4.tcp_allowed_congestion_control");
+  const std::string& copy_cc = c.tunnel.copy_congestion_control_name();
+  if (c.tunnel.copies && !copy_cc.empty() && !word_in(host.allowed_congestion_control, copy_cc))
+    need(out, CAP_NET_ADMIN,
+         "tunnel.copy_congestion_control \"" + copy_cc +
+             "\" is not in net.ipv4.tcp_allowed_congestion_control");
   if (c.role == ProxyRole::Concentrator && host.rmem_max < kRelayRcvbuf)
     need(out, CAP_NET_ADMIN,
          "net.core.rmem_max " + std::to_string(host.rmem_max) +

@@ -35,6 +35,7 @@ ConnectionOptions connection_options(const Config& cfg, ConnectionOptions::Keepa
   o.express_priority = cfg.tunnel.express_priority;
   o.express_dscp = cfg.tunnel.express_dscp;
   o.congestion_control = cfg.tunnel.congestion_control;
+  if (cfg.tunnel.copies) o.copy_congestion_control = cfg.tunnel.copy_congestion_control_name();
   o.receive_buffer = cfg.tunnel.receive_buffer;
   return o;
 }

@@ -190,7 +190,9 @@ void Connection::make_carrier(std::string interface) {
   carrier = true;
   carrier_interface = std::move(interface);
   mark(true);
-  if (!mptcp_) tune_carrier_socket(fd_.get());
+  if (mptcp_) return;
+  tune_carrier_socket(fd_.get());
+  apply_copy_congestion_control(fd_.get(), opts_.copy_congestion_control);
 }
 
 void Connection::probe_paths() const {
@@ -254,7 +256,11 @@ void Connection::set_options(const ConnectionOptions& opts) {
   const bool same_target = limit_ && opts.target_delay == opts_.target_delay;
   const bool remark = (express || carrier) && fd_ && (opts.express_priority != opts_.express_priority ||
                                          opts.express_dscp != opts_.express_dscp);
-  const bool new_ca = fd_ && opts.congestion_control != opts_.congestion_control;
+  // A copy carrier runs its own (tunnel.copy_congestion_control) unless that is empty.
+  const bool own_ca = carrier && !mptcp_;
+  const bool new_copy_ca =
+      fd_ && own_ca && opts.copy_congestion_control != opts_.copy_congestion_control;
+  const bool new_ca = fd_ && (new_copy_ca || opts.congestion_control != opts_.congestion_control);
   opts_ = opts;
   const SojournDropper::Params sp{
       std::chrono::duration_cast<SojournDropper::Micros>(opts_.queue_target),
@@ -263,7 +269,8 @@ void Connection::set_options(const ConnectionOptions& opts) {
   express_sojourn_.set_params(sp);
   if (remark) mark(true, true);
   // Live subflows switch at once; the kernel gives later joins the new one too.
-  if (new_ca) apply_congestion_control(fd_.get(), opts_.congestion_control);
+  if (new_ca && !(own_ca && apply_copy_congestion_control(fd_.get(), opts_.copy_congestion_control)))
+    apply_congestion_control(fd_.get(), opts_.congestion_control);
   if (same_target) return;
   limit_.reset();
   if (opts_.target_delay > Duration::zero()) {

@@ -114,6 +114,8 @@ struct ConnectionOptions {
   // tunnel.congestion_control: the subflows' TCP congestion control; empty leaves the
   // system's default (and restores it when a reload empties it).
   std::string congestion_control;
+  // tunnel.copy_congestion_control, a copy carrier's (make_carrier); empty: the above.
+  std::string copy_congestion_control;
   // tunnel.receive_buffer: SO_RCVBUF of the connection's socket once the handshake is
   // complete (apply_receive_buffer); 0 keeps autotuning.
   std::size_t receive_buffer = 0;

@@ -16,6 +16,9 @@ bool g_logged_no_mptcp = false;
 bool g_logged_ca_error = false;
 bool g_logged_mark_error = false;
 bool g_logged_carrier_error = false;
+// A copy carriers' congestion control that could not be set: not tried again, since with
+// CAP_NET_ADMIN each try asks for the module to be loaded.
+std::string g_copy_ca_missing;
 // linux/tcp.h of 6.15 and later; Debian 12's headers predate them.
 constexpr int kTcpRtoMinUs = 45;
 constexpr int kTcpDelackMaxUs = 46;
@@ -61,6 +64,19 @@ void tune_carrier_socket(int fd) {
       LOG_INFO("copy carriers: %s: %s; they keep the kernel's timers", s.name,
                errno_str(err).c_str());
     }
+}
+
+void mark_copy_congestion_control_missing(const std::string& name) { g_copy_ca_missing = name; }
+
+bool apply_copy_congestion_control(int fd, const std::string& name) {
+  if (name.empty() || name == g_copy_ca_missing) return false;
+  if (int err = set_congestion_control(fd, name); err != 0) {
+    g_copy_ca_missing = name;
+    LOG_WARN("tunnel.copy_congestion_control \"%s\": %s; copy carriers run the tunnel's",
+             name.c_str(), errno_str(err).c_str());
+    return false;
+  }
+  return true;
 }
 
 void apply_congestion_control(int fd, const std::string& name) {

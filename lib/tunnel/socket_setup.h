@@ -36,6 +36,13 @@ Fd make_carrier_socket(int af, const std::string& device);
 // logged once: the carrier still works, with the defaults.
 void tune_carrier_socket(int fd);
 
+// tunnel.copy_congestion_control on a copy carrier (both ends; the carrier was made with
+// the tunnel's). False when it keeps the tunnel's: the name is empty, or it could not be
+// set, here (logged once) or by the daemon's check at start
+// (mark_copy_congestion_control_missing); such a name is not tried again.
+bool apply_copy_congestion_control(int fd, const std::string& name);
+void mark_copy_congestion_control_missing(const std::string& name);
+
 // What carrier_stalled() reads of a copy carrier's TCP_INFO, and how long its data has
 // gone unacknowledged.
 struct CarrierSample {

@@ -583,6 +583,21 @@ tb_start_proxies() {
 }
 
 # tb_stop_proxies: stop both daemons; fails if either exits non-zero.
+# tb_conc_start_refused PATTERN [SED_EXPR...]: a second concentrator, started from a
+# copy of conc.yaml with its own control socket and port (and SED_EXPRs applied), must
+# stop at once, exit 1, with an error matching PATTERN. Says what it got; 1 otherwise.
+tb_conc_start_refused() {
+  local pattern=$1 rc=0 out e
+  shift
+  local edits=(-e "s#$TB_DIR/conc.sock#$TB_DIR/conc2.sock#" -e "s/:$TB_CONC_PORT\"/:$((TB_CONC_PORT + 1))\"/g")
+  for e in "$@"; do edits+=(-e "$e"); done
+  sed "${edits[@]}" "$TB_DIR/conc.yaml" >"$TB_DIR/conc2.yaml"
+  out=$(timeout 10 ip netns exec "$TB_NS_CONC" "$TB_DAEMON" -c "$TB_DIR/conc2.yaml" 2>&1) || rc=$?
+  echo "start: rc=$rc: $(tail -n 1 <<<"$out")"
+  [[ $rc == 1 ]] || { echo "FAIL: the daemon exited $rc, not 1"; return 1; }
+  grep -q "$pattern" <<<"$out" || { echo "FAIL: the start error did not name the problem"; return 1; }
+}
+
 tb_stop_proxies() {
   local rc=0 r
   if [[ -n ${TB_PIDS[cpe]:-} ]]; then

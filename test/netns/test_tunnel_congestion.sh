@@ -85,14 +85,8 @@ want conc "$conc_ca" 4 || { echo "FAIL: a refused reload changed the subflows"; 
 tb_cli "$TB_PROBE" --sizes 64 --count 3 198.18.4.2:7 >/dev/null || { echo "FAIL: round trip after the refused reload"; fail=1; }
 
 # ... and a daemon started with it stops at once, saying so (exit 1, nothing bound).
-sed -e "s#$TB_DIR/conc.sock#$TB_DIR/conc2.sock#" -e "s/:$TB_CONC_PORT\"/:$((TB_CONC_PORT + 1))\"/g" \
-  "$TB_DIR/conc.yaml" >"$TB_DIR/conc2.yaml"
-rc=0
-out=$(timeout 10 ip netns exec "$TB_NS_CONC" "$TB_DAEMON" -c "$TB_DIR/conc2.yaml" 2>&1) || rc=$?
-echo "start: rc=$rc: $(tail -n 1 <<<"$out")"
-[[ $rc == 1 ]] || { echo "FAIL: the daemon exited $rc with an unavailable congestion control"; fail=1; }
-grep -q 'tunnel.congestion_control: "nosuchcc" is not available in this kernel' <<<"$out" ||
-  { echo "FAIL: the start error did not name the problem"; fail=1; }
+tb_conc_start_refused 'tunnel.congestion_control: "nosuchcc" is not available in this kernel' ||
+  fail=1
 
 tb_stop_proxies || fail=1
 ((fail == 0)) && echo "PASS"

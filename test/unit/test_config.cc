@@ -324,6 +324,21 @@ TEST_CASE("durations", "[config]") {
             "is not a congestion control name") != std::string::npos);
   CHECK(ok(cpe("tunnel:\n  congestion_control: abcdefghijklmno\n")).tunnel.congestion_control ==
         "abcdefghijklmno");
+  // The copy carriers' own: bbr unless the file says otherwise; "" is the tunnel's.
+  CHECK_FALSE(ok(cpe("tunnel:\n")).tunnel.copy_congestion_control);
+  CHECK(ok(cpe("tunnel:\n")).tunnel.copy_congestion_control_name() == "bbr");
+  CHECK(ok(cpe("tunnel:\n  copy_congestion_control: reno\n"))
+            .tunnel.copy_congestion_control_name() == "reno");
+  {
+    const Config c = ok(cpe("tunnel:\n  copy_congestion_control: \"\"\n"));
+    REQUIRE(c.tunnel.copy_congestion_control);
+    CHECK(c.tunnel.copy_congestion_control_name().empty());
+  }
+  CHECK(err(cpe("tunnel:\n  copy_congestion_control: bbr2/x\n")) ==
+        "t.yaml:5:28: tunnel.copy_congestion_control: \"bbr2/x\" is not a congestion control "
+        "name (cubic, bbr, reno...: at most 15 letters, digits, _ or -)");
+  CHECK(err(cpe("tunnel:\n  copy_congestion_control:\n")).find(
+            "tunnel.copy_congestion_control: missing value") != std::string::npos);
   CHECK(ok(cpe("tunnel:\n  express_rate: 512kbit\n")).tunnel.express_rate == 64000);
   CHECK(ok(cpe("tunnel:\n  express_rate: 64000\n")).tunnel.express_rate == 8000);
   CHECK(ok(cpe("tunnel:\n  express_rate: 1gbit\n")).tunnel.express_rate == 125000000);

@@ -81,6 +81,20 @@ TEST_CASE("a concentrator keeps what its configuration and host make it use") {
   CHECK(cc[0].why.find("bbr") != std::string::npos);
   CHECK(capabilities_needed(load(kConc + "tunnel:\n  congestion_control: cubic\n"), roomy())
             .empty());
+  // The copy carriers' (bbr by default) counts only where copies are on.
+  const std::string copies = "tunnel:\n  express: true\n  copies: true\n";
+  auto copy_cc = capabilities_needed(load(kConc + copies), roomy());
+  REQUIRE(copy_cc.size() == 1);
+  CHECK(copy_cc[0].cap == CAP_NET_ADMIN);
+  CHECK(copy_cc[0].why == "tunnel.copy_congestion_control \"bbr\" is not in "
+                          "net.ipv4.tcp_allowed_congestion_control");
+  CHECK(capabilities_needed(load(kConc + copies + "  copy_congestion_control: cubic\n"), roomy())
+            .empty());
+  CHECK(capabilities_needed(load(kConc + copies + "  copy_congestion_control: \"\"\n"), roomy())
+            .empty());
+  HostFacts with_bbr = roomy();
+  with_bbr.allowed_congestion_control = "reno cubic bbr";
+  CHECK(capabilities_needed(load(kConc + copies), with_bbr).empty());
   // SO_RCVBUFFORCE for the relay sockets when rmem_max is below their buffer.
   HostFacts small = roomy();
   small.rmem_max = 212992;

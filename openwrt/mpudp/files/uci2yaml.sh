@@ -25,7 +25,8 @@
 #     keepalive, queue_bytes, queue_target, queue_interval, target_delay,
 #       limit_path_queue (boolean), receive_buffer, express (boolean),
 #       express_priority, express_dscp, express_rate, congestion_control,
-#       copies (boolean), copy_rate, copy_spares (a count or a boolean) -> tunnel.*
+#       copies (boolean), copy_rate, copy_spares (a count or a boolean),
+#       copy_congestion_control -> tunnel.*
 #     limit_subflows, limit_add_addr_accepted -> limits.subflows, limits.add_addr_accepted
 #     enabled, user: read by the init script only
 #   config path (one per uplink, in order) -> one paths: entry
@@ -135,6 +136,7 @@ translate() {
         "express_dscp:tunnel.express_dscp:s express_rate:tunnel.express_rate:s " \
         "congestion_control:tunnel.congestion_control:s " \
         "copies:tunnel.copies:b copy_rate:tunnel.copy_rate:s copy_spares:tunnel.copy_spares:c " \
+        "copy_congestion_control:tunnel.copy_congestion_control:s " \
         "limit_subflows:limits.subflows:s " \
         "limit_add_addr_accepted:limits.add_addr_accepted:s enabled::- user::-", spec, " ")
       for (i = 1; i <= n; i++) {
