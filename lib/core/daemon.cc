@@ -109,11 +109,13 @@ pm::PmSettings pm_settings(const Config& c) {
 
 // tunnel.copy_congestion_control where copies are on: a name the file gives must exist
 // (the answer is why not); the default (bbr) may be missing, as on a router without its
-// module: the carriers then run the tunnel's, said once here.
+// module: the carriers then run the tunnel's, as the warning says (at start, on reloads).
 std::string check_copy_congestion_control(const Config& c) {
   const std::string& name = c.tunnel.copy_congestion_control_name();
   if (!c.tunnel.copies || name.empty()) return {};
   std::string why = check_congestion_control(name);
+  // Usable now (its module loaded since, say): the carriers try it again.
+  if (why.empty()) mark_copy_congestion_control_missing({});
   if (why.empty() || c.tunnel.copy_congestion_control) return why;
   LOG_WARN("tunnel.copy_congestion_control (default %s): %s; copy carriers run the tunnel's "
            "congestion control, and a call waits longer on a lossy uplink (docs/CONFIG.md)",
